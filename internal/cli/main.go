@@ -1,0 +1,70 @@
+// Package cli holds keyless's cobra commands: one file per command. Commands
+// only parse flags and delegate to the use-case packages under internal/.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// IOStreams are the standard streams a command reads and writes; tests inject
+// buffers.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+}
+
+// StdStreams returns the process's standard streams.
+func StdStreams() IOStreams {
+	return IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+}
+
+// ExitError carries a specific exit code (e.g. `keyless diff` exits 1 when
+// there are changes). A nil Err means the command already printed what it had
+// to say.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Main runs keyless with args and returns the process exit code. SIGINT and
+// SIGTERM cancel the command's context so long-running commands clean up.
+func Main(args []string, streams IOStreams) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, args, streams)
+}
+
+// Run executes the command line args with ctx and returns the exit code.
+func Run(ctx context.Context, args []string, streams IOStreams) int {
+	cmd := NewRootCommand(streams)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var exit *ExitError
+	if errors.As(err, &exit) {
+		if exit.Err != nil {
+			_, _ = fmt.Fprintln(streams.ErrOut, "Error:", exit.Err)
+		}
+		return exit.Code
+	}
+	_, _ = fmt.Fprintln(streams.ErrOut, "Error:", err)
+	return 1
+}

@@ -1,0 +1,464 @@
+// Package localcluster runs a real, local Kubernetes control plane — etcd,
+// kube-apiserver (RBAC on), kube-controller-manager, kube-scheduler and kwok with
+// one fake node — on free loopback ports, for tests, the demo and benchmarks.
+package localcluster
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// NodeName is the name of the fake kwok node every local cluster has.
+const NodeName = "kwok-node-0"
+
+//go:embed kwokstages/*.yaml
+var kwokStages embed.FS
+
+// Options configure Start. The zero value is usable when the binaries are in
+// $KUBEBUILDER_ASSETS or ./bin/k8s.
+type Options struct {
+	// Assets is the folder with the binaries (see RequiredBinaries).
+	// Default: $KUBEBUILDER_ASSETS, else ./bin/k8s.
+	Assets string
+	// StateDir holds certificates, etcd data, kubeconfigs and logs.
+	// Default: a new temporary directory (kept after Stop, so logs stay readable).
+	StateDir string
+	// KubeconfigOut is where the admin kubeconfig is written.
+	// Default: <StateDir>/kubeconfig.
+	KubeconfigOut string
+	// APIServerArgs are extra kube-apiserver flags (e.g.
+	// "--authentication-config=/path/authn.yaml"), appended after keyless's own,
+	// so they win where a flag is given twice.
+	APIServerArgs []string
+	// Progress, when set, receives one line per start-up step.
+	Progress io.Writer
+	// ReadyTimeout bounds the whole start-up. Default: 2 minutes.
+	ReadyTimeout time.Duration
+}
+
+// Cluster is a running local control plane.
+type Cluster struct {
+	// Config is an admin (system:masters) client configuration.
+	Config *rest.Config
+	// KubeconfigPath is the admin kubeconfig written for Config.
+	KubeconfigPath string
+	// StateDir holds certificates, etcd data and logs.
+	StateDir string
+	// LogDir holds one log file per component.
+	LogDir string
+	// CACertPath is the PEM file of the cluster CA (apiserver serving chain).
+	CACertPath string
+	// Server is the apiserver URL (https://127.0.0.1:PORT).
+	Server string
+
+	procs    []*process
+	stopOnce sync.Once
+}
+
+// Start runs the control plane and returns when the API is ready, the fake node
+// is Ready and the controller-manager has created the default ServiceAccount.
+// On error everything already started is stopped.
+func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
+	opts.Assets = ResolveAssets(opts.Assets)
+	if err := CheckAssets(opts.Assets); err != nil {
+		return nil, err
+	}
+	if opts.Assets, err = filepath.Abs(opts.Assets); err != nil {
+		return nil, fmt.Errorf("resolving assets dir: %w", err)
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
+	defer cancel()
+
+	if opts.StateDir == "" {
+		if opts.StateDir, err = os.MkdirTemp("", "keyless-cluster-"); err != nil {
+			return nil, fmt.Errorf("creating state dir: %w", err)
+		}
+	}
+	if opts.StateDir, err = filepath.Abs(opts.StateDir); err != nil {
+		return nil, fmt.Errorf("resolving state dir: %w", err)
+	}
+	c := &Cluster{StateDir: opts.StateDir, LogDir: filepath.Join(opts.StateDir, "logs")}
+	for _, d := range []string{c.LogDir, filepath.Join(opts.StateDir, "etcd")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+
+	step := func(format string, a ...any) {
+		if opts.Progress != nil {
+			_, _ = fmt.Fprintf(opts.Progress, format+"\n", a...)
+		}
+	}
+	began := time.Now()
+	step("• generating certificates in %s", opts.StateDir)
+	p, err := newPKI(filepath.Join(opts.StateDir, "pki"))
+	if err != nil {
+		return nil, err
+	}
+	c.CACertPath = p.CACert
+
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	c.Server = "https://127.0.0.1:" + strconv.Itoa(ports[2])
+
+	step("• starting etcd on %s", etcdURL)
+	etcd, err := c.start(opts.Assets, "etcd", []string{
+		"--data-dir", filepath.Join(opts.StateDir, "etcd"),
+		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+		"--listen-peer-urls", "http://127.0.0.1:" + strconv.Itoa(ports[1]),
+		"--initial-advertise-peer-urls", "http://127.0.0.1:" + strconv.Itoa(ports[1]),
+		"--initial-cluster", "default=http://127.0.0.1:" + strconv.Itoa(ports[1]),
+		"--unsafe-no-fsync", "--log-level", "warn",
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := waitFor(ctx, etcd, "etcd health", func(ctx context.Context) error {
+		return httpOK(ctx, http.DefaultClient, etcdURL+"/health")
+	}); err != nil {
+		return nil, err
+	}
+
+	step("• starting kube-apiserver on %s", c.Server)
+	apiArgs := []string{
+		"--etcd-servers", etcdURL,
+		"--secure-port", strconv.Itoa(ports[2]),
+		"--bind-address", "127.0.0.1",
+		"--advertise-address", "127.0.0.1",
+		"--cert-dir", filepath.Join(opts.StateDir, "pki"),
+		"--tls-cert-file", p.ServingCert, "--tls-private-key-file", p.ServingKey,
+		"--client-ca-file", p.CACert,
+		"--service-account-key-file", p.SAPub,
+		"--service-account-signing-key-file", p.SAKey,
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--authorization-mode", "RBAC",
+		"--service-cluster-ip-range", "10.96.0.0/16",
+		"--profiling=false",
+	}
+	api, err := c.start(opts.Assets, "kube-apiserver", append(apiArgs, opts.APIServerArgs...))
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(p.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("reading CA: %w", err)
+	}
+	certPEM, err := os.ReadFile(p.AdminCert)
+	if err != nil {
+		return nil, fmt.Errorf("reading admin cert: %w", err)
+	}
+	keyPEM, err := os.ReadFile(p.AdminKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading admin key: %w", err)
+	}
+	c.Config = &rest.Config{
+		Host:            c.Server,
+		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: certPEM, KeyData: keyPEM},
+		QPS:             200,
+		Burst:           400,
+	}
+	httpClient, err := rest.HTTPClientFor(c.Config)
+	if err != nil {
+		return nil, fmt.Errorf("building admin client: %w", err)
+	}
+	if err := waitFor(ctx, api, "kube-apiserver /readyz", func(ctx context.Context) error {
+		return httpOK(ctx, httpClient, c.Server+"/readyz")
+	}); err != nil {
+		return nil, err
+	}
+
+	internalKubeconfig := filepath.Join(opts.StateDir, "admin.kubeconfig")
+	if err := writeKubeconfig(internalKubeconfig, c.Config); err != nil {
+		return nil, err
+	}
+	c.KubeconfigPath = opts.KubeconfigOut
+	if c.KubeconfigPath == "" {
+		c.KubeconfigPath = filepath.Join(opts.StateDir, "kubeconfig")
+	}
+	if c.KubeconfigPath, err = filepath.Abs(c.KubeconfigPath); err != nil {
+		return nil, fmt.Errorf("resolving kubeconfig path: %w", err)
+	}
+	if err := writeKubeconfig(c.KubeconfigPath, c.Config); err != nil {
+		return nil, err
+	}
+
+	step("• starting kube-controller-manager, kube-scheduler and kwok")
+	if _, err := c.start(opts.Assets, "kube-controller-manager", []string{
+		"--kubeconfig", internalKubeconfig,
+		"--leader-elect=false",
+		"--service-account-private-key-file", p.SAKey,
+		"--root-ca-file", p.CACert,
+		"--controllers", "*,-nodeipam",
+		"--secure-port", "0",
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := c.start(opts.Assets, "kube-scheduler", []string{
+		"--kubeconfig", internalKubeconfig, "--leader-elect=false", "--secure-port", "0",
+	}); err != nil {
+		return nil, err
+	}
+	stagesPath, err := writeStages(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.start(opts.Assets, "kwok", []string{
+		"--kubeconfig", internalKubeconfig,
+		"--config", stagesPath,
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+		"--cidr=10.128.0.1/16", "--node-ip=10.128.0.1",
+		"--node-lease-duration-seconds=40",
+		"--server-address=",
+	}); err != nil {
+		return nil, err
+	}
+
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return nil, fmt.Errorf("building clientset: %w", err)
+	}
+	step("• registering fake node %s", NodeName)
+	if err := createNode(ctx, cs); err != nil {
+		return nil, err
+	}
+	if err := c.waitAll(ctx, "node Ready and default ServiceAccount", func(ctx context.Context) error {
+		return nodeAndSAReady(ctx, cs)
+	}); err != nil {
+		return nil, err
+	}
+	step("• control plane ready in %s", time.Since(began).Round(100*time.Millisecond))
+	return c, nil
+}
+
+// Stop ends every process the cluster started (SIGTERM, then SIGKILL after
+// 10 s), in reverse start order. It is safe to call more than once. The state
+// dir with its logs is kept.
+func (c *Cluster) Stop() {
+	c.stopOnce.Do(func() {
+		for i := len(c.procs) - 1; i >= 0; i-- {
+			c.procs[i].stop(10 * time.Second)
+		}
+	})
+}
+
+// PIDs returns the process id of every component, by name.
+func (c *Cluster) PIDs() map[string]int {
+	out := make(map[string]int, len(c.procs))
+	for _, p := range c.procs {
+		out[p.name] = p.pid()
+	}
+	return out
+}
+
+// LogPaths returns the log file of every component, sorted.
+func (c *Cluster) LogPaths() []string {
+	var out []string
+	for _, p := range c.procs {
+		out = append(out, p.logPath)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Exited returns the names of components that have ended, for health checks.
+func (c *Cluster) Exited() []string {
+	var out []string
+	for _, p := range c.procs {
+		if p.exited() {
+			out = append(out, p.name)
+		}
+	}
+	return out
+}
+
+func (c *Cluster) start(assets, name string, args []string) (*process, error) {
+	p, err := startProcess(name, filepath.Join(assets, name), args, c.LogDir)
+	if err != nil {
+		return nil, err
+	}
+	c.procs = append(c.procs, p)
+	return p, nil
+}
+
+// waitFor polls check until it succeeds, ctx ends, or p exits.
+func waitFor(ctx context.Context, p *process, what string, check func(context.Context) error) error {
+	var last error
+	for {
+		if last = check(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return p.exitError()
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last error: %v; logs in %s)", what, ctx.Err(), last, filepath.Dir(p.logPath))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitAll polls check until it succeeds, ctx ends, or any component exits.
+func (c *Cluster) waitAll(ctx context.Context, what string, check func(context.Context) error) error {
+	var last error
+	for {
+		if last = check(ctx); last == nil {
+			return nil
+		}
+		for _, p := range c.procs {
+			if p.exited() {
+				return p.exitError()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last error: %v; logs in %s)", what, ctx.Err(), last, c.LogDir)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func httpOK(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// freePorts reserves n distinct free loopback ports. They are released before
+// use, so another process could take one in between; start-up then fails with
+// the component's log saying so.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func writeStages(stateDir string) (string, error) {
+	entries, err := kwokStages.ReadDir("kwokstages")
+	if err != nil {
+		return "", fmt.Errorf("reading embedded kwok stages: %w", err)
+	}
+	var docs []string
+	for _, e := range entries {
+		b, err := kwokStages.ReadFile("kwokstages/" + e.Name())
+		if err != nil {
+			return "", fmt.Errorf("reading embedded kwok stage %s: %w", e.Name(), err)
+		}
+		docs = append(docs, strings.TrimSpace(string(b)))
+	}
+	path := filepath.Join(stateDir, "kwok-stages.yaml")
+	if err := os.WriteFile(path, []byte(strings.Join(docs, "\n---\n")+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing kwok stages: %w", err)
+	}
+	return path, nil
+}
+
+func createNode(ctx context.Context, cs kubernetes.Interface) error {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("64"),
+		corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourcePods:   resource.MustParse("5000"),
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        NodeName,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			Labels: map[string]string{
+				"type": "kwok", "kubernetes.io/hostname": NodeName, "kubernetes.io/os": "linux",
+				"kubernetes.io/arch": "amd64", "kubernetes.io/role": "agent",
+			},
+		},
+		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
+	}
+	for {
+		_, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		// The apiserver may still be bootstrapping its RBAC and priority levels.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("creating node %s: %w", NodeName, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func nodeAndSAReady(ctx context.Context, cs kubernetes.Interface) error {
+	node, err := cs.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	ready := false
+	for _, cond := range node.Status.Conditions {
+		if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+			ready = true
+		}
+	}
+	if !ready {
+		return errors.New("node " + NodeName + " is not Ready yet")
+	}
+	for _, t := range node.Spec.Taints {
+		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
+			return fmt.Errorf("node %s still has taint %s", NodeName, t.Key)
+		}
+	}
+	if _, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err != nil {
+		return fmt.Errorf("default ServiceAccount: %w", err)
+	}
+	return nil
+}
