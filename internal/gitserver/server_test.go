@@ -233,4 +233,3 @@ func TestCreateRepoRejectsBadNames(t *testing.T) {
 		}
 	}
 }
-

@@ -155,6 +155,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"--secure-port", strconv.Itoa(ports[2]),
 		"--bind-address", "127.0.0.1",
 		"--advertise-address", "127.0.0.1",
+		"--endpoint-reconciler-type", "none", // a loopback advertise address is refused by the lease reconciler
 		"--cert-dir", filepath.Join(opts.StateDir, "pki"),
 		"--tls-cert-file", p.ServingCert, "--tls-private-key-file", p.ServingKey,
 		"--client-ca-file", p.CACert,
@@ -322,7 +323,7 @@ func waitFor(ctx context.Context, p *process, what string, check func(context.Co
 		case <-p.done:
 			return p.exitError()
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last error: %v; logs in %s)", what, ctx.Err(), last, filepath.Dir(p.logPath))
+			return fmt.Errorf("waiting for %s: %w (last error: %w; logs in %s)", what, ctx.Err(), last, filepath.Dir(p.logPath))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -342,7 +343,7 @@ func (c *Cluster) waitAll(ctx context.Context, what string, check func(context.C
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last error: %v; logs in %s)", what, ctx.Err(), last, c.LogDir)
+			return fmt.Errorf("waiting for %s: %w (last error: %w; logs in %s)", what, ctx.Err(), last, c.LogDir)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

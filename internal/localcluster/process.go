@@ -63,7 +63,7 @@ func (p *process) exited() bool {
 
 // exitError describes an unexpected exit with the tail of the log.
 func (p *process) exitError() error {
-	return fmt.Errorf("%s exited early (%v); last lines of %s:\n%s", p.name, p.waitErr, p.logPath, tail(p.logPath, 15))
+	return fmt.Errorf("%s exited early (%w); last lines of %s:\n%s", p.name, p.waitErr, p.logPath, tail(p.logPath, 15))
 }
 
 // stop sends SIGTERM to the process group, then SIGKILL after grace.

@@ -1,0 +1,149 @@
+// Package render turns a directory of a Git checkout into Kubernetes objects:
+// a Helm chart (Chart.yaml), a kustomization (kustomization.yaml) or a plain
+// folder of YAML/JSON manifests. Nothing outside the checkout root is read.
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Kind says how a directory was rendered.
+type Kind string
+
+// The kinds of source directory.
+const (
+	KindPlain     Kind = "plain"
+	KindKustomize Kind = "kustomize"
+	KindHelm      Kind = "helm"
+)
+
+// Limits bound what a render may consume. Zero fields take the defaults.
+type Limits struct {
+	// MaxFileBytes is the largest file read. Default 10 MiB.
+	MaxFileBytes int64
+	// MaxObjects is the most objects a render may produce. Default 5000.
+	MaxObjects int
+}
+
+// DefaultLimits are the limits used for zero fields.
+var DefaultLimits = Limits{MaxFileBytes: 10 << 20, MaxObjects: 5000}
+
+// HelmOptions configure a Helm chart render (like `helm template`).
+type HelmOptions struct {
+	// ReleaseName is .Release.Name. Default: the chart's name.
+	ReleaseName string
+	// ValueFiles are merged in order; paths are relative to the chart folder
+	// and must stay inside the root.
+	ValueFiles []string
+	// Values are merged last (inline values, like --set).
+	Values map[string]any
+}
+
+// Options configure Render.
+type Options struct {
+	// Root is the checkout; nothing outside it is read.
+	Root string
+	// Path is the folder to render, relative to Root. Default ".".
+	Path string
+	// Namespace is the target namespace: Helm's .Release.Namespace, and the
+	// namespace assumed for objects without one when checking for duplicates.
+	Namespace string
+	// Helm configures chart rendering.
+	Helm HelmOptions
+	// AllowRemoteBases lets kustomizations load remote bases. Default false.
+	AllowRemoteBases bool
+	// Limits bound the render.
+	Limits Limits
+}
+
+// Result is a successful render.
+type Result struct {
+	// Kind is how the directory was rendered.
+	Kind Kind
+	// Objects are the rendered objects, in render order.
+	Objects []*unstructured.Unstructured
+	sources map[*unstructured.Unstructured]string
+}
+
+// Source returns where obj came from (file:line, template or kustomization),
+// or "" when unknown.
+func (r *Result) Source(obj *unstructured.Unstructured) string { return r.sources[obj] }
+
+// Render renders opts.Path inside opts.Root. Errors name the file and line,
+// the chart template, or the object (Kind/name).
+func Render(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Limits.MaxFileBytes == 0 {
+		opts.Limits.MaxFileBytes = DefaultLimits.MaxFileBytes
+	}
+	if opts.Limits.MaxObjects == 0 {
+		opts.Limits.MaxObjects = DefaultLimits.MaxObjects
+	}
+	if opts.Path == "" {
+		opts.Path = "."
+	}
+	root, err := resolveRoot(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := confinedPath(root, root, opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("path %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("path %q is not a directory inside %s", opts.Path, root)
+	}
+	kind := Detect(dir)
+	var objs []sourced
+	switch kind {
+	case KindHelm:
+		objs, err = renderHelm(ctx, root, dir, opts)
+	case KindKustomize:
+		objs, err = renderKustomize(root, dir, opts)
+	default:
+		objs, err = renderPlain(root, dir, opts.Limits)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) > opts.Limits.MaxObjects {
+		return nil, fmt.Errorf("%s rendered %d objects, more than the limit of %d", opts.Path, len(objs), opts.Limits.MaxObjects)
+	}
+	if err := validate(objs, opts.Namespace); err != nil {
+		return nil, err
+	}
+	res := &Result{Kind: kind, sources: make(map[*unstructured.Unstructured]string, len(objs))}
+	for _, o := range objs {
+		res.Objects = append(res.Objects, o.obj)
+		res.sources[o.obj] = o.source
+	}
+	return res, nil
+}
+
+// kustomizationFiles are the names kustomize recognises.
+var kustomizationFiles = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
+
+// Detect says how dir would be rendered: Chart.yaml → Helm, a kustomization
+// file → kustomize, else plain.
+func Detect(dir string) Kind {
+	if exists(filepath.Join(dir, "Chart.yaml")) {
+		return KindHelm
+	}
+	for _, name := range kustomizationFiles {
+		if exists(filepath.Join(dir, name)) {
+			return KindKustomize
+		}
+	}
+	return KindPlain
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil || !errors.Is(err, fs.ErrNotExist)
+}
