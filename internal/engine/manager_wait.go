@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/event"
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// ObjectStatus is an object's kstatus: Current, InProgress, Failed,
+// Terminating, NotFound or Unknown, with kstatus's message.
+type ObjectStatus struct {
+	Ref     ObjectRef `json:"object"`
+	Status  string    `json:"status"`
+	Message string    `json:"message,omitempty"`
+}
+
+func (s ObjectStatus) String() string {
+	if s.Message == "" {
+		return fmt.Sprintf("%s %s", s.Ref, s.Status)
+	}
+	return fmt.Sprintf("%s %s: %s", s.Ref, s.Status, s.Message)
+}
+
+// WaitOptions configure Wait.
+type WaitOptions struct {
+	// Timeout bounds the wait. Required.
+	Timeout time.Duration
+	// Interval is the poll interval. Default 500ms.
+	Interval time.Duration
+	// Progress, when set, is called whenever an object's status or message changes.
+	Progress func(ObjectStatus)
+}
+
+// ErrNotReady is returned (wrapped) when objects failed or did not become
+// Current in time; the message lists each with its status and reason.
+var ErrNotReady = errors.New("objects not ready")
+
+// Wait polls refs with kstatus until all are Current. It returns early with
+// an error as soon as every object is either Current or Failed (a Deployment
+// past its progress deadline, a failed Job …), and on timeout names each
+// object that is not Current with its status and kstatus's reason.
+func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) ([]ObjectStatus, error) {
+	if opts.Interval == 0 {
+		opts.Interval = 500 * time.Millisecond
+	}
+	set := make(object.ObjMetadataSet, 0, len(refs))
+	byID := map[object.ObjMetadata]ObjectRef{}
+	for _, r := range refs {
+		set = append(set, r.ID())
+		byID[r.ID()] = r
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	events := e.poller.Poll(ctx, set, polling.PollOptions{PollInterval: opts.Interval})
+	last := map[object.ObjMetadata]ObjectStatus{}
+	var pollErr error
+	for ev := range events {
+		switch ev.Type {
+		case event.ErrorEvent:
+			pollErr = ev.Error
+			cancel()
+			continue
+		case event.ResourceUpdateEvent:
+		default:
+			continue
+		}
+		rs := ev.Resource
+		if rs == nil {
+			continue
+		}
+		st := ObjectStatus{Ref: byID[rs.Identifier], Status: rs.Status.String(), Message: rs.Message}
+		if rs.Error != nil && st.Message == "" {
+			st.Message = rs.Error.Error()
+		}
+		if prev, ok := last[rs.Identifier]; !ok || prev != st {
+			last[rs.Identifier] = st
+			if opts.Progress != nil {
+				opts.Progress(st)
+			}
+		}
+		// Done when every object is Current, or settled (Current or Failed)
+		// so that waiting longer cannot help.
+		if allSettled(last, len(set)) {
+			cancel()
+		}
+	}
+	out := make([]ObjectStatus, 0, len(refs))
+	var bad []string
+	for _, r := range refs {
+		st, ok := last[r.ID()]
+		if !ok {
+			st = ObjectStatus{Ref: r, Status: status.UnknownStatus.String(), Message: "no status observed"}
+		}
+		out = append(out, st)
+		if st.Status != status.CurrentStatus.String() {
+			bad = append(bad, st.String())
+		}
+	}
+	sort.Strings(bad)
+	switch {
+	case len(bad) == 0:
+		return out, nil
+	case pollErr != nil:
+		return out, fmt.Errorf("waiting: %w", pollErr)
+	case allSettled(last, len(set)):
+		return out, fmt.Errorf("%w: failed:\n  %s", ErrNotReady, strings.Join(bad, "\n  "))
+	default:
+		return out, fmt.Errorf("%w after %s:\n  %s", ErrNotReady, opts.Timeout, strings.Join(bad, "\n  "))
+	}
+}
+
+func allSettled(last map[object.ObjMetadata]ObjectStatus, n int) bool {
+	if len(last) < n {
+		return false
+	}
+	for _, st := range last {
+		if st.Status != status.CurrentStatus.String() && st.Status != status.FailedStatus.String() {
+			return false
+		}
+	}
+	return true
+}
+
+func keyOf(r ObjectRef) client.ObjectKey {
+	return client.ObjectKey{Namespace: r.Namespace, Name: r.Name}
+}

@@ -1,0 +1,80 @@
+package clustertest
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+// AuditEvent is the part of an apiserver audit event tests look at.
+type AuditEvent struct {
+	Verb       string `json:"verb"`
+	RequestURI string `json:"requestURI"`
+	Stage      string `json:"stage"`
+	User       struct {
+		Username string `json:"username"`
+	} `json:"user"`
+	ImpersonatedUser *struct {
+		Username string `json:"username"`
+	} `json:"impersonatedUser"`
+	ObjectRef *struct {
+		Resource  string `json:"resource"`
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+	} `json:"objectRef"`
+	ResponseStatus *struct {
+		Code int `json:"code"`
+	} `json:"responseStatus"`
+}
+
+// Mutating reports whether the event persisted a change: a create, update,
+// patch or delete that was not a dry run.
+func (e AuditEvent) Mutating() bool {
+	switch e.Verb {
+	case "create", "update", "patch", "delete", "deletecollection", "apply":
+	default:
+		return false
+	}
+	return !strings.Contains(e.RequestURI, "dryRun=All")
+}
+
+// AuditEvents returns the completed requests logged so far that touched namespace.
+func (c *Cluster) AuditEvents(t testing.TB, namespace string) []AuditEvent {
+	t.Helper()
+	f, err := os.Open(c.AuditLogPath)
+	if err != nil {
+		t.Fatalf("opening audit log: %v", err)
+	}
+	defer func() { _ = f.Close() }()
+	var out []AuditEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var e AuditEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			continue
+		}
+		if e.Stage != "ResponseComplete" || e.ObjectRef == nil || e.ObjectRef.Namespace != namespace {
+			continue
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading audit log: %v", err)
+	}
+	return out
+}
+
+// Writes returns the persisted (non-dry-run) writes logged so far in namespace.
+func (c *Cluster) Writes(t testing.TB, namespace string) []AuditEvent {
+	t.Helper()
+	var out []AuditEvent
+	for _, e := range c.AuditEvents(t, namespace) {
+		if e.Mutating() {
+			out = append(out, e)
+		}
+	}
+	return out
+}
