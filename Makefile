@@ -12,7 +12,7 @@ LDFLAGS       := -X github.com/keyless-cd/keyless/internal/version.version=$(VER
 GO_TEST_FLAGS ?= -timeout 30m
 TOOLS         := go tool -modfile=$(CURDIR)/hack/tools/go.mod
 
-.PHONY: all build k8s-bins cluster test unit vet lint fuzz-seed hack-mods clean help
+.PHONY: all build k8s-bins cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -39,6 +39,10 @@ vet: ## go vet
 
 lint: ## golangci-lint (pinned in hack/tools/go.mod)
 	$(TOOLS) golangci-lint run ./...
+
+FUZZTIME ?= 30s
+fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
+	go test ./internal/render -run '^$$' -fuzz FuzzDecodeObjects -fuzztime $(FUZZTIME)
 
 hack-mods: ## Regenerate hack/*/go.mod after changing internal/version/versions.env
 	hack/gen-hack-mods.sh

@@ -68,3 +68,6 @@ func Run(ctx context.Context, args []string, streams IOStreams) int {
 	_, _ = fmt.Fprintln(streams.ErrOut, "Error:", err)
 	return 1
 }
+
+// asExit reports whether err is (or wraps) an *ExitError, storing it in target.
+func asExit(err error, target **ExitError) bool { return errors.As(err, target) }

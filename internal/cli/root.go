@@ -25,6 +25,9 @@ stored outside the cluster.
 	root.AddCommand(
 		newVersionCommand(streams),
 		newLocalclusterCommand(streams),
+		newRenderCommand(streams),
+		newDiffCommand(streams),
+		newApplyCommand(streams),
 	)
 	return root
 }

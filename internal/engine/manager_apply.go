@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -142,6 +143,9 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	}
 	cs, err := e.manager.ApplyAllStaged(ctx, objs, applyOptions())
 	if err != nil {
+		if nsErr := missingNamespace(err, opts.Namespace); nsErr != nil {
+			return nil, nsErr
+		}
 		return nil, fmt.Errorf("apply: %w", err)
 	}
 	res := &Result{}
@@ -191,6 +195,17 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		}
 	}
 	return res, nil
+}
+
+// missingNamespace turns "namespaces X not found" into one clear error, or nil.
+func missingNamespace(err error, namespace string) error {
+	var status *apierrors.StatusError
+	if errors.As(err, &status) && apierrors.IsNotFound(status) {
+		if d := status.Status().Details; d != nil && d.Kind == "namespaces" && d.Name == namespace {
+			return fmt.Errorf("namespace %q does not exist: keyless never creates namespaces; ask a cluster admin to create it (and the deployer's Role in it), nothing was applied", namespace)
+		}
+	}
+	return nil
 }
 
 // applyOptions are the ssa options keyless applies with: take over fields

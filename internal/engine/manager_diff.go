@@ -65,6 +65,9 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 		res.Changes = append(res.Changes, c)
 	}
 	if len(errs) > 0 {
+		if err := missingNamespace(errors.Join(errs...), opts.Namespace); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("dry-run failed, nothing would be applied:\n  %w", errors.Join(errs...))
 	}
 	old, err := opts.Inventory.Load(ctx)
@@ -134,9 +137,17 @@ func unifiedDiff(r ObjectRef, from, to *unstructured.Unstructured) (string, erro
 	}
 	name := strings.ToLower(r.Kind) + "/" + r.Name
 	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A: difflib.SplitLines(a), B: difflib.SplitLines(b),
+		A: splitLines(a), B: splitLines(b),
 		FromFile: "live/" + name, ToFile: "desired/" + name, Context: 3,
 	})
+}
+
+// splitLines splits s into lines keeping their ends; "" has no lines.
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.SplitAfter(strings.TrimSuffix(s, "\n"), "\n")
 }
 
 func toYAML(m map[string]any) (string, error) {

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
+
+	"github.com/keyless-cd/keyless/internal/render"
+)
+
+// renderFlags select and configure what a directory renders to.
+type renderFlags struct {
+	root        string
+	helmValues  []string
+	helmSet     []string
+	releaseName string
+	maxObjects  int
+	maxFileSize int64
+}
+
+func (f *renderFlags) addFlags(fl *pflag.FlagSet) {
+	fl.StringVar(&f.root, "root", "", "repository root; nothing outside it is read (default the enclosing Git checkout, else DIR)")
+	fl.StringArrayVar(&f.helmValues, "helm-values", nil, "Helm values file, merged in order (repeatable; must be inside --root)")
+	fl.StringArrayVar(&f.helmSet, "helm-set", nil, "Helm value as path=value, e.g. image.tag=abc123 (repeatable; applied after the files)")
+	fl.StringVar(&f.releaseName, "release-name", "", "Helm release name (default the chart name)")
+	fl.IntVar(&f.maxObjects, "max-objects", render.DefaultLimits.MaxObjects, "refuse renders with more objects")
+	fl.Int64Var(&f.maxFileSize, "max-file-size", render.DefaultLimits.MaxFileBytes, "refuse files larger than this many bytes")
+}
+
+// render renders dir for namespace.
+func (f *renderFlags) render(ctx context.Context, dir, namespace string) (*render.Result, error) {
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(absDir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	root := f.root
+	if root == "" {
+		root = gitRoot(absDir)
+	}
+	root, err = filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := filepath.Rel(root, absDir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return nil, fmt.Errorf("%s is outside the root %s", dir, root)
+	}
+	opts := render.Options{
+		Root: root, Path: rel, Namespace: namespace,
+		Helm:   render.HelmOptions{ReleaseName: f.releaseName},
+		Limits: render.Limits{MaxObjects: f.maxObjects, MaxFileBytes: f.maxFileSize},
+	}
+	for _, v := range f.helmValues {
+		// Given relative to the working directory; the renderer wants them
+		// relative to the chart (and checks they stay inside the root).
+		abs, err := filepath.Abs(v)
+		if err != nil {
+			return nil, err
+		}
+		relToChart, err := filepath.Rel(absDir, abs)
+		if err != nil {
+			return nil, fmt.Errorf("--helm-values %s: %w", v, err)
+		}
+		opts.Helm.ValueFiles = append(opts.Helm.ValueFiles, relToChart)
+	}
+	if opts.Helm.Values, err = parseSetValues(f.helmSet); err != nil {
+		return nil, err
+	}
+	return render.Render(ctx, opts)
+}
+
+// parseSetValues turns ["a.b=1", ...] into nested values; each value is YAML
+// (so numbers and booleans keep their type; quote to force a string).
+func parseSetValues(sets []string) (map[string]any, error) {
+	out := map[string]any{}
+	for _, s := range sets {
+		path, raw, ok := strings.Cut(s, "=")
+		if !ok || path == "" {
+			return nil, fmt.Errorf("--helm-set %q: want path=value", s)
+		}
+		var v any
+		if err := yaml.Unmarshal([]byte(raw), &v); err != nil {
+			v = raw
+		}
+		keys := strings.Split(path, ".")
+		m := out
+		for _, k := range keys[:len(keys)-1] {
+			next, ok := m[k].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[k] = next
+			}
+			m = next
+		}
+		m[keys[len(keys)-1]] = v
+	}
+	return out, nil
+}
+
+// gitRoot returns the nearest ancestor of dir holding .git, else dir.
+func gitRoot(dir string) string {
+	for d := dir; ; {
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			return d
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return dir
+		}
+		d = parent
+	}
+}
+
+// inventoryName returns --name, else DIR's base name when it is a valid name.
+func inventoryName(flag, dir string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	base := strings.ToLower(filepath.Base(abs))
+	if errs := validation.IsDNS1123Label(base); len(errs) > 0 {
+		return "", errors.New("cannot derive an inventory name from " + dir + ": pass --name (a DNS label, e.g. --name myapp)")
+	}
+	return base, nil
+}
