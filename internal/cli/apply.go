@@ -63,29 +63,11 @@ An unchanged render makes no write at all.`,
 }
 
 func runApply(cmd *cobra.Command, streams IOStreams, f *applyFlags, dir string) error {
-	if err := checkOutput(f.output); err != nil {
-		return err
-	}
-	ns, err := f.targetNamespace()
+	t, err := prepareTarget(cmd, &f.kubeFlags, &f.renderFlags, f.name, f.output, dir)
 	if err != nil {
 		return err
 	}
-	name, err := inventoryName(f.name, dir)
-	if err != nil {
-		return err
-	}
-	rendered, err := f.render(cmd.Context(), dir, ns)
-	if err != nil {
-		return err
-	}
-	cfg, err := f.restConfig()
-	if err != nil {
-		return err
-	}
-	e, err := engine.New(cfg)
-	if err != nil {
-		return err
-	}
+	ns, name, e, rendered := t.namespace, t.name, t.engine, t.rendered
 	text := f.output == "text"
 	opts := engine.ApplyOptions{Namespace: ns, Name: name, Prune: f.prune, AllowEmpty: f.allowEmpty, DryRun: f.dryRun, Wait: f.wait}
 	started := time.Now()

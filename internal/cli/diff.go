@@ -51,29 +51,11 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
 }
 
 func runDiff(cmd *cobra.Command, streams IOStreams, f *diffFlags, dir string) error {
-	if err := checkOutput(f.output); err != nil {
-		return err
-	}
-	ns, err := f.targetNamespace()
+	t, err := prepareTarget(cmd, &f.kubeFlags, &f.renderFlags, f.name, f.output, dir)
 	if err != nil {
 		return err
 	}
-	name, err := inventoryName(f.name, dir)
-	if err != nil {
-		return err
-	}
-	rendered, err := f.render(cmd.Context(), dir, ns)
-	if err != nil {
-		return err
-	}
-	cfg, err := f.restConfig()
-	if err != nil {
-		return err
-	}
-	e, err := engine.New(cfg)
-	if err != nil {
-		return err
-	}
+	ns, name, e, rendered := t.namespace, t.name, t.engine, t.rendered
 	res, err := e.Diff(cmd.Context(), rendered.Objects, engine.DiffOptions{Namespace: ns, Name: name, Prune: f.prune, AllowEmpty: f.allowEmpty})
 	if err != nil {
 		return err

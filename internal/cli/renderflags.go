@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
+	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
@@ -135,4 +137,41 @@ func inventoryName(flag, dir string) (string, error) {
 		return "", errors.New("cannot derive an inventory name from " + dir + ": pass --name (a DNS label, e.g. --name myapp)")
 	}
 	return base, nil
+}
+
+// target is what diff and apply work on: a namespace, an inventory name, the
+// rendered objects and an engine for the cluster.
+type target struct {
+	namespace string
+	name      string
+	rendered  *render.Result
+	engine    *engine.Engine
+}
+
+// prepareTarget checks the flags, renders dir and connects to the cluster.
+func prepareTarget(cmd *cobra.Command, kf *kubeFlags, rf *renderFlags, nameFlag, output, dir string) (*target, error) {
+	if err := checkOutput(output); err != nil {
+		return nil, err
+	}
+	ns, err := kf.targetNamespace()
+	if err != nil {
+		return nil, err
+	}
+	name, err := inventoryName(nameFlag, dir)
+	if err != nil {
+		return nil, err
+	}
+	rendered, err := rf.render(cmd.Context(), dir, ns)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := kf.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	e, err := engine.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &target{namespace: ns, name: name, rendered: rendered, engine: e}, nil
 }
