@@ -12,7 +12,9 @@ LDFLAGS       := -X github.com/keyless-cd/keyless/internal/version.version=$(VER
 GO_TEST_FLAGS ?= -timeout 30m
 TOOLS         := go tool -modfile=$(CURDIR)/hack/tools/go.mod
 
-.PHONY: all build k8s-bins cluster test unit vet lint fuzz hack-mods clean help
+CONTROLLER_GEN := $(TOOLS) controller-gen
+
+.PHONY: generate all build k8s-bins cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -21,6 +23,10 @@ help: ## Show the targets
 
 build: ## Build bin/keyless
 	go build -ldflags "$(LDFLAGS)" -o $(KEYLESS) ./cmd/keyless
+
+generate: ## Regenerate deepcopy code and the CRD (api/ → config/crd/)
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 
 k8s-bins: ## Build the local control plane into bin/k8s (skips what is already built)
 	@hack/build-k8s-bins.sh $(K8S_BIN)

@@ -1,0 +1,288 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types and reasons of an Application (kstatus-compatible).
+const (
+	// ReadyCondition is True when the last sync of the target revision succeeded and all objects are healthy.
+	ReadyCondition = "Ready"
+	// ReconcilingCondition is True while a sync is in progress.
+	ReconcilingCondition = "Reconciling"
+	// StalledCondition is True when the controller cannot progress without a change (bad render, refused object, verification failure).
+	StalledCondition = "Stalled"
+)
+
+// Sync statuses.
+const (
+	SyncStatusSynced    = "Synced"
+	SyncStatusOutOfSync = "OutOfSync"
+	SyncStatusUnknown   = "Unknown"
+)
+
+// Health statuses.
+const (
+	HealthHealthy     = "Healthy"
+	HealthProgressing = "Progressing"
+	HealthDegraded    = "Degraded"
+	HealthMissing     = "Missing"
+	HealthUnknown     = "Unknown"
+)
+
+// Annotations users set on an Application.
+const (
+	// SyncRequestedAnnotation, set to any new value (keyless sync uses a timestamp), requests one sync now.
+	SyncRequestedAnnotation = "keyless.dev/sync-requested-at"
+	// DeletionPolicyAnnotation set to "orphan" keeps the deployed objects when the Application is deleted.
+	DeletionPolicyAnnotation = "keyless.dev/deletion-policy"
+	// DeletionPolicyOrphan is the value of DeletionPolicyAnnotation that keeps objects.
+	DeletionPolicyOrphan = "orphan"
+)
+
+// DefaultServiceAccountName is impersonated for every write when spec.serviceAccountName is empty.
+const DefaultServiceAccountName = "keyless-deployer"
+
+// InClusterServer is the only destination.server an in-cluster controller accepts.
+const InClusterServer = "https://kubernetes.default.svc"
+
+// ApplicationSpec says what to deploy from where. Field names follow Argo CD's.
+type ApplicationSpec struct {
+	// Source is the Git repository, revision and path to deploy.
+	Source ApplicationSource `json:"source"`
+
+	// Destination is optional: namespace must equal metadata.namespace and
+	// server, when given, must be the in-cluster address.
+	// +optional
+	Destination *ApplicationDestination `json:"destination,omitempty"`
+
+	// ServiceAccountName in the Application's namespace is impersonated for
+	// every write. Default keyless-deployer.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// SyncPolicy: with automated, every new revision and drift is synced;
+	// without, the controller only reports OutOfSync (sync on demand).
+	// +optional
+	SyncPolicy *SyncPolicy `json:"syncPolicy,omitempty"`
+
+	// Interval between checks of the target revision (an ls-remote). Webhooks
+	// trigger at once. Minimum 5s. Default: the controller's --default-interval.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// Suspend stops syncing until unset.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// ApplicationSource is where the manifests come from.
+type ApplicationSource struct {
+	// RepoURL is the Git repository (https:// or ssh://, or scp-like git@host:path).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:Pattern=`^(https?://|ssh://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)`
+	RepoURL string `json:"repoURL"`
+
+	// TargetRevision is a branch, a tag or a full commit SHA. Default: the
+	// repository's default branch (HEAD).
+	// +optional
+	TargetRevision string `json:"targetRevision,omitempty"`
+
+	// Path inside the repository: a Helm chart, a kustomization or a plain
+	// folder of manifests (auto-detected). Default: the repository root.
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// Helm configures chart rendering.
+	// +optional
+	Helm *HelmSource `json:"helm,omitempty"`
+
+	// SecretRef names a Secret in the Application's namespace with the Git
+	// credential: username/password, bearerToken, or identity/known_hosts (ssh).
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+
+	// Verify requires signed commits.
+	// +optional
+	Verify *VerifySource `json:"verify,omitempty"`
+}
+
+// HelmSource configures a Helm render (template only, no release).
+type HelmSource struct {
+	// ValueFiles are relative to the chart and may point elsewhere inside the repository.
+	// +optional
+	ValueFiles []string `json:"valueFiles,omitempty"`
+	// ReleaseName is .Release.Name. Default: the Application's name.
+	// +optional
+	ReleaseName string `json:"releaseName,omitempty"`
+	// Parameters are inline values (name is a dot path), applied after the files.
+	// +optional
+	Parameters []HelmParameter `json:"parameters,omitempty"`
+}
+
+// HelmParameter is one inline Helm value.
+type HelmParameter struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// VerifySource configures commit signature verification.
+type VerifySource struct {
+	// Mode "head": the target commit must carry a valid signature by a trusted key.
+	// +kubebuilder:validation:Enum=head
+	Mode string `json:"mode"`
+	// SecretRef names a Secret whose *.asc keys (OpenPGP) and *.pub keys (SSH) are trusted.
+	SecretRef LocalObjectReference `json:"secretRef"`
+}
+
+// LocalObjectReference names an object in the Application's namespace.
+type LocalObjectReference struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+}
+
+// ApplicationDestination is where to deploy. keyless deploys only into the
+// Application's own namespace of the cluster the controller runs in.
+type ApplicationDestination struct {
+	// +optional
+	Server string `json:"server,omitempty"`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// SyncPolicy configures automatic sync.
+type SyncPolicy struct {
+	// +optional
+	Automated *AutomatedSyncPolicy `json:"automated,omitempty"`
+}
+
+// AutomatedSyncPolicy configures what an automatic sync may do.
+type AutomatedSyncPolicy struct {
+	// Prune deletes objects that left the render.
+	// +optional
+	Prune bool `json:"prune,omitempty"`
+	// SelfHeal reverts changes made in the cluster (watch-based, at once).
+	// +optional
+	SelfHeal bool `json:"selfHeal,omitempty"`
+	// AllowEmpty lets an empty render sync (and prune everything).
+	// +optional
+	AllowEmpty bool `json:"allowEmpty,omitempty"`
+}
+
+// ApplicationStatus is what the controller observed and did.
+type ApplicationStatus struct {
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +optional
+	Sync SyncStatus `json:"sync,omitempty"`
+	// +optional
+	Health HealthStatus `json:"health,omitempty"`
+	// LastAppliedRevision is the commit last synced successfully.
+	// +optional
+	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+	// LastAttemptedRevision is the commit of the last sync attempt.
+	// +optional
+	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+	// LastHandledSyncRequest is the value of the sync-requested-at annotation last acted on.
+	// +optional
+	LastHandledSyncRequest string `json:"lastHandledSyncRequest,omitempty"`
+	// Inventory lists the objects applied by the last sync (pruning starts from it).
+	// +optional
+	Inventory []InventoryEntry `json:"inventory,omitempty"`
+	// History of the last 10 syncs, newest first: who changed what, when, and the result.
+	// +optional
+	History []SyncRecord `json:"history,omitempty"`
+}
+
+// SyncStatus compares the cluster with the target revision.
+type SyncStatus struct {
+	// Status is Synced, OutOfSync or Unknown.
+	Status string `json:"status,omitempty"`
+	// Revision is the commit compared with.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// Drifted lists objects that differ (OutOfSync only), e.g. "Deployment/web configured".
+	// +optional
+	Drifted []string `json:"drifted,omitempty"`
+}
+
+// HealthStatus aggregates the kstatus of the deployed objects.
+type HealthStatus struct {
+	// Status is Healthy, Progressing, Degraded, Missing or Unknown.
+	Status string `json:"status,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// InventoryEntry is one applied object.
+type InventoryEntry struct {
+	// +optional
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version"`
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+}
+
+// SyncRecord is one sync in the history.
+type SyncRecord struct {
+	Revision string `json:"revision"`
+	// +optional
+	Author string `json:"author,omitempty"`
+	// +optional
+	Committer string `json:"committer,omitempty"`
+	// Signer is the fingerprint of the key that signed the commit (verify on).
+	// +optional
+	Signer string `json:"signer,omitempty"`
+	// Message is the commit's subject line.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Trigger is what started the sync: revision, drift, request or spec.
+	// +optional
+	Trigger string `json:"trigger,omitempty"`
+	// +optional
+	StartedAt metav1.Time `json:"startedAt,omitempty"`
+	// +optional
+	FinishedAt metav1.Time `json:"finishedAt,omitempty"`
+	// Result is Succeeded or Failed.
+	Result string `json:"result"`
+	// Changes summarises what changed, e.g. "1 created, 2 configured, 0 pruned".
+	// +optional
+	Changes string `json:"changes,omitempty"`
+	// +optional
+	Error string `json:"error,omitempty"`
+}
+
+// Application deploys a path of a Git repository into its own namespace.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=kapp;kapps,categories=keyless
+// +kubebuilder:printcolumn:name="Sync",type=string,JSONPath=`.status.sync.status`
+// +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.health.status`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.lastAppliedRevision`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Application struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ApplicationSpec   `json:"spec"`
+	Status ApplicationStatus `json:"status,omitempty"`
+}
+
+// ApplicationList is a list of Applications.
+// +kubebuilder:object:root=true
+type ApplicationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Application `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Application{}, &ApplicationList{})
+}

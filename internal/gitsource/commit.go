@@ -1,0 +1,45 @@
+package gitsource
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// Commit is the metadata of a commit, for status history and the audit trail.
+type Commit struct {
+	SHA       string
+	Author    string // "Name <email>"
+	Committer string
+	Message   string // subject line
+	Time      time.Time
+	// object is kept for signature verification.
+	object *object.Commit
+}
+
+// CommitInfo returns the metadata of sha (fetched before).
+func (s *Source) CommitInfo(url, sha string) (*Commit, error) {
+	r := s.repo(url)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	repo, err := r.open()
+	if err != nil {
+		return nil, err
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", sha, err)
+	}
+	subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
+	return &Commit{
+		SHA:       sha,
+		Author:    fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email),
+		Committer: fmt.Sprintf("%s <%s>", c.Committer.Name, c.Committer.Email),
+		Message:   subject,
+		Time:      c.Committer.When,
+		object:    c,
+	}, nil
+}

@@ -1,0 +1,362 @@
+package gitsource
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// Options configure a Source. Zero fields take the documented defaults.
+type Options struct {
+	// CacheDir holds one bare repository per URL and the checkouts. Required.
+	CacheDir string
+	// LsRemoteTTL lets Applications sharing a repository (and credential)
+	// share one ls-remote within this window. Default 1s.
+	LsRemoteTTL time.Duration
+	// MaxCheckoutBytes bounds the files written for one commit. Default 256 MiB.
+	MaxCheckoutBytes int64
+	// MaxCheckoutFiles bounds the number of files of one commit. Default 20000.
+	MaxCheckoutFiles int
+	// Observe, when set, is told of every ls-remote and fetch (for metrics).
+	Observe func(op string, d time.Duration, err error)
+}
+
+// Source is the shared Git cache of a controller. It is safe for concurrent use.
+type Source struct {
+	opts  Options
+	mu    sync.Mutex
+	repos map[string]*repo
+}
+
+type repo struct {
+	mu     sync.Mutex // serialises fetch and checkout of this URL
+	url    string
+	dir    string
+	lsMu   sync.Mutex
+	lsAt   map[string]time.Time // credential hash → time of last ls-remote
+	lsRefs map[string][]*plumbing.Reference
+}
+
+// Revision is a resolved target revision.
+type Revision struct {
+	// Ref is the full ref name (refs/heads/main), or "" for a commit SHA.
+	Ref string
+	// SHA is the commit.
+	SHA string
+}
+
+// New returns a Source caching in opts.CacheDir.
+func New(opts Options) (*Source, error) {
+	if opts.CacheDir == "" {
+		return nil, errors.New("gitsource: a cache dir is required")
+	}
+	if opts.LsRemoteTTL == 0 {
+		opts.LsRemoteTTL = time.Second
+	}
+	if opts.MaxCheckoutBytes == 0 {
+		opts.MaxCheckoutBytes = 256 << 20
+	}
+	if opts.MaxCheckoutFiles == 0 {
+		opts.MaxCheckoutFiles = 20000
+	}
+	if err := os.MkdirAll(filepath.Join(opts.CacheDir, "checkouts"), 0o700); err != nil {
+		return nil, fmt.Errorf("creating git cache: %w", err)
+	}
+	return &Source{opts: opts, repos: map[string]*repo{}}, nil
+}
+
+func hashOf(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:8])
+}
+
+func (s *Source) repo(url string) *repo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.repos[url]
+	if !ok {
+		r = &repo{url: url, dir: filepath.Join(s.opts.CacheDir, "repos", hashOf(url)), lsAt: map[string]time.Time{}, lsRefs: map[string][]*plumbing.Reference{}}
+		s.repos[url] = r
+	}
+	return r
+}
+
+func (s *Source) observe(op string, start time.Time, err error) {
+	if s.opts.Observe != nil {
+		s.opts.Observe(op, time.Since(start), err)
+	}
+}
+
+var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// authKey identifies a credential (secret included, hashed) without keeping
+// it, so a cached ls-remote is only shared by callers holding the same one.
+func authKey(auth transport.AuthMethod) string {
+	switch a := auth.(type) {
+	case nil:
+		return "none"
+	case *githttp.BasicAuth:
+		return hashOf("basic\x00" + a.Username + "\x00" + a.Password)
+	case *githttp.TokenAuth:
+		return hashOf("token\x00" + a.Token)
+	default:
+		// Not shareable (e.g. an SSH key object): unique per credential object.
+		return fmt.Sprintf("%T %p", auth, auth)
+	}
+}
+
+// Resolve finds the commit of revision (a branch, a tag, a full ref, a
+// commit SHA, or "" / HEAD for the default branch) with an ls-remote, using
+// this caller's credential. It is the cheap per-interval check: no fetch.
+func (s *Source) Resolve(ctx context.Context, url, revision string, auth transport.AuthMethod) (Revision, error) {
+	if shaRE.MatchString(revision) {
+		return Revision{SHA: revision}, nil
+	}
+	refs, err := s.lsRemote(ctx, url, auth)
+	if err != nil {
+		return Revision{}, err
+	}
+	byName := map[string]*plumbing.Reference{}
+	for _, r := range refs {
+		byName[r.Name().String()] = r
+	}
+	var candidates []string
+	switch {
+	case revision == "" || revision == "HEAD":
+		head, ok := byName["HEAD"]
+		if !ok {
+			return Revision{}, fmt.Errorf("%s has no HEAD (empty repository?)", url)
+		}
+		if head.Type() == plumbing.SymbolicReference {
+			candidates = []string{head.Target().String()}
+		} else {
+			return Revision{Ref: "HEAD", SHA: head.Hash().String()}, nil
+		}
+	case strings.HasPrefix(revision, "refs/"):
+		candidates = []string{revision}
+	default:
+		candidates = []string{"refs/heads/" + revision, "refs/tags/" + revision}
+	}
+	for _, name := range candidates {
+		if peeled, ok := byName[name+"^{}"]; ok { // annotated tag
+			return Revision{Ref: name, SHA: peeled.Hash().String()}, nil
+		}
+		if r, ok := byName[name]; ok {
+			return Revision{Ref: name, SHA: r.Hash().String()}, nil
+		}
+	}
+	return Revision{}, fmt.Errorf("revision %q not found in %s (branches: %s)", revision, url, strings.Join(branchNames(refs, 8), ", "))
+}
+
+func branchNames(refs []*plumbing.Reference, n int) []string {
+	var out []string
+	for _, r := range refs {
+		if r.Name().IsBranch() {
+			out = append(out, r.Name().Short())
+		}
+	}
+	sort.Strings(out)
+	if len(out) > n {
+		out = append(out[:n], "…")
+	}
+	return out
+}
+
+func (s *Source) lsRemote(ctx context.Context, url string, auth transport.AuthMethod) ([]*plumbing.Reference, error) {
+	r := s.repo(url)
+	key := authKey(auth)
+	r.lsMu.Lock()
+	defer r.lsMu.Unlock()
+	if at, ok := r.lsAt[key]; ok && time.Since(at) < s.opts.LsRemoteTTL {
+		return r.lsRefs[key], nil
+	}
+	start := time.Now()
+	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	s.observe("ls-remote", start, err)
+	if err != nil {
+		return nil, fmt.Errorf("ls-remote %s: %w", url, explain(err))
+	}
+	r.lsAt[key] = time.Now()
+	r.lsRefs[key] = refs
+	return refs, nil
+}
+
+// explain makes transport errors say what to do.
+func explain(err error) error {
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		return fmt.Errorf("%w: the repository needs credentials; set spec.source.secretRef", err)
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		return fmt.Errorf("%w: the credential in spec.source.secretRef is refused", err)
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return fmt.Errorf("%w: check spec.source.repoURL", err)
+	}
+	return err
+}
+
+// Fetch makes sure rev's commit is in the cache, fetching (shallow, just that
+// ref) only when it is missing. The caller must have resolved rev with its
+// own credential first, so the shared cache never serves a repository to
+// someone who cannot read it.
+func (s *Source) Fetch(ctx context.Context, url string, rev Revision, auth transport.AuthMethod) error {
+	r := s.repo(url)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	repo, err := r.open()
+	if err != nil {
+		return err
+	}
+	if _, err := repo.CommitObject(plumbing.NewHash(rev.SHA)); err == nil {
+		return nil
+	}
+	start := time.Now()
+	opts := &git.FetchOptions{RemoteName: "origin", Auth: auth, Tags: git.NoTags, Force: true}
+	if rev.Ref != "" && rev.Ref != "HEAD" {
+		opts.RefSpecs = []config.RefSpec{config.RefSpec("+" + rev.Ref + ":refs/keyless/" + strings.TrimPrefix(rev.Ref, "refs/"))}
+		opts.Depth = 1
+	} else {
+		opts.RefSpecs = []config.RefSpec{"+refs/heads/*:refs/keyless/heads/*", "+HEAD:refs/keyless/HEAD"}
+	}
+	err = repo.FetchContext(ctx, opts)
+	s.observe("fetch", start, err)
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("fetching %s from %s: %w", rev.SHA, url, explain(err))
+	}
+	if _, err := repo.CommitObject(plumbing.NewHash(rev.SHA)); err != nil {
+		return fmt.Errorf("commit %s is not in %s (was the branch force-pushed?): %w", rev.SHA, url, err)
+	}
+	return nil
+}
+
+func (r *repo) open() (*git.Repository, error) {
+	repo, err := git.PlainOpen(r.dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if repo, err = git.PlainInit(r.dir, true); err != nil {
+			return nil, fmt.Errorf("creating git cache %s: %w", r.dir, err)
+		}
+		if _, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{r.url}}); err != nil {
+			return nil, fmt.Errorf("creating git cache %s: %w", r.dir, err)
+		}
+		return repo, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening git cache %s: %w", r.dir, err)
+	}
+	return repo, nil
+}
+
+// Checkout returns a folder holding the files of commit sha (fetched before),
+// written once and then shared; treat it as read-only.
+func (s *Source) Checkout(url, sha string) (string, error) {
+	dir := filepath.Join(s.opts.CacheDir, "checkouts", hashOf(url)+"-"+sha)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	r := s.repo(url)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	repo, err := r.open()
+	if err != nil {
+		return "", err
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", sha, err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", sha, err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(s.opts.CacheDir, "checkouts"), ".tmp-")
+	if err != nil {
+		return "", err
+	}
+	if err := s.writeTree(tree, tmp); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", fmt.Errorf("checking out %s: %w", sha, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", err
+	}
+	return dir, nil
+}
+
+func (s *Source) writeTree(tree *object.Tree, dir string) error {
+	var total int64
+	files := 0
+	return tree.Files().ForEach(func(f *object.File) error {
+		files++
+		total += f.Size
+		if files > s.opts.MaxCheckoutFiles {
+			return fmt.Errorf("more than %d files", s.opts.MaxCheckoutFiles)
+		}
+		if total > s.opts.MaxCheckoutBytes {
+			return fmt.Errorf("more than %d bytes", s.opts.MaxCheckoutBytes)
+		}
+		if hasDotDot(f.Name) {
+			return fmt.Errorf("bad path %q", f.Name)
+		}
+		path := filepath.Join(dir, filepath.FromSlash(f.Name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		switch f.Mode {
+		case filemode.Symlink:
+			target, err := f.Contents()
+			if err != nil {
+				return err
+			}
+			// Written as is; the renderer refuses links that leave the checkout.
+			return os.Symlink(target, path)
+		case filemode.Submodule:
+			return nil
+		}
+		rd, err := f.Reader()
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rd.Close() }()
+		out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, rd); err != nil {
+			_ = out.Close()
+			return err
+		}
+		return out.Close()
+	})
+}
+
+func hasDotDot(name string) bool {
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}

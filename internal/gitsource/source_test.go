@@ -1,0 +1,169 @@
+package gitsource
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"github.com/keyless-cd/keyless/internal/gitserver"
+)
+
+type counter struct {
+	mu  sync.Mutex
+	ops map[string]int
+}
+
+func (c *counter) observe(op string, _ time.Duration, _ error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ops[op]++
+}
+
+func (c *counter) get(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ops[op]
+}
+
+func TestResolveFetchCheckout(t *testing.T) {
+	ctx := t.Context()
+	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir(), Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	if err := srv.CreateRepo(ctx, "app", "main"); err != nil {
+		t.Fatal(err)
+	}
+	author := &object.Signature{Name: "Alice", Email: "alice@example.com", When: time.Now()}
+	first, err := srv.Commit(ctx, "app", gitserver.Commit{Files: map[string]string{"deploy/cm.yaml": "a: 1\n", "README.md": "hi\n"}, Message: "first\n\nbody", Author: author})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnt := &counter{ops: map[string]int{}}
+	src, err := New(Options{CacheDir: t.TempDir(), LsRemoteTTL: time.Nanosecond, Observe: cnt.observe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.RepoURL("app")
+	auth := &githttp.BasicAuth{Username: "x", Password: "tok"}
+
+	for _, rev := range []string{"main", "", "HEAD", "refs/heads/main", first} {
+		got, err := src.Resolve(ctx, url, rev, auth)
+		if err != nil || got.SHA != first {
+			t.Fatalf("Resolve(%q) = %+v, %v; want %s", rev, got, err, first)
+		}
+	}
+	rev, _ := src.Resolve(ctx, url, "main", auth)
+	if err := src.Fetch(ctx, url, rev, auth); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Fetch(ctx, url, rev, auth); err != nil {
+		t.Fatal(err)
+	}
+	if n := cnt.get("fetch"); n != 1 {
+		t.Errorf("fetches = %d, want 1 (no fetch when the commit is cached)", n)
+	}
+	dir, err := src.Checkout(url, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "deploy", "cm.yaml")); err != nil || string(b) != "a: 1\n" {
+		t.Fatalf("checkout content %q, %v", b, err)
+	}
+	info, err := src.CommitInfo(url, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Author != "Alice <alice@example.com>" || info.Message != "first" {
+		t.Errorf("commit info %+v", info)
+	}
+
+	// A new commit moves the branch; the next resolve sees it and fetch gets it.
+	second, err := srv.Commit(ctx, "app", gitserver.Commit{Files: map[string]string{"deploy/cm.yaml": "a: 2\n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err = src.Resolve(ctx, url, "main", auth)
+	if err != nil || rev.SHA != second {
+		t.Fatalf("after push: %+v %v", rev, err)
+	}
+	if err := src.Fetch(ctx, url, rev, auth); err != nil {
+		t.Fatal(err)
+	}
+	dir, err = src.Checkout(url, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "deploy", "cm.yaml")); string(b) != "a: 2\n" {
+		t.Fatalf("second checkout %q", b)
+	}
+
+	// Errors say what to do.
+	_, err = src.Resolve(ctx, url, "main", &githttp.BasicAuth{Username: "x", Password: "wrong"})
+	if !errors.Is(err, transport.ErrAuthenticationRequired) || !strings.Contains(err.Error(), "secretRef") {
+		t.Errorf("wrong credential: %v", err)
+	}
+	_, err = src.Resolve(ctx, url, "nope", auth)
+	if err == nil || !strings.Contains(err.Error(), `revision "nope" not found`) || !strings.Contains(err.Error(), "main") {
+		t.Errorf("missing branch: %v", err)
+	}
+}
+
+func TestLsRemoteIsSharedOnlyWithTheSameCredential(t *testing.T) {
+	ctx := t.Context()
+	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir(), Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	if err := srv.CreateRepo(ctx, "app", "main"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Commit(ctx, "app", gitserver.Commit{Files: map[string]string{"a": "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := New(Options{CacheDir: t.TempDir(), LsRemoteTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.RepoURL("app")
+	if _, err := src.Resolve(ctx, url, "main", &githttp.BasicAuth{Username: "x", Password: "tok"}); err != nil {
+		t.Fatal(err)
+	}
+	// Within the TTL, another caller with a wrong credential must still be refused.
+	if _, err := src.Resolve(ctx, url, "main", &githttp.BasicAuth{Username: "x", Password: "wrong"}); err == nil {
+		t.Fatal("a cached ls-remote was served to a caller with a wrong credential")
+	}
+	if _, err := src.Resolve(ctx, url, "main", nil); err == nil {
+		t.Fatal("a cached ls-remote was served to a caller without credentials")
+	}
+}
+
+func TestAuthFromSecret(t *testing.T) {
+	a, err := AuthFromSecret("https://git.example.com/a.git", map[string][]byte{"username": []byte("u"), "password": []byte("p")})
+	if err != nil || a.(*githttp.BasicAuth).Password != "p" {
+		t.Fatalf("basic: %v %v", a, err)
+	}
+	a, err = AuthFromSecret("https://git.example.com/a.git", map[string][]byte{"bearerToken": []byte("t")})
+	if err != nil || a.(*githttp.TokenAuth).Token != "t" {
+		t.Fatalf("bearer: %v %v", a, err)
+	}
+	if _, err := AuthFromSecret("ssh://git@git.example.com/a.git", map[string][]byte{"identity": []byte("not a key"), "known_hosts": []byte("x")}); err == nil || strings.Contains(err.Error(), "not a key") {
+		t.Fatalf("bad identity: %v (must not echo the secret)", err)
+	}
+	if _, err := AuthFromSecret("git@git.example.com:a.git", map[string][]byte{"password": []byte("p")}); err == nil || !strings.Contains(err.Error(), "identity") {
+		t.Fatalf("ssh without identity: %v", err)
+	}
+	if _, err := AuthFromSecret("https://git.example.com/a.git", map[string][]byte{"foo": []byte("p")}); err == nil {
+		t.Fatal("secret without usable keys accepted")
+	}
+}
