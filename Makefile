@@ -10,9 +10,14 @@ KEYLESS       := $(CURDIR)/bin/keyless
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS       := -X github.com/keyless-cd/keyless/internal/version.version=$(VERSION)
 GO_TEST_FLAGS ?= -timeout 30m
-TOOLS         := go tool -modfile=$(CURDIR)/hack/tools/go.mod
+TOOLS_BIN     := $(CURDIR)/bin/tools
+# Tools are built from hack/tools/go.mod into bin/tools and run from there: run
+# through `go tool -modfile`, they would load this module's packages with the
+# tools' module graph.
+TOOL_BUILD    := go build -modfile=$(CURDIR)/hack/tools/go.mod -o $(TOOLS_BIN)/
 
-CONTROLLER_GEN := $(TOOLS) controller-gen
+CONTROLLER_GEN := $(TOOLS_BIN)/controller-gen
+GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 
 .PHONY: generate all build k8s-bins cluster test unit vet lint fuzz hack-mods clean help
 
@@ -24,7 +29,13 @@ help: ## Show the targets
 build: ## Build bin/keyless
 	go build -ldflags "$(LDFLAGS)" -o $(KEYLESS) ./cmd/keyless
 
-generate: ## Regenerate deepcopy code and the CRD (api/ → config/crd/)
+$(CONTROLLER_GEN): hack/tools/go.mod
+	$(TOOL_BUILD) sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(GOLANGCI_LINT): hack/tools/go.mod
+	$(TOOL_BUILD) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → config/crd/)
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 
@@ -43,8 +54,8 @@ unit: ## Run the tests without building anything first
 vet: ## go vet
 	go vet ./...
 
-lint: ## golangci-lint (pinned in hack/tools/go.mod)
-	$(TOOLS) golangci-lint run ./...
+lint: $(GOLANGCI_LINT) ## golangci-lint (pinned in hack/tools/go.mod)
+	$(GOLANGCI_LINT) run ./...
 
 FUZZTIME ?= 30s
 fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)

@@ -224,10 +224,10 @@ type HealthStatus struct {
 // InventoryEntry is one applied object.
 type InventoryEntry struct {
 	// +optional
-	Group     string `json:"group,omitempty"`
-	Version   string `json:"version"`
-	Kind      string `json:"kind"`
-	Name      string `json:"name"`
+	Group   string `json:"group,omitempty"`
+	Version string `json:"version"`
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
 }
 
 // SyncRecord is one sync in the history.
@@ -281,8 +281,4 @@ type ApplicationList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Application `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&Application{}, &ApplicationList{})
 }
