@@ -28,6 +28,7 @@ stored outside the cluster.
 		newRenderCommand(streams),
 		newDiffCommand(streams),
 		newApplyCommand(streams),
+		newControllerCommand(streams),
 	)
 	return root
 }

@@ -61,6 +61,12 @@ func NewWithHTTPClient(cfg *rest.Config, httpClient *http.Client) (*Engine, erro
 	if err != nil {
 		return nil, fmt.Errorf("building REST mapper: %w", err)
 	}
+	return NewWithMapper(cfg, httpClient, mapper)
+}
+
+// NewWithMapper builds an Engine that shares mapper (discovery) with others:
+// the controller keeps one engine per impersonated ServiceAccount.
+func NewWithMapper(cfg *rest.Config, httpClient *http.Client, mapper meta.RESTMapper) (*Engine, error) {
 	c, err := client.New(cfg, client.Options{HTTPClient: httpClient, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("building client: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/event"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/cli-utils/pkg/object"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -116,6 +117,29 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 	default:
 		return out, fmt.Errorf("%w after %s:\n  %s", ErrNotReady, opts.Timeout, strings.Join(bad, "\n  "))
 	}
+}
+
+// Status reads each object once and returns its kstatus (NotFound when
+// missing), without waiting: the controller's health check.
+func (e *Engine) Status(ctx context.Context, refs []ObjectRef) ([]ObjectStatus, error) {
+	out := make([]ObjectStatus, 0, len(refs))
+	for _, r := range refs {
+		u := r.Unstructured()
+		if err := e.client.Get(ctx, keyOf(r), u); err != nil {
+			if apierrors.IsNotFound(err) {
+				out = append(out, ObjectStatus{Ref: r, Status: status.NotFoundStatus.String(), Message: "not found"})
+				continue
+			}
+			return nil, fmt.Errorf("reading %s: %w", r, err)
+		}
+		res, err := status.Compute(u)
+		if err != nil {
+			out = append(out, ObjectStatus{Ref: r, Status: status.UnknownStatus.String(), Message: err.Error()})
+			continue
+		}
+		out = append(out, ObjectStatus{Ref: r, Status: res.Status.String(), Message: res.Message})
+	}
+	return out, nil
 }
 
 func allSettled(last map[object.ObjMetadata]ObjectStatus, n int) bool {

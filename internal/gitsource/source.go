@@ -360,3 +360,12 @@ func hasDotDot(name string) bool {
 	}
 	return false
 }
+
+// Invalidate drops the cached ls-remote results of url, so the next Resolve
+// asks the server (a webhook said it moved).
+func (s *Source) Invalidate(url string) {
+	r := s.repo(url)
+	r.lsMu.Lock()
+	r.lsAt = map[string]time.Time{}
+	r.lsMu.Unlock()
+}

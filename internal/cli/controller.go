@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+
+	"github.com/keyless-cd/keyless/internal/controller"
+)
+
+type controllerFlags struct {
+	kubeconfig              string
+	namespaces              []string
+	metricsAddr             string
+	probeAddr               string
+	leaderElect             bool
+	leaderElectionNamespace string
+	concurrency             int
+	defaultInterval         time.Duration
+	webhookAddr             string
+	webhookSecretFile       string
+	cacheDir                string
+}
+
+func newControllerCommand(streams IOStreams) *cobra.Command {
+	f := &controllerFlags{}
+	cmd := &cobra.Command{
+		Use:   "controller --namespaces NS[,NS…]",
+		Short: "Run the GitOps controller: sync Applications from Git into their own namespaces",
+		Long: `Run the in-cluster controller. It watches Applications in --namespaces only
+(nothing else is watched or cached), and for each one: checks the target revision
+with an ls-remote every spec.interval (a webhook triggers at once), fetches only when
+the commit moved, renders the path, and applies it into the Application's own
+namespace impersonating spec.serviceAccountName (default keyless-deployer). Edits
+and deletions of managed objects are seen through watches and reverted at once
+when syncPolicy.automated.selfHeal is on.
+
+Every sync is recorded in status.history, as a Kubernetes Event, and as one JSON
+line on stdout ({"audit":"keyless.dev/sync","app":…,"revision":…,"author":…}).
+Logs go to stderr. It needs no ClusterRole: see config/install.`,
+		Example: `  keyless controller --namespaces shop,blog --webhook-bind-address :9292 \
+      --webhook-secret-file /etc/keyless/webhook/secret`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runController(cmd, streams, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for the controller's own identity (default: in-cluster ServiceAccount, else $KUBECONFIG)")
+	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "namespaces to manage (required; comma-separated)")
+	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", `Prometheus metrics address ("0" disables)`)
+	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", `/healthz and /readyz address ("0" disables)`)
+	fl.BoolVar(&f.leaderElect, "leader-elect", false, "run one active replica (a Lease in the controller's namespace)")
+	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default $POD_NAMESPACE, else the first of --namespaces)")
+	fl.IntVar(&f.concurrency, "concurrency", 4, "Applications reconciled at once")
+	fl.DurationVar(&f.defaultInterval, "default-interval", 3*time.Minute, "check interval for Applications without spec.interval")
+	fl.StringVar(&f.webhookAddr, "webhook-bind-address", "", "address for POST /hooks/github and /hooks/gitlab (empty disables)")
+	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook shared secret (GitHub HMAC key / GitLab token)")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "Git cache folder (default a temporary directory)")
+	return cmd
+}
+
+func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) error {
+	if len(f.namespaces) == 0 {
+		return fmt.Errorf("--namespaces is required: keyless manages only the namespaces it is given")
+	}
+	cfg, err := controllerConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	var secret []byte
+	if f.webhookSecretFile != "" {
+		if secret, err = os.ReadFile(f.webhookSecretFile); err != nil {
+			return fmt.Errorf("reading --webhook-secret-file: %w", err)
+		}
+		secret = bytes.TrimSpace(secret)
+		if len(secret) < 16 {
+			return fmt.Errorf("--webhook-secret-file %s: the secret is shorter than 16 bytes", f.webhookSecretFile)
+		}
+	}
+	leNS := f.leaderElectionNamespace
+	if leNS == "" {
+		leNS = os.Getenv("POD_NAMESPACE")
+	}
+	logger := logr.FromSlogHandler(slog.NewJSONHandler(streams.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return controller.Run(cmd.Context(), cfg, controller.Options{
+		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr,
+		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, Concurrency: f.concurrency,
+		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secret,
+		CacheDir: f.cacheDir, AuditOut: streams.Out, Logger: logger,
+	})
+}
+
+// controllerConfig is --kubeconfig, else in-cluster, else the default loading rules.
+func controllerConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			return cfg, nil
+		}
+	}
+	kf := &kubeFlags{kubeconfig: kubeconfig}
+	return kf.restConfig()
+}

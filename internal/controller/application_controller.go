@@ -1,0 +1,501 @@
+// Package controller reconciles Applications: it pulls each one's Git
+// revision, renders it and converges the Application's own namespace with the
+// shared engine, impersonating the Application's deployer ServiceAccount. Drift
+// is seen through metadata-only watches, new commits through ls-remote polling
+// and webhooks.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/engine"
+	"github.com/keyless-cd/keyless/internal/gitsource"
+	"github.com/keyless-cd/keyless/internal/render"
+)
+
+// Finalizer makes deleting an Application delete what it deployed.
+const Finalizer = "keyless.dev/finalizer"
+
+// Triggers of a sync, recorded in history and the audit line.
+const (
+	TriggerRevision = "revision"
+	TriggerDrift    = "drift"
+	TriggerRequest  = "request"
+	TriggerSpec     = "spec"
+	TriggerRetry    = "retry"
+)
+
+// progressingRequeue is how soon health is checked again while objects roll out.
+const progressingRequeue = 2 * time.Second
+
+// ApplicationReconciler reconciles Application objects.
+type ApplicationReconciler struct {
+	Client client.Client
+	// APIReader reads Secrets uncached, so the controller needs only get on them.
+	APIReader client.Reader
+	// Config is the controller's own identity; writes impersonate the deployer.
+	Config          *rest.Config
+	HTTPClient      *http.Client
+	Mapper          meta.RESTMapper
+	Source          *gitsource.Source
+	Recorder        recorder.EventRecorder
+	DefaultInterval time.Duration
+	Audit           *auditLog
+	Drift           *driftTracker
+	Metrics         *metrics
+
+	enginesMu sync.Mutex
+	engines   map[string]*engine.Engine
+	renderMu  sync.Mutex
+	renders   map[string][]*unstructured.Unstructured
+}
+
+// Reconcile syncs one Application. Order: get → finalizer → suspend → spec
+// checks → source (ls-remote; fetch only on change) → render (cached by commit)
+// → engine apply as the deployer (prune per policy) → health → status.
+func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	start := time.Now()
+	app := &kv1.Application{}
+	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Drift.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	defer func() { r.Metrics.observeReconcile(start, retErr) }()
+
+	if !app.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, app)
+	}
+	if !controllerutil.ContainsFinalizer(app, Finalizer) {
+		patch := client.MergeFrom(app.DeepCopy())
+		controllerutil.AddFinalizer(app, Finalizer)
+		if err := r.Client.Patch(ctx, app, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+	before := app.DeepCopy()
+	defer func() {
+		if err := r.patchStatus(ctx, before, app); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+
+	if app.Spec.Suspend {
+		setReady(app, false, ReasonSuspended, "suspended: spec.suspend is true")
+		app.Status.ObservedGeneration = app.Generation
+		return ctrl.Result{}, nil
+	}
+	if err := validateSpec(app); err != nil {
+		setStalled(app, ReasonInvalidSpec, err.Error())
+		app.Status.ObservedGeneration = app.Generation
+		return ctrl.Result{}, nil
+	}
+	interval := r.interval(app)
+	return r.reconcile(ctx, app, interval)
+}
+
+func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Application, interval time.Duration) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+
+	auth, err := r.gitAuth(ctx, app)
+	if err != nil {
+		setStalled(app, ReasonGitFailed, err.Error())
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	src := app.Spec.Source
+	rev, err := r.Source.Resolve(ctx, src.RepoURL, src.TargetRevision, auth)
+	if err != nil {
+		setReady(app, false, ReasonGitFailed, err.Error())
+		return ctrl.Result{}, fmt.Errorf("resolving %s: %w", src.TargetRevision, err)
+	}
+
+	trigger := r.trigger(app, rev.SHA)
+	if trigger == "" {
+		// Nothing moved: refresh health while objects roll out, else sleep.
+		return r.refreshHealth(ctx, app, interval)
+	}
+	if err := r.Source.Fetch(ctx, src.RepoURL, rev, auth); err != nil {
+		setReady(app, false, ReasonGitFailed, err.Error())
+		return ctrl.Result{}, err
+	}
+	commit, err := r.Source.CommitInfo(src.RepoURL, rev.SHA)
+	if err != nil {
+		setReady(app, false, ReasonGitFailed, err.Error())
+		return ctrl.Result{}, err
+	}
+	app.Status.LastAttemptedRevision = rev.SHA
+	record := kv1.SyncRecord{
+		Revision: rev.SHA, Author: commit.Author, Committer: commit.Committer, Message: commit.Message,
+		Trigger: trigger, StartedAt: metav1.Now(),
+	}
+	if src.Verify != nil {
+		signer, err := r.verify(ctx, app, commit)
+		if err != nil {
+			r.fail(app, record, nil, ReasonVerificationFailed, fmt.Sprintf("commit %s refused: %v", short(rev.SHA), err), true)
+			return ctrl.Result{RequeueAfter: interval}, nil
+		}
+		record.Signer = signer
+	}
+
+	objs, err := r.render(ctx, app, rev.SHA)
+	if err != nil {
+		r.fail(app, record, nil, ReasonRenderFailed, fmt.Sprintf("rendering %s at %s: %v", displayPath(src.Path), short(rev.SHA), err), true)
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	eng, err := r.engineFor(app)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	automated := app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil
+	requested := app.Annotations[kv1.SyncRequestedAnnotation] != "" && app.Annotations[kv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
+	selfHeal := automated && app.Spec.SyncPolicy.Automated.SelfHeal
+	doApply := requested || (automated && (trigger != TriggerDrift || selfHeal))
+
+	inv := statusInventory{app: app}
+	if !doApply {
+		diff, err := eng.Diff(ctx, objs, engine.DiffOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: automated && app.Spec.SyncPolicy.Automated.Prune, AllowEmpty: allowEmpty(app)})
+		if err != nil {
+			r.fail(app, record, nil, failureReason(err), err.Error(), isPermanent(err))
+			return ctrl.Result{RequeueAfter: interval}, nil
+		}
+		app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: rev.SHA}
+		if diff.Changed() {
+			app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusOutOfSync, Revision: rev.SHA, Drifted: driftedObjects(diff)}
+		}
+		app.Status.ObservedGeneration = app.Generation
+		r.Drift.clear(key)
+		if diff.Changed() {
+			msg := "out of sync: " + strings.Join(app.Status.Sync.Drifted, ", ")
+			if automated {
+				msg += " (selfHeal is off)"
+			} else {
+				msg += " (no automated sync policy: run `keyless sync " + app.Name + " -n " + app.Namespace + "`)"
+			}
+			setReady(app, false, ReasonOutOfSync, msg)
+			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonOutOfSync, "Diff", "%s", msg)
+			return ctrl.Result{RequeueAfter: interval}, nil
+		}
+		return r.refreshHealth(ctx, app, interval)
+	}
+
+	prune := (automated && app.Spec.SyncPolicy.Automated.Prune) || (requested && app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil && app.Spec.SyncPolicy.Automated.Prune)
+	syncStart := time.Now()
+	res, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: prune, AllowEmpty: allowEmpty(app)})
+	r.Metrics.observeSync(syncStart, err)
+	if requested {
+		app.Status.LastHandledSyncRequest = app.Annotations[kv1.SyncRequestedAnnotation]
+	}
+	if err != nil {
+		r.fail(app, record, res, failureReason(err), err.Error(), isPermanent(err))
+		logger.Info("sync failed, last good state left running", "revision", rev.SHA, "error", err.Error())
+		if isPermanent(err) {
+			return ctrl.Result{RequeueAfter: interval}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	r.Drift.clear(key)
+	r.Drift.watch(ctx, res)
+	app.Status.LastAppliedRevision = rev.SHA
+	app.Status.ObservedGeneration = app.Generation
+	app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: rev.SHA}
+	changed := res.Changed()
+	if changed || trigger != TriggerDrift {
+		record.FinishedAt = metav1.Now()
+		record.Result = "Succeeded"
+		record.Changes = changeSummary(res)
+		addHistory(app, record)
+		r.Audit.write(AuditRecord{
+			Time: record.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rev.SHA,
+			Author: commit.Author, Committer: commit.Committer, Signer: record.Signer, Message: commit.Message,
+			Trigger: trigger, ServiceAccount: serviceAccountOf(app), Result: record.Result, Changes: auditChanges(res),
+		})
+		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Synced", "Sync",
+			"synced %s (%s) by %s: %s", short(rev.SHA), commit.Message, commit.Author, record.Changes)
+	}
+	return r.refreshHealth(ctx, app, interval)
+}
+
+// trigger says why this reconcile must sync, or "" when nothing moved.
+func (r *ApplicationReconciler) trigger(app *kv1.Application, sha string) string {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, kv1.StalledCondition)
+	switch {
+	case app.Annotations[kv1.SyncRequestedAnnotation] != "" && app.Annotations[kv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest:
+		return TriggerRequest
+	case sha != app.Status.LastAppliedRevision && sha != app.Status.LastAttemptedRevision:
+		return TriggerRevision
+	case app.Generation != app.Status.ObservedGeneration:
+		return TriggerSpec
+	case r.Drift.isDirty(key):
+		return TriggerDrift
+	case sha != app.Status.LastAppliedRevision && !stalled:
+		// The last attempt at this revision failed transiently: try again.
+		return TriggerRetry
+	}
+	return ""
+}
+
+// refreshHealth reads the deployed objects' kstatus and sets health and Ready.
+func (r *ApplicationReconciler) refreshHealth(ctx context.Context, app *kv1.Application, interval time.Duration) (ctrl.Result, error) {
+	if app.Status.LastAppliedRevision == "" || app.Status.Sync.Status == kv1.SyncStatusOutOfSync {
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	eng, err := r.engineFor(app)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	statuses, err := eng.Status(ctx, inventoryRefs(app))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	app.Status.Health = health(statuses)
+	switch app.Status.Health.Status {
+	case kv1.HealthHealthy:
+		setReady(app, true, ReasonSucceeded, fmt.Sprintf("applied revision %s; %s", short(app.Status.LastAppliedRevision), app.Status.Health.Message))
+	case kv1.HealthProgressing:
+		setProgressing(app, app.Status.Health.Message)
+		return ctrl.Result{RequeueAfter: progressingRequeue}, nil
+	default:
+		setReady(app, false, app.Status.Health.Status, app.Status.Health.Message)
+	}
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// fail records a failed sync: the last good state stays running.
+func (r *ApplicationReconciler) fail(app *kv1.Application, rec kv1.SyncRecord, res *engine.Result, reason, msg string, stalled bool) {
+	if stalled {
+		setStalled(app, reason, msg)
+	} else {
+		setReady(app, false, reason, msg)
+	}
+	app.Status.ObservedGeneration = app.Generation
+	rec.FinishedAt = metav1.Now()
+	rec.Result = "Failed"
+	rec.Error = msg
+	rec.Changes = changeSummary(res)
+	if len(app.Status.History) == 0 || app.Status.History[0].Revision != rec.Revision || app.Status.History[0].Error != msg {
+		addHistory(app, rec)
+		r.Audit.write(AuditRecord{
+			Time: rec.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rec.Revision,
+			Author: rec.Author, Committer: rec.Committer, Signer: rec.Signer, Message: rec.Message, Trigger: rec.Trigger,
+			ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: msg, Changes: auditChanges(res),
+		})
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, reason, "Sync", "%s", msg)
+	}
+}
+
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, engine.ErrRefused), errors.Is(err, engine.ErrEmpty):
+		return ReasonRefused
+	}
+	return ReasonApplyFailed
+}
+
+// isPermanent reports errors that retrying cannot fix without a new commit.
+func isPermanent(err error) bool {
+	return errors.Is(err, engine.ErrRefused) || errors.Is(err, engine.ErrEmpty) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || strings.Contains(err.Error(), "dry-run failed")
+}
+
+func allowEmpty(app *kv1.Application) bool {
+	return app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil && app.Spec.SyncPolicy.Automated.AllowEmpty
+}
+
+func (r *ApplicationReconciler) interval(app *kv1.Application) time.Duration {
+	if app.Spec.Interval != nil && app.Spec.Interval.Duration > 0 {
+		return max(app.Spec.Interval.Duration, 5*time.Second)
+	}
+	return r.DefaultInterval
+}
+
+// validateSpec enforces the pull model: an Application deploys into its own
+// namespace of this cluster.
+func validateSpec(app *kv1.Application) error {
+	if d := app.Spec.Destination; d != nil {
+		if d.Namespace != "" && d.Namespace != app.Namespace {
+			return fmt.Errorf("spec.destination.namespace %q must equal the Application's namespace %q: an Application deploys into its own namespace only (create the Application in %q instead)", d.Namespace, app.Namespace, d.Namespace)
+		}
+		if d.Server != "" && strings.TrimSuffix(d.Server, "/") != kv1.InClusterServer {
+			return fmt.Errorf("spec.destination.server %q is not this cluster: keyless is pull-based, each cluster runs its own controller (use %s or leave it empty)", d.Server, kv1.InClusterServer)
+		}
+	}
+	return nil
+}
+
+// gitAuth reads the Application's Git credential Secret, if any.
+func (r *ApplicationReconciler) gitAuth(ctx context.Context, app *kv1.Application) (transport.AuthMethod, error) {
+	ref := app.Spec.Source.SecretRef
+	if ref == nil {
+		return nil, nil
+	}
+	s := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: ref.Name}, s); err != nil {
+		return nil, fmt.Errorf("reading Git secret %s/%s (spec.source.secretRef): %w", app.Namespace, ref.Name, err)
+	}
+	auth, err := gitsource.AuthFromSecret(app.Spec.Source.RepoURL, s.Data)
+	if err != nil {
+		return nil, fmt.Errorf("git secret %s/%s: %w", app.Namespace, ref.Name, err)
+	}
+	return auth, nil
+}
+
+// render renders the app at sha, cached by commit, path and options.
+func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, sha string) ([]*unstructured.Unstructured, error) {
+	src := app.Spec.Source
+	opts := render.Options{Path: src.Path, Namespace: app.Namespace, Helm: render.HelmOptions{ReleaseName: app.Name}}
+	if h := src.Helm; h != nil {
+		opts.Helm.ValueFiles = h.ValueFiles
+		if h.ReleaseName != "" {
+			opts.Helm.ReleaseName = h.ReleaseName
+		}
+		opts.Helm.Values = helmParameters(h.Parameters)
+	}
+	cacheKey := fmt.Sprintf("%s|%s|%s|%+v", src.RepoURL, sha, app.Namespace, opts)
+	r.renderMu.Lock()
+	cached, ok := r.renders[cacheKey]
+	r.renderMu.Unlock()
+	if ok {
+		return cached, nil
+	}
+	dir, err := r.Source.Checkout(src.RepoURL, sha)
+	if err != nil {
+		return nil, err
+	}
+	opts.Root = dir
+	res, err := render.Render(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	r.renderMu.Lock()
+	if r.renders == nil || len(r.renders) > 1000 {
+		r.renders = map[string][]*unstructured.Unstructured{}
+	}
+	r.renders[cacheKey] = res.Objects
+	r.renderMu.Unlock()
+	return res.Objects, nil
+}
+
+func helmParameters(params []kv1.HelmParameter) map[string]any {
+	out := map[string]any{}
+	for _, p := range params {
+		keys := strings.Split(p.Name, ".")
+		m := out
+		for _, k := range keys[:len(keys)-1] {
+			next, ok := m[k].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[k] = next
+			}
+			m = next
+		}
+		m[keys[len(keys)-1]] = p.Value
+	}
+	return out
+}
+
+// engineFor returns the engine that impersonates the app's deployer.
+func (r *ApplicationReconciler) engineFor(app *kv1.Application) (*engine.Engine, error) {
+	user := "system:serviceaccount:" + app.Namespace + ":" + serviceAccountOf(app)
+	r.enginesMu.Lock()
+	defer r.enginesMu.Unlock()
+	if e, ok := r.engines[user]; ok {
+		return e, nil
+	}
+	cfg := rest.CopyConfig(r.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e, err := engine.NewWithMapper(cfg, httpClient, r.Mapper)
+	if err != nil {
+		return nil, err
+	}
+	if r.engines == nil {
+		r.engines = map[string]*engine.Engine{}
+	}
+	r.engines[user] = e
+	return e, nil
+}
+
+// finalize deletes what the app deployed (unless annotated to orphan), then
+// releases the finalizer.
+func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Application) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(app, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if app.Annotations[kv1.DeletionPolicyAnnotation] != kv1.DeletionPolicyOrphan && len(app.Status.Inventory) > 0 {
+		eng, err := r.engineFor(app)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		res, err := eng.Apply(ctx, nil, engine.ApplyOptions{Namespace: app.Namespace, Name: app.Name, Inventory: statusInventory{app: app}, Prune: true, AllowEmpty: true})
+		if err != nil {
+			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteFailed", "Delete", "deleting deployed objects: %v", err)
+			return ctrl.Result{}, err
+		}
+		r.Audit.write(AuditRecord{Time: time.Now(), App: app.Name, Namespace: app.Namespace, Revision: app.Status.LastAppliedRevision,
+			Trigger: "delete", ServiceAccount: serviceAccountOf(app), Result: "Succeeded", Changes: auditChanges(res)})
+	}
+	patch := client.MergeFrom(app.DeepCopy())
+	controllerutil.RemoveFinalizer(app, Finalizer)
+	if err := r.Client.Patch(ctx, app, patch); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	r.Drift.forget(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	return ctrl.Result{}, nil
+}
+
+// patchStatus writes the status only when it changed: a no-op reconcile makes no write.
+func (r *ApplicationReconciler) patchStatus(ctx context.Context, before, app *kv1.Application) error {
+	if equalStatus(before.Status, app.Status) {
+		return nil
+	}
+	if err := r.Client.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
+
+func equalStatus(a, b kv1.ApplicationStatus) bool {
+	return equality.Semantic.DeepEqual(a, b)
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "the repository root"
+	}
+	return p
+}

@@ -1,0 +1,77 @@
+package controller
+
+import (
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/engine"
+)
+
+// AuditChange is one object's change in an audit record.
+type AuditChange struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Action string `json:"action"`
+}
+
+// AuditRecord is the JSON line written for every sync: who did what.
+type AuditRecord struct {
+	Audit          string        `json:"audit"` // always "keyless.dev/sync"
+	Time           time.Time     `json:"time"`
+	App            string        `json:"app"`
+	Namespace      string        `json:"namespace"`
+	Revision       string        `json:"revision"`
+	Author         string        `json:"author,omitempty"`
+	Committer      string        `json:"committer,omitempty"`
+	Signer         string        `json:"signer,omitempty"`
+	Message        string        `json:"message,omitempty"`
+	Trigger        string        `json:"trigger"`
+	ServiceAccount string        `json:"serviceAccount"`
+	Result         string        `json:"result"`
+	Error          string        `json:"error,omitempty"`
+	Changes        []AuditChange `json:"changes"`
+}
+
+// auditLog writes one JSON object per line.
+type auditLog struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (a *auditLog) write(rec AuditRecord) {
+	if a == nil || a.w == nil {
+		return
+	}
+	rec.Audit = "keyless.dev/sync"
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, _ = a.w.Write(append(b, '\n'))
+}
+
+func auditChanges(res *engine.Result) []AuditChange {
+	out := []AuditChange{}
+	if res == nil {
+		return out
+	}
+	for _, c := range res.Changes {
+		if c.Action == engine.ActionUnchanged {
+			continue
+		}
+		out = append(out, AuditChange{Kind: c.Ref.Kind, Name: c.Ref.Name, Action: string(c.Action)})
+	}
+	return out
+}
+
+func serviceAccountOf(app *kv1.Application) string {
+	if app.Spec.ServiceAccountName != "" {
+		return app.Spec.ServiceAccountName
+	}
+	return kv1.DefaultServiceAccountName
+}

@@ -1,0 +1,159 @@
+package controller
+
+import (
+	"context"
+	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/keyless-cd/keyless/internal/engine"
+)
+
+// driftTracker watches the objects Applications manage — metadata only, in
+// the managed namespaces, filtered by the keyless.dev/inventory label — and
+// marks an Application dirty (and enqueues it) the moment one of its objects
+// is edited or deleted by someone else. Self-heal is watch-based: it does not
+// wait for the next interval.
+type driftTracker struct {
+	cache   cache.Cache // label-filtered, metadata-only cache of managed objects
+	metrics *metrics
+
+	mu      sync.Mutex
+	ctrl    controller.Controller
+	watched map[schema.GroupVersionKind]bool
+	dirty   map[types.NamespacedName]bool
+}
+
+func newDriftTracker(c cache.Cache, m *metrics) *driftTracker {
+	return &driftTracker{cache: c, metrics: m, watched: map[schema.GroupVersionKind]bool{}, dirty: map[types.NamespacedName]bool{}}
+}
+
+func (d *driftTracker) setController(c controller.Controller) {
+	d.mu.Lock()
+	d.ctrl = c
+	d.mu.Unlock()
+}
+
+func (d *driftTracker) isDirty(k types.NamespacedName) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dirty[k]
+}
+
+func (d *driftTracker) clear(k types.NamespacedName) {
+	d.mu.Lock()
+	delete(d.dirty, k)
+	d.mu.Unlock()
+}
+
+func (d *driftTracker) forget(k types.NamespacedName) { d.clear(k) }
+
+// watch makes sure every kind in res is watched.
+func (d *driftTracker) watch(ctx context.Context, res *engine.Result) {
+	if res == nil {
+		return
+	}
+	refs := make([]engine.ObjectRef, 0, len(res.Changes))
+	for _, c := range res.Changes {
+		refs = append(refs, c.Ref)
+	}
+	d.watchRefs(ctx, refs)
+}
+
+// watchRefs makes sure the kinds of refs are watched (idempotent).
+func (d *driftTracker) watchRefs(ctx context.Context, refs []engine.ObjectRef) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ctrl == nil {
+		return
+	}
+	for _, r := range refs {
+		gvk := r.GVK()
+		if d.watched[gvk] {
+			continue
+		}
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(gvk)
+		src := source.Kind(d.cache, obj, handler.TypedEnqueueRequestsFromMapFunc(d.mapToApp), driftPredicate())
+		if err := d.ctrl.Watch(src); err != nil {
+			log.FromContext(ctx).Error(err, "cannot watch managed objects; drift of this kind is seen at the next interval only", "kind", gvk.String())
+			continue
+		}
+		d.watched[gvk] = true
+	}
+}
+
+// mapToApp marks the owning Application dirty and enqueues it.
+func (d *driftTracker) mapToApp(_ context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
+	name := o.GetLabels()[engine.InventoryLabel]
+	if name == "" {
+		return nil
+	}
+	k := types.NamespacedName{Namespace: o.GetNamespace(), Name: name}
+	d.mu.Lock()
+	d.dirty[k] = true
+	d.mu.Unlock()
+	d.metrics.driftEvents.Inc()
+	return []reconcile.Request{{NamespacedName: k}}
+}
+
+// driftPredicate passes edits of spec (generation), labels or annotations by
+// someone other than keyless, and deletions. Status-only updates (rollouts)
+// and the informer's initial list are ignored.
+func driftPredicate() predicate.TypedPredicate[*metav1.PartialObjectMetadata] {
+	return predicate.TypedFuncs[*metav1.PartialObjectMetadata]{
+		CreateFunc:  func(event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool { return false },
+		DeleteFunc:  func(event.TypedDeleteEvent[*metav1.PartialObjectMetadata]) bool { return true },
+		GenericFunc: func(event.TypedGenericEvent[*metav1.PartialObjectMetadata]) bool { return false },
+		UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
+			o, n := e.ObjectOld, e.ObjectNew
+			changed := n.GetGeneration() != o.GetGeneration() ||
+				(n.GetGeneration() == 0 && n.GetResourceVersion() != o.GetResourceVersion()) ||
+				!equalMaps(n.GetLabels(), o.GetLabels()) || !equalMaps(n.GetAnnotations(), o.GetAnnotations())
+			return changed && lastWriter(n) != engine.FieldManager
+		},
+	}
+}
+
+// lastWriter is the field manager of the newest managedFields entry ("" on a tie).
+func lastWriter(o metav1.Object) string {
+	var newest *metav1.ManagedFieldsEntry
+	tie := false
+	for i, mf := range o.GetManagedFields() {
+		if mf.Time == nil {
+			continue
+		}
+		switch {
+		case newest == nil || mf.Time.After(newest.Time.Time):
+			newest, tie = &o.GetManagedFields()[i], false
+		case mf.Time.Equal(newest.Time) && mf.Manager != newest.Manager:
+			tie = true
+		}
+	}
+	if newest == nil || tie {
+		return ""
+	}
+	return newest.Manager
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if bv, ok := b[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,223 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/engine"
+	"github.com/keyless-cd/keyless/internal/gitsource"
+)
+
+// Options configure the controller. Namespaces is required.
+type Options struct {
+	// Namespaces are the only namespaces watched and cached.
+	Namespaces []string
+	// MetricsBindAddress serves Prometheus metrics ("0" disables). Default ":8080".
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz and /readyz ("0" disables). Default ":8081".
+	HealthProbeBindAddress string
+	// LeaderElect runs one active replica, with a Lease in LeaderElectionNamespace.
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	// Concurrency is how many Applications reconcile at once. Default 4.
+	Concurrency int
+	// DefaultInterval applies to Applications without spec.interval. Default 3m.
+	DefaultInterval time.Duration
+	// WebhookBindAddress serves /hooks/github and /hooks/gitlab ("" disables).
+	WebhookBindAddress string
+	// WebhookSecret is the shared webhook secret (required with WebhookBindAddress).
+	WebhookSecret []byte
+	// CacheDir holds the Git cache. Default: a temporary directory.
+	CacheDir string
+	// AuditOut receives one JSON line per sync. Default os.Stdout.
+	AuditOut io.Writer
+	// Logger is the controller's logger.
+	Logger logr.Logger
+	// Ready, when set, is closed once the manager runs (tests).
+	Ready chan<- struct{}
+}
+
+// Run runs the controller until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	if len(opts.Namespaces) == 0 {
+		return errors.New("at least one namespace is required (--namespaces): keyless watches and caches nothing else")
+	}
+	if opts.WebhookBindAddress != "" && len(opts.WebhookSecret) == 0 {
+		return errors.New("a webhook secret is required with --webhook-bind-address (--webhook-secret-file)")
+	}
+	if opts.MetricsBindAddress == "" {
+		opts.MetricsBindAddress = ":8080"
+	}
+	if opts.HealthProbeBindAddress == "" {
+		opts.HealthProbeBindAddress = ":8081"
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	if opts.DefaultInterval == 0 {
+		opts.DefaultInterval = 3 * time.Minute
+	}
+	if opts.AuditOut == nil {
+		opts.AuditOut = os.Stdout
+	}
+	if opts.LeaderElectionNamespace == "" {
+		opts.LeaderElectionNamespace = opts.Namespaces[0]
+	}
+	cacheDir := opts.CacheDir
+	if cacheDir == "" {
+		dir, err := os.MkdirTemp("", "keyless-git-cache-")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = os.RemoveAll(dir) }()
+		cacheDir = dir
+	}
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := kv1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	nsConfig := map[string]cache.Config{}
+	for _, ns := range opts.Namespaces {
+		nsConfig[ns] = cache.Config{}
+	}
+	ctrl.SetLogger(opts.Logger)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Logger:                  opts.Logger,
+		Cache:                   cache.Options{DefaultNamespaces: nsConfig},
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
+		LeaderElection:          opts.LeaderElect,
+		LeaderElectionID:        "keyless-controller",
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+
+	// Managed objects are watched metadata-only through their own cache,
+	// limited to the namespaces and to objects carrying the inventory label.
+	managed, err := labels.NewRequirement(engine.InventoryLabel, selection.Exists, nil)
+	if err != nil {
+		return err
+	}
+	managedCache, err := cache.New(cfg, cache.Options{
+		Scheme: scheme, Mapper: mgr.GetRESTMapper(), HTTPClient: mgr.GetHTTPClient(),
+		DefaultNamespaces:    nsConfig,
+		DefaultLabelSelector: labels.NewSelector().Add(*managed),
+	})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(managedCache); err != nil {
+		return err
+	}
+
+	m := newMetrics()
+	src, err := gitsource.New(gitsource.Options{CacheDir: cacheDir, Observe: m.observeGit})
+	if err != nil {
+		return err
+	}
+	drift := newDriftTracker(managedCache, m)
+	r := &ApplicationReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: cfg, HTTPClient: mgr.GetHTTPClient(),
+		Mapper: mgr.GetRESTMapper(), Source: src, Recorder: mgr.GetEventRecorder("keyless-controller"),
+		DefaultInterval: opts.DefaultInterval, Audit: &auditLog{w: opts.AuditOut}, Drift: drift, Metrics: m,
+	}
+	triggers := make(chan event.GenericEvent, 256)
+	c, err := builder.ControllerManagedBy(mgr).
+		For(&kv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesRawSource(source.Channel(triggers, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrency}).
+		Named("application").
+		Build(r)
+	if err != nil {
+		return fmt.Errorf("creating controller: %w", err)
+	}
+	drift.setController(c)
+
+	if opts.WebhookBindAddress != "" {
+		recv := &WebhookReceiver{Client: mgr.GetClient(), Source: src, Secret: opts.WebhookSecret, Trigger: triggers}
+		if err := mgr.Add(webhookServer(opts.WebhookBindAddress, recv)); err != nil {
+			return err
+		}
+	}
+	if opts.Ready != nil {
+		if err := mgr.Add(readySignal(opts.Ready)); err != nil {
+			return err
+		}
+	}
+	return mgr.Start(ctx)
+}
+
+// webhookServer runs the receiver until the manager stops. It does not need
+// leadership: a trigger enqueues on whichever replica leads.
+type webhookRunnable struct {
+	addr string
+	h    http.Handler
+}
+
+func webhookServer(addr string, h http.Handler) *webhookRunnable {
+	return &webhookRunnable{addr: addr, h: h}
+}
+
+func (w *webhookRunnable) NeedLeaderElection() bool { return false }
+
+func (w *webhookRunnable) Start(ctx context.Context) error {
+	l, err := net.Listen("tcp", w.addr)
+	if err != nil {
+		return fmt.Errorf("webhook receiver: %w", err)
+	}
+	srv := &http.Server{Handler: w.h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+type readySignal chan<- struct{}
+
+func (r readySignal) Start(context.Context) error {
+	close(r)
+	return nil
+}

@@ -1,0 +1,74 @@
+package controller
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// metrics are keyless's Prometheus metrics, served on --metrics-bind-address.
+type metrics struct {
+	reconciles   *prometheus.CounterVec
+	syncDuration *prometheus.HistogramVec
+	gitOps       *prometheus.CounterVec
+	gitDuration  *prometheus.HistogramVec
+	driftEvents  prometheus.Counter
+}
+
+var (
+	metricsOnce   sync.Once
+	sharedMetrics *metrics
+)
+
+// newMetrics returns the process's metrics, registered once.
+func newMetrics() *metrics {
+	metricsOnce.Do(func() { sharedMetrics = buildMetrics() })
+	return sharedMetrics
+}
+
+func buildMetrics() *metrics {
+	m := &metrics{
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyless_reconcile_total", Help: "Application reconciles by result (success, error).",
+		}, []string{"result"}),
+		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "keyless_sync_duration_seconds", Help: "Duration of applies (dry-run, apply, prune).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}, []string{"result"}),
+		gitOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyless_git_operations_total", Help: "Git ls-remote and fetch operations by result.",
+		}, []string{"op", "result"}),
+		gitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "keyless_git_operation_duration_seconds", Help: "Duration of Git ls-remote and fetch.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"op"}),
+		driftEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyless_drift_events_total", Help: "Changes to managed objects by someone other than keyless.",
+		}),
+	}
+	ctrlmetrics.Registry.MustRegister(m.reconciles, m.syncDuration, m.gitOps, m.gitDuration, m.driftEvents)
+	return m
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "success"
+}
+
+func (m *metrics) observeReconcile(_ time.Time, err error) {
+	m.reconciles.WithLabelValues(result(err)).Inc()
+}
+
+func (m *metrics) observeSync(start time.Time, err error) {
+	m.syncDuration.WithLabelValues(result(err)).Observe(time.Since(start).Seconds())
+}
+
+// observeGit is gitsource's Observe hook.
+func (m *metrics) observeGit(op string, d time.Duration, err error) {
+	m.gitOps.WithLabelValues(op, result(err)).Inc()
+	m.gitDuration.WithLabelValues(op).Observe(d.Seconds())
+}

@@ -1,0 +1,113 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/engine"
+)
+
+// Condition reasons.
+const (
+	ReasonSucceeded          = "ReconciliationSucceeded"
+	ReasonProgressing        = "Progressing"
+	ReasonGitFailed          = "GitOperationFailed"
+	ReasonRenderFailed       = "RenderFailed"
+	ReasonRefused            = "ObjectsRefused"
+	ReasonApplyFailed        = "ApplyFailed"
+	ReasonVerificationFailed = "VerificationFailed"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonOutOfSync          = "OutOfSync"
+	ReasonSuspended          = "Suspended"
+)
+
+const historyLimit = 10
+
+// setReady marks the app Ready (or not) and clears Reconciling/Stalled accordingly.
+func setReady(app *kv1.Application, ready bool, reason, msg string) {
+	st := metav1.ConditionFalse
+	if ready {
+		st = metav1.ConditionTrue
+	}
+	apimeta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{
+		Type: kv1.ReadyCondition, Status: st, Reason: reason, Message: msg, ObservedGeneration: app.Generation,
+	})
+	apimeta.RemoveStatusCondition(&app.Status.Conditions, kv1.ReconcilingCondition)
+	apimeta.RemoveStatusCondition(&app.Status.Conditions, kv1.StalledCondition)
+}
+
+// setStalled marks a failure that needs a change in Git or the spec to clear.
+func setStalled(app *kv1.Application, reason, msg string) {
+	setReady(app, false, reason, msg)
+	apimeta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{
+		Type: kv1.StalledCondition, Status: metav1.ConditionTrue, Reason: reason, Message: msg, ObservedGeneration: app.Generation,
+	})
+}
+
+// setProgressing marks objects still becoming ready.
+func setProgressing(app *kv1.Application, msg string) {
+	setReady(app, false, ReasonProgressing, msg)
+	apimeta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{
+		Type: kv1.ReconcilingCondition, Status: metav1.ConditionTrue, Reason: ReasonProgressing, Message: msg, ObservedGeneration: app.Generation,
+	})
+}
+
+// health aggregates kstatus results into Argo CD-style health.
+func health(statuses []engine.ObjectStatus) kv1.HealthStatus {
+	if len(statuses) == 0 {
+		return kv1.HealthStatus{Status: kv1.HealthHealthy, Message: "no objects"}
+	}
+	var failed, missing, progressing []string
+	for _, s := range statuses {
+		switch s.Status {
+		case "Current":
+		case "Failed":
+			failed = append(failed, s.String())
+		case "NotFound":
+			missing = append(missing, s.Ref.String())
+		default:
+			progressing = append(progressing, s.String())
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return kv1.HealthStatus{Status: kv1.HealthDegraded, Message: strings.Join(failed, "; ")}
+	case len(missing) > 0:
+		return kv1.HealthStatus{Status: kv1.HealthMissing, Message: "missing: " + strings.Join(missing, ", ")}
+	case len(progressing) > 0:
+		return kv1.HealthStatus{Status: kv1.HealthProgressing, Message: strings.Join(progressing, "; ")}
+	}
+	return kv1.HealthStatus{Status: kv1.HealthHealthy, Message: fmt.Sprintf("%d objects ready", len(statuses))}
+}
+
+// addHistory prepends rec, keeping the last historyLimit records.
+func addHistory(app *kv1.Application, rec kv1.SyncRecord) {
+	app.Status.History = append([]kv1.SyncRecord{rec}, app.Status.History...)
+	if len(app.Status.History) > historyLimit {
+		app.Status.History = app.Status.History[:historyLimit]
+	}
+}
+
+// changeSummary is "1 created, 2 configured, 0 pruned".
+func changeSummary(res *engine.Result) string {
+	if res == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d created, %d configured, %d pruned", res.Count(engine.ActionCreated), res.Count(engine.ActionConfigured), res.Count(engine.ActionPruned))
+}
+
+// driftedObjects lists the objects a diff found different.
+func driftedObjects(res *engine.Result) []string {
+	var out []string
+	for _, c := range res.Changes {
+		switch c.Action {
+		case engine.ActionCreated, engine.ActionConfigured, engine.ActionPruned:
+			out = append(out, c.Ref.String()+" "+string(c.Action))
+		}
+	}
+	return out
+}
