@@ -128,6 +128,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 	src := app.Spec.Source
+	if syncRequested(app) {
+		r.Source.Invalidate(src.RepoURL) // an explicit request always asks the server
+	}
 	rev, err := r.Source.Resolve(ctx, src.RepoURL, src.TargetRevision, auth)
 	if err != nil {
 		setReady(app, false, ReasonGitFailed, err.Error())
@@ -172,7 +175,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return ctrl.Result{}, err
 	}
 	automated := app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil
-	requested := app.Annotations[kv1.SyncRequestedAnnotation] != "" && app.Annotations[kv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
+	requested := syncRequested(app)
 	selfHeal := automated && app.Spec.SyncPolicy.Automated.SelfHeal
 	doApply := requested || (automated && (trigger != TriggerDrift || selfHeal))
 
@@ -245,7 +248,7 @@ func (r *ApplicationReconciler) trigger(app *kv1.Application, sha string) string
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, kv1.StalledCondition)
 	switch {
-	case app.Annotations[kv1.SyncRequestedAnnotation] != "" && app.Annotations[kv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest:
+	case syncRequested(app):
 		return TriggerRequest
 	case sha != app.Status.LastAppliedRevision && sha != app.Status.LastAttemptedRevision:
 		return TriggerRevision
@@ -320,6 +323,12 @@ func failureReason(err error) string {
 // isPermanent reports errors that retrying cannot fix without a new commit.
 func isPermanent(err error) bool {
 	return errors.Is(err, engine.ErrRefused) || errors.Is(err, engine.ErrEmpty) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || strings.Contains(err.Error(), "dry-run failed")
+}
+
+// syncRequested reports an unhandled `keyless sync` request.
+func syncRequested(app *kv1.Application) bool {
+	v := app.Annotations[kv1.SyncRequestedAnnotation]
+	return v != "" && v != app.Status.LastHandledSyncRequest
 }
 
 func allowEmpty(app *kv1.Application) bool {

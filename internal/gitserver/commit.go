@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-billy/v5/memfs"
 	"github.com/go-git/go-billy/v5/util"
 	"github.com/go-git/go-git/v5"
@@ -31,6 +32,9 @@ type Commit struct {
 	Message string
 	// Author and Committer default to "keyless test <test@keyless.dev>".
 	Author, Committer *object.Signature
+	// SignKey signs the commit with OpenPGP; Signer (e.g. an SSH signer) wins over it.
+	SignKey *openpgp.Entity
+	Signer  git.Signer
 }
 
 // Auth returns the go-git credentials the server accepts (nil without auth).
@@ -113,7 +117,7 @@ func (s *Server) Commit(ctx context.Context, repo string, c Commit) (string, err
 			return "", fmt.Errorf("removing %s: %w", name, err)
 		}
 	}
-	h, err := wt.Commit(c.Message, &git.CommitOptions{Author: c.Author, Committer: c.Committer, AllowEmptyCommits: true})
+	h, err := wt.Commit(c.Message, &git.CommitOptions{Author: c.Author, Committer: c.Committer, AllowEmptyCommits: true, SignKey: c.SignKey, Signer: c.Signer})
 	if err != nil {
 		return "", fmt.Errorf("committing: %w", err)
 	}

@@ -1,0 +1,284 @@
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/controller"
+	"github.com/keyless-cd/keyless/internal/engine"
+	"github.com/keyless-cd/keyless/internal/gitserver"
+	"github.com/keyless-cd/keyless/internal/localcluster"
+	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
+	"github.com/keyless-cd/keyless/internal/render"
+)
+
+const (
+	appNS       = "myapp"
+	controlNS   = "keyless-system"
+	gitToken    = "glpat-controller-test"
+	hookSecret  = "a-webhook-secret-of-some-length"
+	repoName    = "myorg/myapp"
+	controllerU = "system:serviceaccount:keyless-system:keyless-controller"
+	deployerU   = "system:serviceaccount:myapp:keyless-deployer"
+)
+
+// env is a real cluster with keyless's CRD and namespaced install, a Git
+// server, and a controller running in-process as its own ServiceAccount.
+type env struct {
+	t       *testing.T
+	cluster *clustertest.Cluster
+	admin   client.Client
+	cs      kubernetes.Interface
+	git     *gitserver.Server
+	ctrlCfg *rest.Config
+	hookURL string
+	audit   *syncBuffer
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) records(t *testing.T) []controller.AuditRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []controller.AuditRecord
+	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var r controller.AuditRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("audit line is not JSON: %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := t.Context()
+	c, err := clustertest.StartAudited(t.TempDir(), localcluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = kv1.AddToScheme(scheme)
+	admin, err := client.New(c.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, cluster: c, admin: admin, cs: kubernetes.NewForConfigOrDie(c.Config), audit: &syncBuffer{}}
+
+	// The cluster admin's part: CRD, namespaces, the namespaced install.
+	root := repoRoot(t)
+	crd := renderDir(t, root, "config/crd", "")
+	dyn := dynamic.NewForConfigOrDie(c.Config)
+	for _, o := range crd {
+		if _, err := dyn.Resource(crdGVR).Create(ctx, o, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ns := range []string{controlNS, appNS} {
+		if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng, err := engine.New(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rbac := renderDir(t, root, "config/install/controller", controlNS)
+	var controlObjs []*unstructured.Unstructured
+	for _, o := range rbac {
+		if o.GetKind() != "Namespace" && o.GetKind() != "Deployment" && o.GetKind() != "Secret" {
+			controlObjs = append(controlObjs, o)
+		}
+	}
+	if _, err := eng.Apply(ctx, controlObjs, engine.ApplyOptions{Namespace: controlNS, Name: "keyless-install"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Apply(ctx, renderDir(t, root, "config/install/example", appNS), engine.ApplyOptions{Namespace: appNS, Name: "keyless-install"}); err != nil {
+		t.Fatal(err)
+	}
+	// Crd established?
+	waitFor(t, 30*time.Second, "CRD served", func() (bool, string) {
+		err := admin.List(ctx, &kv1.ApplicationList{}, client.InNamespace(appNS))
+		return err == nil, errString(err)
+	})
+
+	// The controller's own identity: a short-lived token for its ServiceAccount.
+	tok, err := e.cs.CoreV1().ServiceAccounts(controlNS).CreateToken(ctx, "keyless-controller", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ctrlCfg = &rest.Config{Host: c.Config.Host, BearerToken: tok.Status.Token, TLSClientConfig: rest.TLSClientConfig{CAData: c.Config.CAData}, QPS: 100, Burst: 200}
+
+	e.git, err = gitserver.Start(gitserver.Options{Root: t.TempDir(), Token: gitToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.git.Stop)
+	if err := e.git.CreateRepo(ctx, repoName, "main"); err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "myapp-git", Namespace: appNS}, StringData: map[string]string{"username": "ci", "password": gitToken}}
+	if err := admin.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+func renderDir(t *testing.T, root, path, ns string) []*unstructured.Unstructured {
+	t.Helper()
+	res, err := render.Render(t.Context(), render.Options{Root: root, Path: path, Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Objects
+}
+
+// startController runs the controller as its ServiceAccount until stopController.
+func (e *env) startController(defaultInterval time.Duration) {
+	e.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	e.hookURL = "http://" + addr
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- controller.Run(ctx, e.ctrlCfg, controller.Options{
+			Namespaces: []string{appNS}, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
+			DefaultInterval: defaultInterval, WebhookBindAddress: addr, WebhookSecret: []byte(hookSecret),
+			CacheDir: e.t.TempDir(), AuditOut: e.audit, Logger: testLogger(), Ready: ready,
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		e.t.Fatalf("controller exited: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		e.t.Fatal("controller did not start")
+	}
+	e.mu.Lock()
+	e.cancel, e.done = cancel, done
+	e.mu.Unlock()
+	e.t.Cleanup(e.stopController)
+}
+
+func (e *env) stopController() {
+	e.mu.Lock()
+	cancel, done := e.cancel, e.done
+	e.cancel = nil
+	e.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			e.t.Errorf("controller stopped with an error: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		e.t.Error("controller did not stop")
+	}
+}
+
+func (e *env) app(name string) *kv1.Application {
+	e.t.Helper()
+	app := &kv1.Application{}
+	if err := e.admin.Get(e.t.Context(), client.ObjectKey{Namespace: appNS, Name: name}, app); err != nil {
+		e.t.Fatal(err)
+	}
+	return app
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// testLogger logs to stderr when KEYLESS_TEST_LOG is set.
+func testLogger() logr.Logger {
+	if os.Getenv("KEYLESS_TEST_LOG") == "" {
+		return logr.Discard()
+	}
+	return logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, nil))
+}
