@@ -67,8 +67,12 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 	for ev := range events {
 		switch ev.Type {
 		case event.ErrorEvent:
-			pollErr = ev.Error
-			cancel()
+			// Requests cut short by the wait's own end (timeout, or all settled)
+			// are not failures of the objects.
+			if ctx.Err() == nil {
+				pollErr = ev.Error
+				cancel()
+			}
 			continue
 		case event.ResourceUpdateEvent:
 		default:
@@ -110,10 +114,10 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 	switch {
 	case len(bad) == 0:
 		return out, nil
-	case pollErr != nil:
-		return out, fmt.Errorf("waiting: %w", pollErr)
 	case allSettled(last, len(set)):
 		return out, fmt.Errorf("%w: failed:\n  %s", ErrNotReady, strings.Join(bad, "\n  "))
+	case pollErr != nil:
+		return out, fmt.Errorf("waiting: %w", pollErr)
 	default:
 		return out, fmt.Errorf("%w after %s:\n  %s", ErrNotReady, opts.Timeout, strings.Join(bad, "\n  "))
 	}
