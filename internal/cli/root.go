@@ -29,6 +29,10 @@ stored outside the cluster.
 		newDiffCommand(streams),
 		newApplyCommand(streams),
 		newControllerCommand(streams),
+		newGetCommand(streams),
+		newSyncCommand(streams),
+		newHistoryCommand(streams),
+		newImportCommand(streams),
 	)
 	return root
 }

@@ -1,11 +1,13 @@
 package controller_test
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +18,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/yaml"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/cli"
 	"github.com/keyless-cd/keyless/internal/gitserver"
 )
 
@@ -133,15 +138,23 @@ func TestSeedFlow(t *testing.T) {
 	e.startController(time.Hour)
 	first := e.push(manifests("registry.example.com/web:1.0", "hello"), nil, "initial deploy")
 
-	app := &kv1.Application{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: appNS},
-		Spec: kv1.ApplicationSpec{
-			Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: "deploy",
-				SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}},
-			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}},
-			Interval:   &metav1.Duration{Duration: 5 * time.Second},
-		},
+	t.Log("the seed's Argo CD Application is imported with keyless import argocd")
+	seed := strings.NewReplacer(
+		"name: myapp\n  namespace: argocd", "name: web\n  namespace: argocd",
+		"https://gitlab.example.com/myorg/myapp", e.git.RepoURL(repoName),
+		"path: helm-charts/myapp", "path: deploy",
+	).Replace(readFile(t, repoRoot(t)+"/internal/argocd/testdata/seed.yaml"))
+	code, out, errOut := e.keyless(seed, "import", "argocd", "-")
+	if code != 0 || errOut != "" {
+		t.Fatalf("import: exit %d, stderr %q", code, errOut)
 	}
+	app := &kv1.Application{}
+	if err := yaml.UnmarshalStrict([]byte(out), app); err != nil {
+		t.Fatalf("import output %q: %v", out, err)
+	}
+	// What Argo CD keeps elsewhere: the repository credential; and a short interval.
+	app.Spec.Source.SecretRef = &kv1.LocalObjectReference{Name: "myapp-git"}
+	app.Spec.Interval = &metav1.Duration{Duration: 5 * time.Second}
 	if err := e.admin.Create(ctx, app); err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +182,15 @@ func TestSeedFlow(t *testing.T) {
 				t.Fatalf("write %s %s by %s (impersonating %v), want the controller impersonating the deployer", w.Verb, w.RequestURI, w.User.Username, w.ImpersonatedUser)
 			}
 		}
+	}
+
+	code, out, errOut = e.keyless("", "get", "apps", "-n", appNS)
+	if code != 0 || !strings.Contains(out, "web") || !strings.Contains(out, "Synced") || !strings.Contains(out, "Healthy") || !strings.Contains(out, first[:7]) || !strings.Contains(out, "Dana Developer") {
+		t.Fatalf("keyless get apps: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = e.keyless("", "history", "web", "-n", appNS)
+	if code != 0 || !strings.Contains(out, first[:7]) || !strings.Contains(out, "initial deploy") || !strings.Contains(out, "CI <ci@example.com>") {
+		t.Fatalf("keyless history: exit %d\n%s%s", code, out, errOut)
 	}
 
 	t.Log("a tag bump is applied by polling")
@@ -303,14 +325,25 @@ func TestSeedFlow(t *testing.T) {
 	t.Log("a restarted controller makes no write on its first reconcile")
 	e.stopController()
 	before := len(e.cluster.Writes(t, appNS))
+	reconciles := reconcileCount(t)
 	e.startController(time.Hour)
-	time.Sleep(3 * time.Second)
+	waitFor(t, 20*time.Second, "the first reconcile after the restart", func() (bool, string) {
+		n := reconcileCount(t)
+		return n > reconciles, fmt.Sprint(n)
+	})
+	time.Sleep(time.Second) // the audit log is written after the response
 	if after := e.cluster.Writes(t, appNS); len(after) != before {
 		var extra []string
 		for _, w := range after[before:] {
 			extra = append(extra, w.User.Username+" "+w.Verb+" "+w.RequestURI)
 		}
 		t.Fatalf("restart made writes:\n%s", strings.Join(extra, "\n"))
+	}
+
+	t.Log("keyless sync asks the controller for a sync and reports it")
+	code, out, errOut = e.keyless("", "sync", "web", "-n", appNS, "--timeout", "30s")
+	if code != 0 || !strings.Contains(out, "Succeeded") {
+		t.Fatalf("keyless sync: exit %d\n%s%s", code, out, errOut)
 	}
 
 	t.Log("deleting the Application deletes what it deployed")
@@ -323,6 +356,45 @@ func TestSeedFlow(t *testing.T) {
 		err := e.admin.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "web"}, &kv1.Application{})
 		return apierrors.IsNotFound(dErr) && apierrors.IsNotFound(cErr) && apierrors.IsNotFound(err), fmt.Sprint(dErr, cErr, err)
 	})
+}
+
+// keyless runs the CLI against the test cluster as its admin.
+func (e *env) keyless(stdin string, args ...string) (int, string, string) {
+	e.t.Helper()
+	var out, errOut bytes.Buffer
+	args = append(args, "--kubeconfig="+e.cluster.KubeconfigPath)
+	if args[0] == "import" {
+		args = args[:len(args)-1]
+	}
+	code := cli.Run(e.t.Context(), args, cli.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+// reconcileCount reads keyless_reconcile_total from the metrics registry.
+func reconcileCount(t *testing.T) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() == "keyless_reconcile_total" {
+			for _, m := range f.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func requestSync(t *testing.T, e *env, value string) {

@@ -1,0 +1,233 @@
+// Package argocd converts Argo CD Applications into keyless Applications.
+// Field names match on purpose; what keyless does not support is listed as a
+// warning, never dropped silently.
+package argocd
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+)
+
+// MaxInput caps the size of an Argo CD manifest.
+const MaxInput = 1 << 20
+
+// Result is a converted Application and what could not be carried over.
+type Result struct {
+	Application *kv1.Application
+	Warnings    []string
+}
+
+// Convert reads one argoproj.io/v1alpha1 Application (YAML or JSON).
+func Convert(data []byte) (*Result, error) {
+	if len(data) > MaxInput {
+		return nil, fmt.Errorf("input is larger than %d bytes", MaxInput)
+	}
+	var in map[string]any
+	if err := yaml.Unmarshal(data, &in); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	if in == nil {
+		return nil, errors.New("empty input")
+	}
+	c := &converter{in: in}
+	app, err := c.convert()
+	if err != nil {
+		return nil, err
+	}
+	for _, path := range c.leftovers(in, "") {
+		c.warnf("%s is not supported by keyless and was dropped", path)
+	}
+	sort.Strings(c.warnings)
+	return &Result{Application: app, Warnings: c.warnings}, nil
+}
+
+type converter struct {
+	in       map[string]any
+	warnings []string
+}
+
+func (c *converter) warnf(format string, a ...any) {
+	c.warnings = append(c.warnings, fmt.Sprintf(format, a...))
+}
+
+// take removes and returns the value at path (dot-separated).
+func (c *converter) take(path string) (any, bool) {
+	parts := strings.Split(path, ".")
+	m := c.in
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		m = next
+	}
+	v, ok := m[parts[len(parts)-1]]
+	delete(m, parts[len(parts)-1])
+	return v, ok
+}
+
+func (c *converter) str(path string) string {
+	v, _ := c.take(path)
+	s, _ := v.(string)
+	return s
+}
+
+func (c *converter) convert() (*kv1.Application, error) {
+	if av, kind := c.str("apiVersion"), c.str("kind"); av != "argoproj.io/v1alpha1" || kind != "Application" {
+		return nil, fmt.Errorf("expected apiVersion argoproj.io/v1alpha1, kind Application; got %s %s", av, kind)
+	}
+	if _, ok := c.take("spec.sources"); ok {
+		return nil, errors.New("spec.sources (multi-source Applications) is not supported: create one keyless Application per source")
+	}
+	name := c.str("metadata.name")
+	if name == "" {
+		return nil, errors.New("metadata.name is missing")
+	}
+	if ns := c.str("metadata.namespace"); ns != "" && ns != "argocd" {
+		c.warnf("metadata.namespace %q: a keyless Application lives in the namespace it deploys to (spec.destination.namespace)", ns)
+	}
+	if v, ok := c.take("metadata.finalizers"); ok {
+		c.warnf("metadata.finalizers %v dropped: keyless deletes what an Application deployed by default (annotate keyless.dev/deletion-policy: orphan to keep it)", v)
+	}
+	labels, _ := c.take("metadata.labels")
+	annotations, _ := c.take("metadata.annotations")
+
+	dest := c.str("spec.destination.namespace")
+	if dest == "" {
+		return nil, errors.New("spec.destination.namespace is missing: keyless deploys an Application into its own namespace, which must be named")
+	}
+	if server := c.str("spec.destination.server"); server != "" && strings.TrimSuffix(server, "/") != kv1.InClusterServer {
+		return nil, fmt.Errorf("spec.destination.server %q is another cluster: keyless is pull-based; run a keyless controller in that cluster and create the Application there", server)
+	}
+	if dn := c.str("spec.destination.name"); dn != "" && dn != "in-cluster" {
+		return nil, fmt.Errorf("spec.destination.name %q is another cluster: keyless is pull-based; run a keyless controller in that cluster", dn)
+	}
+	if p := c.str("spec.project"); p != "" && p != "default" {
+		c.warnf("spec.project %q dropped: keyless confines each Application to its namespace and deployer Role instead of Argo CD projects", p)
+	}
+
+	app := &kv1.Application{
+		TypeMeta:   metav1.TypeMeta{APIVersion: kv1.GroupVersion.String(), Kind: "Application"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: dest, Labels: toStringMap(labels), Annotations: toStringMap(annotations)},
+	}
+	src := &app.Spec.Source
+	src.RepoURL = c.str("spec.source.repoURL")
+	if src.RepoURL == "" {
+		return nil, errors.New("spec.source.repoURL is missing")
+	}
+	src.TargetRevision = c.str("spec.source.targetRevision")
+	src.Path = c.str("spec.source.path")
+	if chart := c.str("spec.source.chart"); chart != "" {
+		return nil, fmt.Errorf("spec.source.chart %q (a chart from a Helm repository) is not supported: vendor the chart into Git and point spec.source.path at it", chart)
+	}
+	if vf, ok := c.take("spec.source.helm.valueFiles"); ok {
+		helmOf(src).ValueFiles = toStrings(vf)
+	}
+	if rn := c.str("spec.source.helm.releaseName"); rn != "" {
+		helmOf(src).ReleaseName = rn
+	}
+	if params, ok := c.take("spec.source.helm.parameters"); ok {
+		for _, p := range toSlice(params) {
+			m, _ := p.(map[string]any)
+			n, _ := m["name"].(string)
+			v, _ := m["value"].(string)
+			if n != "" {
+				helmOf(src).Parameters = append(helmOf(src).Parameters, kv1.HelmParameter{Name: n, Value: v})
+			}
+		}
+	}
+	if _, ok := c.take("spec.source.directory.recurse"); ok {
+		c.warnf("spec.source.directory.recurse: keyless always reads plain folders recursively")
+	}
+
+	if auto, ok := c.take("spec.syncPolicy.automated"); ok {
+		m, _ := auto.(map[string]any)
+		a := &kv1.AutomatedSyncPolicy{}
+		a.Prune, _ = m["prune"].(bool)
+		a.SelfHeal, _ = m["selfHeal"].(bool)
+		a.AllowEmpty, _ = m["allowEmpty"].(bool)
+		for k := range m {
+			if k != "prune" && k != "selfHeal" && k != "allowEmpty" {
+				c.warnf("spec.syncPolicy.automated.%s is not supported by keyless and was dropped", k)
+			}
+		}
+		app.Spec.SyncPolicy = &kv1.SyncPolicy{Automated: a}
+	}
+	if opts, ok := c.take("spec.syncPolicy.syncOptions"); ok {
+		for _, o := range toStrings(opts) {
+			switch o {
+			case "CreateNamespace=true":
+				c.warnf("syncOption CreateNamespace=true dropped: keyless never creates namespaces; a cluster admin creates %q with its deployer Role", dest)
+			case "ServerSideApply=true":
+				// keyless always applies server-side.
+			default:
+				c.warnf("syncOption %s is not supported by keyless and was dropped", o)
+			}
+		}
+	}
+	return app, nil
+}
+
+// helmOf returns the source's Helm settings, creating them.
+func helmOf(s *kv1.ApplicationSource) *kv1.HelmSource {
+	if s.Helm == nil {
+		s.Helm = &kv1.HelmSource{}
+	}
+	return s.Helm
+}
+
+// leftovers lists the paths of every value not consumed.
+func (c *converter) leftovers(m map[string]any, prefix string) []string {
+	var out []string
+	for k, v := range m {
+		path := k
+		if prefix != "" {
+			path = prefix + "." + k
+		}
+		if sub, ok := v.(map[string]any); ok {
+			out = append(out, c.leftovers(sub, path)...)
+			continue
+		}
+		if path == "status" || strings.HasPrefix(path, "status.") || strings.HasPrefix(path, "metadata.") || path == "operation" {
+			continue
+		}
+		out = append(out, path)
+	}
+	return out
+}
+
+func toStringMap(v any) map[string]string {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for k, val := range m {
+		if s, ok := val.(string); ok {
+			out[k] = s
+		}
+	}
+	return out
+}
+
+func toSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+func toStrings(v any) []string {
+	var out []string
+	for _, x := range toSlice(v) {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}

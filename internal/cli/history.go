@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+)
+
+type historyFlags struct {
+	kubeFlags
+	output string
+}
+
+func newHistoryCommand(streams IOStreams) *cobra.Command {
+	f := &historyFlags{}
+	cmd := &cobra.Command{
+		Use:   "history APP -n NAMESPACE",
+		Short: "Show who deployed what: the last 10 syncs of an Application",
+		Long: `Print an Application's sync history, newest first: the commit, its author and
+committer, the key that signed it (with verify on), what triggered the sync, when it
+finished, the result and what changed. The same records are Kubernetes Events and
+JSON lines on the controller's stdout.`,
+		Example: `  keyless history web -n myapp
+  keyless history web -n myapp -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runHistory(cmd, streams, f, args[0])
+		},
+	}
+	f.addFlags(cmd.Flags())
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func runHistory(cmd *cobra.Command, streams IOStreams, f *historyFlags, name string) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	app, err := getApp(cmd, &f.kubeFlags, name)
+	if err != nil {
+		return err
+	}
+	if f.output == "json" {
+		return writeJSON(streams.Out, app.Status.History)
+	}
+	if len(app.Status.History) == 0 {
+		_, err := fmt.Fprintf(streams.ErrOut, "Application %s/%s has not synced yet.\n", app.Namespace, app.Name)
+		return err
+	}
+	w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
+	_, _ = fmt.Fprintln(w, "REVISION\tRESULT\tTRIGGER\tAUTHOR\tCOMMITTER\tSIGNER\tFINISHED\tCHANGES\tMESSAGE")
+	for _, h := range app.Status.History {
+		changes := h.Changes
+		if h.Error != "" {
+			changes = h.Error
+		}
+		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortSHA(h.Revision), h.Result, h.Trigger, h.Author, h.Committer,
+			orDash(h.Signer), h.FinishedAt.UTC().Format("2006-01-02 15:04:05Z"), firstLine(changes, 80), firstLine(h.Message, 60))
+	}
+	return w.Flush()
+}
+
+func getApp(cmd *cobra.Command, kf *kubeFlags, name string) (*kv1.Application, error) {
+	ns, err := kf.targetNamespace()
+	if err != nil {
+		return nil, err
+	}
+	c, err := kf.appClient()
+	if err != nil {
+		return nil, err
+	}
+	app := &kv1.Application{}
+	if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: ns, Name: name}, app); err != nil {
+		return nil, fmt.Errorf("getting Application %s/%s: %w", ns, name, err)
+	}
+	return app, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func firstLine(s string, n int) string {
+	for i, r := range s {
+		if r == '\n' {
+			s = s[:i]
+			break
+		}
+	}
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	"github.com/keyless-cd/keyless/internal/argocd"
+)
+
+func newImportCommand(streams IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "import",
+		Short: "Convert other tools' resources into keyless ones",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "argocd FILE|-",
+		Short: "Convert an Argo CD Application into a keyless Application",
+		Long: `Read one argoproj.io/v1alpha1 Application and print the keyless Application.
+Field names are the same; spec.destination.namespace becomes the Application's own
+namespace. What keyless does not support (projects, ignoreDifferences, sync options
+such as CreateNamespace, Helm repository charts, multiple sources, other clusters)
+is listed on stderr as a warning or refused; nothing is dropped silently.`,
+		Example: `  keyless import argocd argocd-app.yaml > app.yaml
+  kubectl get application myapp -n argocd -o yaml | keyless import argocd - | kubectl apply -f -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return runImportArgoCD(streams, args[0])
+		},
+	})
+	return cmd
+}
+
+func runImportArgoCD(streams IOStreams, path string) error {
+	r := streams.In
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, argocd.MaxInput+1))
+	if err != nil {
+		return err
+	}
+	res, err := argocd.Convert(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for _, w := range res.Warnings {
+		_, _ = fmt.Fprintf(streams.ErrOut, "warning: %s\n", w)
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(res.Application)
+	if err != nil {
+		return err
+	}
+	delete(obj, "status")
+	unstructured.RemoveNestedField(obj, "metadata", "creationTimestamp")
+	out, err := yaml.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	_, err = streams.Out.Write(out)
+	return err
+}
