@@ -1,0 +1,431 @@
+//go:build bench
+
+// Package bench measures keyless against the local control plane. It is run
+// by `make bench-controller`, never by `make test`: figures are reported, not
+// asserted.
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/engine"
+	"github.com/keyless-cd/keyless/internal/gitserver"
+	"github.com/keyless-cd/keyless/internal/localcluster"
+	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
+	"github.com/keyless-cd/keyless/internal/render"
+)
+
+const (
+	ns         = "bench"
+	floorNS    = "floor"
+	repo       = "bench"
+	hookSecret = "bench-webhook-secret-0123456789"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func root() string {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+func appFiles(name, image string) map[string]string {
+	return map[string]string{
+		"apps/" + name + "/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  k: v\n",
+		"apps/" + name + "/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: " + name + "}\n  template:\n    metadata:\n      labels: {app: " + name + "}\n    spec:\n      containers:\n      - name: app\n        image: " + image + "\n",
+		"apps/" + name + "/svc.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name + "\nspec:\n  selector: {app: " + name + "}\n  ports:\n  - port: 80\n",
+	}
+}
+
+func p50(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// TestBenchController prints the controller figures of docs/benchmarks.md.
+func TestBenchController(t *testing.T) {
+	ctx := t.Context()
+	apps := envInt("BENCH_APPS", 100)
+	idle := envDuration("BENCH_IDLE", 5*time.Minute)
+	rounds := envInt("BENCH_ROUNDS", 10)
+	dir := t.TempDir()
+
+	c, err := clustertest.StartAudited(dir, localcluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	cs := kubernetes.NewForConfigOrDie(c.Config)
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = kv1.AddToScheme(scheme)
+	admin, err := client.New(c.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	install(t, c.Config, cs)
+
+	git, err := gitserver.Start(gitserver.Options{Root: filepath.Join(dir, "git")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer git.Stop()
+	if err := git.CreateRepo(ctx, repo, "main"); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for i := range apps {
+		for k, v := range appFiles(fmt.Sprintf("app-%03d", i), "registry.example.com/app:1") {
+			files[k] = v
+		}
+	}
+	for k, v := range appFiles("lat", "registry.example.com/lat:0") {
+		files[k] = v
+	}
+	if _, err := git.Commit(ctx, repo, gitserver.Commit{Files: files, Message: "apps"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The controller as its own process and ServiceAccount.
+	bin := filepath.Join(dir, "keyless")
+	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root(), "cmd", "keyless")).CombinedOutput(); err != nil {
+		t.Fatalf("building keyless: %v\n%s", err, out)
+	}
+	kubeconfig := controllerKubeconfig(t, c.Config, cs, filepath.Join(dir, "controller.kubeconfig"))
+	secretFile := filepath.Join(dir, "hook-secret")
+	_ = os.WriteFile(secretFile, []byte(hookSecret), 0o600)
+	hookAddr := freeAddr(t)
+	cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig, "--namespaces", ns,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--concurrency", "8",
+		"--default-interval", "1m", "--webhook-bind-address", hookAddr, "--webhook-secret-file", secretFile,
+		"--cache-dir", filepath.Join(dir, "cache"))
+	logf, _ := os.Create(filepath.Join(dir, "controller.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
+	pid := cmd.Process.Pid
+
+	newApp := func(name string, interval time.Duration) *kv1.Application {
+		return &kv1.Application{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: kv1.ApplicationSpec{
+				Source:     kv1.ApplicationSource{RepoURL: git.RepoURL(repo), TargetRevision: "main", Path: "apps/" + name},
+				SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}},
+				Interval:   &metav1.Duration{Duration: interval},
+			},
+		}
+	}
+	isReady := func(a *kv1.Application) bool {
+		return apimeta.IsStatusConditionTrue(a.Status.Conditions, kv1.ReadyCondition)
+	}
+	image := func(name string) string {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return ""
+		}
+		return d.Spec.Template.Spec.Containers[0].Image
+	}
+	waitUntil := func(timeout time.Duration, cond func() bool) bool {
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) {
+			if cond() {
+				return true
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return false
+	}
+
+	// Latency app.
+	if err := admin.Create(ctx, newApp("lat", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(2*time.Minute, func() bool { return image("lat") == "registry.example.com/lat:0" })
+	hook := func() {
+		body := fmt.Sprintf(`{"object_kind":"push","ref":"refs/heads/main","project":{"git_http_url":%q}}`, git.RepoURL(repo))
+		req, _ := http.NewRequest(http.MethodPost, "http://"+hookAddr+"/hooks/gitlab", strings.NewReader(body))
+		req.Header.Set("X-Gitlab-Token", hookSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+	var webhook, drift []time.Duration
+	for i := 1; i <= rounds; i++ {
+		img := fmt.Sprintf("registry.example.com/lat:w%d", i)
+		if _, err := git.Commit(ctx, repo, gitserver.Commit{Files: appFiles("lat", img), Message: "bump"}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		hook()
+		if !waitUntil(time.Minute, func() bool { return image("lat") == img }) {
+			t.Fatalf("webhook round %d not applied", i)
+		}
+		webhook = append(webhook, time.Since(start))
+	}
+	for i := 1; i <= rounds; i++ {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "lat", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := int32(3)
+		d.Spec.Replicas = &r
+		start := time.Now()
+		if _, err := cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+			t.Fatal(err)
+		}
+		if !waitUntil(time.Minute, func() bool {
+			d, err := cs.AppsV1().Deployments(ns).Get(ctx, "lat", metav1.GetOptions{})
+			return err == nil && *d.Spec.Replicas == 1
+		}) {
+			t.Fatalf("drift round %d not reverted", i)
+		}
+		drift = append(drift, time.Since(start))
+	}
+	// Polling at the minimum interval (5s).
+	lat := &kv1.Application{}
+	_ = admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "lat"}, lat)
+	patch := client.MergeFrom(lat.DeepCopy())
+	lat.Spec.Interval = &metav1.Duration{Duration: 5 * time.Second}
+	if err := admin.Patch(ctx, lat, patch); err != nil {
+		t.Fatal(err)
+	}
+	var polling []time.Duration
+	for i := 1; i <= max(3, rounds/2); i++ {
+		img := fmt.Sprintf("registry.example.com/lat:p%d", i)
+		start := time.Now()
+		if _, err := git.Commit(ctx, repo, gitserver.Commit{Files: appFiles("lat", img), Message: "bump"}); err != nil {
+			t.Fatal(err)
+		}
+		if !waitUntil(time.Minute, func() bool { return image("lat") == img }) {
+			t.Fatalf("polling round %d not applied", i)
+		}
+		polling = append(polling, time.Since(start))
+	}
+	_ = admin.Delete(ctx, lat)
+
+	// The floor: one kubectl apply of the same objects, then wait for all Available.
+	floorDir := filepath.Join(dir, "floor")
+	for k, v := range files {
+		if strings.HasPrefix(k, "apps/lat/") {
+			continue
+		}
+		p := filepath.Join(floorDir, k)
+		_ = os.MkdirAll(filepath.Dir(p), 0o755)
+		_ = os.WriteFile(p, []byte(v), 0o644)
+	}
+	kubectl := filepath.Join(clustertest.Assets(), "kubectl")
+	start := time.Now()
+	for _, args := range [][]string{
+		{"apply", "-n", floorNS, "--server-side", "-R", "-f", floorDir},
+		{"wait", "-n", floorNS, "--for=condition=Available", "deployment", "--all", "--timeout=10m"},
+	} {
+		if out, err := exec.Command(kubectl, append([]string{"--kubeconfig", c.KubeconfigPath}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+	}
+	floor := time.Since(start)
+
+	// 100 Applications at once.
+	start = time.Now()
+	for i := range apps {
+		if err := admin.Create(ctx, newApp(fmt.Sprintf("app-%03d", i), time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !waitUntil(15*time.Minute, func() bool {
+		list := &kv1.ApplicationList{}
+		if err := admin.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return false
+		}
+		n := 0
+		for i := range list.Items {
+			if isReady(&list.Items[i]) {
+				n++
+			}
+		}
+		return n == apps
+	}) {
+		t.Fatal("not all Applications became Ready")
+	}
+	allReady := time.Since(start)
+	time.Sleep(5 * time.Second)
+
+	// Idle: CPU and writes over the idle window (periodic passes every minute).
+	writesBefore := len(c.Writes(t, ns))
+	cpuBefore := cpuSeconds(t, pid)
+	time.Sleep(idle)
+	cpuIdle := cpuSeconds(t, pid) - cpuBefore
+	idleWrites := len(c.Writes(t, ns)) - writesBefore
+	rss := peakRSS(t, pid)
+
+	fmt.Printf("\n## keyless controller benchmark (%s)\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Printf("| figure | keyless | rounds |\n|---|---|---|\n")
+	fmt.Printf("| push → applied via webhook, p50 | %s | %d |\n", p50(webhook).Round(time.Millisecond), len(webhook))
+	fmt.Printf("| push → applied by polling (interval 5s), p50 | %s | %d |\n", p50(polling).Round(time.Millisecond), len(polling))
+	fmt.Printf("| manual drift → reverted, p50 | %s | %d |\n", p50(drift).Round(time.Millisecond), len(drift))
+	fmt.Printf("| %d apps (ConfigMap + Deployment + Service) → all Ready | %s (floor %s, ratio %.2f) | 1 |\n", apps, allReady.Round(100*time.Millisecond), floor.Round(100*time.Millisecond), allReady.Seconds()/floor.Seconds())
+	fmt.Printf("| controller peak RSS at %d apps | %.0f MiB | |\n", apps, float64(rss)/1024)
+	fmt.Printf("| idle CPU over %s at %d apps (periodic pass every 1m) | %.2f CPU-s | writes in the window: %d |\n", idle, apps, cpuIdle, idleWrites)
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+// install applies the CRD and the namespaced install for ns, and creates floorNS.
+func install(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
+	ctx := t.Context()
+	r := root()
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	crds, err := render.Render(ctx, render.Options{Root: r, Path: "config/crd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range crds.Objects {
+		if _, err := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).Create(ctx, o, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"keyless-system", ns, floorNS} {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := render.Render(ctx, render.Options{Root: r, Path: "config/install/controller", Namespace: "keyless-system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []*unstructured.Unstructured
+	for _, o := range ctl.Objects {
+		if o.GetKind() != "Namespace" && o.GetKind() != "Deployment" && o.GetKind() != "Secret" {
+			objs = append(objs, o)
+		}
+	}
+	if _, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: "keyless-system", Name: "install"}); err != nil {
+		t.Fatal(err)
+	}
+	per, err := render.Render(ctx, render.Options{Root: r, Path: "config/install/namespace", Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Apply(ctx, per.Objects, engine.ApplyOptions{Namespace: ns, Name: "install"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := dyn.Resource(schema.GroupVersionResource{Group: "keyless.dev", Version: "v1alpha1", Resource: "applications"}).Namespace(ns).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// controllerKubeconfig writes a kubeconfig with a token of keyless-controller.
+func controllerKubeconfig(t *testing.T, cfg *rest.Config, cs kubernetes.Interface, path string) string {
+	exp := int64(24 * 3600)
+	tok, err := cs.CoreV1().ServiceAccounts("keyless-system").CreateToken(t.Context(), "keyless-controller",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["c"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	kc.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
+	kc.CurrentContext = "c"
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// cpuSeconds is utime+stime of pid from /proc.
+func cpuSeconds(t *testing.T, pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(fields[11], 64)
+	st, _ := strconv.ParseFloat(fields[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// peakRSS is VmHWM of pid in KiB.
+func peakRSS(t *testing.T, pid int) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return n
+		}
+	}
+	return 0
+}
