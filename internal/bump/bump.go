@@ -1,0 +1,378 @@
+package bump
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// Request is one bump: the edits to make in one file.
+type Request struct {
+	// File is the YAML file, relative to the checkout root.
+	File string
+	// Sets are path=value edits.
+	Sets []SetValue
+	// Images are image edits (kustomization or workload manifests).
+	Images []ImageRef
+}
+
+// SetValue is one --set.
+type SetValue struct {
+	Path  Path
+	Value string
+}
+
+// ParseSet parses "path=value".
+func ParseSet(s string) (SetValue, error) {
+	p, v, ok := strings.Cut(s, "=")
+	if !ok {
+		return SetValue{}, fmt.Errorf("--set %q: want path=value, e.g. image.tag=abc123", s)
+	}
+	path, err := ParsePath(p)
+	if err != nil {
+		return SetValue{}, fmt.Errorf("--set %q: %w", s, err)
+	}
+	return SetValue{Path: path, Value: v}, nil
+}
+
+// Identity is a Git author or committer.
+type Identity struct {
+	Name, Email string
+}
+
+// ParseIdentity parses "Name <email>".
+func ParseIdentity(s string) (Identity, error) {
+	open, end := strings.LastIndexByte(s, '<'), strings.LastIndexByte(s, '>')
+	if open < 0 || end < open {
+		return Identity{}, fmt.Errorf("%q: want \"Name <email>\"", s)
+	}
+	id := Identity{Name: strings.TrimSpace(s[:open]), Email: strings.TrimSpace(s[open+1 : end])}
+	if id.Name == "" || id.Email == "" {
+		return Identity{}, fmt.Errorf("%q: want \"Name <email>\"", s)
+	}
+	return id, nil
+}
+
+// Options configure Run.
+type Options struct {
+	// Dir is an existing checkout (used when RepoURL is empty).
+	Dir string
+	// RepoURL is cloned (shallow) into a temporary directory instead.
+	RepoURL string
+	// Branch to commit to and push. Default: the checkout's current branch,
+	// or the remote's default branch when cloning.
+	Branch string
+	// Auth is the Git credential (a deploy key or token, never a cluster one).
+	Auth transport.AuthMethod
+	// Commit makes a commit; Push pushes it (implies Commit).
+	Commit, Push bool
+	// Message is a text/template over .File and .Changes. Default:
+	// "chore(deploy): <file> <path>=<value>[, …]".
+	Message string
+	// Committer is the CI bot; Author the person who triggered the pipeline
+	// (default: Committer).
+	Committer Identity
+	Author    *Identity
+	// Trailers are appended to the message ("Key: value").
+	Trailers []string
+	// SkipCI appends "[skip ci]" to the subject.
+	SkipCI bool
+	// Signer signs the commit (e.g. an SSH key).
+	Signer git.Signer
+	// Retries is how often a rejected (non-fast-forward) push is retried on
+	// the new tip. Default 10.
+	Retries int
+}
+
+// Result is what Run did.
+type Result struct {
+	File     string   `json:"file"`
+	Changes  []Change `json:"changes"`
+	Commit   string   `json:"commit,omitempty"`
+	Attempts int      `json:"attempts"`
+	// UpToDate is true when every value already had its target: nothing was
+	// written or committed.
+	UpToDate bool `json:"upToDate"`
+}
+
+// EditFile applies req to the file in root. It writes nothing when every
+// value is already at its target, and nothing at all on any error.
+func EditFile(root string, req Request) ([]Change, bool, error) {
+	path, err := confined(root, req.File)
+	if err != nil {
+		return nil, false, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", req.File, err)
+	}
+	if fi.Size() > MaxFileBytes {
+		return nil, false, fmt.Errorf("%s: larger than %d bytes", req.File, MaxFileBytes)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false, err
+	}
+	f, err := Parse(req.File, data)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, s := range req.Sets {
+		if err := f.Set(s.Path, s.Value); err != nil {
+			return nil, false, err
+		}
+	}
+	for _, img := range req.Images {
+		if _, err := f.SetImage(img); err != nil {
+			return nil, false, err
+		}
+	}
+	if !f.Changed() {
+		return f.Changes(), false, nil
+	}
+	out, err := f.Bytes()
+	if err != nil {
+		return nil, false, err
+	}
+	tmp := path + ".keyless-tmp"
+	if err := os.WriteFile(tmp, out, fi.Mode().Perm()); err != nil {
+		return nil, false, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return nil, false, err
+	}
+	return f.Changes(), true, nil
+}
+
+func confined(root, rel string) (string, error) {
+	if filepath.IsAbs(rel) {
+		return "", fmt.Errorf("--file %s: give a path relative to the repository", rel)
+	}
+	p := filepath.Join(root, rel)
+	r, err := filepath.Rel(root, p)
+	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("--file %s: leaves the repository", rel)
+	}
+	return p, nil
+}
+
+// Run edits, and optionally commits and pushes, retrying a rejected push by
+// re-applying the same edit on the new tip (not by rebasing the old commit).
+func Run(ctx context.Context, req Request, opts Options) (*Result, error) {
+	if opts.Push {
+		opts.Commit = true
+	}
+	if opts.Retries == 0 {
+		opts.Retries = 10
+	}
+	res := &Result{File: req.File}
+	dir := opts.Dir
+	var repo *git.Repository
+	var err error
+	switch {
+	case opts.RepoURL != "":
+		tmp, err := os.MkdirTemp("", "keyless-bump-")
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = os.RemoveAll(tmp) }()
+		clone := &git.CloneOptions{URL: opts.RepoURL, Auth: opts.Auth, Depth: 1, SingleBranch: true}
+		if opts.Branch != "" {
+			clone.ReferenceName = plumbing.NewBranchReferenceName(opts.Branch)
+		}
+		if repo, err = git.PlainCloneContext(ctx, tmp, false, clone); err != nil {
+			return nil, fmt.Errorf("cloning %s: %w", opts.RepoURL, err)
+		}
+		dir = tmp
+	case opts.Commit:
+		if repo, err = git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true}); err != nil {
+			return nil, fmt.Errorf("opening the Git checkout at %s: %w", dir, err)
+		}
+	}
+	if !opts.Commit {
+		changes, changed, err := EditFile(dir, req)
+		res.Changes, res.UpToDate, res.Attempts = changes, !changed, 1
+		return res, err
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return nil, err
+	}
+	root := wt.Filesystem.Root()
+	if opts.RepoURL == "" {
+		// --file is relative to --dir; make it relative to the repository root.
+		absDir, _ := filepath.Abs(dir)
+		if rel, err := filepath.Rel(root, filepath.Join(absDir, req.File)); err == nil {
+			req.File = rel
+		}
+	}
+	if opts.Branch == "" {
+		head, err := repo.Head()
+		if err != nil {
+			return nil, fmt.Errorf("reading HEAD: %w", err)
+		}
+		if !head.Name().IsBranch() {
+			return nil, errors.New("the checkout is on a detached HEAD: pass --branch")
+		}
+		opts.Branch = head.Name().Short()
+	}
+	for attempt := 1; ; attempt++ {
+		res.Attempts = attempt
+		changes, changed, err := EditFile(root, req)
+		if err != nil {
+			return res, err
+		}
+		res.Changes = changes
+		if !changed {
+			res.UpToDate = true
+			return res, nil
+		}
+		hash, err := commit(wt, req, changes, opts)
+		if err != nil {
+			return res, err
+		}
+		res.Commit = hash.String()
+		if !opts.Push {
+			return res, nil
+		}
+		branch := plumbing.NewBranchReferenceName(opts.Branch)
+		err = repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", Auth: opts.Auth,
+			RefSpecs: []config.RefSpec{config.RefSpec(branch + ":" + branch)}})
+		if err == nil {
+			return res, nil
+		}
+		if !isRejected(err) || attempt > opts.Retries {
+			return res, fmt.Errorf("pushing %s (attempt %d): %w", opts.Branch, attempt, err)
+		}
+		// Someone pushed first: take the new tip and apply the same edit again.
+		backoff := time.Duration(50*attempt)*time.Millisecond + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(backoff):
+		}
+		if err := resetToRemote(ctx, repo, wt, opts); err != nil {
+			return res, err
+		}
+	}
+}
+
+func isRejected(err error) bool {
+	if errors.Is(err, git.ErrNonFastForwardUpdate) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"non-fast-forward", "fetch first", "failed to update ref", "failed to lock", "stale info", "cannot lock ref"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func resetToRemote(ctx context.Context, repo *git.Repository, wt *git.Worktree, opts Options) error {
+	remoteRef := plumbing.NewRemoteReferenceName("origin", opts.Branch)
+	err := repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", Auth: opts.Auth, Depth: 1, Force: true,
+		RefSpecs: []config.RefSpec{config.RefSpec("+" + plumbing.NewBranchReferenceName(opts.Branch) + ":" + remoteRef)}})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("fetching the new tip of %s: %w", opts.Branch, err)
+	}
+	ref, err := repo.Reference(remoteRef, true)
+	if err != nil {
+		return err
+	}
+	return wt.Reset(&git.ResetOptions{Commit: ref.Hash(), Mode: git.HardReset})
+}
+
+// DefaultMessage is the commit message template when none is given.
+const DefaultMessage = `chore(deploy): {{.File}}{{range $i, $c := .Changes}}{{if $i}},{{end}} {{$c.Path}}={{$c.New}}{{end}}`
+
+func commit(wt *git.Worktree, req Request, changes []Change, opts Options) (plumbing.Hash, error) {
+	tmplText := opts.Message
+	if tmplText == "" {
+		tmplText = DefaultMessage
+	}
+	tmpl, err := template.New("message").Option("missingkey=error").Parse(tmplText)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("--message: %w", err)
+	}
+	var changed []Change
+	for _, c := range changes {
+		if c.Old != c.New {
+			changed = append(changed, c)
+		}
+	}
+	var msg bytes.Buffer
+	if err := tmpl.Execute(&msg, map[string]any{"File": req.File, "Changes": changed}); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("--message: %w", err)
+	}
+	text := strings.TrimSpace(msg.String())
+	if opts.SkipCI {
+		subject, body, _ := strings.Cut(text, "\n")
+		text = strings.TrimSpace(subject + " [skip ci]\n" + body)
+	}
+	if len(opts.Trailers) > 0 {
+		text += "\n\n" + strings.Join(opts.Trailers, "\n")
+	}
+	if _, err := wt.Add(filepath.ToSlash(req.File)); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	now := time.Now()
+	committer := &object.Signature{Name: opts.Committer.Name, Email: opts.Committer.Email, When: now}
+	author := committer
+	if opts.Author != nil {
+		author = &object.Signature{Name: opts.Author.Name, Email: opts.Author.Email, When: now}
+	}
+	return wt.Commit(text+"\n", &git.CommitOptions{Author: author, Committer: committer, Signer: opts.Signer})
+}
+
+// FromCIEnv returns the author and trailers a CI platform provides: GitLab
+// (GITLAB_USER_NAME/EMAIL, CI_PIPELINE_URL, CI_COMMIT_SHA) or GitHub
+// (GITHUB_ACTOR, GITHUB_SERVER_URL/REPOSITORY/RUN_ID, GITHUB_SHA).
+func FromCIEnv(getenv func(string) string) (*Identity, []string) {
+	var author *Identity
+	var trailers []string
+	switch {
+	case getenv("GITLAB_CI") != "" || getenv("GITLAB_USER_EMAIL") != "":
+		if getenv("GITLAB_USER_EMAIL") != "" {
+			author = &Identity{Name: getenv("GITLAB_USER_NAME"), Email: getenv("GITLAB_USER_EMAIL")}
+			if author.Name == "" {
+				author.Name = getenv("GITLAB_USER_LOGIN")
+			}
+		}
+		if u := getenv("CI_PIPELINE_URL"); u != "" {
+			trailers = append(trailers, "Pipeline: "+u)
+		}
+		if s := getenv("CI_COMMIT_SHA"); s != "" {
+			trailers = append(trailers, "Source-Commit: "+s)
+		}
+	case getenv("GITHUB_ACTIONS") != "" || getenv("GITHUB_ACTOR") != "":
+		if a := getenv("GITHUB_ACTOR"); a != "" {
+			author = &Identity{Name: a, Email: a + "@users.noreply.github.com"}
+		}
+		if getenv("GITHUB_RUN_ID") != "" {
+			trailers = append(trailers, fmt.Sprintf("Pipeline: %s/%s/actions/runs/%s", getenv("GITHUB_SERVER_URL"), getenv("GITHUB_REPOSITORY"), getenv("GITHUB_RUN_ID")))
+		}
+		if s := getenv("GITHUB_SHA"); s != "" {
+			trailers = append(trailers, "Source-Commit: "+s)
+		}
+	}
+	if author != nil && author.Name == "" {
+		author.Name = author.Email
+	}
+	return author, trailers
+}
