@@ -272,7 +272,9 @@ func Run(ctx context.Context, req Request, opts Options) (*Result, error) {
 }
 
 func isRejected(err error) bool {
-	if errors.Is(err, git.ErrNonFastForwardUpdate) {
+	// go-git checks fast-forward locally: a remote tip it has never seen (a
+	// shallow clone, someone pushed first) shows as a missing object.
+	if errors.Is(err, git.ErrNonFastForwardUpdate) || errors.Is(err, plumbing.ErrObjectNotFound) {
 		return true
 	}
 	msg := err.Error()

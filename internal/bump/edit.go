@@ -168,7 +168,7 @@ func (f *File) Bytes() ([]byte, error) {
 	}
 	for i := range f.docs {
 		if err := sameExcept(f.docs[i].root, after.docs[i].root, targets); err != nil {
-			return nil, fmt.Errorf("internal error: the edit of %s would change more than the targets (%v), nothing written", f.Name, err)
+			return nil, fmt.Errorf("internal error: the edit of %s would change more than the targets (%w), nothing written", f.Name, err)
 		}
 	}
 	return res, nil

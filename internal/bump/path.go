@@ -50,8 +50,8 @@ func ParsePath(s string) (Path, error) {
 	i := 0
 	expectKey := true
 	for i < len(s) {
-		switch c := s[i]; {
-		case c == '[':
+		switch c := s[i]; c {
+		case '[':
 			end := strings.IndexByte(s[i:], ']')
 			if end < 0 {
 				return nil, fmt.Errorf("path %q: unclosed [", s)
@@ -63,13 +63,13 @@ func ParsePath(s string) (Path, error) {
 			p = append(p, Segment{Index: n, IsIdx: true})
 			i += end + 1
 			expectKey = false
-		case c == '.':
+		case '.':
 			if expectKey {
 				return nil, fmt.Errorf("path %q: empty key at offset %d", s, i)
 			}
 			i++
 			expectKey = true
-		case c == '"' || c == '\'':
+		case '"', '\'':
 			end := strings.IndexByte(s[i+1:], c)
 			if end < 0 {
 				return nil, fmt.Errorf("path %q: unclosed quote", s)

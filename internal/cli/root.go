@@ -33,6 +33,7 @@ stored outside the cluster.
 		newSyncCommand(streams),
 		newHistoryCommand(streams),
 		newImportCommand(streams),
+		newBumpCommand(streams),
 	)
 	return root
 }

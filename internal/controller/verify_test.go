@@ -20,6 +20,7 @@ import (
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/gitserver"
+	"github.com/keyless-cd/keyless/internal/gitsource"
 )
 
 func sshSigner(t *testing.T) ssh.Signer {
@@ -108,7 +109,7 @@ func TestVerifySelfHealOffPruneOff(t *testing.T) {
 	}
 
 	t.Log("a commit signed by an untrusted SSH key is refused, naming the key")
-	untrusted := e.pushSigned(manifests("registry.example.com/web:1.0", "hello"), nil, "untrusted", nil, gitserver.SSHSigner{Signer: untrustedSSH})
+	untrusted := e.pushSigned(manifests("registry.example.com/web:1.0", "hello"), nil, "untrusted", nil, gitsource.SSHSigner{Signer: untrustedSSH})
 	e.gitlabHook(hookSecret)
 	e.waitApp("web", "untrusted key refused", 30*time.Second, func(a *kv1.Application) bool {
 		msg := condition(a, kv1.StalledCondition)
@@ -116,7 +117,7 @@ func TestVerifySelfHealOffPruneOff(t *testing.T) {
 	})
 
 	t.Log("an SSH-signed commit by a trusted key is applied, the signer recorded")
-	sshSigned := e.pushSigned(manifests("registry.example.com/web:1.0", "hello"), nil, "signed with ssh", nil, gitserver.SSHSigner{Signer: trustedSSH})
+	sshSigned := e.pushSigned(manifests("registry.example.com/web:1.0", "hello"), nil, "signed with ssh", nil, gitsource.SSHSigner{Signer: trustedSSH})
 	e.gitlabHook(hookSecret)
 	got = e.waitApp("web", "synced the SSH-signed commit", 30*time.Second, func(a *kv1.Application) bool {
 		return ready(a) && a.Status.LastAppliedRevision == sshSigned

@@ -1,4 +1,4 @@
-package gitserver
+package gitsource
 
 import (
 	"io"

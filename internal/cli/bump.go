@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/keyless-cd/keyless/internal/bump"
+	"github.com/keyless-cd/keyless/internal/gitsource"
+)
+
+type bumpFlags struct {
+	file           string
+	sets           []string
+	images         []string
+	dir            string
+	repo           string
+	branch         string
+	commit         bool
+	push           bool
+	message        string
+	committer      string
+	tokenEnv       string
+	tokenUsername  string
+	sshKeyFile     string
+	knownHostsFile string
+	signSSHKey     string
+	retries        int
+	skipCI         bool
+	output         string
+}
+
+func newBumpCommand(streams IOStreams) *cobra.Command {
+	f := &bumpFlags{}
+	cmd := &cobra.Command{
+		Use:   "bump --file FILE (--set PATH=VALUE | --image NAME=REF)... [--commit] [--push]",
+		Short: "Change an image tag (or any value) in Git, byte-for-byte, and push it race-free",
+		Long: `The CI step of the GitOps path: CI never touches the cluster, it commits the new
+image tag and the controller deploys it.
+
+Only the bytes of the changed values change: comments, blank lines, indentation,
+quoting, key order, anchors, block scalars, CRLF line endings and other documents
+are kept exactly. When every value already has its target, nothing is written and
+no commit is made ("already up to date").
+
+--set takes a dot path with [N] indices and "quoted.keys" (image.tag,
+spec.template.spec.containers[0].image, metadata.labels."app.kubernetes.io/version").
+--image NAME=REF sets a kustomization's images[] entry (newTag/newName/digest) or,
+in workload manifests, every container and initContainer whose image is NAME.
+
+With --push, a push rejected because another pipeline pushed first is retried: the
+new tip is fetched and the same edit is applied to it (not a rebase of the old
+commit), with jittered backoff, up to --retries times.
+
+The author is the person who triggered the pipeline (GitLab GITLAB_USER_NAME/EMAIL,
+GitHub GITHUB_ACTOR), the committer is --committer, and trailers record the pipeline
+(Pipeline: URL, Source-Commit: SHA). The credential is a Git one (a deploy key or a
+token), never a cluster one.`,
+		Example: `  # GitLab CI: bump the Helm values of the seed and push with the job token
+  keyless bump --file values/myapp.yml --set image.tag=$CI_COMMIT_SHORT_SHA \
+    --push --token-env CI_JOB_TOKEN --committer "CI <ci@example.com>" --skip-ci
+
+  # kustomize
+  keyless bump --file k8s/kustomization.yaml \
+    --image registry.example.com/myapp=registry.example.com/myapp:abc123 --push
+
+  # another repository (the GitOps repo), with a deploy key
+  keyless bump --repo git@gitlab.example.com:myorg/deploy.git --file apps/myapp/values.yml \
+    --set image.tag=abc123 --push --ssh-key-file ~/.ssh/deploy_key --known-hosts-file known_hosts`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBump(cmd, streams, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.file, "file", "", "YAML file to edit, relative to --dir or the repository (required)")
+	fl.StringArrayVar(&f.sets, "set", nil, "PATH=VALUE to set (repeatable)")
+	fl.StringArrayVar(&f.images, "image", nil, "NAME=REF image to set, e.g. registry.example.com/app=registry.example.com/app:abc123 (repeatable)")
+	fl.StringVar(&f.dir, "dir", ".", "the Git checkout to edit")
+	fl.StringVar(&f.repo, "repo", "", "clone this repository (shallow, into a temp dir) instead of using --dir")
+	fl.StringVar(&f.branch, "branch", "", "branch to commit to and push (default the current branch, or the remote's default)")
+	fl.BoolVar(&f.commit, "commit", false, "commit the change")
+	fl.BoolVar(&f.push, "push", false, "commit and push the change")
+	fl.StringVar(&f.message, "message", "", "commit message, a Go template over .File and .Changes (.Path .Old .New); default \""+bump.DefaultMessage+"\"")
+	fl.StringVar(&f.committer, "committer", "keyless bump <keyless-bump@users.noreply.invalid>", `committer, "Name <email>" (the CI bot)`)
+	fl.StringVar(&f.tokenEnv, "token-env", "", "environment variable holding an HTTPS token (CI_JOB_TOKEN, GITHUB_TOKEN, a project access token)")
+	fl.StringVar(&f.tokenUsername, "token-username", "", "username sent with the token (default gitlab-ci-token for CI_JOB_TOKEN, x-access-token for GITHUB_TOKEN, else oauth2)")
+	fl.StringVar(&f.sshKeyFile, "ssh-key-file", "", "SSH deploy key for ssh:// or git@ repositories")
+	fl.StringVar(&f.knownHostsFile, "known-hosts-file", "", "known_hosts for SSH (required with --ssh-key-file; unknown hosts are refused)")
+	fl.StringVar(&f.signSSHKey, "sign-ssh-key", "", "sign the commit with this SSH private key (accepted by the controller's verify mode)")
+	fl.IntVar(&f.retries, "retries", 10, "retries of a push rejected because the branch moved")
+	fl.BoolVar(&f.skipCI, "skip-ci", false, `append "[skip ci]" to the subject so the push does not start another pipeline`)
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text (the commit SHA on stdout) or json")
+	return cmd
+}
+
+func runBump(cmd *cobra.Command, streams IOStreams, f *bumpFlags) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	if f.file == "" {
+		return errors.New("--file is required")
+	}
+	if len(f.sets) == 0 && len(f.images) == 0 {
+		return errors.New("nothing to change: give --set PATH=VALUE or --image NAME=REF")
+	}
+	req := bump.Request{File: f.file}
+	for _, s := range f.sets {
+		v, err := bump.ParseSet(s)
+		if err != nil {
+			return err
+		}
+		req.Sets = append(req.Sets, v)
+	}
+	for _, s := range f.images {
+		img, err := bump.ParseImage(s)
+		if err != nil {
+			return err
+		}
+		req.Images = append(req.Images, img)
+	}
+	committer, err := bump.ParseIdentity(f.committer)
+	if err != nil {
+		return fmt.Errorf("--committer %w", err)
+	}
+	author, trailers := bump.FromCIEnv(os.Getenv)
+	opts := bump.Options{
+		Dir: f.dir, RepoURL: f.repo, Branch: f.branch, Commit: f.commit, Push: f.push, Message: f.message,
+		Committer: committer, Author: author, Trailers: trailers, SkipCI: f.skipCI, Retries: f.retries,
+	}
+	if opts.Auth, err = f.auth(); err != nil {
+		return err
+	}
+	if f.signSSHKey != "" {
+		key, err := os.ReadFile(f.signSSHKey)
+		if err != nil {
+			return fmt.Errorf("--sign-ssh-key: %w", err)
+		}
+		signer, err := ssh.ParsePrivateKey(key)
+		if err != nil {
+			return fmt.Errorf("--sign-ssh-key %s: not a usable private key (passphrase-protected keys are not supported)", f.signSSHKey)
+		}
+		opts.Signer = gitsource.SSHSigner{Signer: signer}
+	}
+	res, err := bump.Run(cmd.Context(), req, opts)
+	if err != nil {
+		return err
+	}
+	if f.output == "json" {
+		return writeJSON(streams.Out, res)
+	}
+	for _, c := range res.Changes {
+		if c.Old == c.New {
+			_, _ = fmt.Fprintf(streams.ErrOut, "%s: %s is already %s\n", res.File, c.Path, c.New)
+		} else {
+			_, _ = fmt.Fprintf(streams.ErrOut, "%s: %s %s → %s\n", res.File, c.Path, c.Old, c.New)
+		}
+	}
+	switch {
+	case res.UpToDate:
+		_, _ = fmt.Fprintln(streams.ErrOut, "already up to date: nothing written, no commit")
+	case res.Commit != "":
+		if res.Attempts > 1 {
+			_, _ = fmt.Fprintf(streams.ErrOut, "pushed after %d attempts (the branch moved meanwhile)\n", res.Attempts)
+		}
+		_, _ = fmt.Fprintln(streams.Out, res.Commit)
+	}
+	return nil
+}
+
+// auth builds the Git credential from --token-env or --ssh-key-file.
+func (f *bumpFlags) auth() (transport.AuthMethod, error) {
+	switch {
+	case f.tokenEnv != "" && f.sshKeyFile != "":
+		return nil, errors.New("--token-env and --ssh-key-file exclude each other")
+	case f.tokenEnv != "":
+		tok := os.Getenv(f.tokenEnv)
+		if tok == "" {
+			return nil, fmt.Errorf("--token-env %s: the variable is empty or unset", f.tokenEnv)
+		}
+		user := f.tokenUsername
+		if user == "" {
+			switch strings.ToUpper(f.tokenEnv) {
+			case "CI_JOB_TOKEN":
+				user = "gitlab-ci-token"
+			case "GITHUB_TOKEN", "GH_TOKEN":
+				user = "x-access-token"
+			default:
+				user = "oauth2"
+			}
+		}
+		return &githttp.BasicAuth{Username: user, Password: tok}, nil
+	case f.sshKeyFile != "":
+		key, err := os.ReadFile(f.sshKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ssh-key-file: %w", err)
+		}
+		if f.knownHostsFile == "" {
+			return nil, errors.New("--ssh-key-file needs --known-hosts-file: unknown SSH host keys are refused")
+		}
+		kh, err := os.ReadFile(f.knownHostsFile)
+		if err != nil {
+			return nil, fmt.Errorf("--known-hosts-file: %w", err)
+		}
+		url := f.repo
+		if url == "" {
+			url = "ssh://remote"
+		}
+		return gitsource.AuthFromSecret(url, map[string][]byte{gitsource.KeyIdentity: key, gitsource.KeyKnownHosts: kh})
+	}
+	return nil, nil
+}
