@@ -277,6 +277,7 @@ func (r *ApplicationReconciler) refreshHealth(ctx context.Context, app *kv1.Appl
 		return ctrl.Result{}, err
 	}
 	app.Status.Health = health(statuses)
+	r.Drift.setProgressing(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, app.Status.Health.Status == kv1.HealthProgressing)
 	switch app.Status.Health.Status {
 	case kv1.HealthHealthy:
 		setReady(app, true, ReasonSucceeded, fmt.Sprintf("applied revision %s; %s", short(app.Status.LastAppliedRevision), app.Status.Health.Message))

@@ -7,12 +7,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -28,14 +28,29 @@ type driftTracker struct {
 	cache   cache.Cache // label-filtered, metadata-only cache of managed objects
 	metrics *metrics
 
-	mu      sync.Mutex
-	ctrl    controller.Controller
-	watched map[schema.GroupVersionKind]bool
-	dirty   map[types.NamespacedName]bool
+	mu          sync.Mutex
+	ctrl        controller.Controller
+	watched     map[schema.GroupVersionKind]bool
+	dirty       map[types.NamespacedName]bool
+	progressing map[types.NamespacedName]bool
 }
 
 func newDriftTracker(c cache.Cache, m *metrics) *driftTracker {
-	return &driftTracker{cache: c, metrics: m, watched: map[schema.GroupVersionKind]bool{}, dirty: map[types.NamespacedName]bool{}}
+	return &driftTracker{cache: c, metrics: m, watched: map[schema.GroupVersionKind]bool{},
+		dirty: map[types.NamespacedName]bool{}, progressing: map[types.NamespacedName]bool{}}
+}
+
+// setProgressing records whether an Application waits for its objects to
+// become ready: while it does, their status updates re-check its health at
+// once instead of at the next poll.
+func (d *driftTracker) setProgressing(k types.NamespacedName, on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if on {
+		d.progressing[k] = true
+	} else {
+		delete(d.progressing, k)
+	}
 }
 
 func (d *driftTracker) setController(c controller.Controller) {
@@ -56,7 +71,12 @@ func (d *driftTracker) clear(k types.NamespacedName) {
 	d.mu.Unlock()
 }
 
-func (d *driftTracker) forget(k types.NamespacedName) { d.clear(k) }
+func (d *driftTracker) forget(k types.NamespacedName) {
+	d.mu.Lock()
+	delete(d.dirty, k)
+	delete(d.progressing, k)
+	d.mu.Unlock()
+}
 
 // watch makes sure every kind in res is watched.
 func (d *driftTracker) watch(ctx context.Context, res *engine.Result) {
@@ -84,7 +104,7 @@ func (d *driftTracker) watchRefs(ctx context.Context, refs []engine.ObjectRef) {
 		}
 		obj := &metav1.PartialObjectMetadata{}
 		obj.SetGroupVersionKind(gvk)
-		src := source.Kind(d.cache, obj, handler.TypedEnqueueRequestsFromMapFunc(d.mapToApp), driftPredicate())
+		src := source.Kind(d.cache, obj, d.handler())
 		if err := d.ctrl.Watch(src); err != nil {
 			log.FromContext(ctx).Error(err, "cannot watch managed objects; drift of this kind is seen at the next interval only", "kind", gvk.String())
 			continue
@@ -93,36 +113,59 @@ func (d *driftTracker) watchRefs(ctx context.Context, refs []engine.ObjectRef) {
 	}
 }
 
-// mapToApp marks the owning Application dirty and enqueues it.
-func (d *driftTracker) mapToApp(_ context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
-	name := o.GetLabels()[engine.InventoryLabel]
-	if name == "" {
-		return nil
+// handler turns events of managed objects into reconciles: an edit of spec,
+// labels or annotations by someone other than keyless, or a deletion, marks
+// the owning Application dirty (drift); any other update (status) re-checks an
+// Application whose objects are still rolling out. The informer's initial
+// list is ignored.
+func (d *driftTracker) handler() handler.TypedEventHandler[*metav1.PartialObjectMetadata, reconcile.Request] {
+	return handler.TypedFuncs[*metav1.PartialObjectMetadata, reconcile.Request]{
+		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			k, ok := owner(e.ObjectNew)
+			if !ok {
+				return
+			}
+			if isDrift(e.ObjectOld, e.ObjectNew) {
+				d.markDirty(k)
+				q.Add(reconcile.Request{NamespacedName: k})
+				return
+			}
+			d.mu.Lock()
+			progressing := d.progressing[k]
+			d.mu.Unlock()
+			if progressing {
+				q.Add(reconcile.Request{NamespacedName: k})
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if k, ok := owner(e.Object); ok {
+				d.markDirty(k)
+				q.Add(reconcile.Request{NamespacedName: k})
+			}
+		},
 	}
-	k := types.NamespacedName{Namespace: o.GetNamespace(), Name: name}
+}
+
+func (d *driftTracker) markDirty(k types.NamespacedName) {
 	d.mu.Lock()
 	d.dirty[k] = true
 	d.mu.Unlock()
 	d.metrics.driftEvents.Inc()
-	return []reconcile.Request{{NamespacedName: k}}
 }
 
-// driftPredicate passes edits of spec (generation), labels or annotations by
-// someone other than keyless, and deletions. Status-only updates (rollouts)
-// and the informer's initial list are ignored.
-func driftPredicate() predicate.TypedPredicate[*metav1.PartialObjectMetadata] {
-	return predicate.TypedFuncs[*metav1.PartialObjectMetadata]{
-		CreateFunc:  func(event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool { return false },
-		DeleteFunc:  func(event.TypedDeleteEvent[*metav1.PartialObjectMetadata]) bool { return true },
-		GenericFunc: func(event.TypedGenericEvent[*metav1.PartialObjectMetadata]) bool { return false },
-		UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
-			o, n := e.ObjectOld, e.ObjectNew
-			changed := n.GetGeneration() != o.GetGeneration() ||
-				(n.GetGeneration() == 0 && n.GetResourceVersion() != o.GetResourceVersion()) ||
-				!equalMaps(n.GetLabels(), o.GetLabels()) || !equalMaps(n.GetAnnotations(), o.GetAnnotations())
-			return changed && lastWriter(n) != engine.FieldManager
-		},
-	}
+// owner is the Application an object belongs to (its inventory label).
+func owner(o *metav1.PartialObjectMetadata) (types.NamespacedName, bool) {
+	name := o.GetLabels()[engine.InventoryLabel]
+	return types.NamespacedName{Namespace: o.GetNamespace(), Name: name}, name != ""
+}
+
+// isDrift reports a change of spec (generation), labels or annotations made by
+// someone other than keyless. Status-only updates (rollouts) are not drift.
+func isDrift(o, n *metav1.PartialObjectMetadata) bool {
+	changed := n.GetGeneration() != o.GetGeneration() ||
+		(n.GetGeneration() == 0 && n.GetResourceVersion() != o.GetResourceVersion()) ||
+		!equalMaps(n.GetLabels(), o.GetLabels()) || !equalMaps(n.GetAnnotations(), o.GetAnnotations())
+	return changed && lastWriter(n) != engine.FieldManager
 }
 
 // lastWriter is the field manager of the newest managedFields entry ("" on a tie).
