@@ -19,7 +19,7 @@ TOOL_BUILD    := go build -modfile=$(CURDIR)/hack/tools/go.mod -o $(TOOLS_BIN)/
 CONTROLLER_GEN := $(TOOLS_BIN)/controller-gen
 GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 
-.PHONY: bench-controller generate all build k8s-bins cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: bench-bump bench-controller generate all build k8s-bins cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -60,12 +60,16 @@ lint: $(GOLANGCI_LINT) ## golangci-lint (pinned in hack/tools/go.mod)
 FUZZTIME ?= 30s
 fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/render -run '^$$' -fuzz FuzzDecodeObjects -fuzztime $(FUZZTIME)
+	go test ./internal/bump -run '^$$' -fuzz FuzzSet -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m
 bench-controller: k8s-bins ## Controller latency, 100-app scale, RSS and idle CPU (figures for docs/benchmarks.md)
 	KUBEBUILDER_ASSETS=$(K8S_BIN) BENCH_APPS=$(BENCH_APPS) BENCH_IDLE=$(BENCH_IDLE) \
 		go test -tags bench -run TestBenchController -count=1 -timeout 60m -v ./test/bench/
+
+bench-bump: ## One bump and 20 concurrent bumps against the local Git server
+	go test -tags bench -run TestBenchBump -count=1 -timeout 10m -v ./test/bench/
 
 hack-mods: ## Regenerate hack/*/go.mod after changing internal/version/versions.env
 	hack/gen-hack-mods.sh

@@ -31,6 +31,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -212,14 +213,18 @@ func TestBenchController(t *testing.T) {
 		webhook = append(webhook, time.Since(start))
 	}
 	for i := 1; i <= rounds; i++ {
-		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "lat", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := int32(3)
-		d.Spec.Replicas = &r
-		start := time.Now()
-		if _, err := cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		var start time.Time
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			d, err := cs.AppsV1().Deployments(ns).Get(ctx, "lat", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			r := int32(3)
+			d.Spec.Replicas = &r
+			start = time.Now()
+			_, err = cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+			return err
+		}); err != nil {
 			t.Fatal(err)
 		}
 		if !waitUntil(time.Minute, func() bool {
