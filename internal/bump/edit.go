@@ -25,12 +25,17 @@ type doc struct {
 	root *yaml.Node
 }
 
-// edit is a pending replacement of bytes [start, end).
+// edit is a pending replacement of bytes [start, end) (an insertion when
+// start == end).
 type edit struct {
 	start, end int
 	text       string
 	node       *yaml.Node
 	value      string
+	// grows, for an insertion, is the mapping or sequence that gains entries,
+	// and check validates what it gained.
+	grows *yaml.Node
+	check func(added []*yaml.Node) error
 }
 
 // File is a YAML file being edited. Edits are collected, then applied at
@@ -160,33 +165,46 @@ func (f *File) Bytes() ([]byte, error) {
 		return nil, fmt.Errorf("internal error: the edited file does not parse, nothing written: %w", err)
 	}
 	targets := map[*yaml.Node]string{}
+	grown := map[*yaml.Node]func([]*yaml.Node) error{}
 	for _, e := range f.edits {
+		if e.grows != nil {
+			grown[e.grows] = e.check
+			continue
+		}
 		targets[e.node] = e.value
 	}
 	if len(after.docs) != len(f.docs) {
 		return nil, fmt.Errorf("internal error: the edit changed the number of documents of %s, nothing written", f.Name)
 	}
 	for i := range f.docs {
-		if err := sameExcept(f.docs[i].root, after.docs[i].root, targets); err != nil {
+		if err := sameExcept(f.docs[i].root, after.docs[i].root, targets, grown); err != nil {
 			return nil, fmt.Errorf("internal error: the edit of %s would change more than the targets (%w), nothing written", f.Name, err)
 		}
 	}
 	return res, nil
 }
 
-// sameExcept compares two trees; targets must carry their new value.
-func sameExcept(a, b *yaml.Node, targets map[*yaml.Node]string) error {
+// sameExcept compares two trees; targets must carry their new value, and
+// grown nodes may have gained entries at their end, which check validates.
+func sameExcept(a, b *yaml.Node, targets map[*yaml.Node]string, grown map[*yaml.Node]func([]*yaml.Node) error) error {
 	if want, ok := targets[a]; ok {
 		if b.Kind != yaml.ScalarNode || b.Value != want {
 			return fmt.Errorf("line %d: got %q, want %q", b.Line, b.Value, want)
 		}
 		return nil
 	}
-	if a.Kind != b.Kind || a.Value != b.Value || a.Tag != b.Tag || a.Anchor != b.Anchor || len(a.Content) != len(b.Content) {
+	content := b.Content
+	if check, ok := grown[a]; ok && len(b.Content) > len(a.Content) {
+		if err := check(b.Content[len(a.Content):]); err != nil {
+			return err
+		}
+		content = b.Content[:len(a.Content)]
+	}
+	if a.Kind != b.Kind || a.Value != b.Value || a.Tag != b.Tag || a.Anchor != b.Anchor || len(a.Content) != len(content) {
 		return fmt.Errorf("line %d: node differs", b.Line)
 	}
 	for i := range a.Content {
-		if err := sameExcept(a.Content[i], b.Content[i], targets); err != nil {
+		if err := sameExcept(a.Content[i], content[i], targets, grown); err != nil {
 			return err
 		}
 	}

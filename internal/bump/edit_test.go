@@ -91,6 +91,10 @@ func TestByteForByte(t *testing.T) {
 			[]string{`-    newTag: "1.0.0"`, `+    newTag: "1.1.0"`}},
 		{"kustomization image with newName", "kustomization.yaml", Request{Images: mustImages(t, "registry.example.com/sidecar=registry.example.com/sidecar-fork:v3")},
 			[]string{"-    newTag: v2", "+    newTag: v3"}},
+		{"kustomization entry added when missing, indented like the others", "kustomization.yaml", Request{Images: mustImages(t, "registry.example.com/new:1.2")},
+			[]string{"+  - name: registry.example.com/new", `+    newTag: "1.2"`}},
+		{"kustomization without images gets the list", "kustomization-noimages.yaml", Request{Images: mustImages(t, "registry.example.com/app=registry.example.com/app@sha256:" + strings.Repeat("a", 64))},
+			[]string{"+images:", "+- name: registry.example.com/app", "+  digest: sha256:" + strings.Repeat("a", 64)}},
 		{"deployment containers and init containers, other documents untouched", "deployment.yaml", Request{Images: mustImages(t, "registry.example.com/myapp:1.1.0")},
 			[]string{"-          image: registry.example.com/myapp:1.0.0", "+          image: registry.example.com/myapp:1.1.0",
 				`-          image: "registry.example.com/myapp:1.0.0"`, `+          image: "registry.example.com/myapp:1.1.0"`}},
@@ -132,7 +136,6 @@ func TestErrorsLeaveTheFileIdentical(t *testing.T) {
 		{"through an alias", "values.yaml", Request{Sets: sets(t, "service.timeout=5")}, `segment "timeout" not found`},
 		{"block scalar target", "values.yaml", Request{Sets: sets(t, "config=x")}, "block scalars"},
 		{"image not found", "deployment.yaml", Request{Images: mustImages(t, "registry.example.com/other:1")}, "no image named registry.example.com/other"},
-		{"kustomization entry missing", "kustomization.yaml", Request{Images: mustImages(t, "registry.example.com/new:1")}, "has no entry named registry.example.com/new"},
 		{"valid change then a bad one", "values.yaml", Request{Sets: sets(t, "image.tag=9", "nope.x=1")}, `segment "nope" not found`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package bump
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -98,8 +99,11 @@ func (f *File) SetImage(img ImageRef) (int, error) {
 
 func (f *File) setKustomizeImage(m *yaml.Node, img ImageRef, docNum int) (int, error) {
 	images := mapGet(m, "images")
-	if images == nil || images.Kind != yaml.SequenceNode {
-		return 0, fmt.Errorf("%s: kustomization has no images list; add `images: [{name: %s, newTag: ...}]` first", f.Name, img.Name)
+	if images == nil {
+		return f.addImagesKey(m, img)
+	}
+	if images.Kind != yaml.SequenceNode {
+		return 0, fmt.Errorf("%s:%d: kustomization images is not a list", f.Name, images.Line)
 	}
 	for i, e := range images.Content {
 		if e.Kind != yaml.MappingNode || scalarAt(e, "name") != img.Name {
@@ -130,7 +134,102 @@ func (f *File) setKustomizeImage(m *yaml.Node, img ImageRef, docNum int) (int, e
 		}
 		return 1, nil
 	}
-	return 0, fmt.Errorf("%s: kustomization images has no entry named %s; add one first", f.Name, img.Name)
+	return f.addImageEntry(images, img)
+}
+
+// imageEntry is the YAML of a new images[] entry, each line prefixed.
+func imageEntry(img ImageRef, dash, indent, nl string) string {
+	var b strings.Builder
+	b.WriteString(dash + "- name: " + img.Name + nl)
+	if img.NewName != img.Name {
+		b.WriteString(indent + "newName: " + img.NewName + nl)
+	}
+	if img.Tag != "" {
+		b.WriteString(indent + "newTag: " + doubleQuote(img.Tag) + nl)
+	}
+	if img.Digest != "" {
+		b.WriteString(indent + "digest: " + img.Digest + nl)
+	}
+	return b.String()
+}
+
+// checkEntry validates that added is exactly one images[] entry for img.
+func checkEntry(img ImageRef) func([]*yaml.Node) error {
+	return func(added []*yaml.Node) error {
+		if len(added) != 1 || scalarAt(added[0], "name") != img.Name || scalarAt(added[0], "newTag") != img.Tag || scalarAt(added[0], "digest") != img.Digest {
+			return fmt.Errorf("the added images entry does not read back as %s", img.Ref)
+		}
+		return nil
+	}
+}
+
+// newline is the file's line ending.
+func (f *File) newline() string {
+	if bytes.Contains(f.data, []byte("\r\n")) {
+		return "\r\n"
+	}
+	return "\n"
+}
+
+// addImageEntry appends an entry to a block images list, indented like its items.
+func (f *File) addImageEntry(images *yaml.Node, img ImageRef) (int, error) {
+	if images.Style&yaml.FlowStyle != 0 || len(images.Content) == 0 {
+		return 0, fmt.Errorf("%s:%d: kustomization images has no entry named %s and is a flow list; add the entry by hand", f.Name, images.Line, img.Name)
+	}
+	first, last := images.Content[0], images.Content[len(images.Content)-1]
+	lineStart := f.lines[first.Line-1]
+	line := f.data[lineStart:]
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	trimmed := bytes.TrimLeft(line, " ")
+	if !bytes.HasPrefix(trimmed, []byte("- ")) {
+		return 0, fmt.Errorf("%s:%d: cannot infer the indentation of images; add the entry for %s by hand", f.Name, first.Line, img.Name)
+	}
+	dash := string(line[:len(line)-len(trimmed)])
+	indent := strings.Repeat(" ", first.Column-1)
+	end := lastLine(last)
+	at := len(f.data)
+	if end < len(f.lines) {
+		at = f.lines[end]
+	}
+	text := imageEntry(img, dash, indent, f.newline())
+	if at == len(f.data) && len(f.data) > 0 && f.data[len(f.data)-1] != '\n' {
+		text = f.newline() + text
+	}
+	f.edits = append(f.edits, edit{start: at, end: at, text: text, grows: images, check: checkEntry(img)})
+	f.changes = append(f.changes, Change{Path: "images[" + strconv.Itoa(len(images.Content)) + "]", Old: "", New: img.Ref})
+	return 1, nil
+}
+
+// addImagesKey appends an images list to a kustomization that has none.
+func (f *File) addImagesKey(m *yaml.Node, img ImageRef) (int, error) {
+	if len(f.docs) != 1 || m.Style&yaml.FlowStyle != 0 {
+		return 0, fmt.Errorf("%s: kustomization has no images list; add `images:` by hand", f.Name)
+	}
+	nl := f.newline()
+	text := "images:" + nl + imageEntry(img, "", "  ", nl)
+	at := len(f.data)
+	if at > 0 && f.data[at-1] != '\n' {
+		text = nl + text
+	}
+	f.edits = append(f.edits, edit{start: at, end: at, text: text, grows: m, check: func(added []*yaml.Node) error {
+		if len(added) != 2 || added[0].Value != "images" || added[1].Kind != yaml.SequenceNode {
+			return fmt.Errorf("the added images list does not read back")
+		}
+		return checkEntry(img)(added[1].Content)
+	}})
+	f.changes = append(f.changes, Change{Path: "images[0]", Old: "", New: img.Ref})
+	return 1, nil
+}
+
+// lastLine is the last line any node below n starts on.
+func lastLine(n *yaml.Node) int {
+	line := n.Line
+	for _, c := range n.Content {
+		line = max(line, lastLine(c))
+	}
+	return line
 }
 
 // podSpecPaths are where each workload kind keeps its pod spec.

@@ -98,6 +98,12 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		cacheDir = dir
 	}
 
+	// client-go's default of 5 QPS (controller-runtime: 20) throttles syncing
+	// many Applications; API Priority and Fairness protects the server.
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS, cfg.Burst = 200, 400
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
