@@ -93,7 +93,7 @@ func TestByteForByte(t *testing.T) {
 			[]string{"-    newTag: v2", "+    newTag: v3"}},
 		{"kustomization entry added when missing, indented like the others", "kustomization.yaml", Request{Images: mustImages(t, "registry.example.com/new:1.2")},
 			[]string{"+  - name: registry.example.com/new", `+    newTag: "1.2"`}},
-		{"kustomization without images gets the list", "kustomization-noimages.yaml", Request{Images: mustImages(t, "registry.example.com/app=registry.example.com/app@sha256:" + strings.Repeat("a", 64))},
+		{"kustomization without images gets the list", "kustomization-noimages.yaml", Request{Images: mustImages(t, "registry.example.com/app=registry.example.com/app@sha256:"+strings.Repeat("a", 64))},
 			[]string{"+images:", "+- name: registry.example.com/app", "+  digest: sha256:" + strings.Repeat("a", 64)}},
 		{"deployment containers and init containers, other documents untouched", "deployment.yaml", Request{Images: mustImages(t, "registry.example.com/myapp:1.1.0")},
 			[]string{"-          image: registry.example.com/myapp:1.0.0", "+          image: registry.example.com/myapp:1.1.0",
