@@ -94,17 +94,7 @@ func parseSetValues(sets []string) (map[string]any, error) {
 		if err := yaml.Unmarshal([]byte(raw), &v); err != nil {
 			v = raw
 		}
-		keys := strings.Split(path, ".")
-		m := out
-		for _, k := range keys[:len(keys)-1] {
-			next, ok := m[k].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				m[k] = next
-			}
-			m = next
-		}
-		m[keys[len(keys)-1]] = v
+		render.SetValue(out, path, v)
 	}
 	return out, nil
 }

@@ -413,17 +413,7 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 func helmParameters(params []kv1.HelmParameter) map[string]any {
 	out := map[string]any{}
 	for _, p := range params {
-		keys := strings.Split(p.Name, ".")
-		m := out
-		for _, k := range keys[:len(keys)-1] {
-			next, ok := m[k].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				m[k] = next
-			}
-			m = next
-		}
-		m[keys[len(keys)-1]] = p.Value
+		render.SetValue(out, p.Name, p.Value)
 	}
 	return out
 }
