@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/keyless-cd/keyless/internal/controller"
 )
+
+// defaultMemoryLimit is the controller's soft Go heap limit unless GOMEMLIMIT is set.
+const defaultMemoryLimit = 64 << 20
 
 type controllerFlags struct {
 	kubeconfig              string
@@ -87,6 +91,11 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	leNS := f.leaderElectionNamespace
 	if leNS == "" {
 		leNS = os.Getenv("POD_NAMESPACE")
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft heap limit keeps the resident set small at 100+ Applications;
+		// set GOMEMLIMIT to override.
+		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(streams.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return controller.Run(cmd.Context(), cfg, controller.Options{

@@ -7,6 +7,7 @@ package bench
 
 import (
 	"bufio"
+	"math/rand/v2"
 	"fmt"
 	"net"
 	"net/http"
@@ -246,6 +247,8 @@ func TestBenchController(t *testing.T) {
 	var polling []time.Duration
 	for i := 1; i <= max(3, rounds/2); i++ {
 		img := fmt.Sprintf("registry.example.com/lat:p%d", i)
+		// Push at a random point of the interval, as real pushes arrive.
+		time.Sleep(time.Duration(rand.Int64N(int64(5 * time.Second))))
 		start := time.Now()
 		if _, err := git.Commit(ctx, repo, gitserver.Commit{Files: appFiles("lat", img), Message: "bump"}); err != nil {
 			t.Fatal(err)
