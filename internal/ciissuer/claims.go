@@ -1,0 +1,97 @@
+package ciissuer
+
+import (
+	"encoding/base64"
+	"strconv"
+)
+
+func base64URL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// GitLabJob describes a GitLab CI job, for GitLabClaims.
+type GitLabJob struct {
+	ProjectPath  string // myorg/myapp
+	ProjectID    int
+	Ref          string // main
+	RefType      string // branch | tag
+	RefProtected bool
+	Environment  string
+	EnvProtected bool
+	UserLogin    string
+	PipelineID   int
+	Audience     string
+}
+
+// GitLabClaims are the claims of a GitLab CI id_token, as GitLab documents
+// them (ids and booleans are strings).
+func GitLabClaims(j GitLabJob) map[string]any {
+	if j.RefType == "" {
+		j.RefType = "branch"
+	}
+	c := map[string]any{
+		"sub":                "project_path:" + j.ProjectPath + ":ref_type:" + j.RefType + ":ref:" + j.Ref,
+		"aud":                j.Audience,
+		"namespace_path":     namespaceOf(j.ProjectPath),
+		"project_id":         strconv.Itoa(j.ProjectID),
+		"project_path":       j.ProjectPath,
+		"ref":                j.Ref,
+		"ref_type":           j.RefType,
+		"ref_path":           "refs/" + map[string]string{"branch": "heads", "tag": "tags"}[j.RefType] + "/" + j.Ref,
+		"ref_protected":      strconv.FormatBool(j.RefProtected),
+		"pipeline_id":        strconv.Itoa(j.PipelineID),
+		"pipeline_source":    "push",
+		"user_login":         j.UserLogin,
+		"job_id":             strconv.Itoa(j.PipelineID*10 + 1),
+		"runner_environment": "gitlab-hosted",
+	}
+	if j.Environment != "" {
+		c["environment"] = j.Environment
+		c["environment_protected"] = strconv.FormatBool(j.EnvProtected)
+	}
+	return c
+}
+
+// GitHubJob describes a GitHub Actions job, for GitHubClaims.
+type GitHubJob struct {
+	Repository   string // myorg/myapp
+	RepositoryID int
+	Ref          string // refs/heads/main
+	Environment  string
+	Actor        string
+	Workflow     string // .github/workflows/deploy.yml
+	Audience     string
+}
+
+// GitHubClaims are the claims of a GitHub Actions OIDC token.
+func GitHubClaims(j GitHubJob) map[string]any {
+	sub := "repo:" + j.Repository + ":ref:" + j.Ref
+	if j.Environment != "" {
+		sub = "repo:" + j.Repository + ":environment:" + j.Environment
+	}
+	c := map[string]any{
+		"sub":                sub,
+		"aud":                j.Audience,
+		"repository":         j.Repository,
+		"repository_id":      strconv.Itoa(j.RepositoryID),
+		"repository_owner":   namespaceOf(j.Repository),
+		"ref":                j.Ref,
+		"ref_type":           "branch",
+		"actor":              j.Actor,
+		"workflow_ref":       j.Repository + "/" + j.Workflow + "@" + j.Ref,
+		"job_workflow_ref":   j.Repository + "/" + j.Workflow + "@" + j.Ref,
+		"event_name":         "push",
+		"runner_environment": "github-hosted",
+	}
+	if j.Environment != "" {
+		c["environment"] = j.Environment
+	}
+	return c
+}
+
+func namespaceOf(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			return path[:i]
+		}
+	}
+	return path
+}
