@@ -34,6 +34,8 @@ stored outside the cluster.
 		newHistoryCommand(streams),
 		newImportCommand(streams),
 		newBumpCommand(streams),
+		newOIDCCommand(streams),
+		newDeployCommand(streams),
 	)
 	return root
 }

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyless-cd/keyless/internal/engine"
+	"github.com/keyless-cd/keyless/internal/oidc"
+)
+
+type deployFlags struct {
+	renderFlags
+	namespace  string
+	server     string
+	caFile     string
+	tokenEnv   string
+	tokenFile  string
+	name       string
+	prune      bool
+	allowEmpty bool
+	wait       time.Duration
+	dryRun     bool
+	output     string
+}
+
+func newDeployCommand(streams IOStreams) *cobra.Command {
+	f := &deployFlags{}
+	cmd := &cobra.Command{
+		Use:   "deploy DIR -n NAMESPACE --server URL --certificate-authority FILE --token-env VAR",
+		Short: "Deploy from a CI job with the job's own short-lived OIDC token (no kubeconfig, nothing stored)",
+		Long: `The push path: for what does not fit GitOps (migrations, bootstrap), a CI job
+applies DIR with the JWT its platform issues per job (GitLab id_tokens, a GitHub
+Actions OIDC token). The API server trusts the issuer through the configuration from
+"keyless oidc config", and RBAC from "keyless oidc rbac" lets exactly this pipeline
+manage exactly its manifests' kinds in one namespace.
+
+Before applying, keyless asks the API server who the token is (a SelfSubjectReview,
+like kubectl auth whoami) and prints it. A refused token (401) or a forbidden action
+(403) is explained: which identity, which namespace, what to fix. The apply itself is
+the engine of "keyless apply": namespace guard, whole-set dry-run, server-side apply,
+inventory and prune, wait.`,
+		Example: `  # GitLab CI job with id_tokens: {K8S_TOKEN: {aud: k8s-prod}}
+  keyless deploy deploy/migrations -n myapp --server https://k8s.example.com:6443 \
+    --certificate-authority cluster-ca.pem --token-env K8S_TOKEN --wait 5m`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDeploy(cmd, streams, f, args[0])
+		},
+	}
+	f.addFlags(cmd.Flags())
+	fl := cmd.Flags()
+	fl.StringVarP(&f.namespace, "namespace", "n", "", "target namespace (required)")
+	fl.StringVar(&f.server, "server", "", "API server URL (required)")
+	fl.StringVar(&f.caFile, "certificate-authority", "", "PEM file of the cluster CA (required; TLS is always verified)")
+	fl.StringVar(&f.tokenEnv, "token-env", "", "environment variable holding the job's OIDC token (e.g. K8S_TOKEN from GitLab id_tokens)")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the job's OIDC token")
+	fl.StringVar(&f.name, "name", "", "inventory name (default DIR's base name)")
+	fl.BoolVar(&f.prune, "prune", false, "delete objects of the last deploy that are no longer rendered")
+	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "allow an empty render")
+	fl.DurationVar(&f.wait, "wait", 0, "wait up to this long for every object to be ready")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would change and write nothing")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func (f *deployFlags) token() (string, error) {
+	switch {
+	case f.tokenEnv != "" && f.tokenFile != "":
+		return "", errors.New("--token-env and --token-file exclude each other")
+	case f.tokenEnv != "":
+		if t := strings.TrimSpace(os.Getenv(f.tokenEnv)); t != "" {
+			return t, nil
+		}
+		return "", fmt.Errorf("--token-env %s: the variable is empty or unset (GitLab: declare it under id_tokens with the audience of the policy)", f.tokenEnv)
+	case f.tokenFile != "":
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", errors.New("give the job's token with --token-env VAR or --token-file FILE")
+}
+
+func runDeploy(cmd *cobra.Command, streams IOStreams, f *deployFlags, dir string) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	if f.namespace == "" || f.server == "" || f.caFile == "" {
+		return errors.New("-n/--namespace, --server and --certificate-authority are required")
+	}
+	ca, err := os.ReadFile(f.caFile)
+	if err != nil {
+		return fmt.Errorf("--certificate-authority: %w", err)
+	}
+	token, err := f.token()
+	if err != nil {
+		return err
+	}
+	name, err := inventoryName(f.name, dir)
+	if err != nil {
+		return err
+	}
+	rendered, err := f.render(cmd.Context(), dir, f.namespace)
+	if err != nil {
+		return err
+	}
+	target := oidc.Target{Server: f.server, CAData: ca, Token: token}
+	opts := engine.ApplyOptions{Namespace: f.namespace, Name: name, Prune: f.prune, AllowEmpty: f.allowEmpty, DryRun: f.dryRun, Wait: f.wait}
+	if f.output == "text" {
+		started := time.Now()
+		opts.Progress = func(s engine.ObjectStatus) {
+			_, _ = fmt.Fprintf(streams.ErrOut, "  %6.1fs %s\n", time.Since(started).Seconds(), s)
+		}
+		who, err := oidc.WhoAmI(cmd.Context(), target)
+		if err != nil {
+			return err
+		}
+		_, _ = fmt.Fprintf(streams.ErrOut, "authenticated as %s\n", who.Username)
+	}
+	user, res, err := oidc.Deploy(cmd.Context(), target, rendered.Objects, opts)
+	if res != nil {
+		if f.output == "json" {
+			if jerr := writeJSON(streams.Out, map[string]any{"user": user, "result": res}); jerr != nil {
+				return jerr
+			}
+		} else {
+			printChanges(streams.Out, res, "")
+			_, _ = fmt.Fprintf(streams.Out, "namespace %s, inventory %s, as %s: %s\n", f.namespace, name, user, summary(res))
+		}
+	}
+	return err
+}

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/keyless-cd/keyless/internal/oidc"
+)
+
+func newOIDCCommand(streams IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "oidc",
+		Short: "Let CI jobs deploy with their own short-lived JWT: apiserver config and RBAC from one policy",
+		Long: `One FederationPolicy file (keyless-oidc.yaml) declares which CI issuers the cluster
+trusts and which pipelines (project id, branches, protected refs, environment) may
+deploy to which namespace. From it:
+
+  keyless oidc config   the kube-apiserver's AuthenticationConfiguration
+  keyless oidc rbac     per pipeline, a Role listing only its manifests' kinds and a
+                        RoleBinding to its exact username — never cluster-wide
+
+See docs/oidc.md for the policy reference and the security pitfalls.`,
+	}
+	cmd.AddCommand(newOIDCConfigCommand(streams), newOIDCRBACCommand(streams))
+	return cmd
+}
+
+type oidcConfigFlags struct {
+	policy string
+	format string
+}
+
+func newOIDCConfigCommand(streams IOStreams) *cobra.Command {
+	f := &oidcConfigFlags{}
+	cmd := &cobra.Command{
+		Use:   "config --policy keyless-oidc.yaml",
+		Short: "Write the kube-apiserver AuthenticationConfiguration that trusts the policy's pipelines",
+		Long: `Write an apiserver.config.k8s.io/v1 AuthenticationConfiguration (Kubernetes 1.34+;
+pass it with --authentication-config): one jwt entry per issuer whose CEL rule accepts
+only the policy's pipelines (project id, refs, protected refs, environment), usernames
+"<issuer>:<sub>" (e.g. gitlab:project_path:myorg/myapp:ref_type:branch:ref:main), no
+groups, and user rules refusing system: names and groups.
+
+--format flags prints the legacy --oidc-* flags instead: they trust one issuer, cannot
+express any rule, and so accept every pipeline of that issuer — prefer the
+AuthenticationConfiguration.`,
+		Example: `  keyless oidc config --policy keyless-oidc.yaml > /etc/kubernetes/authn.yaml
+  # kube-apiserver --authentication-config=/etc/kubernetes/authn.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			p, err := oidc.LoadPolicy(f.policy)
+			if err != nil {
+				return err
+			}
+			switch f.format {
+			case "authentication-config":
+				out, err := p.AuthenticationConfigurationYAML()
+				if err != nil {
+					return err
+				}
+				_, err = streams.Out.Write(out)
+				return err
+			case "flags":
+				if len(p.Issuers) != 1 {
+					return fmt.Errorf("--format flags: the legacy flags trust exactly one issuer; the policy has %d (use the AuthenticationConfiguration)", len(p.Issuers))
+				}
+				is := p.Issuers[0]
+				_, _ = fmt.Fprintln(streams.ErrOut, "warning: the --oidc-* flags cannot express the policy's pipeline rules: EVERY pipeline of this issuer with this audience authenticates; only the RoleBindings limit it. Prefer --format authentication-config (Kubernetes 1.30+).")
+				_, err := fmt.Fprintf(streams.Out, "--oidc-issuer-url=%s\n--oidc-client-id=%s\n--oidc-username-claim=sub\n--oidc-username-prefix=%s:\n", is.URL, is.Audience, is.Name)
+				if err == nil && is.CertificateAuthorityFile != "" {
+					_, err = fmt.Fprintf(streams.Out, "--oidc-ca-file=%s\n", is.CertificateAuthorityFile)
+				}
+				return err
+			default:
+				return fmt.Errorf("--format %q: want authentication-config or flags", f.format)
+			}
+		},
+	}
+	cmd.Flags().StringVar(&f.policy, "policy", "keyless-oidc.yaml", "the FederationPolicy file")
+	cmd.Flags().StringVar(&f.format, "format", "authentication-config", "authentication-config or flags")
+	return cmd
+}
+
+type oidcRBACFlags struct {
+	policy string
+	root   string
+	name   string
+}
+
+func newOIDCRBACCommand(streams IOStreams) *cobra.Command {
+	f := &oidcRBACFlags{}
+	cmd := &cobra.Command{
+		Use:   "rbac --policy keyless-oidc.yaml",
+		Short: "Write, per pipeline, a Role as small as its manifests and a RoleBinding to its identity",
+		Long: `Render each pipeline's manifests (plain, kustomize or Helm) and write a Role in its
+namespace whose rules list only the resource kinds they contain (verbs get, list,
+watch, create, patch, update, delete), plus the ConfigMap keyless deploy keeps its
+inventory in, and a RoleBinding to the pipeline's exact username(s). Never a
+ClusterRole or ClusterRoleBinding. Apply the output as a cluster admin.`,
+		Example: `  keyless oidc rbac --policy keyless-oidc.yaml | kubectl apply -f -`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := oidc.LoadPolicy(f.policy)
+			if err != nil {
+				return err
+			}
+			root := f.root
+			if root == "" {
+				root = filepath.Dir(f.policy)
+			}
+			roles, bindings, err := p.RBAC(cmd.Context(), oidc.RBACOptions{Root: root, InventoryName: f.name})
+			if err != nil {
+				return err
+			}
+			var docs []string
+			for i := range roles {
+				for _, o := range []any{roles[i], bindings[i]} {
+					b, err := yaml.Marshal(o)
+					if err != nil {
+						return err
+					}
+					docs = append(docs, strings.Replace(string(b), "  creationTimestamp: null\n", "", 1))
+				}
+			}
+			if len(docs) == 0 {
+				return errors.New("the policy has no pipelines")
+			}
+			_, err = fmt.Fprint(streams.Out, strings.Join(docs, "---\n"))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&f.policy, "policy", "keyless-oidc.yaml", "the FederationPolicy file")
+	cmd.Flags().StringVar(&f.root, "root", "", "folder the manifests paths are relative to (default the policy's folder)")
+	cmd.Flags().StringVar(&f.name, "name", "", "the --name keyless deploy will use (default each manifests folder's base name)")
+	return cmd
+}
