@@ -15,8 +15,10 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/gitserver"
@@ -164,5 +166,23 @@ func TestVerifySelfHealOffPruneOff(t *testing.T) {
 	}
 	if apimeta.IsStatusConditionTrue(got.Status.Conditions, kv1.StalledCondition) {
 		t.Fatal("still stalled")
+	}
+
+	t.Log("an Application annotated to orphan leaves its objects behind when deleted")
+	orphan := e.app("web")
+	patch := client.MergeFrom(orphan.DeepCopy())
+	orphan.Annotations = map[string]string{kv1.DeletionPolicyAnnotation: kv1.DeletionPolicyOrphan}
+	if err := e.admin.Patch(ctx, orphan, patch); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.admin.Delete(ctx, e.app("web")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the Application gone", func() (bool, string) {
+		err := e.admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: "web"}, &kv1.Application{})
+		return apierrors.IsNotFound(err), errString(err)
+	})
+	if _, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "web", metav1.GetOptions{}); err != nil {
+		t.Fatalf("orphaned Deployment was deleted: %v", err)
 	}
 }
