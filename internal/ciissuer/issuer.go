@@ -105,7 +105,20 @@ func (is *Issuer) discovery(w http.ResponseWriter, _ *http.Request) {
 
 func (is *Issuer) jwks(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	writeJSON(w, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &is.key.PublicKey, KeyID: is.kid, Algorithm: "RS256", Use: "sig"}}})
+	writeJSON(w, is.keySet())
+}
+
+func (is *Issuer) keySet() jose.JSONWebKeySet {
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &is.key.PublicKey, KeyID: is.kid, Algorithm: "RS256", Use: "sig"}}}
+}
+
+// JWKS returns the issuer's public keys as a JSON Web Key Set.
+func (is *Issuer) JWKS() []byte {
+	b, err := json.Marshal(is.keySet())
+	if err != nil {
+		panic(fmt.Sprintf("ciissuer: encoding the JWKS: %v", err))
+	}
+	return b
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

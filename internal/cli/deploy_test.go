@@ -103,6 +103,16 @@ pipelines:
 	if code == 0 || !strings.Contains(errOut, "did not accept the token (401)") {
 		t.Fatalf("feature-branch deploy: exit %d, stderr %q", code, errOut)
 	}
+	// keyless oidc check agrees, offline.
+	writeFiles(t, dir, map[string]string{"jwks.json": string(is.JWKS()), "feature.jwt": feature, "good.jwt": token})
+	code, out, _ = run(ctx, t, "oidc", "check", "--config", filepath.Join(dir, "authn.yaml"), "--token-file", filepath.Join(dir, "good.jwt"), "--jwks", filepath.Join(dir, "jwks.json"))
+	if code != 0 || !strings.Contains(out, `allowed: username "gitlab:project_path:myorg/myapp:ref_type:branch:ref:main"`) {
+		t.Fatalf("oidc check of the good token: exit %d %q", code, out)
+	}
+	code, _, errOut = run(ctx, t, "oidc", "check", "--config", filepath.Join(dir, "authn.yaml"), "--token-file", filepath.Join(dir, "feature.jwt"), "--jwks", filepath.Join(dir, "jwks.json"))
+	if code != 1 || !strings.Contains(errOut, "not from a pipeline trusted") {
+		t.Fatalf("oidc check of the feature-branch token: exit %d %q", code, errOut)
+	}
 	t.Setenv("K8S_TOKEN", "")
 	code, _, errOut = run(ctx, t, args...)
 	if code == 0 || !strings.Contains(errOut, "K8S_TOKEN") {

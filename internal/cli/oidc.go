@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -26,8 +28,103 @@ deploy to which namespace. From it:
 
 See docs/oidc.md for the policy reference and the security pitfalls.`,
 	}
-	cmd.AddCommand(newOIDCConfigCommand(streams), newOIDCRBACCommand(streams))
+	cmd.AddCommand(newOIDCConfigCommand(streams), newOIDCRBACCommand(streams), newOIDCCheckCommand(streams))
 	return cmd
+}
+
+type oidcCheckFlags struct {
+	config    string
+	token     string
+	tokenFile string
+	jwks      string
+	claims    string
+	output    string
+}
+
+func newOIDCCheckCommand(streams IOStreams) *cobra.Command {
+	f := &oidcCheckFlags{}
+	cmd := &cobra.Command{
+		Use:   "check --config authn.yaml (--token JWT | --token-file F | --claims claims.json)",
+		Short: "Evaluate a token offline with the kube-apiserver's own authenticator",
+		Long: `Evaluate a token against an AuthenticationConfiguration with the kube-apiserver's
+own OIDC authenticator library, and print the username and groups it would get, or
+the exact rule that refused it. With --jwks the issuer's keys are read from a file
+(offline); without, discovery and JWKS are fetched with the configured CA.
+--claims checks the rules only, on a JSON object of claims, without any signature.
+
+Exit status: 0 accepted, 1 denied, 2 error.`,
+		Example: `  keyless oidc check --config authn.yaml --token-file job.jwt --jwks gitlab-jwks.json
+  keyless oidc check --config authn.yaml --claims '{"sub":"project_path:myorg/myapp:ref_type:branch:ref:main", ...}'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			err := runOIDCCheck(cmd, streams, f)
+			var exit *ExitError
+			if err != nil && !asExit(err, &exit) {
+				return &ExitError{Code: 2, Err: err}
+			}
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "the AuthenticationConfiguration (from keyless oidc config)")
+	fl.StringVar(&f.token, "token", "", "the JWT")
+	fl.StringVar(&f.tokenFile, "token-file", "", "a file holding the JWT")
+	fl.StringVar(&f.jwks, "jwks", "", "the issuer's JWKS (offline check)")
+	fl.StringVar(&f.claims, "claims", "", "a JSON object of claims, or @FILE: check the rules only")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func runOIDCCheck(cmd *cobra.Command, streams IOStreams, f *oidcCheckFlags) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	cfg, err := os.ReadFile(f.config)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	opts := oidc.CheckOptions{Config: cfg, Token: f.token}
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+		opts.Token = strings.TrimSpace(string(b))
+	}
+	if f.jwks != "" {
+		if opts.JWKS, err = os.ReadFile(f.jwks); err != nil {
+			return fmt.Errorf("--jwks: %w", err)
+		}
+	}
+	if f.claims != "" {
+		raw := []byte(f.claims)
+		if path, ok := strings.CutPrefix(f.claims, "@"); ok {
+			if raw, err = os.ReadFile(path); err != nil {
+				return fmt.Errorf("--claims: %w", err)
+			}
+		}
+		if err := json.Unmarshal(raw, &opts.Claims); err != nil {
+			return fmt.Errorf("--claims: not a JSON object: %w", err)
+		}
+	}
+	if opts.Token == "" && opts.Claims == nil {
+		return errors.New("give --token, --token-file or --claims")
+	}
+	res, err := oidc.Check(cmd.Context(), opts)
+	if errors.Is(err, oidc.ErrDenied) {
+		if f.output == "json" {
+			_ = writeJSON(streams.Out, map[string]any{"allowed": false, "reason": err.Error()})
+		}
+		return &ExitError{Code: 1, Err: err}
+	}
+	if err != nil {
+		return err
+	}
+	if f.output == "json" {
+		return writeJSON(streams.Out, map[string]any{"allowed": true, "user": res})
+	}
+	_, err = fmt.Fprintf(streams.Out, "allowed: username %q, groups %v (issuer %s)\n", res.Username, res.Groups, res.Issuer)
+	return err
 }
 
 type oidcConfigFlags struct {

@@ -130,6 +130,24 @@ pipelines:
 	expired, _ := expiredIssuer.Sign(ciissuer.GitLabClaims(job))
 	ghOther, _ := github.Sign(ciissuer.GitHubClaims(ciissuer.GitHubJob{Repository: "myorg/myapp", RepositoryID: 99, Ref: "refs/heads/main", Environment: "staging", Audience: "k8s-test"}))
 
+	// keyless oidc check agrees with the live apiserver, offline (JWKS) and
+	// online (discovery through the configured CA).
+	for _, jwks := range [][]byte{gitlab.JWKS(), nil} {
+		res, err := Check(t.Context(), CheckOptions{Config: authn, Token: good, JWKS: jwks})
+		if err != nil || res.Username != user {
+			t.Fatalf("check of the accepted token: %+v %v", res, err)
+		}
+	}
+	claims := ciissuer.GitLabClaims(job)
+	claims["iss"] = gitlab.URL()
+	if res, err := Check(t.Context(), CheckOptions{Config: authn, Claims: claims}); err != nil || res.Username != user {
+		t.Fatalf("check --claims: %+v %v", res, err)
+	}
+	claims["ref_protected"] = "false"
+	if _, err := Check(t.Context(), CheckOptions{Config: authn, Claims: claims}); !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "not from a pipeline trusted") {
+		t.Fatalf("check --claims of an unprotected ref: %v", err)
+	}
+
 	for name, tok := range map[string]string{
 		"feature branch":              sign(mutate(func(j *ciissuer.GitLabJob) { j.Ref = "feature/x" })),
 		"unprotected ref":             sign(mutate(func(j *ciissuer.GitLabJob) { j.RefProtected = false })),
@@ -152,6 +170,9 @@ pipelines:
 			var status *apierrors.StatusError
 			if !errors.As(err, &status) || (!apierrors.IsUnauthorized(err) && !apierrors.IsForbidden(err)) {
 				t.Fatalf("want 401/403, got %v", err)
+			}
+			if res, err := Check(t.Context(), CheckOptions{Config: authn, Token: tok, JWKS: jwksFor(tok, gitlab, github)}); !errors.Is(err, ErrDenied) {
+				t.Fatalf("keyless oidc check accepts what the apiserver refuses: %+v %v", res, err)
 			}
 		})
 	}
@@ -272,4 +293,12 @@ pipelines:
 			t.Fatalf("part of a refused set was applied: %v", err)
 		}
 	})
+}
+
+// jwksFor picks the keys of the issuer a token names (GitHub's or GitLab's).
+func jwksFor(tok string, gitlab, github *ciissuer.Issuer) []byte {
+	if iss, _ := unverifiedIssuer(tok); iss == github.URL() {
+		return github.JWKS()
+	}
+	return gitlab.JWKS()
 }
