@@ -77,6 +77,7 @@ func Start() (*Issuer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", is.discovery)
 	mux.HandleFunc("/oauth/discovery/keys", is.jwks)
+	mux.HandleFunc("/github/token", is.githubToken)
 	is.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}},
@@ -128,6 +129,32 @@ func writeJSON(w http.ResponseWriter, v any) {
 		return
 	}
 	_, _ = w.Write(b)
+}
+
+// GitHubRequestToken is the bearer the /github/token endpoint requires, as
+// GitHub's ACTIONS_ID_TOKEN_REQUEST_TOKEN.
+const GitHubRequestToken = "ciissuer-request-token"
+
+// defaultGitHubJob is the job /github/token mints tokens for.
+var defaultGitHubJob = GitHubJob{Repository: "myorg/myapp", RepositoryID: 99, Ref: "refs/heads/main", Environment: "production", Actor: "octocat", Workflow: ".github/workflows/deploy.yml"}
+
+// GitHubRequestURL is what a job's ACTIONS_ID_TOKEN_REQUEST_URL would be.
+func (is *Issuer) GitHubRequestURL() string { return is.url + "/github/token?api-version=2.0" }
+
+// githubToken serves GitHub's token request: GET ?audience=A with the request bearer.
+func (is *Issuer) githubToken(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer "+GitHubRequestToken {
+		http.Error(w, "bad request token", http.StatusUnauthorized)
+		return
+	}
+	job := defaultGitHubJob
+	job.Audience = r.URL.Query().Get("audience")
+	tok, err := is.Sign(GitHubClaims(job))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, map[string]string{"value": tok})
 }
 
 // Sign signs claims (iss, iat, nbf and exp are filled in when missing: exp

@@ -3,14 +3,17 @@ package cli
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/keyless-cd/keyless/internal/ciissuer"
 	"github.com/keyless-cd/keyless/internal/engine"
@@ -103,6 +106,30 @@ pipelines:
 	if code == 0 || !strings.Contains(errOut, "did not accept the token (401)") {
 		t.Fatalf("feature-branch deploy: exit %d, stderr %q", code, errOut)
 	}
+	// keyless kubeconfig: an exec-plugin kubeconfig with no secret inside works.
+	bin := filepath.Join(dir, "keyless")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/keyless").CombinedOutput(); err != nil {
+		t.Fatalf("building keyless: %v\n%s", err, out)
+	}
+	t.Setenv("K8S_TOKEN", token)
+	kubeconfig := filepath.Join(dir, "ci.kubeconfig")
+	code, _, errOut = run(ctx, t, "kubeconfig", "--server", c.Config.Host, "--certificate-authority", filepath.Join(dir, "cluster-ca.pem"),
+		"--namespace", "myapp", "--provider", "gitlab", "--command", bin, "-o", kubeconfig)
+	if code != 0 {
+		t.Fatalf("kubeconfig: exit %d %s", code, errOut)
+	}
+	if b, _ := os.ReadFile(kubeconfig); strings.Contains(string(b), token) {
+		t.Fatal("the kubeconfig contains the token")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	review, err := kubernetes.NewForConfigOrDie(cfg).AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil || review.Status.UserInfo.Username != "gitlab:project_path:myorg/myapp:ref_type:branch:ref:main" {
+		t.Fatalf("whoami through the exec-plugin kubeconfig: %v %v", review, err)
+	}
+
 	// keyless oidc check agrees, offline.
 	writeFiles(t, dir, map[string]string{"jwks.json": string(is.JWKS()), "feature.jwt": feature, "good.jwt": token})
 	code, out, _ = run(ctx, t, "oidc", "check", "--config", filepath.Join(dir, "authn.yaml"), "--token-file", filepath.Join(dir, "good.jwt"), "--jwks", filepath.Join(dir, "jwks.json"))

@@ -28,7 +28,7 @@ deploy to which namespace. From it:
 
 See docs/oidc.md for the policy reference and the security pitfalls.`,
 	}
-	cmd.AddCommand(newOIDCConfigCommand(streams), newOIDCRBACCommand(streams), newOIDCCheckCommand(streams))
+	cmd.AddCommand(newOIDCConfigCommand(streams), newOIDCRBACCommand(streams), newOIDCCheckCommand(streams), newOIDCTokenCommand(streams))
 	return cmd
 }
 

@@ -36,6 +36,7 @@ stored outside the cluster.
 		newBumpCommand(streams),
 		newOIDCCommand(streams),
 		newDeployCommand(streams),
+		newKubeconfigCommand(streams),
 	)
 	return root
 }
