@@ -15,6 +15,7 @@ import (
 
 type deployFlags struct {
 	renderFlags
+	tok        tokenFlags
 	namespace  string
 	server     string
 	caFile     string
@@ -31,7 +32,7 @@ type deployFlags struct {
 func newDeployCommand(streams IOStreams) *cobra.Command {
 	f := &deployFlags{}
 	cmd := &cobra.Command{
-		Use:   "deploy DIR -n NAMESPACE --server URL --certificate-authority FILE --token-env VAR",
+		Use:   "deploy DIR -n NAMESPACE --server URL --certificate-authority FILE (--token-env VAR | --provider github --audience A)",
 		Short: "Deploy from a CI job with the job's own short-lived OIDC token (no kubeconfig, nothing stored)",
 		Long: `The push path: for what does not fit GitOps (migrations, bootstrap), a CI job
 applies DIR with the JWT its platform issues per job (GitLab id_tokens, a GitHub
@@ -58,6 +59,9 @@ inventory and prune, wait.`,
 	fl.StringVar(&f.server, "server", "", "API server URL (required)")
 	fl.StringVar(&f.caFile, "certificate-authority", "", "PEM file of the cluster CA (required; TLS is always verified)")
 	fl.StringVar(&f.tokenEnv, "token-env", "", "environment variable holding the job's OIDC token (e.g. K8S_TOKEN from GitLab id_tokens)")
+	fl.StringVar(&f.tok.provider, "provider", "", "get the token from the CI platform instead: gitlab (id_tokens variable, see --from-env), github (requested now) or auto")
+	fl.StringVar(&f.tok.audience, "audience", "", "with --provider github: the audience to request")
+	fl.StringVar(&f.tok.fromEnv, "from-env", "K8S_TOKEN", "with --provider gitlab: the id_tokens variable")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the job's OIDC token")
 	fl.StringVar(&f.name, "name", "", "inventory name (default DIR's base name)")
 	fl.BoolVar(&f.prune, "prune", false, "delete objects of the last deploy that are no longer rendered")
@@ -68,8 +72,12 @@ inventory and prune, wait.`,
 	return cmd
 }
 
-func (f *deployFlags) token() (string, error) {
+func (f *deployFlags) token(cmd *cobra.Command) (string, error) {
 	switch {
+	case f.tok.provider != "" && (f.tokenEnv != "" || f.tokenFile != ""):
+		return "", errors.New("--provider excludes --token-env and --token-file")
+	case f.tok.provider != "":
+		return f.tok.source().Token(cmd.Context())
 	case f.tokenEnv != "" && f.tokenFile != "":
 		return "", errors.New("--token-env and --token-file exclude each other")
 	case f.tokenEnv != "":
@@ -84,7 +92,7 @@ func (f *deployFlags) token() (string, error) {
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
-	return "", errors.New("give the job's token with --token-env VAR or --token-file FILE")
+	return "", errors.New("give the job's token with --token-env VAR, --token-file FILE or --provider gitlab|github")
 }
 
 func runDeploy(cmd *cobra.Command, streams IOStreams, f *deployFlags, dir string) error {
@@ -98,7 +106,7 @@ func runDeploy(cmd *cobra.Command, streams IOStreams, f *deployFlags, dir string
 	if err != nil {
 		return fmt.Errorf("--certificate-authority: %w", err)
 	}
-	token, err := f.token()
+	token, err := f.token(cmd)
 	if err != nil {
 		return err
 	}

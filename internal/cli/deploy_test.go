@@ -130,6 +130,13 @@ pipelines:
 		t.Fatalf("whoami through the exec-plugin kubeconfig: %v %v", review, err)
 	}
 
+	// deploy --provider gitlab reads the id_tokens variable itself.
+	code, out, errOut = run(ctx, t, "deploy", filepath.Join(dir, "deploy/migrations"), "-n", "myapp", "--server", c.Config.Host,
+		"--certificate-authority", filepath.Join(dir, "cluster-ca.pem"), "--provider", "gitlab", "--from-env", "K8S_TOKEN")
+	if code != 0 || !strings.Contains(out, "Job/migrate unchanged") {
+		t.Fatalf("deploy --provider gitlab: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// keyless oidc check agrees, offline.
 	writeFiles(t, dir, map[string]string{"jwks.json": string(is.JWKS()), "feature.jwt": feature, "good.jwt": token})
 	code, out, _ = run(ctx, t, "oidc", "check", "--config", filepath.Join(dir, "authn.yaml"), "--token-file", filepath.Join(dir, "good.jwt"), "--jwks", filepath.Join(dir, "jwks.json"))
