@@ -145,7 +145,8 @@ groups, and user rules refusing system: names and groups.
 
 --format flags prints the legacy --oidc-* flags instead: they trust one issuer, cannot
 express any rule, and so accept every pipeline of that issuer — prefer the
-AuthenticationConfiguration.`,
+AuthenticationConfiguration. --format eks prints one EKS identity provider config per
+issuer (exact-match requiredClaims) and warns about every rule EKS cannot express.`,
 		Example: `  keyless oidc config --policy keyless-oidc.yaml > /etc/kubernetes/authn.yaml
   # kube-apiserver --authentication-config=/etc/kubernetes/authn.yaml`,
 		Args: cobra.NoArgs,
@@ -173,13 +174,24 @@ AuthenticationConfiguration.`,
 					_, err = fmt.Fprintf(streams.Out, "--oidc-ca-file=%s\n", is.CertificateAuthorityFile)
 				}
 				return err
+			case "eks":
+				cfgs, lost := p.EKS()
+				for _, l := range lost {
+					_, _ = fmt.Fprintln(streams.ErrOut, "warning: "+l)
+				}
+				out, err := yaml.Marshal(cfgs)
+				if err != nil {
+					return err
+				}
+				_, err = streams.Out.Write(out)
+				return err
 			default:
-				return fmt.Errorf("--format %q: want authentication-config or flags", f.format)
+				return fmt.Errorf("--format %q: want authentication-config, flags or eks", f.format)
 			}
 		},
 	}
 	cmd.Flags().StringVar(&f.policy, "policy", "keyless-oidc.yaml", "the FederationPolicy file")
-	cmd.Flags().StringVar(&f.format, "format", "authentication-config", "authentication-config or flags")
+	cmd.Flags().StringVar(&f.format, "format", "authentication-config", "authentication-config, flags (legacy --oidc-* flags) or eks (identity provider configs for aws eks associate-identity-provider-config, with what EKS cannot express listed)")
 	return cmd
 }
 
