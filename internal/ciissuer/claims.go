@@ -52,13 +52,13 @@ func GitLabClaims(j GitLabJob) map[string]any {
 
 // GitHubJob describes a GitHub Actions job, for GitHubClaims.
 type GitHubJob struct {
-	Repository   string // myorg/myapp
-	RepositoryID int
-	Ref          string // refs/heads/main
-	Environment  string
-	Actor        string
-	Workflow     string // .github/workflows/deploy.yml
-	Audience     string
+	Repository   string `json:"repository"` // myorg/myapp
+	RepositoryID int    `json:"repositoryID"`
+	Ref          string `json:"ref"` // refs/heads/main
+	Environment  string `json:"environment,omitempty"`
+	Actor        string `json:"actor,omitempty"`
+	Workflow     string `json:"workflow,omitempty"` // .github/workflows/deploy.yml
+	Audience     string `json:"audience"`
 }
 
 // GitHubClaims are the claims of a GitHub Actions OIDC token.

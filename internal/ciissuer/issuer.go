@@ -36,8 +36,15 @@ type Issuer struct {
 	Now func() time.Time
 }
 
-// Start serves discovery and JWKS on https://127.0.0.1:PORT.
-func Start() (*Issuer, error) {
+// Start serves discovery and JWKS on https://127.0.0.1:PORT (a free port).
+func Start() (*Issuer, error) { return StartOn("127.0.0.1:0", false) }
+
+// StartOn serves on addr (a loopback address); with mint, POST /mint issues
+// tokens for the CLI's `keyless dev-issuer token` (loopback, dev use only).
+func StartOn(addr string, mint bool) (*Issuer, error) {
+	if host, _, err := net.SplitHostPort(addr); err != nil || (host != "127.0.0.1" && host != "localhost") {
+		return nil, fmt.Errorf("the dev issuer listens on loopback only (127.0.0.1:PORT), not %q", addr)
+	}
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -66,7 +73,7 @@ func Start() (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +85,9 @@ func Start() (*Issuer, error) {
 	mux.HandleFunc("/.well-known/openid-configuration", is.discovery)
 	mux.HandleFunc("/oauth/discovery/keys", is.jwks)
 	mux.HandleFunc("/github/token", is.githubToken)
+	if mint {
+		mux.HandleFunc("/mint", is.mint)
+	}
 	is.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}},
@@ -155,6 +165,46 @@ func (is *Issuer) githubToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, map[string]string{"value": tok})
+}
+
+// MintRequest asks /mint for a token.
+type MintRequest struct {
+	GitLab *GitLabJob `json:"gitlab,omitempty"`
+	GitHub *GitHubJob `json:"github,omitempty"`
+	// ExpiredBy, when positive, backdates the token so it expired that long ago.
+	ExpiredBy time.Duration `json:"expiredBy,omitempty"`
+}
+
+func (is *Issuer) mint(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	var req MintRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var claims map[string]any
+	switch {
+	case req.GitLab != nil:
+		claims = GitLabClaims(*req.GitLab)
+	case req.GitHub != nil:
+		claims = GitHubClaims(*req.GitHub)
+	default:
+		http.Error(w, "give gitlab or github", http.StatusBadRequest)
+		return
+	}
+	signer := *is
+	if req.ExpiredBy > 0 {
+		signer.Now = func() time.Time { return time.Now().Add(-req.ExpiredBy - 5*time.Minute) }
+	}
+	tok, err := signer.Sign(claims)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, map[string]string{"token": tok})
 }
 
 // Sign signs claims (iss, iat, nbf and exp are filled in when missing: exp

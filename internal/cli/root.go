@@ -37,6 +37,7 @@ stored outside the cluster.
 		newOIDCCommand(streams),
 		newDeployCommand(streams),
 		newKubeconfigCommand(streams),
+		newDevIssuerCommand(streams),
 	)
 	return root
 }

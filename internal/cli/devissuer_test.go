@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDevIssuerMintsTokens(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	out := &syncBuffer{}
+	go func() {
+		done <- Run(ctx, []string{"dev-issuer", "up", "--addr", addr, "--ca-out", ca}, IOStreams{In: strings.NewReader(""), Out: out, ErrOut: &syncBuffer{}})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "issuer: https://"+addr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dev issuer did not start: %q", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, tok, errOut := run(t.Context(), t, "dev-issuer", "token", "--issuer", "https://"+addr, "--ca", ca,
+		"--gitlab", "myorg/myapp", "--project-id", "4242", "--ref", "main", "--audience", "k8s-prod")
+	if code != 0 {
+		t.Fatalf("token: %s", errOut)
+	}
+	parts := strings.Split(strings.TrimSpace(tok), ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims map[string]any
+	_ = json.Unmarshal(payload, &claims)
+	if claims["sub"] != "project_path:myorg/myapp:ref_type:branch:ref:main" || claims["project_id"] != "4242" || claims["ref_protected"] != "true" || claims["iss"] != "https://"+addr {
+		t.Fatalf("claims %v", claims)
+	}
+	if code, _, errOut := run(t.Context(), t, "dev-issuer", "up", "--addr", "0.0.0.0:0"); code == 0 || !strings.Contains(errOut, "loopback only") {
+		t.Fatalf("non-loopback address: exit %d %q", code, errOut)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("dev-issuer up exited %d", code)
+	}
+}
