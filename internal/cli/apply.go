@@ -5,19 +5,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/keyless-cd/keyless/internal/engine"
 )
 
 type applyFlags struct {
 	kubeFlags
 	renderFlags
-	name       string
-	prune      bool
-	allowEmpty bool
-	wait       time.Duration
-	dryRun     bool
-	output     string
+	convergeFlags
 }
 
 func newApplyCommand(streams IOStreams) *cobra.Command {
@@ -52,13 +45,7 @@ An unchanged render makes no write at all.`,
 	}
 	f.kubeFlags.addFlags(cmd.Flags())
 	f.renderFlags.addFlags(cmd.Flags())
-	fl := cmd.Flags()
-	fl.StringVar(&f.name, "name", "", "inventory name, used to find what to prune (default DIR's base name)")
-	fl.BoolVar(&f.prune, "prune", false, "delete objects of the last apply that are no longer rendered")
-	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "allow an empty render (with --prune it deletes everything of this inventory)")
-	fl.DurationVar(&f.wait, "wait", 0, "wait up to this long for every object to be ready (e.g. 2m; 0 = do not wait)")
-	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would change (server-side dry-run) and write nothing")
-	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	f.convergeFlags.addFlags(cmd.Flags())
 	return cmd
 }
 
@@ -67,32 +54,10 @@ func runApply(cmd *cobra.Command, streams IOStreams, f *applyFlags, dir string) 
 	if err != nil {
 		return err
 	}
-	ns, name, e, rendered := t.namespace, t.name, t.engine, t.rendered
-	text := f.output == "text"
-	opts := engine.ApplyOptions{Namespace: ns, Name: name, Prune: f.prune, AllowEmpty: f.allowEmpty, DryRun: f.dryRun, Wait: f.wait}
 	started := time.Now()
-	if text && f.wait > 0 {
-		opts.Progress = func(s engine.ObjectStatus) {
-			_, _ = fmt.Fprintf(streams.ErrOut, "  %6.1fs %s\n", time.Since(started).Seconds(), s)
-		}
-	}
-	res, applyErr := e.Apply(cmd.Context(), rendered.Objects, opts)
-	if res != nil {
-		if f.output == "json" {
-			if err := writeJSON(streams.Out, res); err != nil {
-				return err
-			}
-		} else {
-			suffix := ""
-			if f.dryRun {
-				suffix = " (dry run)"
-				for _, c := range res.Changes {
-					_, _ = fmt.Fprint(streams.Out, c.Diff)
-				}
-			}
-			printChanges(streams.Out, res, suffix)
-			_, _ = fmt.Fprintf(streams.Out, "namespace %s, inventory %s: %s in %s\n", ns, name, summary(res), time.Since(started).Round(time.Millisecond))
-		}
+	res, applyErr := t.engine.Apply(cmd.Context(), t.rendered.Objects, f.options(streams, t.namespace, t.name, started))
+	if err := f.printResult(streams, res, nil, fmt.Sprintf("namespace %s, inventory %s", t.namespace, t.name), started); err != nil {
+		return err
 	}
 	return applyErr
 }

@@ -9,24 +9,18 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/oidc"
 )
 
 type deployFlags struct {
 	renderFlags
-	tok        tokenFlags
-	namespace  string
-	server     string
-	caFile     string
-	tokenEnv   string
-	tokenFile  string
-	name       string
-	prune      bool
-	allowEmpty bool
-	wait       time.Duration
-	dryRun     bool
-	output     string
+	tok       tokenFlags
+	namespace string
+	server    string
+	caFile    string
+	tokenEnv  string
+	tokenFile string
+	convergeFlags
 }
 
 func newDeployCommand(streams IOStreams) *cobra.Command {
@@ -53,7 +47,7 @@ inventory and prune, wait.`,
 			return runDeploy(cmd, streams, f, args[0])
 		},
 	}
-	f.addFlags(cmd.Flags())
+	f.renderFlags.addFlags(cmd.Flags())
 	fl := cmd.Flags()
 	fl.StringVarP(&f.namespace, "namespace", "n", "", "target namespace (required)")
 	fl.StringVar(&f.server, "server", "", "API server URL (required)")
@@ -63,12 +57,7 @@ inventory and prune, wait.`,
 	fl.StringVar(&f.tok.audience, "audience", "", "with --provider github: the audience to request")
 	fl.StringVar(&f.tok.fromEnv, "from-env", "K8S_TOKEN", "with --provider gitlab: the id_tokens variable")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the job's OIDC token")
-	fl.StringVar(&f.name, "name", "", "inventory name (default DIR's base name)")
-	fl.BoolVar(&f.prune, "prune", false, "delete objects of the last deploy that are no longer rendered")
-	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "allow an empty render")
-	fl.DurationVar(&f.wait, "wait", 0, "wait up to this long for every object to be ready")
-	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would change and write nothing")
-	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	f.convergeFlags.addFlags(fl)
 	return cmd
 }
 
@@ -119,12 +108,9 @@ func runDeploy(cmd *cobra.Command, streams IOStreams, f *deployFlags, dir string
 		return err
 	}
 	target := oidc.Target{Server: f.server, CAData: ca, Token: token}
-	opts := engine.ApplyOptions{Namespace: f.namespace, Name: name, Prune: f.prune, AllowEmpty: f.allowEmpty, DryRun: f.dryRun, Wait: f.wait}
+	started := time.Now()
+	opts := f.options(streams, f.namespace, name, started)
 	if f.output == "text" {
-		started := time.Now()
-		opts.Progress = func(s engine.ObjectStatus) {
-			_, _ = fmt.Fprintf(streams.ErrOut, "  %6.1fs %s\n", time.Since(started).Seconds(), s)
-		}
 		who, err := oidc.WhoAmI(cmd.Context(), target)
 		if err != nil {
 			return err
@@ -132,15 +118,8 @@ func runDeploy(cmd *cobra.Command, streams IOStreams, f *deployFlags, dir string
 		_, _ = fmt.Fprintf(streams.ErrOut, "authenticated as %s\n", who.Username)
 	}
 	user, res, err := oidc.Deploy(cmd.Context(), target, rendered.Objects, opts)
-	if res != nil {
-		if f.output == "json" {
-			if jerr := writeJSON(streams.Out, map[string]any{"user": user, "result": res}); jerr != nil {
-				return jerr
-			}
-		} else {
-			printChanges(streams.Out, res, "")
-			_, _ = fmt.Fprintf(streams.Out, "namespace %s, inventory %s, as %s: %s\n", f.namespace, name, user, summary(res))
-		}
+	if perr := f.printResult(streams, res, map[string]any{"user": user}, fmt.Sprintf("namespace %s, inventory %s, as %s", f.namespace, name, user), started); perr != nil {
+		return perr
 	}
 	return err
 }
