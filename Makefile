@@ -42,8 +42,9 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → co
 k8s-bins: ## Build the local control plane into bin/k8s (skips what is already built)
 	@hack/build-k8s-bins.sh $(K8S_BIN)
 
-cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C
-	$(KEYLESS) localcluster up --assets $(K8S_BIN)
+CLUSTER_FLAGS ?=
+cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (extra flags: CLUSTER_FLAGS="...")
+	$(KEYLESS) localcluster up --assets $(K8S_BIN) $(CLUSTER_FLAGS)
 
 test: k8s-bins vet lint ## Build what is missing, then vet, lint and run every test
 	KUBEBUILDER_ASSETS=$(K8S_BIN) go test $(GO_TEST_FLAGS) ./...

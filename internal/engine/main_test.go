@@ -108,3 +108,16 @@ func wantActions(t *testing.T, r *Result, want map[string]Action) {
 		t.Errorf("changes = %v, want exactly %v", got, want)
 	}
 }
+
+// adminWrites are the persisted writes in ns made with the admin identity the
+// tests use (the control-plane components have identities of their own).
+func adminWrites(t *testing.T, ns string) []clustertest.AuditEvent {
+	t.Helper()
+	var out []clustertest.AuditEvent
+	for _, w := range cluster.Writes(t, ns) {
+		if w.User.Username == "keyless-local-admin" {
+			out = append(out, w)
+		}
+	}
+	return out
+}

@@ -13,7 +13,7 @@ func TestDiffReportsEachKindOfChange(t *testing.T) {
 	if _, err := e.Apply(ctx, renderFiles(t, files), ApplyOptions{Namespace: ns, Name: "d"}); err != nil {
 		t.Fatal(err)
 	}
-	before := len(cluster.Writes(t, ns))
+	before := len(adminWrites(t, ns))
 
 	files["b.yaml"] = configMap("b", "2")
 	files["new.yaml"] = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: new\nstringData:\n  password: hunter2\n"
@@ -45,7 +45,7 @@ func TestDiffReportsEachKindOfChange(t *testing.T) {
 	if !res.Changed() {
 		t.Error("Changed() = false")
 	}
-	if after := len(cluster.Writes(t, ns)); after != before {
+	if after := len(adminWrites(t, ns)); after != before {
 		t.Errorf("diff made %d writes", after-before)
 	}
 }

@@ -68,8 +68,9 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 		switch ev.Type {
 		case event.ErrorEvent:
 			// Requests cut short by the wait's own end (timeout, or all settled)
-			// are not failures of the objects.
-			if ctx.Err() == nil {
+			// are not failures of the objects; client-go's rate limiter reports
+			// the coming deadline a little before it passes.
+			if ctx.Err() == nil && !errors.Is(ev.Error, context.DeadlineExceeded) && !strings.Contains(ev.Error.Error(), "would exceed context deadline") {
 				pollErr = ev.Error
 				cancel()
 			}

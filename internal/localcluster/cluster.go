@@ -198,9 +198,24 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	internalKubeconfig := filepath.Join(opts.StateDir, "admin.kubeconfig")
-	if err := writeKubeconfig(internalKubeconfig, c.Config); err != nil {
-		return nil, err
+	// Each component gets its own identity, so the audit log tells who wrote.
+	componentKubeconfig := map[string]string{}
+	for name, files := range p.Components {
+		certPEM, err := os.ReadFile(files[0])
+		if err != nil {
+			return nil, err
+		}
+		keyPEM, err := os.ReadFile(files[1])
+		if err != nil {
+			return nil, err
+		}
+		cfg := rest.CopyConfig(c.Config)
+		cfg.CertData, cfg.KeyData = certPEM, keyPEM
+		path := filepath.Join(opts.StateDir, name+".kubeconfig")
+		if err := writeKubeconfig(path, cfg); err != nil {
+			return nil, err
+		}
+		componentKubeconfig[name] = path
 	}
 	c.KubeconfigPath = opts.KubeconfigOut
 	if c.KubeconfigPath == "" {
@@ -215,7 +230,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 	step("• starting kube-controller-manager, kube-scheduler and kwok")
 	if _, err := c.start(opts.Assets, "kube-controller-manager", []string{
-		"--kubeconfig", internalKubeconfig,
+		"--kubeconfig", componentKubeconfig["kube-controller-manager"],
 		"--leader-elect=false",
 		"--service-account-private-key-file", p.SAKey,
 		"--root-ca-file", p.CACert,
@@ -225,7 +240,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	if _, err := c.start(opts.Assets, "kube-scheduler", []string{
-		"--kubeconfig", internalKubeconfig, "--leader-elect=false", "--secure-port", "0",
+		"--kubeconfig", componentKubeconfig["kube-scheduler"], "--leader-elect=false", "--secure-port", "0",
 	}); err != nil {
 		return nil, err
 	}
@@ -234,7 +249,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	if _, err := c.start(opts.Assets, "kwok", []string{
-		"--kubeconfig", internalKubeconfig,
+		"--kubeconfig", componentKubeconfig["kwok"],
 		"--config", stagesPath,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",

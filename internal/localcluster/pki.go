@@ -23,6 +23,9 @@ type pki struct {
 	ServingCert, ServingKey string
 	AdminCert, AdminKey     string
 	SAKey, SAPub            string
+	// Components holds a client certificate per control-plane component, so
+	// the audit log tells their writes from the admin's.
+	Components map[string][2]string
 }
 
 // certValidity is how long the local cluster's certificates are valid. The
@@ -93,6 +96,23 @@ func newPKI(dir string) (*pki, error) {
 	}
 	if err := issue(admin, caCert, caKey, p.AdminCert, p.AdminKey); err != nil {
 		return nil, err
+	}
+
+	p.Components = map[string][2]string{}
+	for _, c := range []string{"kube-controller-manager", "kube-scheduler", "kwok"} {
+		tmpl := &x509.Certificate{
+			SerialNumber: serial(),
+			Subject:      pkix.Name{CommonName: "keyless-local-" + c, Organization: []string{"system:masters"}},
+			NotBefore:    now,
+			NotAfter:     now.Add(certValidity),
+			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}
+		certPath, keyPath := filepath.Join(dir, c+".crt"), filepath.Join(dir, c+".key")
+		if err := issue(tmpl, caCert, caKey, certPath, keyPath); err != nil {
+			return nil, err
+		}
+		p.Components[c] = [2]string{certPath, keyPath}
 	}
 
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
