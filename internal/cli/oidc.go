@@ -128,8 +128,9 @@ func runOIDCCheck(cmd *cobra.Command, streams IOStreams, f *oidcCheckFlags) erro
 }
 
 type oidcConfigFlags struct {
-	policy string
-	format string
+	policy            string
+	format            string
+	kubernetesVersion string
 }
 
 func newOIDCConfigCommand(streams IOStreams) *cobra.Command {
@@ -157,10 +158,15 @@ issuer (exact-match requiredClaims) and warns about every rule EKS cannot expres
 			}
 			switch f.format {
 			case "authentication-config":
+				apiVersion, err := authenticationConfigVersion(f.kubernetesVersion)
+				if err != nil {
+					return err
+				}
 				out, err := p.AuthenticationConfigurationYAML()
 				if err != nil {
 					return err
 				}
+				out = []byte(strings.Replace(string(out), "apiVersion: apiserver.config.k8s.io/v1\n", "apiVersion: "+apiVersion+"\n", 1))
 				_, err = streams.Out.Write(out)
 				return err
 			case "flags":
@@ -191,8 +197,26 @@ issuer (exact-match requiredClaims) and warns about every rule EKS cannot expres
 		},
 	}
 	cmd.Flags().StringVar(&f.policy, "policy", "keyless-oidc.yaml", "the FederationPolicy file")
+	cmd.Flags().StringVar(&f.kubernetesVersion, "kubernetes-version", "1.37", "the cluster's Kubernetes version: apiserver.config.k8s.io/v1 from 1.34, v1beta1 for 1.30–1.33")
 	cmd.Flags().StringVar(&f.format, "format", "authentication-config", "authentication-config, flags (legacy --oidc-* flags) or eks (identity provider configs for aws eks associate-identity-provider-config, with what EKS cannot express listed)")
 	return cmd
+}
+
+// authenticationConfigVersion is the AuthenticationConfiguration apiVersion a
+// Kubernetes minor version accepts (structured authentication: beta in 1.30,
+// GA in 1.34).
+func authenticationConfigVersion(v string) (string, error) {
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(v, "v"), "%d.%d", &major, &minor); err != nil || major != 1 {
+		return "", fmt.Errorf("--kubernetes-version %q: want 1.MINOR, e.g. 1.37", v)
+	}
+	switch {
+	case minor >= 34:
+		return "apiserver.config.k8s.io/v1", nil
+	case minor >= 30:
+		return "apiserver.config.k8s.io/v1beta1", nil
+	}
+	return "", fmt.Errorf("--kubernetes-version %s: structured authentication needs Kubernetes 1.30 or later; use --format flags (one issuer, no rules)", v)
 }
 
 type oidcRBACFlags struct {
