@@ -24,7 +24,7 @@ GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 all: build
 
 help: ## Show the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## Build bin/keyless
 	go build -ldflags "$(LDFLAGS)" -o $(KEYLESS) ./cmd/keyless
