@@ -38,6 +38,7 @@ stored outside the cluster.
 		newDeployCommand(streams),
 		newKubeconfigCommand(streams),
 		newDevIssuerCommand(streams),
+		newAuditCommand(streams),
 	)
 	return root
 }

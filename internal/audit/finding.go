@@ -1,0 +1,85 @@
+// Package audit finds what must never be stored or granted for CI/CD: stored
+// cluster credentials (kubeconfigs, static tokens) and over-broad RBAC, and
+// says what to do instead, the keyless way.
+package audit
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Severity orders findings.
+type Severity int
+
+// Severities, lowest first.
+const (
+	Low Severity = iota + 1
+	Medium
+	High
+	Critical
+)
+
+func (s Severity) String() string {
+	return map[Severity]string{Low: "low", Medium: "medium", High: "high", Critical: "critical"}[s]
+}
+
+// MarshalText renders the severity by name in JSON.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// ParseSeverity parses low, medium, high or critical.
+func ParseSeverity(s string) (Severity, error) {
+	for _, v := range []Severity{Low, Medium, High, Critical} {
+		if strings.EqualFold(s, v.String()) {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("severity %q: want low, medium, high or critical", s)
+}
+
+// Finding is one problem, where it is, why it matters and the fix.
+type Finding struct {
+	Rule     string   `json:"rule"`
+	Severity Severity `json:"severity"`
+	File     string   `json:"file"`
+	Line     int      `json:"line"`
+	What     string   `json:"what"`
+	Why      string   `json:"why"`
+	Fix      string   `json:"fix"`
+}
+
+// Rule describes one check.
+type Rule struct {
+	ID       string
+	Severity Severity
+	Why      string
+	Fix      string
+}
+
+// Rules are keyless's repository checks.
+var Rules = map[string]Rule{
+	"KL001": {"KL001", Critical, "a kubeconfig with credentials in Git is a cluster credential anyone with read access can use, with no expiry and no audit trail", "remove it and rotate the credential; deploy with GitOps (`keyless bump` + the in-cluster controller) or OIDC (`keyless deploy` with the job's id_token), see docs/oidc.md"},
+	"KL002": {"KL002", Critical, "a base64-encoded kubeconfig is still a stored cluster credential", "remove it and rotate the credential; use `keyless deploy` with the CI job's OIDC token instead"},
+	"KL010": {"KL010", High, "the job reads a long-lived cluster credential from a CI variable: a leak gives unbounded, unaudited cluster access", "replace with id_tokens + `keyless deploy` (see docs/oidc.md), or move to GitOps: `keyless bump`"},
+	"KL020": {"KL020", High, "a service-account-token Secret is a long-lived static token that never expires", "use short-lived tokens (TokenRequest, projected volumes) or OIDC federation; delete the Secret"},
+	"KL021": {"KL021", Critical, "cluster-admin for a ServiceAccount or CI user gives a CI/CD tool the whole cluster", "bind a namespaced Role listing only the kinds deployed (`keyless oidc rbac`, config/install)"},
+	"KL022": {"KL022", High, "wildcard or privilege-escalating RBAC (*, impersonate, escalate, bind) lets the subject grant itself more", "list the resources and verbs needed; keep impersonate limited by resourceNames"},
+	"KL030": {"KL030", High, "a FederationPolicy pipeline without a pinned project id or with unprotected refs trusts tokens others can mint", "set projectID and keep protectedOnly: true (docs/oidc.md, security pitfalls)"},
+}
+
+func (r Rule) finding(file string, line int, what string) Finding {
+	return Finding{Rule: r.ID, Severity: r.Severity, File: file, Line: line, What: what, Why: r.Why, Fix: r.Fix}
+}
+
+// sortFindings orders by severity (highest first), then file and line.
+func sortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		if fs[i].Severity != fs[j].Severity {
+			return fs[i].Severity > fs[j].Severity
+		}
+		if fs[i].File != fs[j].File {
+			return fs[i].File < fs[j].File
+		}
+		return fs[i].Line < fs[j].Line
+	})
+}

@@ -1,0 +1,336 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// MaxFileBytes is the largest file scanned.
+const MaxFileBytes = 1 << 20
+
+// ScanRepo scans a working tree (respecting .gitignore, skipping .git) and
+// returns the findings, most severe first.
+func ScanRepo(root string) ([]Finding, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	patterns, err := gitignore.ReadPatterns(osfs.New(abs), nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading .gitignore: %w", err)
+	}
+	matcher := gitignore.NewMatcher(patterns)
+	var findings []Finding
+	err = filepath.WalkDir(abs, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(abs, path)
+		if rel == "." {
+			return nil
+		}
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		if d.IsDir() {
+			if d.Name() == ".git" || matcher.Match(parts, true) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || matcher.Match(parts, false) {
+			return nil
+		}
+		data, ok := readText(path)
+		if !ok {
+			return nil // unreadable, too large or binary: not a text secret
+		}
+		findings = append(findings, ScanFile(filepath.ToSlash(rel), data)...)
+		return nil
+	})
+	sortFindings(findings)
+	return findings, err
+}
+
+// readText returns a file's content when it is a readable text file of at
+// most MaxFileBytes.
+func readText(path string) ([]byte, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	defer func() { _ = f.Close() }()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil || len(data) > MaxFileBytes || bytes.IndexByte(data, 0) >= 0 {
+		return nil, false
+	}
+	return data, true
+}
+
+// ScanFile checks one file's content (name is the repository-relative path).
+func ScanFile(name string, data []byte) []Finding {
+	var out []Finding
+	lower := strings.ToLower(name)
+	isYAML := strings.HasSuffix(lower, ".yaml") || strings.HasSuffix(lower, ".yml")
+	if isCIFile(name) {
+		out = append(out, scanCI(name, data)...)
+	}
+	if isYAML || strings.Contains(filepath.Base(lower), "kubeconfig") || filepath.Base(lower) == "config" {
+		out = append(out, scanYAML(name, data)...)
+	}
+	out = append(out, scanBase64(name, data)...)
+	return out
+}
+
+// isCIFile reports the CI definitions keyless reads.
+func isCIFile(name string) bool {
+	base := filepath.Base(name)
+	switch {
+	case base == ".gitlab-ci.yml" || strings.HasSuffix(name, ".gitlab-ci.yml"),
+		strings.HasPrefix(name, ".github/workflows/") && (strings.HasSuffix(name, ".yml") || strings.HasSuffix(name, ".yaml")),
+		base == "Jenkinsfile", name == ".circleci/config.yml", base == "bitbucket-pipelines.yml", base == "azure-pipelines.yml":
+		return true
+	}
+	return false
+}
+
+// placeholder reports template values that are not secrets.
+func placeholder(v string) bool {
+	v = strings.TrimSpace(v)
+	return v == "" || strings.Contains(v, "{{") || strings.Contains(v, "${") || strings.HasPrefix(v, "$") ||
+		strings.HasPrefix(v, "<") || strings.Contains(strings.ToLower(v), "changeme") || strings.Contains(strings.ToLower(v), "replace")
+}
+
+// scanYAML checks every document: kubeconfigs, token Secrets, RBAC, policies.
+func scanYAML(name string, data []byte) []Finding {
+	var out []Finding
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
+			break // EOF, or not YAML: nothing more to read
+		}
+		if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+			continue
+		}
+		m := doc.Content[0]
+		switch kind := scalar(m, "kind"); {
+		case kind == "Config" && get(m, "users") != nil:
+			out = append(out, kubeconfigCreds(name, m)...)
+		case kind == "Secret" && scalar(m, "type") == "kubernetes.io/service-account-token":
+			out = append(out, Rules["KL020"].finding(name, m.Line, fmt.Sprintf("Secret %s of type kubernetes.io/service-account-token", scalar(get(m, "metadata"), "name"))))
+		case kind == "ClusterRoleBinding" || kind == "RoleBinding":
+			out = append(out, bindingFindings(name, m, kind)...)
+		case kind == "ClusterRole" || kind == "Role":
+			out = append(out, roleFindings(name, m, kind)...)
+		case kind == "FederationPolicy":
+			out = append(out, policyFindings(name, m)...)
+		}
+	}
+	return out
+}
+
+var credKeys = []string{"client-key-data", "token", "password"}
+
+func kubeconfigCreds(name string, m *yaml.Node) []Finding {
+	var out []Finding
+	for _, u := range seq(get(m, "users")) {
+		user := get(u, "user")
+		uname := scalar(u, "name")
+		for _, k := range credKeys {
+			if v := get(user, k); v != nil && !placeholder(v.Value) {
+				out = append(out, Rules["KL001"].finding(name, v.Line, fmt.Sprintf("kubeconfig user %q carries %s", uname, k)))
+			}
+		}
+		if ap := get(user, "auth-provider"); ap != nil {
+			for _, k := range []string{"id-token", "refresh-token", "client-secret", "access-token"} {
+				if v := get(get(ap, "config"), k); v != nil && !placeholder(v.Value) {
+					out = append(out, Rules["KL001"].finding(name, v.Line, fmt.Sprintf("kubeconfig user %q carries auth-provider %s", uname, k)))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func bindingFindings(name string, m *yaml.Node, kind string) []Finding {
+	ref := get(m, "roleRef")
+	if kind != "ClusterRoleBinding" || scalar(ref, "name") != "cluster-admin" {
+		return nil
+	}
+	var out []Finding
+	for _, s := range seq(get(m, "subjects")) {
+		if k := scalar(s, "kind"); k == "ServiceAccount" || k == "User" {
+			out = append(out, Rules["KL021"].finding(name, s.Line, fmt.Sprintf("ClusterRoleBinding %s grants cluster-admin to %s %s", scalar(get(m, "metadata"), "name"), k, scalar(s, "name"))))
+		}
+	}
+	return out
+}
+
+func roleFindings(name string, m *yaml.Node, kind string) []Finding {
+	var out []Finding
+	roleName := scalar(get(m, "metadata"), "name")
+	for _, r := range seq(get(m, "rules")) {
+		verbs, resources := strings.Join(scalars(get(r, "verbs")), ","), scalars(get(r, "resources"))
+		wildVerb := strings.Contains(","+verbs+",", ",*,")
+		wildRes := false
+		for _, res := range resources {
+			if res == "*" {
+				wildRes = true
+			}
+		}
+		switch {
+		case wildVerb && wildRes:
+			out = append(out, Rules["KL022"].finding(name, r.Line, fmt.Sprintf("%s %s grants * on *", kind, roleName)))
+		default:
+			for _, v := range []string{"escalate", "bind", "impersonate"} {
+				if strings.Contains(","+verbs+",", ","+v+",") {
+					if v == "impersonate" && len(scalars(get(r, "resourceNames"))) > 0 {
+						continue // limited to named identities, as keyless's own install does
+					}
+					out = append(out, Rules["KL022"].finding(name, r.Line, fmt.Sprintf("%s %s grants %s", kind, roleName, v)))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func policyFindings(name string, m *yaml.Node) []Finding {
+	var out []Finding
+	for i, p := range seq(get(m, "pipelines")) {
+		project := scalar(p, "project")
+		if scalar(p, "projectID") == "" {
+			out = append(out, Rules["KL030"].finding(name, p.Line, fmt.Sprintf("pipelines[%d] (%s) has no projectID", i, project)))
+		}
+		if v := get(p, "protectedOnly"); v != nil && v.Value == "false" {
+			out = append(out, Rules["KL030"].finding(name, v.Line, fmt.Sprintf("pipelines[%d] (%s) sets protectedOnly: false", i, project)))
+		}
+	}
+	return out
+}
+
+var (
+	kubeconfigVar = regexp.MustCompile(`\$\{?\{?\s*(?:secrets\.|env\.)?(KUBE_?CONFIG\w*|\w*_KUBECONFIG\w*|KUBE_TOKEN|KUBE_CA_PEM)\b`)
+	tokenFlag     = regexp.MustCompile(`--token[= ]["']?\$\{?\{?\s*(?:secrets\.)?(\w+)`)
+	setContext    = regexp.MustCompile(`azure/k8s-set-context`)
+)
+
+// scanCI flags jobs that read a cluster credential from a CI variable. A token
+// variable declared under GitLab id_tokens is an OIDC token, not a finding.
+func scanCI(name string, data []byte) []Finding {
+	oidcVars := idTokens(data)
+	var out []Finding
+	lines := strings.Split(string(data), "\n")
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "#") || strings.HasPrefix(t, "//") {
+			continue
+		}
+		if m := kubeconfigVar.FindStringSubmatch(l); m != nil && !oidcVars[m[1]] {
+			out = append(out, Rules["KL010"].finding(name, i+1, fmt.Sprintf("the job reads the cluster credential variable %s", m[1])))
+			continue
+		}
+		if m := tokenFlag.FindStringSubmatch(l); m != nil && !oidcVars[m[1]] && (strings.Contains(l, "kubectl") || strings.Contains(l, "helm") || strings.Contains(l, "set-credentials")) {
+			out = append(out, Rules["KL010"].finding(name, i+1, fmt.Sprintf("kubectl uses the static token variable %s", m[1])))
+			continue
+		}
+		if setContext.MatchString(l) {
+			for j := i + 1; j < len(lines) && j < i+8; j++ {
+				if strings.Contains(lines[j], "kubeconfig:") && !kubeconfigVar.MatchString(lines[j]) {
+					out = append(out, Rules["KL010"].finding(name, j+1, "azure/k8s-set-context with a stored kubeconfig"))
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// idTokens returns the variables a GitLab CI file declares under id_tokens.
+func idTokens(data []byte) map[string]bool {
+	out := map[string]bool{}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return out
+	}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == "id_tokens" && n.Content[i+1].Kind == yaml.MappingNode {
+					for j := 0; j+1 < len(n.Content[i+1].Content); j += 2 {
+						out[n.Content[i+1].Content[j].Value] = true
+					}
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&doc)
+	return out
+}
+
+var base64Blob = regexp.MustCompile(`[A-Za-z0-9+/]{120,}={0,2}`)
+
+// scanBase64 finds base64-encoded kubeconfigs with credentials in any text.
+func scanBase64(name string, data []byte) []Finding {
+	var out []Finding
+	for _, loc := range base64Blob.FindAllIndex(data, 20) {
+		raw, err := base64.StdEncoding.DecodeString(string(data[loc[0]:loc[1]]))
+		if err != nil || !bytes.Contains(raw, []byte("kind: Config")) && !bytes.Contains(raw, []byte(`"kind":"Config"`)) {
+			continue
+		}
+		if len(scanYAML(name, raw)) == 0 {
+			continue
+		}
+		line := bytes.Count(data[:loc[0]], []byte("\n")) + 1
+		out = append(out, Rules["KL002"].finding(name, line, "a base64-encoded kubeconfig with credentials"))
+	}
+	return out
+}
+
+func get(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func scalar(m *yaml.Node, key string) string {
+	if n := get(m, key); n != nil && n.Kind == yaml.ScalarNode {
+		return n.Value
+	}
+	return ""
+}
+
+func seq(n *yaml.Node) []*yaml.Node {
+	if n == nil || n.Kind != yaml.SequenceNode {
+		return nil
+	}
+	return n.Content
+}
+
+func scalars(n *yaml.Node) []string {
+	var out []string
+	for _, c := range seq(n) {
+		out = append(out, c.Value)
+	}
+	return out
+}

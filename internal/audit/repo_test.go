@@ -1,0 +1,68 @@
+package audit
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func TestScanRepoFixture(t *testing.T) {
+	findings, err := ScanRepo("testdata/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range findings {
+		got = append(got, fmt.Sprintf("%s %s:%d", f.Rule, f.File, f.Line))
+		if f.Why == "" || f.Fix == "" || f.What == "" {
+			t.Errorf("finding without explanation: %+v", f)
+		}
+	}
+	sort.Strings(got)
+	want := []string{
+		"KL001 stored/kubeconfig.yaml:9",
+		"KL002 notes.txt:3",
+		"KL010 .github/workflows/deploy.yml:10",
+		"KL010 .gitlab-ci.yml:12",
+		"KL010 .gitlab-ci.yml:6",
+		"KL020 k8s/sa-token.yaml:1",
+		"KL021 rbac/ci-admin.yaml:6",
+		"KL022 rbac/roles.yaml:22",
+		"KL022 rbac/roles.yaml:5",
+		"KL030 keyless-oidc.yaml:7",
+		"KL030 keyless-oidc.yaml:7",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Near-misses that must not fire: an exec-plugin kubeconfig, a template
+	// placeholder, id_tokens and GitHub OIDC workflows, an Opaque Secret, an
+	// impersonate limited by resourceNames, and anything .gitignore'd.
+	for _, f := range findings {
+		for _, quiet := range []string{"exec-only/", "templates/", "oidc.yml", "opaque.yaml", "ignored/"} {
+			if strings.Contains(f.File, quiet) {
+				t.Errorf("near-miss fired: %+v", f)
+			}
+		}
+	}
+	if findings[0].Severity != Critical {
+		t.Errorf("not sorted by severity: %+v", findings[0])
+	}
+}
+
+// FuzzScanFile: malformed CI files and manifests get no panic.
+func FuzzScanFile(f *testing.F) {
+	f.Add(".gitlab-ci.yml", "job:\n  script: [\"kubectl --token=$T\"]\n  id_tokens: {T: {aud: a}}\n")
+	f.Add("x.yaml", "kind: Config\nusers: [{name: a, user: {token: t}}]\n")
+	f.Add(".github/workflows/a.yml", "jobs: {a: {steps: [{uses: azure/k8s-set-context@v4, with: {kubeconfig: x}}]}}")
+	f.Add("x.yaml", "kind: Role\nrules: [{verbs: '*'}]\n")
+	f.Add("notes.txt", "YWJj\n")
+	f.Fuzz(func(t *testing.T, name, data string) {
+		for _, finding := range ScanFile(name, []byte(data)) {
+			if finding.Rule == "" || finding.Line < 1 {
+				t.Fatalf("bad finding %+v", finding)
+			}
+		}
+	})
+}
