@@ -5,6 +5,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/keyless-cd/keyless/internal/audit"
 )
@@ -14,7 +15,7 @@ func newAuditCommand(streams IOStreams) *cobra.Command {
 		Use:   "audit",
 		Short: "Find stored cluster credentials and over-broad CI/CD permissions",
 	}
-	cmd.AddCommand(newAuditRepoCommand(streams))
+	cmd.AddCommand(newAuditRepoCommand(streams), newAuditClusterCommand(streams))
 	return cmd
 }
 
@@ -72,35 +73,48 @@ func runAuditRepo(streams IOStreams, f *auditRepoFlags, dir string) error {
 	if err != nil {
 		return err
 	}
-	switch f.format {
+	return printFindings(streams, findings, nil, f.format, failOn)
+}
+
+// printFindings writes findings as a table or JSON and returns ExitError 1
+// when one is at or above failOn.
+func printFindings(streams IOStreams, findings []audit.Finding, unreadable []string, format string, failOn audit.Severity) error {
+	switch format {
 	case "json":
 		if findings == nil {
 			findings = []audit.Finding{}
 		}
-		if err := writeJSON(streams.Out, findings); err != nil {
+		if err := writeJSON(streams.Out, map[string]any{"findings": findings, "unreadable": unreadable}); err != nil {
 			return err
 		}
 	case "table":
 		if len(findings) == 0 {
 			_, _ = fmt.Fprintln(streams.Out, "no findings: no stored cluster credential, no over-broad CI/CD permission")
-			break
-		}
-		w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
-		_, _ = fmt.Fprintln(w, "SEVERITY\tRULE\tLOCATION\tFINDING")
-		for _, x := range findings {
-			_, _ = fmt.Fprintf(w, "%s\t%s\t%s:%d\t%s\n", x.Severity, x.Rule, x.File, x.Line, x.What)
-		}
-		_ = w.Flush()
-		seen := map[string]bool{}
-		_, _ = fmt.Fprintln(streams.Out, "\nwhy and what to do:")
-		for _, x := range findings {
-			if !seen[x.Rule] {
-				seen[x.Rule] = true
-				_, _ = fmt.Fprintf(streams.Out, "  %s: %s.\n         fix: %s\n", x.Rule, x.Why, x.Fix)
+		} else {
+			w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
+			_, _ = fmt.Fprintln(w, "SEVERITY\tRULE\tLOCATION\tFINDING")
+			for _, x := range findings {
+				loc := x.File
+				if x.Line > 0 {
+					loc = fmt.Sprintf("%s:%d", x.File, x.Line)
+				}
+				_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", x.Severity, x.Rule, loc, x.What)
+			}
+			_ = w.Flush()
+			seen := map[string]bool{}
+			_, _ = fmt.Fprintln(streams.Out, "\nwhy and what to do:")
+			for _, x := range findings {
+				if !seen[x.Rule] {
+					seen[x.Rule] = true
+					_, _ = fmt.Fprintf(streams.Out, "  %s: %s.\n         fix: %s\n", x.Rule, x.Why, x.Fix)
+				}
 			}
 		}
+		for _, u := range unreadable {
+			_, _ = fmt.Fprintf(streams.ErrOut, "warning: could not read %s with these credentials; those checks were skipped\n", u)
+		}
 	default:
-		return fmt.Errorf("--format %q: want table or json", f.format)
+		return fmt.Errorf("--format %q: want table or json", format)
 	}
 	for _, x := range findings {
 		if x.Severity >= failOn {
@@ -108,4 +122,70 @@ func runAuditRepo(streams IOStreams, f *auditRepoFlags, dir string) error {
 		}
 	}
 	return nil
+}
+
+type auditClusterFlags struct {
+	kubeFlags
+	allNamespaces bool
+	format        string
+	failOn        string
+}
+
+func newAuditClusterCommand(streams IOStreams) *cobra.Command {
+	f := &auditClusterFlags{}
+	cmd := &cobra.Command{
+		Use:   "cluster [-n NS | -A]",
+		Short: "Scan a live cluster, read-only, for static tokens and over-broad CI/CD rights",
+		Long: `Read-only checks of a live cluster, degrading where your rights end (it says what it
+could not read):
+
+  KL101 high      Secret of type kubernetes.io/service-account-token (a static, long-lived token)
+  KL102 critical  ClusterRoleBinding giving a non-system subject cluster-admin or * on *
+  KL103 high      a known GitOps/CI controller (Argo CD, Flux, GitLab agent) bound to a ClusterRole
+  KL104 critical  keyless itself bound to a ClusterRole (its install is namespaced only)
+
+Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
+		Example: `  keyless audit cluster -A
+  keyless audit cluster -n myapp --format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			err := runAuditCluster(cmd, streams, f)
+			var exit *ExitError
+			if err != nil && !asExit(err, &exit) {
+				return &ExitError{Code: 2, Err: err}
+			}
+			return err
+		},
+	}
+	f.addFlags(cmd.Flags())
+	cmd.Flags().BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "check Secrets in every namespace")
+	cmd.Flags().StringVar(&f.format, "format", "table", "table or json")
+	cmd.Flags().StringVar(&f.failOn, "fail-on", "high", "lowest severity that makes the exit status 1")
+	return cmd
+}
+
+func runAuditCluster(cmd *cobra.Command, streams IOStreams, f *auditClusterFlags) error {
+	failOn, err := audit.ParseSeverity(f.failOn)
+	if err != nil {
+		return fmt.Errorf("--fail-on: %w", err)
+	}
+	ns := ""
+	if !f.allNamespaces {
+		if ns, err = f.targetNamespace(); err != nil {
+			return fmt.Errorf("%w (or -A for all namespaces)", err)
+		}
+	}
+	cfg, err := f.restConfig()
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	rep, err := audit.ScanCluster(cmd.Context(), cs, audit.ClusterOptions{Namespace: ns})
+	if err != nil {
+		return err
+	}
+	return printFindings(streams, rep.Findings, rep.Unreadable, f.format, failOn)
 }

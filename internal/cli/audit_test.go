@@ -4,6 +4,13 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/keyless-cd/keyless/internal/localcluster"
+	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
 )
 
 func TestAuditRepoCommand(t *testing.T) {
@@ -17,9 +24,11 @@ func TestAuditRepoCommand(t *testing.T) {
 		}
 	}
 	code, out, _ = run(t.Context(), t, "audit", "repo", "../audit/testdata/repo", "--format", "json")
-	var findings []map[string]any
-	if code != 1 || json.Unmarshal([]byte(out), &findings) != nil || len(findings) != 11 || findings[0]["severity"] != "critical" {
-		t.Fatalf("json: exit %d, %d findings: %s", code, len(findings), out[:min(200, len(out))])
+	var report struct {
+		Findings []map[string]any `json:"findings"`
+	}
+	if code != 1 || json.Unmarshal([]byte(out), &report) != nil || len(report.Findings) != 11 || report.Findings[0]["severity"] != "critical" {
+		t.Fatalf("json: exit %d, %d findings: %s", code, len(report.Findings), out[:min(200, len(out))])
 	}
 	// The keyless examples and install are clean.
 	for _, dir := range []string{"../../examples", "../../config"} {
@@ -30,5 +39,25 @@ func TestAuditRepoCommand(t *testing.T) {
 	}
 	if code, _, errOut := run(t.Context(), t, "audit", "repo", ".", "--fail-on", "severe"); code != 2 || !strings.Contains(errOut, "--fail-on") {
 		t.Errorf("bad --fail-on: exit %d %q", code, errOut)
+	}
+}
+
+// TestAuditClusterCommand: a fresh cluster has no findings (Kubernetes' own
+// bindings are not CI/CD risks); a cluster-admin binding for a CI account is.
+func TestAuditClusterCommand(t *testing.T) {
+	c := clustertest.Start(t, localcluster.Options{})
+	code, out, errOut := run(t.Context(), t, "audit", "cluster", "-A", "--kubeconfig", c.KubeconfigPath)
+	if code != 0 || !strings.Contains(out, "no findings") {
+		t.Fatalf("fresh cluster: exit %d\n%s%s", code, out, errOut)
+	}
+	cs := kubernetes.NewForConfigOrDie(c.Config)
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(t.Context(), &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "gitlab-ci-deployer"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: rbacv1.GroupName, Name: "project_path:myorg/myapp:ref_type:branch:ref:main"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = run(t.Context(), t, "audit", "cluster", "-A", "--kubeconfig", c.KubeconfigPath)
+	if code != 1 || !strings.Contains(out, "KL102") || !strings.Contains(out, "clusterrolebinding/gitlab-ci-deployer") {
+		t.Fatalf("the seed's ClusterRoleBinding: exit %d\n%s", code, out)
 	}
 }
