@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -22,6 +25,52 @@ func newAuditCommand(streams IOStreams) *cobra.Command {
 type auditRepoFlags struct {
 	format string
 	failOn string
+	ignoreFlags
+}
+
+// ignoreFlags accept risks, each with its reason.
+type ignoreFlags struct {
+	ignores    []string
+	ignoreFile string
+}
+
+func (f *ignoreFlags) add(cmd *cobra.Command, defaultFile string) {
+	cmd.Flags().StringArrayVar(&f.ignores, "ignore", nil, "accept a risk: RULE[:PATH-GLOB]=REASON (repeatable; the reason is required)")
+	cmd.Flags().StringVar(&f.ignoreFile, "ignore-file", defaultFile, "YAML list of {rule, path, reason} accepted risks")
+}
+
+// apply removes accepted findings, telling on stderr which and why.
+func (f *ignoreFlags) apply(streams IOStreams, findings []audit.Finding, defaultFileOptional bool) ([]audit.Finding, error) {
+	var igs []audit.Ignore
+	for _, s := range f.ignores {
+		ig, err := audit.ParseIgnore(s)
+		if err != nil {
+			return nil, err
+		}
+		igs = append(igs, ig)
+	}
+	if f.ignoreFile != "" {
+		fromFile, err := audit.LoadIgnoreFile(f.ignoreFile)
+		switch {
+		case err == nil:
+			igs = append(igs, fromFile...)
+		case defaultFileOptional && errors.Is(err, fs.ErrNotExist):
+		default:
+			return nil, fmt.Errorf("--ignore-file: %w", err)
+		}
+	}
+	kept, ignored := audit.Apply(findings, igs)
+	for _, x := range ignored {
+		reason := ""
+		for _, ig := range igs {
+			if ig.Rule == x.Rule {
+				reason = ig.Reason
+				break
+			}
+		}
+		_, _ = fmt.Fprintf(streams.ErrOut, "accepted risk: %s %s (%s)\n", x.Rule, x.File, reason)
+	}
+	return kept, nil
 }
 
 func newAuditRepoCommand(streams IOStreams) *cobra.Command {
@@ -42,8 +91,13 @@ for CI/CD, and say what to do instead:
   KL022 high      Role/ClusterRole with * on *, escalate, bind, or impersonate without resourceNames
   KL030 high      FederationPolicy pipeline without projectID, or with protectedOnly: false
 
+Accepted risks are listed with --ignore RULE[:PATH]=REASON or in .keyless-audit-ignore.yaml
+(a list of {rule, path, reason}); every accepted finding is still printed on stderr with
+its reason.
+
 Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 		Example: `  keyless audit repo .
+  keyless audit repo . --ignore 'KL010:.gitlab-ci.yml=legacy job, removed with ticket OPS-42'
   keyless audit repo --format json --fail-on critical`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -61,6 +115,7 @@ Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 	}
 	cmd.Flags().StringVar(&f.format, "format", "table", "table or json")
 	cmd.Flags().StringVar(&f.failOn, "fail-on", "high", "lowest severity that makes the exit status 1: low, medium, high or critical")
+	f.add(cmd, "")
 	return cmd
 }
 
@@ -71,6 +126,13 @@ func runAuditRepo(streams IOStreams, f *auditRepoFlags, dir string) error {
 	}
 	findings, err := audit.ScanRepo(dir)
 	if err != nil {
+		return err
+	}
+	optional := f.ignoreFile == ""
+	if optional {
+		f.ignoreFile = filepath.Join(dir, ".keyless-audit-ignore.yaml")
+	}
+	if findings, err = f.apply(streams, findings, optional); err != nil {
 		return err
 	}
 	return printFindings(streams, findings, nil, f.format, failOn)
@@ -126,6 +188,7 @@ func printFindings(streams IOStreams, findings []audit.Finding, unreadable []str
 
 type auditClusterFlags struct {
 	kubeFlags
+	ignoreFlags
 	allNamespaces bool
 	format        string
 	failOn        string
@@ -161,6 +224,7 @@ Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 	cmd.Flags().BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "check Secrets in every namespace")
 	cmd.Flags().StringVar(&f.format, "format", "table", "table or json")
 	cmd.Flags().StringVar(&f.failOn, "fail-on", "high", "lowest severity that makes the exit status 1")
+	f.add(cmd, "")
 	return cmd
 }
 
@@ -187,5 +251,9 @@ func runAuditCluster(cmd *cobra.Command, streams IOStreams, f *auditClusterFlags
 	if err != nil {
 		return err
 	}
-	return printFindings(streams, rep.Findings, rep.Unreadable, f.format, failOn)
+	findings, err := f.apply(streams, rep.Findings, false)
+	if err != nil {
+		return err
+	}
+	return printFindings(streams, findings, rep.Unreadable, f.format, failOn)
 }

@@ -37,6 +37,16 @@ func TestAuditRepoCommand(t *testing.T) {
 			t.Errorf("%s: exit %d\n%s%s", dir, code, out, errOut)
 		}
 	}
+	// Accepting every high and critical risk (each with a reason) passes, and says so.
+	code, _, errOut = run(t.Context(), t, "audit", "repo", "../audit/testdata/repo",
+		"--ignore", "KL001=test fixture", "--ignore", "KL002=test fixture", "--ignore", "KL010=test fixture", "--ignore", "KL020=test fixture",
+		"--ignore", "KL021=test fixture", "--ignore", "KL022:rbac/*=test fixture", "--ignore", "KL030=test fixture")
+	if code != 0 || strings.Count(errOut, "accepted risk:") != 11 {
+		t.Fatalf("all accepted: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := run(t.Context(), t, "audit", "repo", "../audit/testdata/repo", "--ignore", "KL010"); code != 2 || !strings.Contains(errOut, "reason") {
+		t.Fatalf("ignore without a reason: exit %d %q", code, errOut)
+	}
 	if code, _, errOut := run(t.Context(), t, "audit", "repo", ".", "--fail-on", "severe"); code != 2 || !strings.Contains(errOut, "--fail-on") {
 		t.Errorf("bad --fail-on: exit %d %q", code, errOut)
 	}

@@ -1,0 +1,38 @@
+package audit
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestIgnoresNeedReasons(t *testing.T) {
+	for _, bad := range []string{"KL010", "KL010:.gitlab-ci.yml", "KL010=", "KL999=why", "KL010:[=x"} {
+		if _, err := ParseIgnore(bad); err == nil {
+			t.Errorf("ParseIgnore(%q) accepted", bad)
+		}
+	}
+	ig, err := ParseIgnore("KL010:.gitlab-ci.yml=legacy job, removed in Q3")
+	if err != nil || ig.Reason != "legacy job, removed in Q3" {
+		t.Fatalf("%+v %v", ig, err)
+	}
+	findings, err := ScanRepo("testdata/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, ignored := Apply(findings, []Ignore{ig, {Rule: "KL022", Path: "rbac/*.yaml", Reason: "break-glass roles"}})
+	if len(ignored) != 4 || len(kept) != len(findings)-4 {
+		t.Fatalf("ignored %d, kept %d of %d", len(ignored), len(kept), len(findings))
+	}
+	for _, f := range kept {
+		if (f.Rule == "KL010" && f.File == ".gitlab-ci.yml") || f.Rule == "KL022" {
+			t.Errorf("not ignored: %+v", f)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "ignore.yaml")
+	_ = os.WriteFile(file, []byte("- {rule: KL020, path: k8s/sa-token.yaml}\n"), 0o600)
+	if _, err := LoadIgnoreFile(file); err == nil || !strings.Contains(err.Error(), "reason is required") {
+		t.Fatalf("ignore file without reason: %v", err)
+	}
+}
