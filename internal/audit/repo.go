@@ -14,6 +14,8 @@ import (
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/keyless-cd/keyless/internal/yamlnode"
 )
 
 // MaxFileBytes is the largest file scanned.
@@ -123,11 +125,11 @@ func scanYAML(name string, data []byte) []Finding {
 			continue
 		}
 		m := doc.Content[0]
-		switch kind := scalar(m, "kind"); {
-		case kind == "Config" && get(m, "users") != nil:
+		switch kind := yamlnode.Scalar(m, "kind"); {
+		case kind == "Config" && yamlnode.Get(m, "users") != nil:
 			out = append(out, kubeconfigCreds(name, m)...)
-		case kind == "Secret" && scalar(m, "type") == "kubernetes.io/service-account-token":
-			out = append(out, Rules["KL020"].finding(name, m.Line, fmt.Sprintf("Secret %s of type kubernetes.io/service-account-token", scalar(get(m, "metadata"), "name"))))
+		case kind == "Secret" && yamlnode.Scalar(m, "type") == "kubernetes.io/service-account-token":
+			out = append(out, Rules["KL020"].finding(name, m.Line, fmt.Sprintf("Secret %s of type kubernetes.io/service-account-token", yamlnode.Scalar(yamlnode.Get(m, "metadata"), "name"))))
 		case kind == "ClusterRoleBinding" || kind == "RoleBinding":
 			out = append(out, bindingFindings(name, m, kind)...)
 		case kind == "ClusterRole" || kind == "Role":
@@ -143,17 +145,17 @@ var credKeys = []string{"client-key-data", "token", "password"}
 
 func kubeconfigCreds(name string, m *yaml.Node) []Finding {
 	var out []Finding
-	for _, u := range seq(get(m, "users")) {
-		user := get(u, "user")
-		uname := scalar(u, "name")
+	for _, u := range yamlnode.Seq(yamlnode.Get(m, "users")) {
+		user := yamlnode.Get(u, "user")
+		uname := yamlnode.Scalar(u, "name")
 		for _, k := range credKeys {
-			if v := get(user, k); v != nil && !placeholder(v.Value) {
+			if v := yamlnode.Get(user, k); v != nil && !placeholder(v.Value) {
 				out = append(out, Rules["KL001"].finding(name, v.Line, fmt.Sprintf("kubeconfig user %q carries %s", uname, k)))
 			}
 		}
-		if ap := get(user, "auth-provider"); ap != nil {
+		if ap := yamlnode.Get(user, "auth-provider"); ap != nil {
 			for _, k := range []string{"id-token", "refresh-token", "client-secret", "access-token"} {
-				if v := get(get(ap, "config"), k); v != nil && !placeholder(v.Value) {
+				if v := yamlnode.Get(yamlnode.Get(ap, "config"), k); v != nil && !placeholder(v.Value) {
 					out = append(out, Rules["KL001"].finding(name, v.Line, fmt.Sprintf("kubeconfig user %q carries auth-provider %s", uname, k)))
 				}
 			}
@@ -163,14 +165,14 @@ func kubeconfigCreds(name string, m *yaml.Node) []Finding {
 }
 
 func bindingFindings(name string, m *yaml.Node, kind string) []Finding {
-	ref := get(m, "roleRef")
-	if kind != "ClusterRoleBinding" || scalar(ref, "name") != "cluster-admin" {
+	ref := yamlnode.Get(m, "roleRef")
+	if kind != "ClusterRoleBinding" || yamlnode.Scalar(ref, "name") != "cluster-admin" {
 		return nil
 	}
 	var out []Finding
-	for _, s := range seq(get(m, "subjects")) {
-		if k := scalar(s, "kind"); k == "ServiceAccount" || k == "User" {
-			out = append(out, Rules["KL021"].finding(name, s.Line, fmt.Sprintf("ClusterRoleBinding %s grants cluster-admin to %s %s", scalar(get(m, "metadata"), "name"), k, scalar(s, "name"))))
+	for _, s := range yamlnode.Seq(yamlnode.Get(m, "subjects")) {
+		if k := yamlnode.Scalar(s, "kind"); k == "ServiceAccount" || k == "User" {
+			out = append(out, Rules["KL021"].finding(name, s.Line, fmt.Sprintf("ClusterRoleBinding %s grants cluster-admin to %s %s", yamlnode.Scalar(yamlnode.Get(m, "metadata"), "name"), k, yamlnode.Scalar(s, "name"))))
 		}
 	}
 	return out
@@ -178,9 +180,9 @@ func bindingFindings(name string, m *yaml.Node, kind string) []Finding {
 
 func roleFindings(name string, m *yaml.Node, kind string) []Finding {
 	var out []Finding
-	roleName := scalar(get(m, "metadata"), "name")
-	for _, r := range seq(get(m, "rules")) {
-		verbs, resources := strings.Join(scalars(get(r, "verbs")), ","), scalars(get(r, "resources"))
+	roleName := yamlnode.Scalar(yamlnode.Get(m, "metadata"), "name")
+	for _, r := range yamlnode.Seq(yamlnode.Get(m, "rules")) {
+		verbs, resources := strings.Join(yamlnode.Scalars(yamlnode.Get(r, "verbs")), ","), yamlnode.Scalars(yamlnode.Get(r, "resources"))
 		wildVerb := strings.Contains(","+verbs+",", ",*,")
 		wildRes := false
 		for _, res := range resources {
@@ -194,7 +196,7 @@ func roleFindings(name string, m *yaml.Node, kind string) []Finding {
 		default:
 			for _, v := range []string{"escalate", "bind", "impersonate"} {
 				if strings.Contains(","+verbs+",", ","+v+",") {
-					if v == "impersonate" && len(scalars(get(r, "resourceNames"))) > 0 {
+					if v == "impersonate" && len(yamlnode.Scalars(yamlnode.Get(r, "resourceNames"))) > 0 {
 						continue // limited to named identities, as keyless's own install does
 					}
 					out = append(out, Rules["KL022"].finding(name, r.Line, fmt.Sprintf("%s %s grants %s", kind, roleName, v)))
@@ -207,12 +209,12 @@ func roleFindings(name string, m *yaml.Node, kind string) []Finding {
 
 func policyFindings(name string, m *yaml.Node) []Finding {
 	var out []Finding
-	for i, p := range seq(get(m, "pipelines")) {
-		project := scalar(p, "project")
-		if scalar(p, "projectID") == "" {
+	for i, p := range yamlnode.Seq(yamlnode.Get(m, "pipelines")) {
+		project := yamlnode.Scalar(p, "project")
+		if yamlnode.Scalar(p, "projectID") == "" {
 			out = append(out, Rules["KL030"].finding(name, p.Line, fmt.Sprintf("pipelines[%d] (%s) has no projectID", i, project)))
 		}
-		if v := get(p, "protectedOnly"); v != nil && v.Value == "false" {
+		if v := yamlnode.Get(p, "protectedOnly"); v != nil && v.Value == "false" {
 			out = append(out, Rules["KL030"].finding(name, v.Line, fmt.Sprintf("pipelines[%d] (%s) sets protectedOnly: false", i, project)))
 		}
 	}
@@ -297,40 +299,6 @@ func scanBase64(name string, data []byte) []Finding {
 		}
 		line := bytes.Count(data[:loc[0]], []byte("\n")) + 1
 		out = append(out, Rules["KL002"].finding(name, line, "a base64-encoded kubeconfig with credentials"))
-	}
-	return out
-}
-
-func get(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func scalar(m *yaml.Node, key string) string {
-	if n := get(m, key); n != nil && n.Kind == yaml.ScalarNode {
-		return n.Value
-	}
-	return ""
-}
-
-func seq(n *yaml.Node) []*yaml.Node {
-	if n == nil || n.Kind != yaml.SequenceNode {
-		return nil
-	}
-	return n.Content
-}
-
-func scalars(n *yaml.Node) []string {
-	var out []string
-	for _, c := range seq(n) {
-		out = append(out, c.Value)
 	}
 	return out
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/distribution/reference"
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/keyless-cd/keyless/internal/yamlnode"
 )
 
 // ImageRef is an image to set: the name matched, and the new reference.
@@ -75,9 +77,9 @@ func (f *File) SetImage(img ImageRef) (int, error) {
 		if len(f.docs) > 1 {
 			docNum = i + 1
 		}
-		kind := scalarAt(m, "kind")
+		kind := yamlnode.Scalar(m, "kind")
 		switch {
-		case kind == "Kustomization" || (kind == "" && mapGet(m, "images") != nil) || (kind == "" && mapGet(m, "resources") != nil):
+		case kind == "Kustomization" || (kind == "" && yamlnode.Get(m, "images") != nil) || (kind == "" && yamlnode.Get(m, "resources") != nil):
 			n, err := f.setKustomizeImage(m, img, docNum)
 			if err != nil {
 				return total, err
@@ -98,7 +100,7 @@ func (f *File) SetImage(img ImageRef) (int, error) {
 }
 
 func (f *File) setKustomizeImage(m *yaml.Node, img ImageRef, docNum int) (int, error) {
-	images := mapGet(m, "images")
+	images := yamlnode.Get(m, "images")
 	if images == nil {
 		return f.addImagesKey(m, img)
 	}
@@ -106,18 +108,18 @@ func (f *File) setKustomizeImage(m *yaml.Node, img ImageRef, docNum int) (int, e
 		return 0, fmt.Errorf("%s:%d: kustomization images is not a list", f.Name, images.Line)
 	}
 	for i, e := range images.Content {
-		if e.Kind != yaml.MappingNode || scalarAt(e, "name") != img.Name {
+		if e.Kind != yaml.MappingNode || yamlnode.Scalar(e, "name") != img.Name {
 			continue
 		}
 		base := fmt.Sprintf("images[%d]", i)
 		set := func(key, value string) error {
-			n := mapGet(e, key)
+			n := yamlnode.Get(e, key)
 			if n == nil {
 				return fmt.Errorf("%s:%d: %s has no %s; add it to the entry first", f.Name, e.Line, base, key)
 			}
 			return f.setNode(n, base+"."+key, docNum, value)
 		}
-		if img.NewName != img.Name || mapGet(e, "newName") != nil {
+		if img.NewName != img.Name || yamlnode.Get(e, "newName") != nil {
 			if err := set("newName", img.NewName); err != nil {
 				return 0, err
 			}
@@ -156,7 +158,7 @@ func imageEntry(img ImageRef, dash, indent, nl string) string {
 // checkEntry validates that added is exactly one images[] entry for img.
 func checkEntry(img ImageRef) func([]*yaml.Node) error {
 	return func(added []*yaml.Node) error {
-		if len(added) != 1 || scalarAt(added[0], "name") != img.Name || scalarAt(added[0], "newTag") != img.Tag || scalarAt(added[0], "digest") != img.Digest {
+		if len(added) != 1 || yamlnode.Scalar(added[0], "name") != img.Name || yamlnode.Scalar(added[0], "newTag") != img.Tag || yamlnode.Scalar(added[0], "digest") != img.Digest {
 			return fmt.Errorf("the added images entry does not read back as %s", img.Ref)
 		}
 		return nil
@@ -241,24 +243,24 @@ var podSpecPaths = map[string][]string{
 }
 
 func (f *File) setContainerImages(m *yaml.Node, img ImageRef, docNum int) (int, error) {
-	path, ok := podSpecPaths[scalarAt(m, "kind")]
+	path, ok := podSpecPaths[yamlnode.Scalar(m, "kind")]
 	if !ok {
 		return 0, nil
 	}
 	spec := m
 	for _, k := range path {
-		if spec = mapGet(spec, k); spec == nil {
+		if spec = yamlnode.Get(spec, k); spec == nil {
 			return 0, nil
 		}
 	}
 	n := 0
 	for _, list := range []string{"initContainers", "containers"} {
-		cs := mapGet(spec, list)
+		cs := yamlnode.Get(spec, list)
 		if cs == nil || cs.Kind != yaml.SequenceNode {
 			continue
 		}
 		for i, c := range cs.Content {
-			imageNode := mapGet(c, "image")
+			imageNode := yamlnode.Get(c, "image")
 			if imageNode == nil || imageNode.Kind != yaml.ScalarNode || trimTagDigest(imageNode.Value) != img.Name {
 				continue
 			}
@@ -270,23 +272,4 @@ func (f *File) setContainerImages(m *yaml.Node, img ImageRef, docNum int) (int, 
 		}
 	}
 	return n, nil
-}
-
-func mapGet(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func scalarAt(m *yaml.Node, key string) string {
-	if n := mapGet(m, key); n != nil && n.Kind == yaml.ScalarNode {
-		return n.Value
-	}
-	return ""
 }
