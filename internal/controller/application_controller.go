@@ -322,8 +322,14 @@ func failureReason(err error) string {
 }
 
 // isPermanent reports errors that retrying cannot fix without a new commit.
+// A 403 is not one: the fix (granting the deployer's Role a kind) happens in
+// the cluster, so it is retried with backoff, as are RBAC changes still
+// propagating.
 func isPermanent(err error) bool {
-	return errors.Is(err, engine.ErrRefused) || errors.Is(err, engine.ErrEmpty) || apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || strings.Contains(err.Error(), "dry-run failed")
+	if apierrors.IsForbidden(err) {
+		return false
+	}
+	return errors.Is(err, engine.ErrRefused) || errors.Is(err, engine.ErrEmpty) || apierrors.IsInvalid(err) || strings.Contains(err.Error(), "dry-run failed")
 }
 
 // syncRequested reports an unhandled `keyless sync` request.

@@ -140,8 +140,16 @@ func TestCluster(t *testing.T) {
 		}
 		sa := kubernetes.NewForConfigOrDie(cfg)
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings"}, Data: map[string]string{"k": "v"}}
-		if _, err := sa.CoreV1().ConfigMaps(own).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("deployer creating a ConfigMap in its own namespace: %v", err)
+		// The RBAC authorizer sees new Roles asynchronously: allow it a moment.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			_, err := sa.CoreV1().ConfigMaps(own).Create(ctx, cm, metav1.CreateOptions{})
+			if err == nil {
+				break
+			}
+			if !apierrors.IsForbidden(err) || time.Now().After(deadline) {
+				t.Fatalf("deployer creating a ConfigMap in its own namespace: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 		_, err := sa.CoreV1().ConfigMaps(other).Create(ctx, cm, metav1.CreateOptions{})
 		if !apierrors.IsForbidden(err) {

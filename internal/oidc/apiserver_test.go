@@ -252,7 +252,16 @@ pipelines:
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	user, out, err := Deploy(ctx, target, res.Objects, engine.ApplyOptions{Namespace: "myapp", Name: "deploy", Prune: true, Wait: time.Minute})
+	// The RBAC authorizer sees the new Role asynchronously: allow it a moment.
+	var user string
+	var out *engine.Result
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		user, out, err = Deploy(ctx, target, res.Objects, engine.ApplyOptions{Namespace: "myapp", Name: "deploy", Prune: true, Wait: time.Minute})
+		if err == nil || !apierrors.IsForbidden(err) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
