@@ -63,6 +63,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/render -run '^$$' -fuzz FuzzDecodeObjects -fuzztime $(FUZZTIME)
 	go test ./internal/bump -run '^$$' -fuzz FuzzSet -fuzztime $(FUZZTIME)
 	go test ./internal/audit -run '^$$' -fuzz FuzzScanFile -fuzztime $(FUZZTIME)
+	go test ./internal/audit -run '^$$' -fuzz FuzzIncludeLocals -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m

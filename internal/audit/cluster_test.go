@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/keyless-cd/keyless/internal/install"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
 )
@@ -52,18 +53,48 @@ func TestScanClusterFindsSeededRisks(t *testing.T) {
 	bind("deploy-bot-everything", "everything", rbacv1.Subject{Kind: "User", APIGroup: rbacv1.GroupName, Name: "deploy-bot"})
 	bind("argocd-application-controller", "everything", rbacv1.Subject{Kind: "ServiceAccount", Name: "argocd-application-controller", Namespace: "argocd"})
 
+	_, err = cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "secret-reader"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list"}}}}, metav1.CreateOptions{})
+	mustCreate(err)
+	bind("ci-bot-secrets", "secret-reader", rbacv1.Subject{Kind: "User", APIGroup: rbacv1.GroupName, Name: "ci-bot"})
+	// keyless's own namespaced install for myapp: reported, clean.
+	if err := install.Apply(ctx, c.Config, install.Options{Namespaces: []string{"myapp"}}); err != nil {
+		t.Fatal(err)
+	}
+
 	rep, err := ScanCluster(ctx, cs, ClusterOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !rep.InstallClusterWideChecked {
+		t.Errorf("keyless's cluster-wide rights not confirmed absent: %+v", rep.Unreadable)
+	}
+	grants := map[string]InstallGrant{}
+	for _, g := range rep.Install {
+		grants[g.Namespace+" "+g.Subject] = g
+	}
+	ctl, okCtl := grants["myapp system:serviceaccount:keyless-system:keyless-controller"]
+	dep, okDep := grants["myapp system:serviceaccount:myapp:keyless-deployer"]
+	if !okCtl || !okDep || len(grants) != 3 { // and the controller's own Role in keyless-system
+		t.Fatalf("install report: %+v", rep.Install)
+	}
+	if !strings.Contains(strings.Join(ctl.Rules, "|"), "impersonate serviceaccounts (only keyless-deployer)") ||
+		!strings.Contains(strings.Join(dep.Rules, "|"), "deployments.apps") {
+		t.Errorf("install rules:\ncontroller %v\ndeployer %v", ctl.Rules, dep.Rules)
 	}
 	var got []string
 	for _, f := range rep.Findings {
 		got = append(got, f.Rule+" "+f.File)
 	}
 	sort.Strings(got)
-	want := "KL101 secret/ci/ci-token|KL102 clusterrolebinding/ci-admin|KL102 clusterrolebinding/deploy-bot-everything|KL103 clusterrolebinding/argocd-application-controller"
+	want := "KL101 secret/ci/ci-token|KL102 clusterrolebinding/ci-admin|KL102 clusterrolebinding/deploy-bot-everything|KL103 clusterrolebinding/argocd-application-controller|KL105 clusterrolebinding/ci-bot-secrets"
 	if strings.Join(got, "|") != want {
 		t.Fatalf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.ReplaceAll(want, "|", "\n"))
+	}
+	for _, f := range rep.Findings {
+		if f.Rule == "KL101" && !strings.Contains(f.What, "ClusterRole cluster-admin cluster-wide") {
+			t.Errorf("token Secret without its ServiceAccount's rights: %s", f.What)
+		}
 	}
 
 	// A reader confined to one namespace gets what it can, and is told the rest.
@@ -81,12 +112,12 @@ func TestScanClusterFindsSeededRisks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rep.Unreadable) == 2 || time.Now().After(deadline) {
+		if len(rep.Unreadable) == 4 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if fmt.Sprint(rep.Unreadable) != "[clusterroles (forbidden) clusterrolebindings (forbidden)]" || len(rep.Findings) != 0 {
+	if fmt.Sprint(rep.Unreadable) != "[clusterroles (forbidden) clusterrolebindings (forbidden) rolebindings (forbidden) roles (forbidden)]" || len(rep.Findings) != 0 {
 		t.Fatalf("namespaced reader: %+v", rep)
 	}
 }

@@ -43,9 +43,12 @@ type Finding struct {
 	Severity Severity `json:"severity"`
 	File     string   `json:"file"`
 	Line     int      `json:"line"`
-	What     string   `json:"what"`
-	Why      string   `json:"why"`
-	Fix      string   `json:"fix"`
+	// Commit is set for findings in Git history (`audit repo --history`):
+	// the short id of a commit whose tree holds the file.
+	Commit string `json:"commit,omitempty"`
+	What   string `json:"what"`
+	Why    string `json:"why"`
+	Fix    string `json:"fix"`
 }
 
 // Rule describes one check.

@@ -33,6 +33,7 @@ func ScanRepo(root string) ([]Finding, error) {
 		return nil, fmt.Errorf("reading .gitignore: %w", err)
 	}
 	matcher := gitignore.NewMatcher(patterns)
+	includes := gitlabIncludes(abs)
 	var findings []Finding
 	err = filepath.WalkDir(abs, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -56,7 +57,8 @@ func ScanRepo(root string) ([]Finding, error) {
 		if !ok {
 			return nil // unreadable, too large or binary: not a text secret
 		}
-		findings = append(findings, ScanFile(filepath.ToSlash(rel), data)...)
+		name := filepath.ToSlash(rel)
+		findings = append(findings, scanFile(name, data, isCIFile(name) || includes.matches(name))...)
 		return nil
 	})
 	sortFindings(findings)
@@ -78,12 +80,19 @@ func readText(path string) ([]byte, bool) {
 	return data, true
 }
 
-// ScanFile checks one file's content (name is the repository-relative path).
+// ScanFile checks one file's content (name is the repository-relative path;
+// CI definitions are recognised by their conventional names).
 func ScanFile(name string, data []byte) []Finding {
+	return scanFile(name, data, isCIFile(name))
+}
+
+// scanFile checks one file; ci marks a CI definition (by name, or because a
+// .gitlab-ci.yml includes it).
+func scanFile(name string, data []byte, ci bool) []Finding {
 	var out []Finding
 	lower := strings.ToLower(name)
 	isYAML := strings.HasSuffix(lower, ".yaml") || strings.HasSuffix(lower, ".yml")
-	if isCIFile(name) {
+	if ci {
 		out = append(out, scanCI(name, data)...)
 	}
 	if isYAML || strings.Contains(filepath.Base(lower), "kubeconfig") || filepath.Base(lower) == "config" {

@@ -26,6 +26,8 @@ func TestScanRepoFixture(t *testing.T) {
 		"KL010 .github/workflows/deploy.yml:10",
 		"KL010 .gitlab-ci.yml:12",
 		"KL010 .gitlab-ci.yml:6",
+		"KL010 ci/deploy-staging.yml:6", // included by a glob
+		"KL010 ci/shared/prod.yml:3",    // included by an included file
 		"KL020 k8s/sa-token.yaml:1",
 		"KL021 rbac/ci-admin.yaml:6",
 		"KL022 rbac/roles.yaml:22",
@@ -38,9 +40,10 @@ func TestScanRepoFixture(t *testing.T) {
 	}
 	// Near-misses that must not fire: an exec-plugin kubeconfig, a template
 	// placeholder, id_tokens and GitHub OIDC workflows, an Opaque Secret, an
-	// impersonate limited by resourceNames, and anything .gitignore'd.
+	// impersonate limited by resourceNames, anything .gitignore'd, and a
+	// YAML file no pipeline includes.
 	for _, f := range findings {
-		for _, quiet := range []string{"exec-only/", "templates/", "oidc.yml", "opaque.yaml", "ignored/"} {
+		for _, quiet := range []string{"exec-only/", "templates/", "oidc.yml", "opaque.yaml", "ignored/", "unused-snippet.yml"} {
 			if strings.Contains(f.File, quiet) {
 				t.Errorf("near-miss fired: %+v", f)
 			}
@@ -62,6 +65,45 @@ func FuzzScanFile(f *testing.F) {
 		for _, finding := range ScanFile(name, []byte(data)) {
 			if finding.Rule == "" || finding.Line < 1 {
 				t.Fatalf("bad finding %+v", finding)
+			}
+		}
+	})
+}
+
+func TestIncludeGlob(t *testing.T) {
+	for _, c := range []struct {
+		glob, path string
+		want       bool
+	}{
+		{"/ci/deploy.yml", "ci/deploy.yml", true},
+		{"ci/deploy.yml", "ci/deploy.yml", true},
+		{"/ci/*.yml", "ci/a.yml", true},
+		{"/ci/*.yml", "ci/sub/a.yml", false},
+		{"/ci/**.yml", "ci/sub/a.yml", true},
+		{"/ci/**/a.yml", "ci/a.yml", true},
+		{"/ci/a+b.yml", "ci/aab.yml", false},
+		{"../../etc/passwd", "etc/passwd", true}, // cleaned to the repository root, never above it
+	} {
+		re, err := includeGlob(c.glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := re.MatchString(c.path); got != c.want {
+			t.Errorf("%s ~ %s = %v, want %v", c.glob, c.path, got, c.want)
+		}
+	}
+}
+
+// FuzzIncludeLocals: any CI file yields local include paths without panics.
+func FuzzIncludeLocals(f *testing.F) {
+	f.Add("include: a.yml")
+	f.Add("include: [{local: '/ci/*.yml'}, {project: p, file: f}, 'https://x/y.yml']")
+	f.Add("include: {local: x}")
+	f.Add("include: [[[")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, l := range includeLocals([]byte(s)) {
+			if _, err := includeGlob(l); err != nil {
+				t.Fatalf("%q: %v", l, err)
 			}
 		}
 	})

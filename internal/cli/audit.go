@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/keyless-cd/keyless/internal/audit"
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 func newAuditCommand(streams IOStreams) *cobra.Command {
@@ -23,8 +24,9 @@ func newAuditCommand(streams IOStreams) *cobra.Command {
 }
 
 type auditRepoFlags struct {
-	format string
-	failOn string
+	history bool
+	format  string
+	failOn  string
 	ignoreFlags
 }
 
@@ -79,7 +81,11 @@ func newAuditRepoCommand(streams IOStreams) *cobra.Command {
 		Use:   "repo [DIR]",
 		Short: "Scan a repository for kubeconfigs, static cluster tokens in CI and over-broad RBAC",
 		Long: `Scan a working tree (respecting .gitignore) for what must never be stored or granted
-for CI/CD, and say what to do instead:
+for CI/CD, and say what to do instead. CI files are .gitlab-ci.yml and the local files it
+includes (globs and nested includes followed), .github/workflows/*, Jenkinsfile,
+.circleci/config.yml, bitbucket-pipelines.yml and azure-pipelines.yml. --history also scans
+every blob any commit on any ref added or changed: a credential deleted from the tree is still
+in Git for anyone who clones it (those findings name the commit: FILE:LINE @COMMIT).
 
   KL001 critical  kubeconfig with credentials (token, client key, password, auth-provider secrets)
   KL002 critical  base64-encoded kubeconfig with credentials, in any text file
@@ -98,7 +104,8 @@ its reason.
 Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 		Example: `  keyless audit repo .
   keyless audit repo . --ignore 'KL010:.gitlab-ci.yml=legacy job, removed with ticket OPS-42'
-  keyless audit repo --format json --fail-on critical`,
+  keyless audit repo --format json --fail-on critical
+  keyless audit repo --history --format sarif > keyless-audit.sarif`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			dir := "."
@@ -113,8 +120,9 @@ Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "table", "table or json")
+	cmd.Flags().StringVar(&f.format, "format", "table", "table, json or sarif (SARIF 2.1.0, for GitHub/GitLab code scanning)")
 	cmd.Flags().StringVar(&f.failOn, "fail-on", "high", "lowest severity that makes the exit status 1: low, medium, high or critical")
+	cmd.Flags().BoolVar(&f.history, "history", false, "also scan every commit reachable from any ref (needs DIR to be a Git repository)")
 	f.add(cmd, "")
 	return cmd
 }
@@ -128,6 +136,13 @@ func runAuditRepo(streams IOStreams, f *auditRepoFlags, dir string) error {
 	if err != nil {
 		return err
 	}
+	if f.history {
+		past, err := audit.ScanHistory(dir)
+		if err != nil {
+			return err
+		}
+		findings = append(findings, past...)
+	}
 	optional := f.ignoreFile == ""
 	if optional {
 		f.ignoreFile = filepath.Join(dir, ".keyless-audit-ignore.yaml")
@@ -135,18 +150,27 @@ func runAuditRepo(streams IOStreams, f *auditRepoFlags, dir string) error {
 	if findings, err = f.apply(streams, findings, optional); err != nil {
 		return err
 	}
-	return printFindings(streams, findings, nil, f.format, failOn)
+	return printFindings(streams, findings, nil, nil, f.format, failOn)
 }
 
 // printFindings writes findings as a table or JSON and returns ExitError 1
 // when one is at or above failOn.
-func printFindings(streams IOStreams, findings []audit.Finding, unreadable []string, format string, failOn audit.Severity) error {
+// extra fields are added to the JSON object.
+func printFindings(streams IOStreams, findings []audit.Finding, unreadable []string, extra map[string]any, format string, failOn audit.Severity) error {
 	switch format {
 	case "json":
 		if findings == nil {
 			findings = []audit.Finding{}
 		}
-		if err := writeJSON(streams.Out, map[string]any{"findings": findings, "unreadable": unreadable}); err != nil {
+		doc := map[string]any{"findings": findings, "unreadable": unreadable}
+		for k, v := range extra {
+			doc[k] = v
+		}
+		if err := writeJSON(streams.Out, doc); err != nil {
+			return err
+		}
+	case "sarif":
+		if err := audit.WriteSARIF(streams.Out, findings, version.Version()); err != nil {
 			return err
 		}
 	case "table":
@@ -159,6 +183,9 @@ func printFindings(streams IOStreams, findings []audit.Finding, unreadable []str
 				loc := x.File
 				if x.Line > 0 {
 					loc = fmt.Sprintf("%s:%d", x.File, x.Line)
+				}
+				if x.Commit != "" {
+					loc += " @" + x.Commit
 				}
 				_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", x.Severity, x.Rule, loc, x.What)
 			}
@@ -176,7 +203,7 @@ func printFindings(streams IOStreams, findings []audit.Finding, unreadable []str
 			_, _ = fmt.Fprintf(streams.ErrOut, "warning: could not read %s with these credentials; those checks were skipped\n", u)
 		}
 	default:
-		return fmt.Errorf("--format %q: want table or json", format)
+		return fmt.Errorf("--format %q: want table, json or sarif", format)
 	}
 	for _, x := range findings {
 		if x.Severity >= failOn {
@@ -205,7 +232,15 @@ could not read):
   KL101 high      Secret of type kubernetes.io/service-account-token (a static, long-lived token)
   KL102 critical  ClusterRoleBinding giving a non-system subject cluster-admin or * on *
   KL103 high      a known GitOps/CI controller (Argo CD, Flux, GitLab agent) bound to a ClusterRole
-  KL104 critical  keyless itself bound to a ClusterRole (its install is namespaced only)
+  KL104 critical  keyless itself bound to a ClusterRole, or any keyless identity allowed to list
+                  Secrets, create Deployments or create ClusterRoleBindings in every namespace
+                  (asked of the apiserver with SubjectAccessReview)
+  KL105 high      a ClusterRoleBinding letting a non-system subject read Secrets, impersonate,
+                  escalate or bind cluster-wide
+
+Token Secrets are listed with what their ServiceAccount is bound to. keyless's own install
+(the controller, keyless-deployer and ` + "`keyless oidc rbac`" + ` pipelines) is reported per namespace
+with what each identity may do: the whole blast radius, for an auditor.
 
 Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 		Example: `  keyless audit cluster -A
@@ -222,7 +257,7 @@ Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 	}
 	f.addFlags(cmd.Flags())
 	cmd.Flags().BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "check Secrets in every namespace")
-	cmd.Flags().StringVar(&f.format, "format", "table", "table or json")
+	cmd.Flags().StringVar(&f.format, "format", "table", "table, json or sarif (SARIF 2.1.0, for GitHub/GitLab code scanning)")
 	cmd.Flags().StringVar(&f.failOn, "fail-on", "high", "lowest severity that makes the exit status 1")
 	f.add(cmd, "")
 	return cmd
@@ -255,5 +290,34 @@ func runAuditCluster(cmd *cobra.Command, streams IOStreams, f *auditClusterFlags
 	if err != nil {
 		return err
 	}
-	return printFindings(streams, findings, rep.Unreadable, f.format, failOn)
+	if f.format == "table" {
+		printInstall(streams, rep)
+	}
+	extra := map[string]any{"install": rep.Install, "installClusterWideChecked": rep.InstallClusterWideChecked}
+	return printFindings(streams, findings, rep.Unreadable, extra, f.format, failOn)
+}
+
+// printInstall shows what each keyless identity may do, per namespace: the
+// blast radius of the install.
+func printInstall(streams IOStreams, rep *audit.ClusterReport) {
+	if len(rep.Install) == 0 {
+		return
+	}
+	_, _ = fmt.Fprintln(streams.Out, "keyless install: what each keyless identity may do")
+	w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
+	_, _ = fmt.Fprintln(w, "NAMESPACE\tSUBJECT\tROLE\tMAY")
+	for _, g := range rep.Install {
+		for i, r := range g.Rules {
+			if i == 0 {
+				_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", g.Namespace, g.Subject, g.Role, r)
+			} else {
+				_, _ = fmt.Fprintf(w, "\t\t\t%s\n", r)
+			}
+		}
+	}
+	_ = w.Flush()
+	if rep.InstallClusterWideChecked {
+		_, _ = fmt.Fprintln(streams.Out, "cluster-wide: none of these identities may list Secrets, create Deployments or bind ClusterRoles in every namespace (SubjectAccessReview)")
+	}
+	_, _ = fmt.Fprintln(streams.Out)
 }

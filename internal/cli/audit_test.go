@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/keyless-cd/keyless/internal/install"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
 )
@@ -27,8 +28,18 @@ func TestAuditRepoCommand(t *testing.T) {
 	var report struct {
 		Findings []map[string]any `json:"findings"`
 	}
-	if code != 1 || json.Unmarshal([]byte(out), &report) != nil || len(report.Findings) != 11 || report.Findings[0]["severity"] != "critical" {
+	if code != 1 || json.Unmarshal([]byte(out), &report) != nil || len(report.Findings) != 13 || report.Findings[0]["severity"] != "critical" {
 		t.Fatalf("json: exit %d, %d findings: %s", code, len(report.Findings), out[:min(200, len(out))])
+	}
+	code, out, _ = run(t.Context(), t, "audit", "repo", "../audit/testdata/repo", "--format", "sarif")
+	var log struct {
+		Version string `json:"version"`
+		Runs    []struct {
+			Results []any `json:"results"`
+		} `json:"runs"`
+	}
+	if code != 1 || json.Unmarshal([]byte(out), &log) != nil || log.Version != "2.1.0" || len(log.Runs) != 1 || len(log.Runs[0].Results) != len(report.Findings) {
+		t.Fatalf("sarif: exit %d: %s", code, out[:min(300, len(out))])
 	}
 	// The keyless examples and install are clean.
 	for _, dir := range []string{"../../examples", "../../config"} {
@@ -41,7 +52,7 @@ func TestAuditRepoCommand(t *testing.T) {
 	code, _, errOut = run(t.Context(), t, "audit", "repo", "../audit/testdata/repo",
 		"--ignore", "KL001=test fixture", "--ignore", "KL002=test fixture", "--ignore", "KL010=test fixture", "--ignore", "KL020=test fixture",
 		"--ignore", "KL021=test fixture", "--ignore", "KL022:rbac/*=test fixture", "--ignore", "KL030=test fixture")
-	if code != 0 || strings.Count(errOut, "accepted risk:") != 11 {
+	if code != 0 || strings.Count(errOut, "accepted risk:") != 13 {
 		t.Fatalf("all accepted: exit %d, stderr %q", code, errOut)
 	}
 	if code, _, errOut := run(t.Context(), t, "audit", "repo", "../audit/testdata/repo", "--ignore", "KL010"); code != 2 || !strings.Contains(errOut, "reason") {
@@ -57,8 +68,18 @@ func TestAuditRepoCommand(t *testing.T) {
 func TestAuditClusterCommand(t *testing.T) {
 	c := clustertest.Start(t, localcluster.Options{})
 	code, out, errOut := run(t.Context(), t, "audit", "cluster", "-A", "--kubeconfig", c.KubeconfigPath)
-	if code != 0 || !strings.Contains(out, "no findings") {
+	if code != 0 || !strings.Contains(out, "no findings") || strings.Contains(out, "keyless install") {
 		t.Fatalf("fresh cluster: exit %d\n%s%s", code, out, errOut)
+	}
+	// keyless's namespaced install is clean, and its blast radius is shown.
+	if err := install.Apply(t.Context(), c.Config, install.Options{Namespaces: []string{"myapp"}}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = run(t.Context(), t, "audit", "cluster", "-A", "--kubeconfig", c.KubeconfigPath)
+	for _, want := range []string{"no findings", "keyless install", "system:serviceaccount:myapp:keyless-deployer", "cluster-wide: none"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("keyless installed: exit %d, no %q\n%s%s", code, want, out, errOut)
+		}
 	}
 	cs := kubernetes.NewForConfigOrDie(c.Config)
 	if _, err := cs.RbacV1().ClusterRoleBindings().Create(t.Context(), &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "gitlab-ci-deployer"},

@@ -17,10 +17,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -28,11 +25,10 @@ import (
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/controller"
-	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/gitserver"
+	"github.com/keyless-cd/keyless/internal/install"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
-	"github.com/keyless-cd/keyless/internal/render"
 )
 
 const (
@@ -119,41 +115,9 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, cluster: c, admin: admin, cs: kubernetes.NewForConfigOrDie(c.Config), audit: &syncBuffer{}}
 
 	// The cluster admin's part: CRD, namespaces, the namespaced install.
-	root := repoRoot(t)
-	crd := renderDir(t, root, "config/crd", "")
-	dyn := dynamic.NewForConfigOrDie(c.Config)
-	for _, o := range crd {
-		if _, err := dyn.Resource(crdGVR).Create(ctx, o, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, ns := range []string{controlNS, appNS} {
-		if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eng, err := engine.New(c.Config)
-	if err != nil {
+	if err := install.Apply(ctx, c.Config, install.Options{ControllerNamespace: controlNS, Namespaces: []string{appNS}}); err != nil {
 		t.Fatal(err)
 	}
-	rbac := renderDir(t, root, "config/install/controller", controlNS)
-	var controlObjs []*unstructured.Unstructured
-	for _, o := range rbac {
-		if o.GetKind() != "Namespace" && o.GetKind() != "Deployment" && o.GetKind() != "Secret" {
-			controlObjs = append(controlObjs, o)
-		}
-	}
-	if _, err := eng.Apply(ctx, controlObjs, engine.ApplyOptions{Namespace: controlNS, Name: "keyless-install"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := eng.Apply(ctx, renderDir(t, root, "config/install/example", appNS), engine.ApplyOptions{Namespace: appNS, Name: "keyless-install"}); err != nil {
-		t.Fatal(err)
-	}
-	// Crd established?
-	waitFor(t, 30*time.Second, "CRD served", func() (bool, string) {
-		err := admin.List(ctx, &kv1.ApplicationList{}, client.InNamespace(appNS))
-		return err == nil, errString(err)
-	})
 
 	// The controller's own identity: a short-lived token for its ServiceAccount.
 	tok, err := e.cs.CoreV1().ServiceAccounts(controlNS).CreateToken(ctx, "keyless-controller", &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}, metav1.CreateOptions{})
@@ -175,17 +139,6 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	return e
-}
-
-var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-
-func renderDir(t *testing.T, root, path, ns string) []*unstructured.Unstructured {
-	t.Helper()
-	res, err := render.Render(t.Context(), render.Options{Root: root, Path: path, Namespace: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Objects
 }
 
 // startController runs the controller as its ServiceAccount until stopController.

@@ -24,10 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -37,11 +34,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
-	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/gitserver"
+	keylessinstall "github.com/keyless-cd/keyless/internal/install"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
-	"github.com/keyless-cd/keyless/internal/render"
 )
 
 const (
@@ -336,57 +332,11 @@ func freeAddr(t *testing.T) string {
 
 // install applies the CRD and the namespaced install for ns, and creates floorNS.
 func install(t *testing.T, cfg *rest.Config, cs kubernetes.Interface) {
-	ctx := t.Context()
-	r := root()
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	crds, err := render.Render(ctx, render.Options{Root: r, Path: "config/crd"})
-	if err != nil {
+	if err := keylessinstall.Apply(t.Context(), cfg, keylessinstall.Options{Namespaces: []string{ns}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range crds.Objects {
-		if _, err := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).Create(ctx, o, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range []string{"keyless-system", ns, floorNS} {
-		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eng, err := engine.New(cfg)
-	if err != nil {
+	if _, err := cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: floorNS}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
-	}
-	ctl, err := render.Render(ctx, render.Options{Root: r, Path: "config/install/controller", Namespace: "keyless-system"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var objs []*unstructured.Unstructured
-	for _, o := range ctl.Objects {
-		if o.GetKind() != "Namespace" && o.GetKind() != "Deployment" && o.GetKind() != "Secret" {
-			objs = append(objs, o)
-		}
-	}
-	if _, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: "keyless-system", Name: "install"}); err != nil {
-		t.Fatal(err)
-	}
-	per, err := render.Render(ctx, render.Options{Root: r, Path: "config/install/namespace", Namespace: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := eng.Apply(ctx, per.Objects, engine.ApplyOptions{Namespace: ns, Name: "install"}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		_, err := dyn.Resource(schema.GroupVersionResource{Group: "keyless.dev", Version: "v1alpha1", Resource: "applications"}).Namespace(ns).List(ctx, metav1.ListOptions{})
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
