@@ -231,9 +231,11 @@ func policyFindings(name string, m *yaml.Node) []Finding {
 }
 
 var (
-	kubeconfigVar = regexp.MustCompile(`\$\{?\{?\s*(?:secrets\.|env\.)?(KUBE_?CONFIG\w*|\w*_KUBECONFIG\w*|KUBE_TOKEN|KUBE_CA_PEM)\b`)
-	tokenFlag     = regexp.MustCompile(`--token[= ]["']?\$\{?\{?\s*(?:secrets\.)?(\w+)`)
-	setContext    = regexp.MustCompile(`azure/k8s-set-context`)
+	kubeconfigVar = regexp.MustCompile(`\$[{(]?\{?\s*(?:secrets\.|env\.|variables\.)?(KUBE_?CONFIG\w*|\w*_KUBECONFIG\w*|KUBE_TOKEN|KUBE_CA_PEM)\b`)
+	// Jenkins: the Kubernetes CLI plugin, or a kubeconfig file credential.
+	jenkinsKubeconfig = regexp.MustCompile(`withKubeConfig|withKubeCredentials|variable:\s*['"](KUBE_?CONFIG\w*)['"]`)
+	tokenFlag         = regexp.MustCompile(`--token[= ]["']?\$\{?\{?\s*(?:secrets\.)?(\w+)`)
+	setContext        = regexp.MustCompile(`azure/k8s-set-context`)
 )
 
 // scanCI flags jobs that read a cluster credential from a CI variable. A token
@@ -249,6 +251,10 @@ func scanCI(name string, data []byte) []Finding {
 		}
 		if m := kubeconfigVar.FindStringSubmatch(l); m != nil && !oidcVars[m[1]] {
 			out = append(out, Rules["KL010"].finding(name, i+1, fmt.Sprintf("the job reads the cluster credential variable %s", m[1])))
+			continue
+		}
+		if jenkinsKubeconfig.MatchString(l) {
+			out = append(out, Rules["KL010"].finding(name, i+1, "the job reads a kubeconfig stored as a Jenkins credential"))
 			continue
 		}
 		if m := tokenFlag.FindStringSubmatch(l); m != nil && !oidcVars[m[1]] && (strings.Contains(l, "kubectl") || strings.Contains(l, "helm") || strings.Contains(l, "set-credentials")) {

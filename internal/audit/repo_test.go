@@ -23,9 +23,14 @@ func TestScanRepoFixture(t *testing.T) {
 	want := []string{
 		"KL001 stored/kubeconfig.yaml:9",
 		"KL002 notes.txt:3",
+		"KL010 .circleci/config.yml:6",
 		"KL010 .github/workflows/deploy.yml:10",
 		"KL010 .gitlab-ci.yml:12",
 		"KL010 .gitlab-ci.yml:6",
+		"KL010 Jenkinsfile:10", // kubeconfig file credential (the comment on line 9 is not a finding)
+		"KL010 Jenkinsfile:6",  // withKubeConfig
+		"KL010 azure-pipelines.yml:3",
+		"KL010 bitbucket-pipelines.yml:8",
 		"KL010 ci/deploy-staging.yml:6", // included by a glob
 		"KL010 ci/shared/prod.yml:3",    // included by an included file
 		"KL020 k8s/sa-token.yaml:1",

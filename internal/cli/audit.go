@@ -90,7 +90,7 @@ in Git for anyone who clones it (those findings name the commit: FILE:LINE @COMM
   KL001 critical  kubeconfig with credentials (token, client key, password, auth-provider secrets)
   KL002 critical  base64-encoded kubeconfig with credentials, in any text file
   KL010 high      CI job reading a cluster credential from a variable (KUBE_CONFIG, kubectl --token=$VAR,
-                  azure/k8s-set-context with a kubeconfig, GitLab certificate-based integration);
+                  azure/k8s-set-context with a kubeconfig, Jenkins withKubeConfig, GitLab certificate-based integration);
                   variables declared under GitLab id_tokens are OIDC tokens and do not count
   KL020 high      Secret of type kubernetes.io/service-account-token (a long-lived token)
   KL021 critical  ClusterRoleBinding giving cluster-admin to a ServiceAccount or user
