@@ -19,7 +19,7 @@ TOOL_BUILD    := go build -modfile=$(CURDIR)/hack/tools/go.mod -o $(TOOLS_BIN)/
 CONTROLLER_GEN := $(TOOLS_BIN)/controller-gen
 GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 
-.PHONY: bench-bump bench-controller generate all build k8s-bins cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -43,6 +43,9 @@ k8s-bins: ## Build the local control plane into bin/k8s (skips what is already b
 	@hack/build-k8s-bins.sh $(K8S_BIN)
 
 CLUSTER_FLAGS ?=
+demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this machine (DEMO_FLAGS="--keep" to explore)
+	$(KEYLESS) demo --assets $(K8S_BIN) $(DEMO_FLAGS)
+
 cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (extra flags: CLUSTER_FLAGS="...")
 	$(KEYLESS) localcluster up --assets $(K8S_BIN) $(CLUSTER_FLAGS)
 

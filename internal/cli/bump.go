@@ -129,12 +129,12 @@ func runBump(cmd *cobra.Command, streams IOStreams, f *bumpFlags) error {
 	if err != nil {
 		return fmt.Errorf("--committer %w", err)
 	}
-	author, trailers := bump.FromCIEnv(os.Getenv)
+	author, trailers := bump.FromCIEnv(streams.getenv)
 	opts := bump.Options{
 		Dir: f.dir, RepoURL: f.repo, Branch: f.branch, Commit: f.commit, Push: f.push, Message: f.message,
 		Committer: committer, Author: author, Trailers: trailers, SkipCI: f.skipCI, Retries: f.retries,
 	}
-	if opts.Auth, err = f.auth(); err != nil {
+	if opts.Auth, err = f.auth(streams.getenv); err != nil {
 		return err
 	}
 	if f.signSSHKey != "" {
@@ -175,12 +175,12 @@ func runBump(cmd *cobra.Command, streams IOStreams, f *bumpFlags) error {
 }
 
 // auth builds the Git credential from --token-env or --ssh-key-file.
-func (f *bumpFlags) auth() (transport.AuthMethod, error) {
+func (f *bumpFlags) auth(getenv func(string) string) (transport.AuthMethod, error) {
 	switch {
 	case f.tokenEnv != "" && f.sshKeyFile != "":
 		return nil, errors.New("--token-env and --ssh-key-file exclude each other")
 	case f.tokenEnv != "":
-		tok := os.Getenv(f.tokenEnv)
+		tok := getenv(f.tokenEnv)
 		if tok == "" {
 			return nil, fmt.Errorf("--token-env %s: the variable is empty or unset", f.tokenEnv)
 		}

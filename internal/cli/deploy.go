@@ -61,7 +61,7 @@ inventory and prune, wait.`,
 	return cmd
 }
 
-func (f *deployFlags) token(cmd *cobra.Command) (string, error) {
+func (f *deployFlags) token(cmd *cobra.Command, streams IOStreams) (string, error) {
 	switch {
 	case f.tok.provider != "" && (f.tokenEnv != "" || f.tokenFile != ""):
 		return "", errors.New("--provider excludes --token-env and --token-file")
@@ -70,7 +70,7 @@ func (f *deployFlags) token(cmd *cobra.Command) (string, error) {
 	case f.tokenEnv != "" && f.tokenFile != "":
 		return "", errors.New("--token-env and --token-file exclude each other")
 	case f.tokenEnv != "":
-		if t := strings.TrimSpace(os.Getenv(f.tokenEnv)); t != "" {
+		if t := strings.TrimSpace(streams.getenv(f.tokenEnv)); t != "" {
 			return t, nil
 		}
 		return "", fmt.Errorf("--token-env %s: the variable is empty or unset (GitLab: declare it under id_tokens with the audience of the policy)", f.tokenEnv)
@@ -95,7 +95,7 @@ func runDeploy(cmd *cobra.Command, streams IOStreams, f *deployFlags, dir string
 	if err != nil {
 		return fmt.Errorf("--certificate-authority: %w", err)
 	}
-	token, err := f.token(cmd)
+	token, err := f.token(cmd, streams)
 	if err != nil {
 		return err
 	}

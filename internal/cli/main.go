@@ -18,6 +18,17 @@ type IOStreams struct {
 	In     io.Reader
 	Out    io.Writer
 	ErrOut io.Writer
+	// Getenv reads the environment (CI variables, token variables). Default
+	// os.Getenv; `keyless demo` and tests inject a CI job's environment.
+	Getenv func(string) string
+}
+
+// getenv reads an environment variable through Getenv, else os.Getenv.
+func (s IOStreams) getenv(key string) string {
+	if s.Getenv != nil {
+		return s.Getenv(key)
+	}
+	return os.Getenv(key)
 }
 
 // StdStreams returns the process's standard streams.

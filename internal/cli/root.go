@@ -39,6 +39,7 @@ stored outside the cluster.
 		newKubeconfigCommand(streams),
 		newDevIssuerCommand(streams),
 		newAuditCommand(streams),
+		newDemoCommand(streams),
 	)
 	return root
 }

@@ -127,3 +127,31 @@ func ExecCredential(token string) ([]byte, error) {
 		"status":     status,
 	})
 }
+
+// describeToken says, from a refused JWT's unverified claims, what is most
+// likely wrong: that it expired, else which issuer, audience and subject it
+// names, for comparing with the policy. Never the token itself.
+func describeToken(token string, now time.Time) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ": it is not a JWT"
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ": it is not a JWT"
+	}
+	var c struct {
+		Iss string `json:"iss"`
+		Sub string `json:"sub"`
+		Aud any    `json:"aud"`
+		Exp int64  `json:"exp"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return ": it is not a JWT"
+	}
+	if c.Exp != 0 && now.After(time.Unix(c.Exp, 0)) {
+		exp := time.Unix(c.Exp, 0).UTC()
+		return fmt.Sprintf(": the token expired at %s, %s ago — CI tokens live minutes: request a new one in this job, never store one", exp.Format(time.RFC3339), now.Sub(exp).Round(time.Second))
+	}
+	return fmt.Sprintf(" (token for sub %q, aud %v, iss %q)", c.Sub, c.Aud, c.Iss)
+}

@@ -69,3 +69,20 @@ func TestTokenSources(t *testing.T) {
 		t.Errorf("GitLab without the variable: %v", err)
 	}
 }
+
+func TestDescribeToken(t *testing.T) {
+	enc := func(claims string) string {
+		return "e30." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
+	}
+	now := time.Unix(10_000, 0)
+	if got := describeToken(enc(`{"exp":9000,"sub":"x"}`), now); !strings.Contains(got, "expired") || !strings.Contains(got, "16m40s ago") {
+		t.Errorf("expired: %q", got)
+	}
+	got := describeToken(enc(`{"exp":20000,"sub":"project_path:a/b:ref_type:branch:ref:feature/x","aud":"k8s","iss":"https://gitlab.example.com"}`), now)
+	if !strings.Contains(got, "ref:feature/x") || !strings.Contains(got, "aud k8s") || strings.Contains(got, "c2ln") {
+		t.Errorf("valid-looking: %q", got)
+	}
+	if got := describeToken("nope", now); got != ": it is not a JWT" {
+		t.Errorf("garbage: %q", got)
+	}
+}
