@@ -67,6 +67,7 @@ var Rules = map[string]Rule{
 	"KL020": {"KL020", High, "a service-account-token Secret is a long-lived static token that never expires", "use short-lived tokens (TokenRequest, projected volumes) or OIDC federation; delete the Secret"},
 	"KL021": {"KL021", Critical, "cluster-admin for a ServiceAccount or CI user gives a CI/CD tool the whole cluster", "bind a namespaced Role listing only the kinds deployed (`keyless oidc rbac`, config/install)"},
 	"KL022": {"KL022", High, "wildcard or privilege-escalating RBAC (*, impersonate, escalate, bind) lets the subject grant itself more", "list the resources and verbs needed; keep impersonate limited by resourceNames"},
+	"KL031": {"KL031", High, "an AuthenticationConfiguration that trusts CI tokens without pinning the project/repository id, or that can map a token to a system: user, lets other projects' pipelines (or a crafted sub) in", "generate it with `keyless oidc config` from a FederationPolicy (pins the project id, refs and protected refs; prefixes usernames; refuses system: names)"},
 	"KL030": {"KL030", High, "a FederationPolicy pipeline without a pinned project id or with unprotected refs trusts tokens others can mint", "set projectID and keep protectedOnly: true (docs/oidc.md, security pitfalls)"},
 }
 

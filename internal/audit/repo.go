@@ -145,6 +145,8 @@ func scanYAML(name string, data []byte) []Finding {
 			out = append(out, roleFindings(name, m, kind)...)
 		case kind == "FederationPolicy":
 			out = append(out, policyFindings(name, m)...)
+		case kind == "AuthenticationConfiguration":
+			out = append(out, authnFindings(name, m)...)
 		}
 	}
 	return out
@@ -228,6 +230,58 @@ func policyFindings(name string, m *yaml.Node) []Finding {
 		}
 	}
 	return out
+}
+
+// authnFindings checks each jwt issuer of an apiserver AuthenticationConfiguration:
+// a CI issuer must pin the project/repository id, and no mapping may yield a
+// system: username.
+func authnFindings(name string, m *yaml.Node) []Finding {
+	var out []Finding
+	for i, j := range yamlnode.Seq(yamlnode.Get(m, "jwt")) {
+		url := yamlnode.Scalar(yamlnode.Get(j, "issuer"), "url")
+		rules := nodeText(yamlnode.Get(j, "claimValidationRules"))
+		mappings := nodeText(yamlnode.Get(j, "claimMappings"))
+		ci := strings.Contains(url, "gitlab") || strings.Contains(url, "token.actions.githubusercontent.com") ||
+			strings.Contains(rules+mappings, "project_path") || strings.Contains(rules+mappings, "repository")
+		if ci && !strings.Contains(rules, "project_id") && !strings.Contains(rules, "repository_id") {
+			out = append(out, Rules["KL031"].finding(name, j.Line, fmt.Sprintf("jwt[%d] (%s) trusts CI tokens without pinning project_id/repository_id in claimValidationRules", i, url)))
+		}
+		if !strings.Contains(nodeText(yamlnode.Get(j, "userValidationRules")), "system:") && !safeUsername(yamlnode.Get(yamlnode.Get(j, "claimMappings"), "username")) {
+			out = append(out, Rules["KL031"].finding(name, j.Line, fmt.Sprintf("jwt[%d] (%s) maps usernames without a prefix and without a rule refusing system: names", i, url)))
+		}
+	}
+	return out
+}
+
+// safeUsername reports a username mapping that cannot yield a system: name: a
+// non-empty prefix, or an expression starting with a string literal, neither
+// starting with system:.
+func safeUsername(u *yaml.Node) bool {
+	lead := yamlnode.Scalar(u, "prefix")
+	if expr := strings.TrimSpace(yamlnode.Scalar(u, "expression")); expr != "" {
+		lead = ""
+		if len(expr) > 1 && (expr[0] == '"' || expr[0] == '\'') {
+			if end := strings.IndexByte(expr[1:], expr[0]); end > 0 {
+				lead = expr[1 : end+1]
+			}
+		}
+	}
+	return lead != "" && !strings.HasPrefix(lead, "system:")
+}
+
+// nodeText is a node's scalars joined, for keyword checks.
+func nodeText(n *yaml.Node) string {
+	if n == nil {
+		return ""
+	}
+	if n.Kind == yaml.ScalarNode {
+		return n.Value + " "
+	}
+	var b strings.Builder
+	for _, c := range n.Content {
+		b.WriteString(nodeText(c))
+	}
+	return b.String()
 }
 
 var (

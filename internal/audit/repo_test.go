@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -39,6 +40,8 @@ func TestScanRepoFixture(t *testing.T) {
 		"KL022 rbac/roles.yaml:5",
 		"KL030 keyless-oidc.yaml:7",
 		"KL030 keyless-oidc.yaml:7",
+		"KL031 apiserver/authn.yaml:6", // no project id pinned
+		"KL031 apiserver/authn.yaml:6", // prefix "" and no system: rule
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -112,4 +115,16 @@ func FuzzIncludeLocals(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestKeylessGeneratedAuthnIsClean: what `keyless oidc config` generates
+// passes KL031.
+func TestKeylessGeneratedAuthnIsClean(t *testing.T) {
+	data, err := os.ReadFile("../../examples/oidc/generated/authn.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := ScanFile("authn.yaml", data); len(f) != 0 {
+		t.Fatalf("findings in keyless's own AuthenticationConfiguration: %+v", f)
+	}
 }

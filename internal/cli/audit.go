@@ -96,6 +96,8 @@ in Git for anyone who clones it (those findings name the commit: FILE:LINE @COMM
   KL021 critical  ClusterRoleBinding giving cluster-admin to a ServiceAccount or user
   KL022 high      Role/ClusterRole with * on *, escalate, bind, or impersonate without resourceNames
   KL030 high      FederationPolicy pipeline without projectID, or with protectedOnly: false
+  KL031 high      AuthenticationConfiguration trusting CI tokens without a project/repository id
+                  rule, or mapping usernames that could be system: names
 
 Accepted risks are listed with --ignore RULE[:PATH]=REASON or in .keyless-audit-ignore.yaml
 (a list of {rule, path, reason}); every accepted finding is still printed on stderr with
