@@ -43,7 +43,8 @@ through the seed documents' story, each step checked and timed with its evidence
   7. keyless get apps and keyless history show who did what
 
 It ends with a summary table and exits 0 only if every step passed. Without
---keep everything is stopped and removed at the end; with --keep it stays up
+--keep everything is stopped and removed at the end (after a failure the files
+stay, for their logs, and their folder is printed); with --keep it stays up
 and the KUBECONFIG, repository, webhook and issuer are printed to explore until
 Ctrl-C. Ctrl-C at any point stops everything and cleans up.
 

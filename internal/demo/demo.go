@@ -96,15 +96,17 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	} else if err := os.MkdirAll(e.dir, 0o700); err != nil {
 		return nil, err
 	}
-	keep := opts.Keep
-	defer func() { e.teardown(keep) }()
+	// Processes always stop at the end; files stay only after a failure (for
+	// its logs), never after Ctrl-C.
+	keepFiles := false
+	defer func() { e.teardown(keepFiles) }()
 
 	rep := &Report{}
 	_, _ = fmt.Fprintf(opts.Out, "keyless demo: the credential-free pipeline, on loopback (files in %s)\n\n", e.dir)
 	setup := e.runStep(ctx, rep, 0, step{"Start: CI issuer, control plane, Git server, keyless install, controller", e.setup})
 	if !setup.OK {
-		keep = false
-		e.printSummary(rep)
+		keepFiles = ctx.Err() == nil
+		e.printSummary(ctx, rep)
 		return rep, fmt.Errorf("%w: setup: %s", ErrFailed, setup.Err)
 	}
 	steps := []step{
@@ -123,16 +125,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 		e.runStep(ctx, rep, i+1, s)
 	}
-	e.printSummary(rep)
+	e.printSummary(ctx, rep)
 	if !rep.OK() {
-		keep = false
+		keepFiles = ctx.Err() == nil
 		return rep, ErrFailed
 	}
 	if opts.Keep && ctx.Err() == nil {
 		e.printExplore()
 		<-ctx.Done()
 		_, _ = fmt.Fprintln(opts.Out, "\ncleaning up…")
-		keep = false
 	}
 	return rep, nil
 }
@@ -166,7 +167,7 @@ func (e *env) runStep(ctx context.Context, rep *Report, n int, s step) StepResul
 	return res
 }
 
-func (e *env) printSummary(rep *Report) {
+func (e *env) printSummary(ctx context.Context, rep *Report) {
 	w := tabwriter.NewWriter(e.opts.Out, 0, 4, 2, ' ', 0)
 	_, _ = fmt.Fprintln(w, "STEP\tRESULT\tTIME\tWHAT")
 	for i, s := range rep.Steps {
@@ -177,10 +178,13 @@ func (e *env) printSummary(rep *Report) {
 		_, _ = fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", i+1, result, s.Duration.Round(100*time.Millisecond), s.Title)
 	}
 	_ = w.Flush()
-	if rep.OK() {
+	switch {
+	case rep.OK():
 		_, _ = fmt.Fprintf(e.opts.Out, "\nall %d steps passed: no cluster credential was stored anywhere.\n", len(rep.Steps))
-	} else {
-		_, _ = fmt.Fprintf(e.opts.Out, "\nsome steps failed; the logs are in %s (controller.log, cluster/logs)\n", e.dir)
+	case ctx.Err() != nil:
+		_, _ = fmt.Fprintln(e.opts.Out, "\ninterrupted: every process is stopped and every file removed.")
+	default:
+		_, _ = fmt.Fprintf(e.opts.Out, "\nsome steps failed: every process is stopped; the files are kept in %s for their logs (controller.log, cluster/logs)\n", e.dir)
 	}
 }
 

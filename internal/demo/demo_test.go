@@ -87,6 +87,9 @@ func TestDemoInterruptCleansUp(t *testing.T) {
 	if err == nil {
 		t.Fatal("an interrupted demo reported success")
 	}
+	if !strings.Contains(w.buf.String(), "interrupted: every process is stopped") {
+		t.Errorf("no interruption notice:\n%s", w.buf.String())
+	}
 	m := filesIn.FindStringSubmatch(w.buf.String())
 	if m == nil {
 		t.Fatalf("no folder named in:\n%s", w.buf.String())

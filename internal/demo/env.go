@@ -204,8 +204,8 @@ func (e *env) startController(ctx context.Context) error {
 }
 
 // teardown stops every process and server the demo started, then removes its
-// folder unless keep.
-func (e *env) teardown(keep bool) {
+// folder unless keepFiles (or the folder was given with Options.Dir).
+func (e *env) teardown(keepFiles bool) {
 	if e.ctrlCancel != nil {
 		e.ctrlCancel()
 		select {
@@ -226,7 +226,7 @@ func (e *env) teardown(keep bool) {
 	if e.issuer != nil {
 		e.issuer.Stop()
 	}
-	if !keep && e.opts.Dir == "" {
+	if !keepFiles && e.opts.Dir == "" {
 		_ = os.RemoveAll(e.dir)
 	}
 }
