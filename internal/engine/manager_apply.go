@@ -137,6 +137,9 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	if err != nil {
 		return nil, err
 	}
+	if err := e.checkOwners(ctx, objs, opts.Name); err != nil {
+		return nil, err
+	}
 	old, err := opts.Inventory.Load(ctx)
 	if err != nil {
 		return nil, err

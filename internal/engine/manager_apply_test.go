@@ -231,3 +231,42 @@ func TestGuardsWriteNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestSharedObjectRefused: an object another inventory deployed is not taken
+// over silently: apply and diff refuse it, name the owner and write nothing;
+// removing the label hands it over.
+func TestSharedObjectRefused(t *testing.T) {
+	ctx := t.Context()
+	e := newEngine(t)
+	ns := newNamespace(t)
+	cs := clientset(t)
+	shared := map[string]string{"cm.yaml": configMap("shared", "from-one")}
+	if _, err := e.Apply(ctx, renderFiles(t, shared), ApplyOptions{Namespace: ns, Name: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	two := map[string]string{"cm.yaml": configMap("shared", "from-two"), "own.yaml": configMap("own", "x")}
+	for name, run := range map[string]func() error{
+		"apply": func() error { _, err := e.Apply(ctx, renderFiles(t, two), ApplyOptions{Namespace: ns, Name: "two"}); return err },
+		"diff":  func() error { _, err := e.Diff(ctx, renderFiles(t, two), DiffOptions{Namespace: ns, Name: "two"}); return err },
+	} {
+		err := run()
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), `ConfigMap/shared: already deployed by "one"`) || !strings.Contains(err.Error(), "kubectl label configmap/shared keyless.dev/inventory-") {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "shared", metav1.GetOptions{})
+	if err != nil || cm.Data["value"] != "from-one" || cm.Labels[InventoryLabel] != "one" {
+		t.Fatalf("the shared object changed: %v %v", cm, err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "own", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a refused apply wrote another object: %v", err)
+	}
+	// Handing it over: drop the label, then the other inventory may take it.
+	delete(cm.Labels, InventoryLabel)
+	if _, err := cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Apply(ctx, renderFiles(t, two), ApplyOptions{Namespace: ns, Name: "two"}); err != nil {
+		t.Fatalf("after hand-over: %v", err)
+	}
+}

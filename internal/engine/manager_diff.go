@@ -44,6 +44,7 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 	res := &Result{}
 	refs := make([]ObjectRef, 0, len(objs))
 	var errs []error
+	var conflicts []string
 	for _, o := range objs {
 		r := RefOf(o)
 		refs = append(refs, r)
@@ -51,6 +52,12 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", r, err))
 			continue
+		}
+		if live != nil {
+			if c := ownerConflict(r, live.GetLabels(), opts.Name); c != "" {
+				conflicts = append(conflicts, c)
+				continue
+			}
 		}
 		c := Change{Ref: r, Action: ssaAction(entry.Action)}
 		switch c.Action {
@@ -63,6 +70,9 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 			return nil, err
 		}
 		res.Changes = append(res.Changes, c)
+	}
+	if len(conflicts) > 0 {
+		return nil, fmt.Errorf("%w: %d object(s) belong to another inventory, nothing would be applied:\n  %s", ErrRefused, len(conflicts), strings.Join(conflicts, "\n  "))
 	}
 	if len(errs) > 0 {
 		if err := missingNamespace(errors.Join(errs...), opts.Namespace); err != nil {
