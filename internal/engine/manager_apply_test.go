@@ -246,8 +246,14 @@ func TestSharedObjectRefused(t *testing.T) {
 	}
 	two := map[string]string{"cm.yaml": configMap("shared", "from-two"), "own.yaml": configMap("own", "x")}
 	for name, run := range map[string]func() error{
-		"apply": func() error { _, err := e.Apply(ctx, renderFiles(t, two), ApplyOptions{Namespace: ns, Name: "two"}); return err },
-		"diff":  func() error { _, err := e.Diff(ctx, renderFiles(t, two), DiffOptions{Namespace: ns, Name: "two"}); return err },
+		"apply": func() error {
+			_, err := e.Apply(ctx, renderFiles(t, two), ApplyOptions{Namespace: ns, Name: "two"})
+			return err
+		},
+		"diff": func() error {
+			_, err := e.Diff(ctx, renderFiles(t, two), DiffOptions{Namespace: ns, Name: "two"})
+			return err
+		},
 	} {
 		err := run()
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), `ConfigMap/shared: already deployed by "one"`) || !strings.Contains(err.Error(), "kubectl label configmap/shared keyless.dev/inventory-") {
