@@ -138,6 +138,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	}
 
 	trigger := r.trigger(app, rev.SHA)
+	if trigger == "" && r.Drift.blindDue(ctx, key, inventoryRefs(app), interval) {
+		trigger = TriggerDrift
+	}
 	if trigger == "" {
 		// Nothing moved: refresh health while objects roll out, else sleep.
 		return r.refreshHealth(ctx, app, interval)

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"sync"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -33,11 +34,14 @@ type driftTracker struct {
 	watched     map[schema.GroupVersionKind]bool
 	dirty       map[types.NamespacedName]bool
 	progressing map[types.NamespacedName]bool
+	// blindChecked is when an Application with objects of unwatched kinds
+	// was last re-applied to find their drift.
+	blindChecked map[types.NamespacedName]time.Time
 }
 
 func newDriftTracker(c cache.Cache, m *metrics) *driftTracker {
 	return &driftTracker{cache: c, metrics: m, watched: map[schema.GroupVersionKind]bool{},
-		dirty: map[types.NamespacedName]bool{}, progressing: map[types.NamespacedName]bool{}}
+		dirty: map[types.NamespacedName]bool{}, progressing: map[types.NamespacedName]bool{}, blindChecked: map[types.NamespacedName]time.Time{}}
 }
 
 // setProgressing records whether an Application waits for its objects to
@@ -75,7 +79,59 @@ func (d *driftTracker) forget(k types.NamespacedName) {
 	d.mu.Lock()
 	delete(d.dirty, k)
 	delete(d.progressing, k)
+	delete(d.blindChecked, k)
 	d.mu.Unlock()
+}
+
+// blindDue reports whether some of refs are of a kind whose watch has not
+// synced — typically one the controller's Role may not list/watch — and
+// interval has passed since the last such check of k. Drift of those objects
+// is not seen by a watch, so it is looked for by re-applying (a dry-run per
+// object; a write only where something drifted) once per interval.
+func (d *driftTracker) blindDue(ctx context.Context, k types.NamespacedName, refs []engine.ObjectRef, interval time.Duration) bool {
+	blind := false
+	seen := map[schema.GroupVersionKind]bool{}
+	for _, r := range refs {
+		gvk := r.GVK()
+		if seen[gvk] {
+			continue
+		}
+		seen[gvk] = true
+		if !d.synced(ctx, gvk) {
+			blind = true
+			break
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !blind {
+		delete(d.blindChecked, k)
+		return false
+	}
+	last, ok := d.blindChecked[k]
+	if !ok {
+		d.blindChecked[k] = time.Now() // just applied: the first check is one interval away
+		return false
+	}
+	if time.Since(last) < interval {
+		return false
+	}
+	d.blindChecked[k] = time.Now()
+	return true
+}
+
+// synced reports whether the metadata informer of gvk has listed its objects.
+func (d *driftTracker) synced(ctx context.Context, gvk schema.GroupVersionKind) bool {
+	d.mu.Lock()
+	watched := d.watched[gvk]
+	d.mu.Unlock()
+	if !watched {
+		return false
+	}
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(gvk)
+	inf, err := d.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+	return err == nil && inf.HasSynced()
 }
 
 // watch makes sure every kind in res is watched.
@@ -106,7 +162,7 @@ func (d *driftTracker) watchRefs(ctx context.Context, refs []engine.ObjectRef) {
 		obj.SetGroupVersionKind(gvk)
 		src := source.Kind(d.cache, obj, d.handler())
 		if err := d.ctrl.Watch(src); err != nil {
-			log.FromContext(ctx).Error(err, "cannot watch managed objects; drift of this kind is seen at the next interval only", "kind", gvk.String())
+			log.FromContext(ctx).Error(err, "cannot watch managed objects; drift of this kind is looked for once per interval, by re-applying", "kind", gvk.String())
 			continue
 		}
 		d.watched[gvk] = true

@@ -1,0 +1,71 @@
+package controller_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+)
+
+// TestUnwatchableKindHealsAtInterval: the deployer may manage ServiceAccounts
+// but the controller may not watch them (config/install grants no list/watch
+// of that kind). A manual edit of such an object is not seen by a watch; it is
+// found and reverted at the next interval, by re-applying.
+func TestUnwatchableKindHealsAtInterval(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "deployer-serviceaccounts", Namespace: appNS},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch", "create", "patch", "update", "delete"}}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "deployer-serviceaccounts", Namespace: appNS},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "keyless-deployer", Namespace: appNS}}}
+	if err := e.admin.Create(ctx, role); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.admin.Create(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	e.startController(time.Hour)
+	files := manifests("registry.example.com/web:1.0", "hello")
+	files["deploy/sa.yaml"] = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\nautomountServiceAccountToken: false\n"
+	e.push(files, nil, "web with its own ServiceAccount")
+	app := &kv1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: appNS},
+		Spec: kv1.ApplicationSpec{
+			Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: "deploy",
+				SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}},
+			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}},
+			Interval:   &metav1.Duration{Duration: 5 * time.Second},
+		},
+	}
+	if err := e.admin.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	// The deployer's new Role takes effect asynchronously: a 403 is retried.
+	e.waitApp("web", "Ready", 60*time.Second, ready)
+
+	sa, err := e.cs.CoreV1().ServiceAccounts(appNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	sa.AutomountServiceAccountToken = &yes
+	if _, err := e.cs.CoreV1().ServiceAccounts(appNS).Update(ctx, sa, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the ServiceAccount edit to be reverted at the interval", func() (bool, string) {
+		sa, err := e.cs.CoreV1().ServiceAccounts(appNS).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return sa.AutomountServiceAccountToken != nil && !*sa.AutomountServiceAccountToken, fmt.Sprint(*sa.AutomountServiceAccountToken)
+	})
+	got := e.app("web")
+	if len(got.Status.History) == 0 || got.Status.History[0].Trigger != "drift" {
+		t.Fatalf("the revert is not recorded as a drift sync: %+v", got.Status.History)
+	}
+}
