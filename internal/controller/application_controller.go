@@ -69,7 +69,13 @@ type ApplicationReconciler struct {
 	enginesMu sync.Mutex
 	engines   map[string]*engine.Engine
 	renderMu  sync.Mutex
-	renders   map[string][]*unstructured.Unstructured
+	renders   map[types.NamespacedName]renderEntry // the last render of each Application
+}
+
+// renderEntry is an Application's last render and what it was rendered from.
+type renderEntry struct {
+	key  string
+	objs []*unstructured.Unstructured
 }
 
 // Reconcile syncs one Application. Order: get → finalizer → suspend → spec
@@ -81,6 +87,9 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Drift.forget(req.NamespacedName)
+			r.renderMu.Lock()
+			delete(r.renders, req.NamespacedName)
+			r.renderMu.Unlock()
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -383,7 +392,9 @@ func (r *ApplicationReconciler) gitAuth(ctx context.Context, app *kv1.Applicatio
 	return auth, nil
 }
 
-// render renders the app at sha, cached by commit, path and options.
+// render renders the app at sha. Each Application's last render is kept (by
+// repository, commit, namespace and options), so memory is bounded by the
+// number of Applications and a periodic pass renders nothing.
 func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, sha string) ([]*unstructured.Unstructured, error) {
 	src := app.Spec.Source
 	opts := render.Options{Path: src.Path, Namespace: app.Namespace, Helm: render.HelmOptions{ReleaseName: app.Name}}
@@ -395,26 +406,28 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 		opts.Helm.Values = helmParameters(h.Parameters)
 	}
 	cacheKey := fmt.Sprintf("%s|%s|%s|%+v", src.RepoURL, sha, app.Namespace, opts)
+	appKey := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	r.renderMu.Lock()
-	cached, ok := r.renders[cacheKey]
+	cached, ok := r.renders[appKey]
 	r.renderMu.Unlock()
-	if ok {
-		return cached, nil
+	if ok && cached.key == cacheKey {
+		return cached.objs, nil
 	}
-	dir, err := r.Source.Checkout(src.RepoURL, sha)
+	dir, release, err := r.Source.Checkout(src.RepoURL, sha)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	opts.Root = dir
 	res, err := render.Render(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	r.renderMu.Lock()
-	if r.renders == nil || len(r.renders) > 1000 {
-		r.renders = map[string][]*unstructured.Unstructured{}
+	if r.renders == nil {
+		r.renders = map[types.NamespacedName]renderEntry{}
 	}
-	r.renders[cacheKey] = res.Objects
+	r.renders[appKey] = renderEntry{key: cacheKey, objs: res.Objects}
 	r.renderMu.Unlock()
 	return res.Objects, nil
 }

@@ -36,6 +36,10 @@ type Options struct {
 	MaxCheckoutBytes int64
 	// MaxCheckoutFiles bounds the number of files of one commit. Default 20000.
 	MaxCheckoutFiles int
+	// KeepCheckouts is how many checkouts per repository are kept after
+	// use (most recently used first); older ones not in use are deleted.
+	// Default 4.
+	KeepCheckouts int
 	// Observe, when set, is told of every ls-remote and fetch (for metrics).
 	Observe func(op string, d time.Duration, err error)
 }
@@ -45,6 +49,10 @@ type Source struct {
 	opts  Options
 	mu    sync.Mutex
 	repos map[string]*repo
+
+	coMu     sync.Mutex
+	inUse    map[string]int       // checkout dir → holders
+	lastUsed map[string]time.Time // checkout dir → last Checkout
 }
 
 type repo struct {
@@ -78,10 +86,13 @@ func New(opts Options) (*Source, error) {
 	if opts.MaxCheckoutFiles == 0 {
 		opts.MaxCheckoutFiles = 20000
 	}
+	if opts.KeepCheckouts == 0 {
+		opts.KeepCheckouts = 4
+	}
 	if err := os.MkdirAll(filepath.Join(opts.CacheDir, "checkouts"), 0o700); err != nil {
 		return nil, fmt.Errorf("creating git cache: %w", err)
 	}
-	return &Source{opts: opts, repos: map[string]*repo{}}, nil
+	return &Source{opts: opts, repos: map[string]*repo{}, inUse: map[string]int{}, lastUsed: map[string]time.Time{}}, nil
 }
 
 func hashOf(s string) string {
@@ -266,43 +277,95 @@ func (r *repo) open() (*git.Repository, error) {
 }
 
 // Checkout returns a folder holding the files of commit sha (fetched before),
-// written once and then shared; treat it as read-only.
-func (s *Source) Checkout(url, sha string) (string, error) {
-	dir := filepath.Join(s.opts.CacheDir, "checkouts", hashOf(url)+"-"+sha)
+// written once and then shared; treat it as read-only, and call release when
+// done reading it. Checkouts of a repository beyond the KeepCheckouts most
+// recently used, and not in use, are deleted.
+func (s *Source) Checkout(url, sha string) (dir string, release func(), err error) {
+	dir = filepath.Join(s.opts.CacheDir, "checkouts", hashOf(url)+"-"+sha)
+	s.hold(dir)
+	release = func() { s.releaseCheckout(url, dir) }
+	if err := s.writeCheckout(url, sha, dir); err != nil {
+		release()
+		return "", nil, err
+	}
+	return dir, release, nil
+}
+
+func (s *Source) hold(dir string) {
+	s.coMu.Lock()
+	s.inUse[dir]++
+	s.lastUsed[dir] = time.Now()
+	s.coMu.Unlock()
+}
+
+// releaseCheckout drops a hold on dir, then deletes the repository's
+// checkouts that are neither in use nor among the most recently used.
+func (s *Source) releaseCheckout(url, dir string) {
+	s.coMu.Lock()
+	defer s.coMu.Unlock()
+	if s.inUse[dir]--; s.inUse[dir] <= 0 {
+		delete(s.inUse, dir)
+	}
+	root := filepath.Join(s.opts.CacheDir, "checkouts")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	prefix := hashOf(url) + "-"
+	var dirs []string
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+			dirs = append(dirs, filepath.Join(root, e.Name()))
+		}
+	}
+	// Most recently used first; checkouts from before a restart are oldest.
+	sort.Slice(dirs, func(i, j int) bool { return s.lastUsed[dirs[i]].After(s.lastUsed[dirs[j]]) })
+	for i, d := range dirs {
+		if i < s.opts.KeepCheckouts || s.inUse[d] > 0 {
+			continue
+		}
+		if err := os.RemoveAll(d); err == nil {
+			delete(s.lastUsed, d)
+		}
+	}
+}
+
+// writeCheckout writes the files of sha into dir unless they are there.
+func (s *Source) writeCheckout(url, sha, dir string) error {
 	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
+		return nil
 	}
 	r := s.repo(url)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
+		return nil
 	}
 	repo, err := r.open()
 	if err != nil {
-		return "", err
+		return err
 	}
 	c, err := repo.CommitObject(plumbing.NewHash(sha))
 	if err != nil {
-		return "", fmt.Errorf("commit %s: %w", sha, err)
+		return fmt.Errorf("commit %s: %w", sha, err)
 	}
 	tree, err := c.Tree()
 	if err != nil {
-		return "", fmt.Errorf("commit %s: %w", sha, err)
+		return fmt.Errorf("commit %s: %w", sha, err)
 	}
 	tmp, err := os.MkdirTemp(filepath.Join(s.opts.CacheDir, "checkouts"), ".tmp-")
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := s.writeTree(tree, tmp); err != nil {
 		_ = os.RemoveAll(tmp)
-		return "", fmt.Errorf("checking out %s: %w", sha, err)
+		return fmt.Errorf("checking out %s: %w", sha, err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		_ = os.RemoveAll(tmp)
-		return "", err
+		return err
 	}
-	return dir, nil
+	return nil
 }
 
 func (s *Source) writeTree(tree *object.Tree, dir string) error {

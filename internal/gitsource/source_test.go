@@ -2,6 +2,7 @@ package gitsource
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,10 +73,11 @@ func TestResolveFetchCheckout(t *testing.T) {
 	if n := cnt.get("fetch"); n != 1 {
 		t.Errorf("fetches = %d, want 1 (no fetch when the commit is cached)", n)
 	}
-	dir, err := src.Checkout(url, first)
+	dir, release, err := src.Checkout(url, first)
 	if err != nil {
 		t.Fatal(err)
 	}
+	release()
 	if b, err := os.ReadFile(filepath.Join(dir, "deploy", "cm.yaml")); err != nil || string(b) != "a: 1\n" {
 		t.Fatalf("checkout content %q, %v", b, err)
 	}
@@ -99,10 +101,11 @@ func TestResolveFetchCheckout(t *testing.T) {
 	if err := src.Fetch(ctx, url, rev, auth); err != nil {
 		t.Fatal(err)
 	}
-	dir, err = src.Checkout(url, second)
+	dir, release, err = src.Checkout(url, second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer release()
 	if b, _ := os.ReadFile(filepath.Join(dir, "deploy", "cm.yaml")); string(b) != "a: 2\n" {
 		t.Fatalf("second checkout %q", b)
 	}
@@ -165,5 +168,75 @@ func TestAuthFromSecret(t *testing.T) {
 	}
 	if _, err := AuthFromSecret("https://git.example.com/a.git", map[string][]byte{"foo": []byte("p")}); err == nil {
 		t.Fatal("secret without usable keys accepted")
+	}
+}
+
+// TestCheckoutsAreCollected: only the KeepCheckouts most recently used
+// checkouts of a repository stay on disk, and one still in use is never
+// deleted under its reader.
+func TestCheckoutsAreCollected(t *testing.T) {
+	ctx := t.Context()
+	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	if err := srv.CreateRepo(ctx, "app", "main"); err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	src, err := New(Options{CacheDir: cache, LsRemoteTTL: time.Nanosecond, KeepCheckouts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.RepoURL("app")
+	var dirs []string
+	var held func()
+	for i := range 5 {
+		sha, err := srv.Commit(ctx, "app", gitserver.Commit{Files: map[string]string{"cm.yaml": fmt.Sprintf("a: %d\n", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, err := src.Resolve(ctx, url, "main", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Fetch(ctx, url, rev, nil); err != nil {
+			t.Fatal(err)
+		}
+		dir, release, err := src.Checkout(url, sha)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+		if i == 0 {
+			held = release // still being read
+			continue
+		}
+		release()
+	}
+	exists := func(d string) bool { _, err := os.Stat(d); return err == nil }
+	if !exists(dirs[0]) {
+		t.Error("a checkout in use was deleted")
+	}
+	for i, d := range dirs[1:3] {
+		if exists(d) {
+			t.Errorf("old checkout %d kept", i+1)
+		}
+	}
+	for _, d := range dirs[3:] {
+		if !exists(d) {
+			t.Errorf("recent checkout %s deleted", d)
+		}
+	}
+	held()
+	if exists(dirs[0]) {
+		t.Error("a released old checkout was not collected")
+	}
+	// A checkout collected is written again when needed.
+	if _, release, err := src.Checkout(url, filepath.Base(dirs[1])[len(hashOf(url))+1:]); err != nil {
+		t.Fatal(err)
+	} else {
+		release()
 	}
 }
