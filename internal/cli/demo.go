@@ -73,6 +73,7 @@ func runDemo(ctx context.Context, streams IOStreams, f *demoFlags) error {
 	}
 	_, err := demo.Run(ctx, demo.Options{
 		Out: streams.Out, Keyless: InProcess, Assets: assets, Dir: f.dir, Keep: f.keep, StepTimeout: f.stepTimeout,
+		Command: os.Args[0],
 	})
 	if errors.Is(err, demo.ErrFailed) {
 		return &ExitError{Code: 1}

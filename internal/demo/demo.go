@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,6 +40,9 @@ type Options struct {
 	Keep bool
 	// StepTimeout bounds each wait. Default 2m.
 	StepTimeout time.Duration
+	// Command is how the explore hints (--keep) invoke keyless, e.g.
+	// "bin/keyless". Default "keyless".
+	Command string
 }
 
 // StepResult is one step's outcome.
@@ -85,6 +89,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	if opts.StepTimeout == 0 {
 		opts.StepTimeout = 2 * time.Minute
+	}
+	if opts.Command == "" {
+		opts.Command = "keyless"
 	}
 	e := &env{opts: opts, dir: opts.Dir}
 	if e.dir == "" {
@@ -194,18 +201,28 @@ func (e *env) printExplore() {
 Everything is still running (--keep). Explore, then press Ctrl-C to stop and clean up:
 
   export KUBECONFIG=%s          # cluster admin
-  keyless get apps -n %s
-  keyless history %s -n %s
-  kubectl --kubeconfig %s auth can-i --list -n %s   # what the controller may do
+  %[13]s get apps -n %[2]s
+  %[13]s history %[3]s -n %[4]s
+  %[13]s audit cluster -A
+  %[19]s --kubeconfig %[5]s auth can-i --list -n %[6]s   # what the controller may do
 
   Git repository   %s  (token: %s)
   webhook          %s/hooks/gitlab  (X-Gitlab-Token: %s)
-  CI issuer        %s  (CA %s; mint a token: keyless dev-issuer token --issuer %s --ca %s --gitlab %s --project-id %d --ref main --audience %s)
-  controller       audit trail %s, log %s
+  CI issuer        %[11]s  (CA %[12]s; mint a token: %[13]s dev-issuer token --issuer %[11]s --ca %[12]s --gitlab %[14]s --project-id %[15]d --ref main --audience %[16]s)
+  controller       audit trail %[17]s, log %[18]s
 `, e.cluster.KubeconfigPath, appNS, appName, appNS, e.ctrlConfig, appNS,
 		e.repoURL, e.gitTok, e.hookURL, e.hookSecret,
-		e.issuer.URL(), e.caFile, e.issuer.URL(), e.caFile, project, projectID, audience,
-		e.auditPath, e.dir+"/controller.log")
+		e.issuer.URL(), e.caFile, e.opts.Command, project, projectID, audience,
+		e.auditPath, e.dir+"/controller.log", e.kubectl())
+}
+
+// kubectl is the kubectl built with the control plane when there is one.
+func (e *env) kubectl() string {
+	p := filepath.Join(e.opts.Assets, "kubectl")
+	if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+		return p
+	}
+	return "kubectl"
 }
 
 func short(sha string) string {
