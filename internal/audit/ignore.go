@@ -73,7 +73,7 @@ func Apply(findings []Finding, igs []Ignore) (kept, ignored []Finding) {
 				accepted = true
 				break
 			}
-			if ok, _ := path.Match(ig.Path, f.File); ok || ig.Path == f.File {
+			if ok, _ := path.Match(ig.Path, f.File); ok || ig.Path == f.File || underDir(ig.Path, f.File) {
 				accepted = true
 				break
 			}
@@ -85,4 +85,10 @@ func Apply(findings []Finding, igs []Ignore) (kept, ignored []Finding) {
 		}
 	}
 	return kept, ignored
+}
+
+// underDir reports whether pattern is DIR/** and file is inside DIR.
+func underDir(pattern, file string) bool {
+	dir, ok := strings.CutSuffix(pattern, "/**")
+	return ok && strings.HasPrefix(file, dir+"/")
 }

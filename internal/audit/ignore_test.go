@@ -36,3 +36,11 @@ func TestIgnoresNeedReasons(t *testing.T) {
 		t.Fatalf("ignore file without reason: %v", err)
 	}
 }
+
+func TestIgnoreDirGlob(t *testing.T) {
+	fs := []Finding{{Rule: "KL001", File: "a/b/c/k.yaml"}, {Rule: "KL001", File: "ab/k.yaml"}}
+	kept, ignored := Apply(fs, []Ignore{{Rule: "KL001", Path: "a/**", Reason: "fixtures"}})
+	if len(ignored) != 1 || ignored[0].File != "a/b/c/k.yaml" || len(kept) != 1 {
+		t.Fatalf("kept %v ignored %v", kept, ignored)
+	}
+}

@@ -37,7 +37,7 @@ type ignoreFlags struct {
 }
 
 func (f *ignoreFlags) add(cmd *cobra.Command, defaultFile string) {
-	cmd.Flags().StringArrayVar(&f.ignores, "ignore", nil, "accept a risk: RULE[:PATH-GLOB]=REASON (repeatable; the reason is required)")
+	cmd.Flags().StringArrayVar(&f.ignores, "ignore", nil, "accept a risk: RULE[:PATH-GLOB]=REASON (repeatable; DIR/** matches everything under DIR; the reason is required)")
 	cmd.Flags().StringVar(&f.ignoreFile, "ignore-file", defaultFile, "YAML list of {rule, path, reason} accepted risks")
 }
 

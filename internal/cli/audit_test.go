@@ -41,6 +41,11 @@ func TestAuditRepoCommand(t *testing.T) {
 	if code != 1 || json.Unmarshal([]byte(out), &log) != nil || log.Version != "2.1.0" || len(log.Runs) != 1 || len(log.Runs[0].Results) != len(report.Findings) {
 		t.Fatalf("sarif: exit %d: %s", code, out[:min(300, len(out))])
 	}
+	// keyless's own repository is clean, its audit fixtures accepted with a
+	// reason (.keyless-audit-ignore.yaml at the root).
+	if code, out, errOut := run(t.Context(), t, "audit", "repo", "../.."); code != 0 || !strings.Contains(out, "no findings") || !strings.Contains(errOut, "accepted risk: KL001 internal/audit/testdata/") {
+		t.Errorf("keyless's repository: exit %d\n%s%s", code, out, errOut)
+	}
 	// The keyless examples and install are clean.
 	for _, dir := range []string{"../../examples", "../../config"} {
 		code, out, errOut := run(t.Context(), t, "audit", "repo", dir)
