@@ -146,7 +146,8 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return ctrl.Result{}, fmt.Errorf("resolving %s: %w", src.TargetRevision, err)
 	}
 
-	trigger := r.trigger(app, rev.SHA)
+	driftSeen := r.Drift.mark(key)
+	trigger := r.trigger(app, rev.SHA, driftSeen)
 	if trigger == "" && r.Drift.blindDue(ctx, key, inventoryRefs(app), interval) {
 		trigger = TriggerDrift
 	}
@@ -203,7 +204,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 			app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusOutOfSync, Revision: rev.SHA, Drifted: driftedObjects(diff)}
 		}
 		app.Status.ObservedGeneration = app.Generation
-		r.Drift.clear(key)
+		r.Drift.clear(key, driftSeen)
 		if diff.Changed() {
 			msg := "out of sync: " + strings.Join(app.Status.Sync.Drifted, ", ")
 			if automated {
@@ -233,7 +234,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		}
 		return ctrl.Result{}, err
 	}
-	r.Drift.clear(key)
+	r.Drift.clear(key, driftSeen)
 	r.Drift.watch(ctx, res)
 	app.Status.LastAppliedRevision = rev.SHA
 	app.Status.ObservedGeneration = app.Generation
@@ -256,8 +257,8 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 }
 
 // trigger says why this reconcile must sync, or "" when nothing moved.
-func (r *ApplicationReconciler) trigger(app *kv1.Application, sha string) string {
-	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+// drift is the tracker's mark for app (0: no drift seen).
+func (r *ApplicationReconciler) trigger(app *kv1.Application, sha string, drift uint64) string {
 	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, kv1.StalledCondition)
 	switch {
 	case syncRequested(app):
@@ -266,7 +267,7 @@ func (r *ApplicationReconciler) trigger(app *kv1.Application, sha string) string
 		return TriggerRevision
 	case app.Generation != app.Status.ObservedGeneration:
 		return TriggerSpec
-	case r.Drift.isDirty(key):
+	case drift != 0:
 		return TriggerDrift
 	case sha != app.Status.LastAppliedRevision && !stalled:
 		// The last attempt at this revision failed transiently: try again.

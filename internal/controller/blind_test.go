@@ -64,8 +64,9 @@ func TestUnwatchableKindHealsAtInterval(t *testing.T) {
 		}
 		return sa.AutomountServiceAccountToken != nil && !*sa.AutomountServiceAccountToken, fmt.Sprint(*sa.AutomountServiceAccountToken)
 	})
-	got := e.app("web")
-	if len(got.Status.History) == 0 || got.Status.History[0].Trigger != "drift" {
-		t.Fatalf("the revert is not recorded as a drift sync: %+v", got.Status.History)
-	}
+	// The status (with the history) is written after the apply that reverted
+	// the edit: wait for it rather than read it at once.
+	e.waitApp("web", "the revert recorded as a drift sync in the history", 20*time.Second, func(a *kv1.Application) bool {
+		return len(a.Status.History) > 0 && a.Status.History[0].Trigger == "drift" && a.Status.History[0].Result == "Succeeded"
+	})
 }

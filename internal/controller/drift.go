@@ -32,7 +32,12 @@ type driftTracker struct {
 	mu          sync.Mutex
 	ctrl        controller.Controller
 	watched     map[schema.GroupVersionKind]bool
-	dirty       map[types.NamespacedName]bool
+	// dirty holds, per Application, the sequence number of its newest drift
+	// event not yet handled. A reconcile clears only the mark it saw when it
+	// started: an edit made while it applies stays marked and is healed by
+	// the next reconcile instead of being forgotten.
+	dirty       map[types.NamespacedName]uint64
+	seq         uint64
 	progressing map[types.NamespacedName]bool
 	// blindChecked is when an Application with objects of unwatched kinds
 	// was last re-applied to find their drift.
@@ -41,7 +46,7 @@ type driftTracker struct {
 
 func newDriftTracker(c cache.Cache, m *metrics) *driftTracker {
 	return &driftTracker{cache: c, metrics: m, watched: map[schema.GroupVersionKind]bool{},
-		dirty: map[types.NamespacedName]bool{}, progressing: map[types.NamespacedName]bool{}, blindChecked: map[types.NamespacedName]time.Time{}}
+		dirty: map[types.NamespacedName]uint64{}, progressing: map[types.NamespacedName]bool{}, blindChecked: map[types.NamespacedName]time.Time{}}
 }
 
 // setProgressing records whether an Application waits for its objects to
@@ -63,16 +68,23 @@ func (d *driftTracker) setController(c controller.Controller) {
 	d.mu.Unlock()
 }
 
-func (d *driftTracker) isDirty(k types.NamespacedName) bool {
+// mark returns the sequence number of k's newest unhandled drift event, 0
+// when there is none. A reconcile reads it before it reads the cluster and
+// hands it back to clear when it is done.
+func (d *driftTracker) mark(k types.NamespacedName) uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.dirty[k]
 }
 
-func (d *driftTracker) clear(k types.NamespacedName) {
+// clear forgets k's drift up to seen (a value of mark): drift marked after
+// that is kept, so an edit made during a sync is not lost.
+func (d *driftTracker) clear(k types.NamespacedName, seen uint64) {
 	d.mu.Lock()
-	delete(d.dirty, k)
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	if d.dirty[k] <= seen {
+		delete(d.dirty, k)
+	}
 }
 
 func (d *driftTracker) forget(k types.NamespacedName) {
@@ -204,7 +216,8 @@ func (d *driftTracker) handler() handler.TypedEventHandler[*metav1.PartialObject
 
 func (d *driftTracker) markDirty(k types.NamespacedName) {
 	d.mu.Lock()
-	d.dirty[k] = true
+	d.seq++
+	d.dirty[k] = d.seq
 	d.mu.Unlock()
 	d.metrics.driftEvents.Inc()
 }
