@@ -29,9 +29,9 @@ type driftTracker struct {
 	cache   cache.Cache // label-filtered, metadata-only cache of managed objects
 	metrics *metrics
 
-	mu          sync.Mutex
-	ctrl        controller.Controller
-	watched     map[schema.GroupVersionKind]bool
+	mu      sync.Mutex
+	ctrl    controller.Controller
+	watched map[schema.GroupVersionKind]bool
 	// dirty holds, per Application, the sequence number of its newest drift
 	// event not yet handled. A reconcile clears only the mark it saw when it
 	// started: an edit made while it applies stays marked and is healed by
