@@ -69,4 +69,15 @@ func TestUnwatchableKindHealsAtInterval(t *testing.T) {
 	e.waitApp("web", "the revert recorded as a drift sync in the history", 20*time.Second, func(a *kv1.Application) bool {
 		return len(a.Status.History) > 0 && a.Status.History[0].Trigger == "drift" && a.Status.History[0].Result == "Succeeded"
 	})
+
+	// The controller asked before watching: it did not start an informer
+	// that retries a forbidden list for ever, so the apiserver's audit log
+	// holds no denied list/watch of ServiceAccounts by the controller.
+	controllerUser := "system:serviceaccount:" + controlNS + ":keyless-controller"
+	for _, ev := range e.cluster.AuditEvents(t, appNS) {
+		if ev.User.Username == controllerUser && ev.ObjectRef.Resource == "serviceaccounts" &&
+			(ev.Verb == "list" || ev.Verb == "watch") && ev.ResponseStatus != nil && ev.ResponseStatus.Code == 403 {
+			t.Fatalf("the controller kept trying a forbidden %s of serviceaccounts: %s", ev.Verb, ev.RequestURI)
+		}
+	}
 }

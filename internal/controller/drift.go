@@ -42,11 +42,21 @@ type driftTracker struct {
 	// blindChecked is when an Application with objects of unwatched kinds
 	// was last re-applied to find their drift.
 	blindChecked map[types.NamespacedName]time.Time
+	// access, when set, is asked before a kind is watched; denied records
+	// when a kind was found unwatchable, so it is asked again only after
+	// accessRecheck (an admin may grant it meanwhile).
+	access *watchAccess
+	denied map[schema.GroupVersionKind]time.Time
 }
+
+// accessRecheck is how long a kind the controller may not watch is left
+// unwatched before its access is asked again.
+const accessRecheck = 5 * time.Minute
 
 func newDriftTracker(c cache.Cache, m *metrics) *driftTracker {
 	return &driftTracker{cache: c, metrics: m, watched: map[schema.GroupVersionKind]bool{},
-		dirty: map[types.NamespacedName]uint64{}, progressing: map[types.NamespacedName]bool{}, blindChecked: map[types.NamespacedName]time.Time{}}
+		dirty: map[types.NamespacedName]uint64{}, progressing: map[types.NamespacedName]bool{}, blindChecked: map[types.NamespacedName]time.Time{},
+		denied: map[schema.GroupVersionKind]time.Time{}}
 }
 
 // setProgressing records whether an Application waits for its objects to
@@ -158,27 +168,71 @@ func (d *driftTracker) watch(ctx context.Context, res *engine.Result) {
 	d.watchRefs(ctx, refs)
 }
 
-// watchRefs makes sure the kinds of refs are watched (idempotent).
+// watchRefs makes sure the kinds of refs are watched (idempotent). A kind
+// the controller may not list and watch is left unwatched — its drift is
+// found once per interval by blindDue — and asked about again after
+// accessRecheck.
 func (d *driftTracker) watchRefs(ctx context.Context, refs []engine.ObjectRef) {
+	for _, gvk := range d.unwatched(refs) {
+		if d.access != nil {
+			missing, err := d.access.check(ctx, gvk)
+			if err != nil {
+				log.FromContext(ctx).Error(err, "cannot tell whether the controller may watch managed objects; trying to watch them", "kind", gvk.String())
+			} else if missing != "" {
+				d.mu.Lock()
+				_, known := d.denied[gvk]
+				d.denied[gvk] = time.Now()
+				d.mu.Unlock()
+				if !known {
+					log.FromContext(ctx).Info("the controller may not watch this kind: drift of these objects is looked for once per interval, by re-applying; grant list and watch in the controller's Role for immediate self-heal",
+						"kind", gvk.String(), "missing", missing)
+				}
+				continue
+			}
+		}
+		d.startWatch(ctx, gvk)
+	}
+}
+
+// unwatched returns the kinds of refs that are neither watched nor recently
+// found unwatchable.
+func (d *driftTracker) unwatched(refs []engine.ObjectRef) []schema.GroupVersionKind {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ctrl == nil {
-		return
+		return nil
 	}
+	var out []schema.GroupVersionKind
+	seen := map[schema.GroupVersionKind]bool{}
 	for _, r := range refs {
 		gvk := r.GVK()
-		if d.watched[gvk] {
+		if seen[gvk] || d.watched[gvk] {
 			continue
 		}
-		obj := &metav1.PartialObjectMetadata{}
-		obj.SetGroupVersionKind(gvk)
-		src := source.Kind(d.cache, obj, d.handler())
-		if err := d.ctrl.Watch(src); err != nil {
-			log.FromContext(ctx).Error(err, "cannot watch managed objects; drift of this kind is looked for once per interval, by re-applying", "kind", gvk.String())
+		seen[gvk] = true
+		if at, ok := d.denied[gvk]; ok && time.Since(at) < accessRecheck {
 			continue
 		}
-		d.watched[gvk] = true
+		out = append(out, gvk)
 	}
+	return out
+}
+
+// startWatch adds an informer-backed watch of gvk to the controller, once.
+func (d *driftTracker) startWatch(ctx context.Context, gvk schema.GroupVersionKind) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.watched[gvk] {
+		return
+	}
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(gvk)
+	if err := d.ctrl.Watch(source.Kind(d.cache, obj, d.handler())); err != nil {
+		log.FromContext(ctx).Error(err, "cannot watch managed objects; drift of this kind is looked for once per interval, by re-applying", "kind", gvk.String())
+		return
+	}
+	delete(d.denied, gvk)
+	d.watched[gvk] = true
 }
 
 // handler turns events of managed objects into reconciles: an edit of spec,

@@ -160,6 +160,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	drift := newDriftTracker(managedCache, m)
+	drift.access = &watchAccess{client: mgr.GetClient(), mapper: mgr.GetRESTMapper(), namespaces: opts.Namespaces}
 	r := &ApplicationReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: cfg, HTTPClient: mgr.GetHTTPClient(),
 		Mapper: mgr.GetRESTMapper(), Source: src, Recorder: mgr.GetEventRecorder("keyless-controller"),
