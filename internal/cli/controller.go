@@ -30,6 +30,7 @@ type controllerFlags struct {
 	webhookAddr             string
 	webhookSecretFile       string
 	cacheDir                string
+	cacheGCInterval         time.Duration
 }
 
 func newControllerCommand(streams IOStreams) *cobra.Command {
@@ -67,6 +68,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringVar(&f.webhookAddr, "webhook-bind-address", "", "address for POST /hooks/github and /hooks/gitlab (empty disables)")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook shared secret (GitHub HMAC key / GitLab token)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "Git cache folder (default a temporary directory)")
+	fl.DurationVar(&f.cacheGCInterval, "cache-gc-interval", 10*time.Minute, "how often the cache of repositories no Application reads any more is deleted")
 	return cmd
 }
 
@@ -102,7 +104,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr,
 		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, Concurrency: f.concurrency,
 		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secret,
-		CacheDir: f.cacheDir, AuditOut: streams.Out, Logger: logger,
+		CacheDir: f.cacheDir, CacheGCInterval: f.cacheGCInterval, AuditOut: streams.Out, Logger: logger,
 	})
 }
 

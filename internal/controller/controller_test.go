@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -355,6 +356,18 @@ func TestSeedFlow(t *testing.T) {
 		_, cErr := e.cs.CoreV1().ConfigMaps(appNS).Get(ctx, "settings", metav1.GetOptions{})
 		err := e.admin.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "web"}, &kv1.Application{})
 		return apierrors.IsNotFound(dErr) && apierrors.IsNotFound(cErr) && apierrors.IsNotFound(err), fmt.Sprint(dErr, cErr, err)
+	})
+
+	t.Log("the Git cache of a repository no Application reads any more is deleted")
+	waitFor(t, 30*time.Second, "the controller's Git cache emptied", func() (bool, string) {
+		var left []string
+		for _, sub := range []string{"repos", "checkouts"} {
+			entries, _ := os.ReadDir(filepath.Join(e.cacheDir, sub))
+			for _, en := range entries {
+				left = append(left, sub+"/"+en.Name())
+			}
+		}
+		return len(left) == 0, strings.Join(left, " ")
 	})
 }
 

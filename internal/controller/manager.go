@@ -54,6 +54,9 @@ type Options struct {
 	WebhookSecret []byte
 	// CacheDir holds the Git cache. Default: a temporary directory.
 	CacheDir string
+	// CacheGCInterval is how often the cache of repositories no Application
+	// reads any more is deleted. Default 10m.
+	CacheGCInterval time.Duration
 	// AuditOut receives one JSON line per sync. Default os.Stdout.
 	AuditOut io.Writer
 	// Logger is the controller's logger.
@@ -84,6 +87,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	if opts.AuditOut == nil {
 		opts.AuditOut = os.Stdout
+	}
+	if opts.CacheGCInterval <= 0 {
+		opts.CacheGCInterval = 10 * time.Minute
 	}
 	if opts.LeaderElectionNamespace == "" {
 		opts.LeaderElectionNamespace = opts.Namespaces[0]
@@ -184,6 +190,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err := mgr.Add(webhookServer(opts.WebhookBindAddress, recv)); err != nil {
 			return err
 		}
+	}
+	if err := mgr.Add(&cacheGC{client: mgr.GetClient(), source: src, interval: opts.CacheGCInterval}); err != nil {
+		return err
 	}
 	if opts.Ready != nil {
 		if err := mgr.Add(readySignal(opts.Ready)); err != nil {

@@ -52,6 +52,8 @@ type env struct {
 	ctrlCfg *rest.Config
 	hookURL string
 	audit   *syncBuffer
+	// cacheDir is the running controller's Git cache.
+	cacheDir string
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -151,6 +153,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 	addr := l.Addr().String()
 	_ = l.Close()
 	e.hookURL = "http://" + addr
+	e.cacheDir = e.t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
@@ -158,7 +161,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 		done <- controller.Run(ctx, e.ctrlCfg, controller.Options{
 			Namespaces: []string{appNS}, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 			DefaultInterval: defaultInterval, WebhookBindAddress: addr, WebhookSecret: []byte(hookSecret),
-			CacheDir: e.t.TempDir(), AuditOut: e.audit, Logger: testLogger(), Ready: ready,
+			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AuditOut: e.audit, Logger: testLogger(), Ready: ready,
 		})
 	}()
 	select {

@@ -62,6 +62,21 @@ type repo struct {
 	lsMu   sync.Mutex
 	lsAt   map[string]time.Time // credential hash → time of last ls-remote
 	lsRefs map[string][]*plumbing.Reference
+
+	usedMu sync.Mutex
+	used   time.Time // last Resolve, Fetch or Checkout, for Retain
+}
+
+func (r *repo) touch() {
+	r.usedMu.Lock()
+	r.used = time.Now()
+	r.usedMu.Unlock()
+}
+
+func (r *repo) lastUse() time.Time {
+	r.usedMu.Lock()
+	defer r.usedMu.Unlock()
+	return r.used
 }
 
 // Revision is a resolved target revision.
@@ -108,6 +123,7 @@ func (s *Source) repo(url string) *repo {
 		r = &repo{url: url, dir: filepath.Join(s.opts.CacheDir, "repos", hashOf(url)), lsAt: map[string]time.Time{}, lsRefs: map[string][]*plumbing.Reference{}}
 		s.repos[url] = r
 	}
+	r.touch()
 	return r
 }
 
