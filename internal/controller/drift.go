@@ -45,8 +45,9 @@ type driftTracker struct {
 	// access, when set, is asked before a kind is watched; denied records
 	// when a kind was found unwatchable, so it is asked again only after
 	// accessRecheck (an admin may grant it meanwhile).
-	access *watchAccess
-	denied map[schema.GroupVersionKind]time.Time
+	access   *watchAccess
+	denied   map[schema.GroupVersionKind]time.Time
+	checking map[schema.GroupVersionKind]bool // asked about by another reconcile right now
 }
 
 // accessRecheck is how long a kind the controller may not watch is left
@@ -56,7 +57,7 @@ const accessRecheck = 5 * time.Minute
 func newDriftTracker(c cache.Cache, m *metrics) *driftTracker {
 	return &driftTracker{cache: c, metrics: m, watched: map[schema.GroupVersionKind]bool{},
 		dirty: map[types.NamespacedName]uint64{}, progressing: map[types.NamespacedName]bool{}, blindChecked: map[types.NamespacedName]time.Time{},
-		denied: map[schema.GroupVersionKind]time.Time{}}
+		denied: map[schema.GroupVersionKind]time.Time{}, checking: map[schema.GroupVersionKind]bool{}}
 }
 
 // setProgressing records whether an Application waits for its objects to
@@ -174,28 +175,39 @@ func (d *driftTracker) watch(ctx context.Context, res *engine.Result) {
 // accessRecheck.
 func (d *driftTracker) watchRefs(ctx context.Context, refs []engine.ObjectRef) {
 	for _, gvk := range d.unwatched(refs) {
-		if d.access != nil {
-			missing, err := d.access.check(ctx, gvk)
-			if err != nil {
-				log.FromContext(ctx).Error(err, "cannot tell whether the controller may watch managed objects; trying to watch them", "kind", gvk.String())
-			} else if missing != "" {
-				d.mu.Lock()
-				_, known := d.denied[gvk]
-				d.denied[gvk] = time.Now()
-				d.mu.Unlock()
-				if !known {
-					log.FromContext(ctx).Info("the controller may not watch this kind: drift of these objects is looked for once per interval, by re-applying; grant list and watch in the controller's Role for immediate self-heal",
-						"kind", gvk.String(), "missing", missing)
-				}
-				continue
-			}
-		}
-		d.startWatch(ctx, gvk)
+		d.checkWatch(ctx, gvk)
 	}
 }
 
-// unwatched returns the kinds of refs that are neither watched nor recently
-// found unwatchable.
+// checkWatch asks whether gvk may be watched and watches it if so.
+func (d *driftTracker) checkWatch(ctx context.Context, gvk schema.GroupVersionKind) {
+	defer func() {
+		d.mu.Lock()
+		delete(d.checking, gvk)
+		d.mu.Unlock()
+	}()
+	if d.access != nil {
+		missing, err := d.access.check(ctx, gvk)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "cannot tell whether the controller may watch managed objects; trying to watch them", "kind", gvk.String())
+		} else if missing != "" {
+			d.mu.Lock()
+			_, known := d.denied[gvk]
+			d.denied[gvk] = time.Now()
+			d.mu.Unlock()
+			if !known {
+				log.FromContext(ctx).Info("the controller may not watch this kind: drift of these objects is looked for once per interval, by re-applying; grant list and watch in the controller's Role for immediate self-heal",
+					"kind", gvk.String(), "missing", missing)
+			}
+			return
+		}
+	}
+	d.startWatch(ctx, gvk)
+}
+
+// unwatched returns the kinds of refs that are neither watched, nor being
+// asked about by another reconcile, nor recently found unwatchable; the
+// caller must checkWatch each of them.
 func (d *driftTracker) unwatched(refs []engine.ObjectRef) []schema.GroupVersionKind {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -206,13 +218,14 @@ func (d *driftTracker) unwatched(refs []engine.ObjectRef) []schema.GroupVersionK
 	seen := map[schema.GroupVersionKind]bool{}
 	for _, r := range refs {
 		gvk := r.GVK()
-		if seen[gvk] || d.watched[gvk] {
+		if seen[gvk] || d.watched[gvk] || d.checking[gvk] {
 			continue
 		}
 		seen[gvk] = true
 		if at, ok := d.denied[gvk]; ok && time.Since(at) < accessRecheck {
 			continue
 		}
+		d.checking[gvk] = true
 		out = append(out, gvk)
 	}
 	return out
