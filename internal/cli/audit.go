@@ -107,7 +107,8 @@ Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 		Example: `  keyless audit repo .
   keyless audit repo . --ignore 'KL010:.gitlab-ci.yml=legacy job, removed with ticket OPS-42'
   keyless audit repo --format json --fail-on critical
-  keyless audit repo --history --format sarif > keyless-audit.sarif`,
+  keyless audit repo --history --format sarif > keyless-audit.sarif
+  keyless audit repo --format codequality > gl-code-quality-report.json   # GitLab MR widget`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			dir := "."
@@ -122,7 +123,7 @@ Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&f.format, "format", "table", "table, json or sarif (SARIF 2.1.0, for GitHub/GitLab code scanning)")
+	cmd.Flags().StringVar(&f.format, "format", "table", "table, json, sarif (SARIF 2.1.0, for GitHub code scanning) or codequality (GitLab merge request widget)")
 	cmd.Flags().StringVar(&f.failOn, "fail-on", "high", "lowest severity that makes the exit status 1: low, medium, high or critical")
 	cmd.Flags().BoolVar(&f.history, "history", false, "also scan every commit reachable from any ref (needs DIR to be a Git repository)")
 	f.add(cmd, "")
@@ -175,6 +176,10 @@ func printFindings(streams IOStreams, findings []audit.Finding, unreadable []str
 		if err := audit.WriteSARIF(streams.Out, findings, version.Version()); err != nil {
 			return err
 		}
+	case "codequality":
+		if err := audit.WriteCodeQuality(streams.Out, findings); err != nil {
+			return err
+		}
 	case "table":
 		if len(findings) == 0 {
 			_, _ = fmt.Fprintln(streams.Out, "no findings: no stored cluster credential, no over-broad CI/CD permission")
@@ -205,7 +210,7 @@ func printFindings(streams IOStreams, findings []audit.Finding, unreadable []str
 			_, _ = fmt.Fprintf(streams.ErrOut, "warning: could not read %s with these credentials; those checks were skipped\n", u)
 		}
 	default:
-		return fmt.Errorf("--format %q: want table, json or sarif", format)
+		return fmt.Errorf("--format %q: want table, json, sarif or codequality", format)
 	}
 	for _, x := range findings {
 		if x.Severity >= failOn {
@@ -259,7 +264,7 @@ Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 	}
 	f.addFlags(cmd.Flags())
 	cmd.Flags().BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "check Secrets in every namespace")
-	cmd.Flags().StringVar(&f.format, "format", "table", "table, json or sarif (SARIF 2.1.0, for GitHub/GitLab code scanning)")
+	cmd.Flags().StringVar(&f.format, "format", "table", "table, json, sarif (SARIF 2.1.0, for GitHub code scanning) or codequality (GitLab merge request widget)")
 	cmd.Flags().StringVar(&f.failOn, "fail-on", "high", "lowest severity that makes the exit status 1")
 	f.add(cmd, "")
 	return cmd

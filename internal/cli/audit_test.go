@@ -41,6 +41,16 @@ func TestAuditRepoCommand(t *testing.T) {
 	if code != 1 || json.Unmarshal([]byte(out), &log) != nil || log.Version != "2.1.0" || len(log.Runs) != 1 || len(log.Runs[0].Results) != len(report.Findings) {
 		t.Fatalf("sarif: exit %d: %s", code, out[:min(300, len(out))])
 	}
+	code, out, _ = run(t.Context(), t, "audit", "repo", "../audit/testdata/repo", "--format", "codequality")
+	var issues []struct {
+		CheckName string `json:"check_name"`
+		Location  struct {
+			Path string `json:"path"`
+		} `json:"location"`
+	}
+	if code != 1 || json.Unmarshal([]byte(out), &issues) != nil || len(issues) != len(report.Findings) || issues[0].CheckName != "keyless/"+report.Findings[0]["rule"].(string) {
+		t.Fatalf("codequality: exit %d: %s", code, out[:min(300, len(out))])
+	}
 	// keyless's own repository is clean, its audit fixtures accepted with a
 	// reason (.keyless-audit-ignore.yaml at the root).
 	if code, out, errOut := run(t.Context(), t, "audit", "repo", "../.."); code != 0 || !strings.Contains(out, "no findings") || !strings.Contains(errOut, "accepted risk: KL001 internal/audit/testdata/") {
