@@ -13,7 +13,7 @@ import (
 // severities, a path and a line ≥ 1), and a finding that only moved keeps
 // its fingerprint.
 func TestWriteCodeQuality(t *testing.T) {
-	findings, err := ScanRepo("testdata/repo")
+	findings, err := ScanRepo("testdata/repo", ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func gitlabIncludes(root string) ciIncludes {
 			return
 		}
 		seen[rel] = true
-		data, ok := readText(filepath.Join(root, filepath.FromSlash(rel)))
+		data, _, ok := readText(filepath.Join(root, filepath.FromSlash(rel)))
 		if !ok {
 			return
 		}

@@ -19,7 +19,7 @@ import (
 // blobs identical to the working-tree file at the same path are left to
 // ScanRepo. Findings carry the short id of the newest commit that wrote the
 // blob.
-func ScanHistory(root string) ([]Finding, error) {
+func ScanHistory(root string, opts ScanOptions) ([]Finding, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
@@ -51,8 +51,11 @@ func ScanHistory(root string) ([]Finding, error) {
 			if sameAsWorktree(abs, e.name, e.hash) {
 				continue
 			}
-			data, ok := readBlob(repo, e.hash)
+			data, size, ok := readBlob(repo, e.hash)
 			if !ok {
+				if size > MaxFileBytes {
+					opts.skipped(e.name, c.Hash.String()[:7], size)
+				}
 				continue
 			}
 			for _, f := range scanFile(e.name, data, isCIFile(e.name) || includes.matches(e.name)) {
@@ -109,20 +112,24 @@ func sameAsWorktree(root, name string, h plumbing.Hash) bool {
 	return err == nil && plumbing.ComputeHash(plumbing.BlobObject, data) == h
 }
 
-// readBlob returns a blob's content when it is text of at most MaxFileBytes.
-func readBlob(repo *git.Repository, h plumbing.Hash) ([]byte, bool) {
+// readBlob returns a blob's content when it is text of at most
+// MaxFileBytes; for a larger text blob, its size and false.
+func readBlob(repo *git.Repository, h plumbing.Hash) ([]byte, int64, bool) {
 	b, err := repo.BlobObject(h)
-	if err != nil || b.Size > MaxFileBytes {
-		return nil, false
+	if err != nil {
+		return nil, 0, false
 	}
 	r, err := b.Reader()
 	if err != nil {
-		return nil, false
+		return nil, 0, false
 	}
 	defer func() { _ = r.Close() }()
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
 	if err != nil || bytes.IndexByte(data, 0) >= 0 {
-		return nil, false
+		return nil, 0, false
 	}
-	return data, true
+	if len(data) > MaxFileBytes {
+		return nil, b.Size, false
+	}
+	return data, b.Size, true
 }

@@ -62,14 +62,14 @@ func TestScanHistoryFindsRemovedCredential(t *testing.T) {
 	}
 	commit("remove the kubeconfig")
 
-	now, err := ScanRepo(dir)
+	now, err := ScanRepo(dir, ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(now) != 1 || now[0].Rule != "KL021" {
 		t.Fatalf("working tree: %+v", now)
 	}
-	hist, err := ScanHistory(dir)
+	hist, err := ScanHistory(dir, ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestScanHistoryFindsRemovedCredential(t *testing.T) {
 }
 
 func TestScanHistoryNeedsARepository(t *testing.T) {
-	if _, err := ScanHistory(t.TempDir()); err == nil {
+	if _, err := ScanHistory(t.TempDir(), ScanOptions{}); err == nil {
 		t.Fatal("no error for a directory that is not a Git repository")
 	}
 }

@@ -17,7 +17,7 @@ func TestIgnoresNeedReasons(t *testing.T) {
 	if err != nil || ig.Reason != "legacy job, removed in Q3" {
 		t.Fatalf("%+v %v", ig, err)
 	}
-	findings, err := ScanRepo("testdata/repo")
+	findings, err := ScanRepo("testdata/repo", ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

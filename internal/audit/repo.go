@@ -23,7 +23,7 @@ const MaxFileBytes = 1 << 20
 
 // ScanRepo scans a working tree (respecting .gitignore, skipping .git) and
 // returns the findings, most severe first.
-func ScanRepo(root string) ([]Finding, error) {
+func ScanRepo(root string, opts ScanOptions) ([]Finding, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
@@ -53,11 +53,14 @@ func ScanRepo(root string) ([]Finding, error) {
 		if !d.Type().IsRegular() || matcher.Match(parts, false) {
 			return nil
 		}
-		data, ok := readText(path)
-		if !ok {
-			return nil // unreadable, too large or binary: not a text secret
-		}
 		name := filepath.ToSlash(rel)
+		data, size, ok := readText(path)
+		if !ok {
+			if size > MaxFileBytes {
+				opts.skipped(name, "", size)
+			}
+			return nil // unreadable or binary: not a text secret
+		}
 		findings = append(findings, scanFile(name, data, isCIFile(name) || includes.matches(name))...)
 		return nil
 	})
@@ -65,19 +68,41 @@ func ScanRepo(root string) ([]Finding, error) {
 	return findings, err
 }
 
+// ScanOptions tune a repository scan; the zero value is the default.
+type ScanOptions struct {
+	// Skipped, when set, is told of every text file (or, in history, blob
+	// of commit) not scanned because it is larger than MaxFileBytes, so a
+	// clean result can say what it did not read.
+	Skipped func(name, commit string, size int64)
+}
+
+func (o ScanOptions) skipped(name, commit string, size int64) {
+	if o.Skipped != nil {
+		o.Skipped(name, commit, size)
+	}
+}
+
 // readText returns a file's content when it is a readable text file of at
-// most MaxFileBytes.
-func readText(path string) ([]byte, bool) {
+// most MaxFileBytes. For a larger text file it returns its size and false; for
+// a binary or unreadable one, size 0 and false.
+func readText(path string) ([]byte, int64, bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, false
+		return nil, 0, false
 	}
 	defer func() { _ = f.Close() }()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil || len(data) > MaxFileBytes || bytes.IndexByte(data, 0) >= 0 {
-		return nil, false
+	if err != nil || bytes.IndexByte(data, 0) >= 0 {
+		return nil, 0, false
 	}
-	return data, true
+	if len(data) > MaxFileBytes {
+		st, err := f.Stat()
+		if err != nil {
+			return nil, 0, false
+		}
+		return nil, st.Size(), false
+	}
+	return data, int64(len(data)), true
 }
 
 // ScanFile checks one file's content (name is the repository-relative path;

@@ -9,7 +9,7 @@ import (
 )
 
 func TestScanRepoFixture(t *testing.T) {
-	findings, err := ScanRepo("testdata/repo")
+	findings, err := ScanRepo("testdata/repo", ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 // SARIF, validate against the OASIS SARIF 2.1.0 schema shipped in testdata,
 // and carry what code-scanning UIs show: rule, level, file and line.
 func TestWriteSARIFValidates(t *testing.T) {
-	findings, err := ScanRepo("testdata/repo")
+	findings, err := ScanRepo("testdata/repo", ScanOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,12 +135,20 @@ func runAuditRepo(streams IOStreams, f *auditRepoFlags, dir string) error {
 	if err != nil {
 		return fmt.Errorf("--fail-on: %w", err)
 	}
-	findings, err := audit.ScanRepo(dir)
+	var skipped []string
+	opts := audit.ScanOptions{Skipped: func(name, commit string, size int64) {
+		where := name
+		if commit != "" {
+			where += " @" + commit
+		}
+		skipped = append(skipped, fmt.Sprintf("%s (%.1f MiB)", where, float64(size)/(1<<20)))
+	}}
+	findings, err := audit.ScanRepo(dir, opts)
 	if err != nil {
 		return err
 	}
 	if f.history {
-		past, err := audit.ScanHistory(dir)
+		past, err := audit.ScanHistory(dir, opts)
 		if err != nil {
 			return err
 		}
@@ -153,7 +161,14 @@ func runAuditRepo(streams IOStreams, f *auditRepoFlags, dir string) error {
 	if findings, err = f.apply(streams, findings, optional); err != nil {
 		return err
 	}
-	return printFindings(streams, findings, nil, nil, f.format, failOn)
+	for _, sk := range skipped {
+		_, _ = fmt.Fprintf(streams.ErrOut, "warning: not scanned, larger than %d MiB: %s\n", audit.MaxFileBytes>>20, sk)
+	}
+	var extra map[string]any
+	if len(skipped) > 0 {
+		extra = map[string]any{"skipped": skipped}
+	}
+	return printFindings(streams, findings, nil, extra, f.format, failOn)
 }
 
 // printFindings writes findings as a table or JSON and returns ExitError 1

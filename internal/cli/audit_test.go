@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -105,5 +107,26 @@ func TestAuditClusterCommand(t *testing.T) {
 	code, out, _ = run(t.Context(), t, "audit", "cluster", "-A", "--kubeconfig", c.KubeconfigPath)
 	if code != 1 || !strings.Contains(out, "KL102") || !strings.Contains(out, "clusterrolebinding/gitlab-ci-deployer") {
 		t.Fatalf("the seed's ClusterRoleBinding: exit %d\n%s", code, out)
+	}
+}
+
+// TestAuditRepoSaysWhatItSkipped: "no findings" in a repository holding a
+// text file too large to scan comes with a warning naming it (and the JSON
+// lists it), so nobody reads the result as "that file is clean".
+func TestAuditRepoSaysWhatItSkipped(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dump.yaml"), []byte(strings.Repeat("key: value\n", 200_000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t.Context(), t, "audit", "repo", dir)
+	if code != 0 || !strings.Contains(out, "no findings") || !strings.Contains(errOut, "warning: not scanned, larger than 1 MiB: dump.yaml (2.1 MiB)") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(t.Context(), t, "audit", "repo", dir, "--format", "json")
+	var rep struct {
+		Skipped []string `json:"skipped"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Skipped) != 1 || !strings.HasPrefix(rep.Skipped[0], "dump.yaml") {
+		t.Fatalf("json: exit %d\n%s", code, out)
 	}
 }
