@@ -25,25 +25,7 @@ users:
 // working-tree scan, not again by history.
 func TestScanHistoryFindsRemovedCredential(t *testing.T) {
 	dir := t.TempDir()
-	repo, err := git.PlainInit(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wt, err := repo.Worktree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	commit := func(msg string) string {
-		t.Helper()
-		if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-			t.Fatal(err)
-		}
-		h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "dev", Email: "dev@example.com", When: time.Now()}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h.String()[:7]
-	}
+	wt, commit := gitRepo(t, dir)
 	write := func(name, content string) {
 		t.Helper()
 		p := filepath.Join(dir, name)
@@ -81,5 +63,30 @@ func TestScanHistoryFindsRemovedCredential(t *testing.T) {
 func TestScanHistoryNeedsARepository(t *testing.T) {
 	if _, err := ScanHistory(t.TempDir(), ScanOptions{}); err == nil {
 		t.Fatal("no error for a directory that is not a Git repository")
+	}
+}
+
+// gitRepo makes dir a Git repository and returns its worktree and a function
+// committing everything in it (returning the short commit id).
+func gitRepo(t *testing.T, dir string) (*git.Worktree, func(msg string) string) {
+	t.Helper()
+	repo, err := git.PlainInit(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wt, func(msg string) string {
+		t.Helper()
+		if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "dev", Email: "dev@example.com", When: time.Now()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.String()[:7]
 	}
 }

@@ -5,10 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 // TestOversizedFilesAreReported: a text file larger than MaxFileBytes is not
@@ -45,33 +41,17 @@ func TestOversizedFilesAreReported(t *testing.T) {
 	}
 
 	// In history: committed, then deleted from the working tree.
-	repo, err := git.PlainInit(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wt, err := repo.Worktree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-		t.Fatal(err)
-	}
-	sig := &object.Signature{Name: "dev", Email: "dev@example.com", When: time.Now()}
-	h, err := wt.Commit("add", &git.CommitOptions{Author: sig})
-	if err != nil {
-		t.Fatal(err)
-	}
+	wt, commit := gitRepo(t, dir)
+	added := commit("add")
 	if _, err := wt.Remove("huge.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := wt.Commit("remove", &git.CommitOptions{Author: sig}); err != nil {
-		t.Fatal(err)
-	}
+	commit("remove")
 	got = nil
 	if _, err := ScanHistory(dir, opts); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].name != "huge.yaml" || got[0].commit != h.String()[:7] {
-		t.Fatalf("history skipped: %+v, want huge.yaml @%s", got, h.String()[:7])
+	if len(got) != 1 || got[0].name != "huge.yaml" || got[0].commit != added {
+		t.Fatalf("history skipped: %+v, want huge.yaml @%s", got, added)
 	}
 }
