@@ -50,6 +50,10 @@ type Options struct {
 	DefaultInterval time.Duration
 	// WebhookBindAddress serves /hooks/github and /hooks/gitlab ("" disables).
 	WebhookBindAddress string
+	// WebhookListener, when set, is used instead of WebhookBindAddress: a
+	// listener the caller already holds (so its port cannot be taken between
+	// choosing and binding it). Run closes it when it returns.
+	WebhookListener net.Listener
 	// WebhookSecret is the shared webhook secret (required with WebhookBindAddress).
 	WebhookSecret []byte
 	// CacheDir holds the Git cache. Default: a temporary directory.
@@ -70,7 +74,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if len(opts.Namespaces) == 0 {
 		return errors.New("at least one namespace is required (--namespaces): keyless watches and caches nothing else")
 	}
-	if opts.WebhookBindAddress != "" && len(opts.WebhookSecret) == 0 {
+	if opts.WebhookListener != nil {
+		defer func() { _ = opts.WebhookListener.Close() }() // also when Run fails before serving
+	}
+	webhook := opts.WebhookBindAddress != "" || opts.WebhookListener != nil
+	if webhook && len(opts.WebhookSecret) == 0 {
 		return errors.New("a webhook secret is required with --webhook-bind-address (--webhook-secret-file)")
 	}
 	if opts.MetricsBindAddress == "" {
@@ -185,9 +193,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	drift.setController(c)
 
-	if opts.WebhookBindAddress != "" {
+	if webhook {
 		recv := &WebhookReceiver{Client: mgr.GetClient(), Source: src, Secret: opts.WebhookSecret, Trigger: triggers}
-		if err := mgr.Add(webhookServer(opts.WebhookBindAddress, recv)); err != nil {
+		if err := mgr.Add(&webhookRunnable{addr: opts.WebhookBindAddress, listener: opts.WebhookListener, h: recv}); err != nil {
 			return err
 		}
 	}
@@ -202,23 +210,24 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	return mgr.Start(ctx)
 }
 
-// webhookServer runs the receiver until the manager stops. It does not need
-// leadership: a trigger enqueues on whichever replica leads.
+// webhookRunnable runs the receiver until the manager stops, on listener or
+// else on addr. It does not need leadership: a trigger enqueues on whichever
+// replica leads.
 type webhookRunnable struct {
-	addr string
-	h    http.Handler
-}
-
-func webhookServer(addr string, h http.Handler) *webhookRunnable {
-	return &webhookRunnable{addr: addr, h: h}
+	addr     string
+	listener net.Listener
+	h        http.Handler
 }
 
 func (w *webhookRunnable) NeedLeaderElection() bool { return false }
 
 func (w *webhookRunnable) Start(ctx context.Context) error {
-	l, err := net.Listen("tcp", w.addr)
-	if err != nil {
-		return fmt.Errorf("webhook receiver: %w", err)
+	l := w.listener
+	if l == nil {
+		var err error
+		if l, err = net.Listen("tcp", w.addr); err != nil {
+			return fmt.Errorf("webhook receiver: %w", err)
+		}
 	}
 	srv := &http.Server{Handler: w.h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() {

@@ -150,9 +150,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	e.hookURL = "http://" + addr
+	e.hookURL = "http://" + l.Addr().String()
 	e.cacheDir = e.t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
@@ -160,7 +158,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 	go func() {
 		done <- controller.Run(ctx, e.ctrlCfg, controller.Options{
 			Namespaces: []string{appNS}, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
-			DefaultInterval: defaultInterval, WebhookBindAddress: addr, WebhookSecret: []byte(hookSecret),
+			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AuditOut: e.audit, Logger: testLogger(), Ready: ready,
 		})
 	}()

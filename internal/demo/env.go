@@ -160,13 +160,11 @@ func (e *env) startController(ctx context.Context) error {
 		return err
 	}
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	hookListener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	e.hookURL = "http://" + addr
+	e.hookURL = "http://" + hookListener.Addr().String()
 	e.hookSecret = randomHex(16)
 	e.auditPath = filepath.Join(e.dir, "audit.jsonl")
 	auditFile, err := os.Create(e.auditPath)
@@ -184,7 +182,7 @@ func (e *env) startController(ctx context.Context) error {
 	go func() {
 		err := controller.Run(ctrlCtx, cfg, controller.Options{
 			Namespaces: []string{appNS}, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
-			DefaultInterval: 3 * time.Minute, WebhookBindAddress: addr, WebhookSecret: []byte(e.hookSecret),
+			DefaultInterval: 3 * time.Minute, WebhookListener: hookListener, WebhookSecret: []byte(e.hookSecret),
 			CacheDir: filepath.Join(e.dir, "git-cache"), AuditOut: auditFile,
 			Logger: logr.FromSlogHandler(slog.NewTextHandler(logFile, nil)), Ready: ready,
 		})

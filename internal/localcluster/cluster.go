@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -124,51 +123,72 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	c.CACertPath = p.CACert
 
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, err
+	var etcdURL string
+	for attempt := 1; ; attempt++ {
+		ports, err := choosePorts(2)
+		if err != nil {
+			return nil, err
+		}
+		etcdURL = "http://127.0.0.1:" + strconv.Itoa(ports[0])
+		peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+		step("• starting etcd on %s", etcdURL)
+		etcd, err := c.start(opts.Assets, "etcd", []string{
+			"--data-dir", filepath.Join(opts.StateDir, "etcd"),
+			"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+			"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+			"--initial-cluster", "default=" + peerURL,
+			"--unsafe-no-fsync", "--log-level", "warn",
+		})
+		if err != nil {
+			return nil, err
+		}
+		memberDir := filepath.Join(opts.StateDir, "etcd", "member")
+		err = waitFor(ctx, etcd, "etcd health", func(ctx context.Context) error {
+			if err := httpOK(ctx, http.DefaultClient, etcdURL+"/health"); err != nil {
+				return err
+			}
+			// A healthy answer could come from another etcd that took the
+			// port (another cluster starting at the same time): only ours
+			// writes our data dir, and it must still be running.
+			if _, err := os.Stat(memberDir); err != nil {
+				return fmt.Errorf("etcd answers on %s but has not written %s yet", etcdURL, memberDir)
+			}
+			if etcd.exited() {
+				return errors.New("etcd exited")
+			}
+			return nil
+		})
+		if err == nil {
+			break
+		}
+		if attempt == portAttempts || !etcd.bindConflict() {
+			return nil, err
+		}
+		c.drop(etcd)
+		// The failed member may have written its (old) peer URL to the data dir.
+		if err := os.RemoveAll(filepath.Join(opts.StateDir, "etcd")); err != nil {
+			return nil, fmt.Errorf("resetting etcd data: %w", err)
+		}
+		step("• etcd's port was taken by another process meanwhile: trying other ports")
 	}
-	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
-	c.Server = "https://127.0.0.1:" + strconv.Itoa(ports[2])
 
-	step("• starting etcd on %s", etcdURL)
-	etcd, err := c.start(opts.Assets, "etcd", []string{
-		"--data-dir", filepath.Join(opts.StateDir, "etcd"),
-		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
-		"--listen-peer-urls", "http://127.0.0.1:" + strconv.Itoa(ports[1]),
-		"--initial-advertise-peer-urls", "http://127.0.0.1:" + strconv.Itoa(ports[1]),
-		"--initial-cluster", "default=http://127.0.0.1:" + strconv.Itoa(ports[1]),
-		"--unsafe-no-fsync", "--log-level", "warn",
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := waitFor(ctx, etcd, "etcd health", func(ctx context.Context) error {
-		return httpOK(ctx, http.DefaultClient, etcdURL+"/health")
-	}); err != nil {
-		return nil, err
-	}
-
-	step("• starting kube-apiserver on %s", c.Server)
-	apiArgs := []string{
-		"--etcd-servers", etcdURL,
-		"--secure-port", strconv.Itoa(ports[2]),
-		"--bind-address", "127.0.0.1",
-		"--advertise-address", "127.0.0.1",
-		"--endpoint-reconciler-type", "none", // a loopback advertise address is refused by the lease reconciler
-		"--cert-dir", filepath.Join(opts.StateDir, "pki"),
-		"--tls-cert-file", p.ServingCert, "--tls-private-key-file", p.ServingKey,
-		"--client-ca-file", p.CACert,
-		"--service-account-key-file", p.SAPub,
-		"--service-account-signing-key-file", p.SAKey,
-		"--service-account-issuer", "https://kubernetes.default.svc",
-		"--authorization-mode", "RBAC",
-		"--service-cluster-ip-range", "10.96.0.0/16",
-		"--profiling=false",
-	}
-	api, err := c.start(opts.Assets, "kube-apiserver", append(apiArgs, opts.APIServerArgs...))
-	if err != nil {
-		return nil, err
+	apiArgs := func(port int) []string {
+		return append([]string{
+			"--etcd-servers", etcdURL,
+			"--secure-port", strconv.Itoa(port),
+			"--bind-address", "127.0.0.1",
+			"--advertise-address", "127.0.0.1",
+			"--endpoint-reconciler-type", "none", // a loopback advertise address is refused by the lease reconciler
+			"--cert-dir", filepath.Join(opts.StateDir, "pki"),
+			"--tls-cert-file", p.ServingCert, "--tls-private-key-file", p.ServingKey,
+			"--client-ca-file", p.CACert,
+			"--service-account-key-file", p.SAPub,
+			"--service-account-signing-key-file", p.SAKey,
+			"--service-account-issuer", "https://kubernetes.default.svc",
+			"--authorization-mode", "RBAC",
+			"--service-cluster-ip-range", "10.96.0.0/16",
+			"--profiling=false",
+		}, opts.APIServerArgs...)
 	}
 	caPEM, err := os.ReadFile(p.CACert)
 	if err != nil {
@@ -182,20 +202,38 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading admin key: %w", err)
 	}
-	c.Config = &rest.Config{
-		Host:            c.Server,
-		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: certPEM, KeyData: keyPEM},
-		QPS:             200,
-		Burst:           400,
-	}
-	httpClient, err := rest.HTTPClientFor(c.Config)
-	if err != nil {
-		return nil, fmt.Errorf("building admin client: %w", err)
-	}
-	if err := waitFor(ctx, api, "kube-apiserver /readyz", func(ctx context.Context) error {
-		return httpOK(ctx, httpClient, c.Server+"/readyz")
-	}); err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		ports, err := choosePorts(1)
+		if err != nil {
+			return nil, err
+		}
+		c.Server = "https://127.0.0.1:" + strconv.Itoa(ports[0])
+		step("• starting kube-apiserver on %s", c.Server)
+		api, err := c.start(opts.Assets, "kube-apiserver", apiArgs(ports[0]))
+		if err != nil {
+			return nil, err
+		}
+		c.Config = &rest.Config{
+			Host:            c.Server,
+			TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: certPEM, KeyData: keyPEM},
+			QPS:             200,
+			Burst:           400,
+		}
+		httpClient, err := rest.HTTPClientFor(c.Config)
+		if err != nil {
+			return nil, fmt.Errorf("building admin client: %w", err)
+		}
+		err = waitFor(ctx, api, "kube-apiserver /readyz", func(ctx context.Context) error {
+			return httpOK(ctx, httpClient, c.Server+"/readyz")
+		})
+		if err == nil {
+			break
+		}
+		if attempt == portAttempts || !api.bindConflict() {
+			return nil, err
+		}
+		c.drop(api)
+		step("• kube-apiserver's port was taken by another process meanwhile: trying another port")
 	}
 
 	// Each component gets its own identity, so the audit log tells who wrote.
@@ -277,13 +315,19 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	return c, nil
 }
 
+// checkTimeout bounds one readiness check of a starting component.
+const checkTimeout = 5 * time.Second
+
+// stopGrace is how long a component may take to stop after SIGTERM.
+const stopGrace = 10 * time.Second
+
 // Stop ends every process the cluster started (SIGTERM, then SIGKILL after
 // 10 s), in reverse start order. It is safe to call more than once. The state
 // dir with its logs is kept.
 func (c *Cluster) Stop() {
 	c.stopOnce.Do(func() {
 		for i := len(c.procs) - 1; i >= 0; i-- {
-			c.procs[i].stop(10 * time.Second)
+			c.procs[i].stop(stopGrace)
 		}
 	})
 }
@@ -327,11 +371,16 @@ func (c *Cluster) start(assets, name string, args []string) (*process, error) {
 	return p, nil
 }
 
-// waitFor polls check until it succeeds, ctx ends, or p exits.
+// waitFor polls check until it succeeds, ctx ends, or p exits. Each check
+// gets checkTimeout, so a port that accepts and never answers cannot hold
+// the wait.
 func waitFor(ctx context.Context, p *process, what string, check func(context.Context) error) error {
 	var last error
 	for {
-		if last = check(ctx); last == nil {
+		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		last = check(cctx)
+		cancel()
+		if last == nil {
 			return nil
 		}
 		select {
@@ -379,28 +428,6 @@ func httpOK(ctx context.Context, client *http.Client, url string) error {
 		return fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
-}
-
-// freePorts reserves n distinct free loopback ports. They are released before
-// use, so another process could take one in between; start-up then fails with
-// the component's log saying so.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func writeStages(stateDir string) (string, error) {
