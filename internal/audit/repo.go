@@ -266,8 +266,7 @@ func authnFindings(name string, m *yaml.Node) []Finding {
 		url := yamlnode.Scalar(yamlnode.Get(j, "issuer"), "url")
 		rules := nodeText(yamlnode.Get(j, "claimValidationRules"))
 		mappings := nodeText(yamlnode.Get(j, "claimMappings"))
-		ci := strings.Contains(url, "gitlab") || strings.Contains(url, "token.actions.githubusercontent.com") ||
-			strings.Contains(rules+mappings, "project_path") || strings.Contains(rules+mappings, "repository")
+		ci := strings.Contains(url, "gitlab") || strings.Contains(url, "token.actions.githubusercontent.com") || mentionsCIClaim(rules+mappings)
 		if ci && !strings.Contains(rules, "project_id") && !strings.Contains(rules, "repository_id") {
 			out = append(out, Rules["KL031"].finding(name, j.Line, fmt.Sprintf("jwt[%d] (%s) trusts CI tokens without pinning project_id/repository_id in claimValidationRules", i, url)))
 		}
@@ -276,6 +275,23 @@ func authnFindings(name string, m *yaml.Node) []Finding {
 		}
 	}
 	return out
+}
+
+// ciClaims are claims only CI job tokens carry (GitLab's and GitHub's): an
+// issuer whose rules or mappings use one is a CI issuer whatever its
+// hostname (a self-hosted GitLab, GitHub Enterprise).
+var ciClaims = []string{
+	"project_path", "namespace_path", "ref_protected", "pipeline_source", "pipeline_id", "ci_config_ref_uri",
+	"runner_id", "repository", "job_workflow_ref", "workflow_ref", "run_id",
+}
+
+func mentionsCIClaim(text string) bool {
+	for _, c := range ciClaims {
+		if strings.Contains(text, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // safeUsername reports a username mapping that cannot yield a system: name: a

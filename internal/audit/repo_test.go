@@ -40,8 +40,9 @@ func TestScanRepoFixture(t *testing.T) {
 		"KL022 rbac/roles.yaml:5",
 		"KL030 keyless-oidc.yaml:7",
 		"KL030 keyless-oidc.yaml:7",
-		"KL031 apiserver/authn.yaml:6", // no project id pinned
-		"KL031 apiserver/authn.yaml:6", // prefix "" and no system: rule
+		"KL031 apiserver/authn.yaml:31", // self-hosted GitLab, known by its CI claims
+		"KL031 apiserver/authn.yaml:6",  // no project id pinned
+		"KL031 apiserver/authn.yaml:6",  // prefix "" and no system: rule
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
