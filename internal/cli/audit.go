@@ -86,6 +86,8 @@ includes (globs and nested includes followed), .github/workflows/*, Jenkinsfile,
 .circleci/config.yml, bitbucket-pipelines.yml and azure-pipelines.yml. --history also scans
 every blob any commit on any ref added or changed: a credential deleted from the tree is still
 in Git for anyone who clones it (those findings name the commit: FILE:LINE @COMMIT).
+Binary files are skipped; a text file over 1 MiB is not scanned and is named on stderr
+(and under "skipped" in JSON), so a clean result never hides an unread file.
 
   KL001 critical  kubeconfig with credentials (token, client key, password, auth-provider secrets)
   KL002 critical  base64-encoded kubeconfig with credentials, in any text file
