@@ -15,11 +15,7 @@ import (
 // stay; a deleted repository is fetched again when it is needed.
 func TestRetainDeletesUnusedRepositories(t *testing.T) {
 	ctx := t.Context()
-	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := startGitServer(t)
 	cache := t.TempDir()
 	src, err := New(Options{CacheDir: cache})
 	if err != nil {

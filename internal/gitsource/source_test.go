@@ -176,11 +176,7 @@ func TestAuthFromSecret(t *testing.T) {
 // deleted under its reader.
 func TestCheckoutsAreCollected(t *testing.T) {
 	ctx := t.Context()
-	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := startGitServer(t)
 	if err := srv.CreateRepo(ctx, "app", "main"); err != nil {
 		t.Fatal(err)
 	}
@@ -239,4 +235,15 @@ func TestCheckoutsAreCollected(t *testing.T) {
 	} else {
 		release()
 	}
+}
+
+// startGitServer runs a smart-HTTP Git server (no auth) for the test.
+func startGitServer(t *testing.T) *gitserver.Server {
+	t.Helper()
+	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv
 }

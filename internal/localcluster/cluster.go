@@ -124,11 +124,15 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c.CACertPath = p.CACert
 
 	var etcdURL string
-	for attempt := 1; ; attempt++ {
-		ports, err := choosePorts(2)
-		if err != nil {
-			return nil, err
+	etcdRetry := func() error {
+		// The failed member may have written its (old) peer URL to the data dir.
+		if err := os.RemoveAll(filepath.Join(opts.StateDir, "etcd")); err != nil {
+			return fmt.Errorf("resetting etcd data: %w", err)
 		}
+		step("• etcd's port was taken by another process meanwhile: trying other ports")
+		return nil
+	}
+	if err := c.startOnFreePorts(2, etcdRetry, func(ports []int) (*process, error) {
 		etcdURL = "http://127.0.0.1:" + strconv.Itoa(ports[0])
 		peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 		step("• starting etcd on %s", etcdURL)
@@ -158,18 +162,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			}
 			return nil
 		})
-		if err == nil {
-			break
-		}
-		if attempt == portAttempts || !etcd.bindConflict() {
-			return nil, err
-		}
-		c.drop(etcd)
-		// The failed member may have written its (old) peer URL to the data dir.
-		if err := os.RemoveAll(filepath.Join(opts.StateDir, "etcd")); err != nil {
-			return nil, fmt.Errorf("resetting etcd data: %w", err)
-		}
-		step("• etcd's port was taken by another process meanwhile: trying other ports")
+		return etcd, err
+	}); err != nil {
+		return nil, err
 	}
 
 	apiArgs := func(port int) []string {
@@ -202,11 +197,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading admin key: %w", err)
 	}
-	for attempt := 1; ; attempt++ {
-		ports, err := choosePorts(1)
-		if err != nil {
-			return nil, err
-		}
+	apiRetry := func() error {
+		step("• kube-apiserver's port was taken by another process meanwhile: trying another port")
+		return nil
+	}
+	if err := c.startOnFreePorts(1, apiRetry, func(ports []int) (*process, error) {
 		c.Server = "https://127.0.0.1:" + strconv.Itoa(ports[0])
 		step("• starting kube-apiserver on %s", c.Server)
 		api, err := c.start(opts.Assets, "kube-apiserver", apiArgs(ports[0]))
@@ -226,14 +221,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		err = waitFor(ctx, api, "kube-apiserver /readyz", func(ctx context.Context) error {
 			return httpOK(ctx, httpClient, c.Server+"/readyz")
 		})
-		if err == nil {
-			break
-		}
-		if attempt == portAttempts || !api.bindConflict() {
-			return nil, err
-		}
-		c.drop(api)
-		step("• kube-apiserver's port was taken by another process meanwhile: trying another port")
+		return api, err
+	}); err != nil {
+		return nil, err
 	}
 
 	// Each component gets its own identity, so the audit log tells who wrote.

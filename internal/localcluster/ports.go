@@ -68,6 +68,30 @@ func quietRange() (lo, hi int) {
 	return lo, hi
 }
 
+// startOnFreePorts chooses n ports and runs launch (start a component on
+// them and wait until it is ready). A component that exited because one of
+// its ports was taken meanwhile is stopped, retried is called, and launch
+// runs again on new ports, up to portAttempts times.
+func (c *Cluster) startOnFreePorts(n int, retried func() error, launch func(ports []int) (*process, error)) error {
+	for attempt := 1; ; attempt++ {
+		ports, err := choosePorts(n)
+		if err != nil {
+			return err
+		}
+		p, err := launch(ports)
+		if err == nil {
+			return nil
+		}
+		if p == nil || attempt == portAttempts || !p.bindConflict() {
+			return err
+		}
+		c.drop(p)
+		if err := retried(); err != nil {
+			return err
+		}
+	}
+}
+
 // bindConflict reports whether p exited because its port was taken.
 func (p *process) bindConflict() bool {
 	return p.exited() && strings.Contains(tail(p.logPath, 30), "address already in use")
