@@ -125,6 +125,8 @@ func (s *Server) CreateRepo(ctx context.Context, name, defaultBranch string) err
 		{"init", "--quiet", "--bare", "--initial-branch=" + defaultBranch, dir},
 		{"-C", dir, "config", "http.receivepack", "true"},
 		{"-C", dir, "config", "receive.denyNonFastForwards", "true"},
+		// Like GitHub and GitLab: a client may fetch one commit by its SHA.
+		{"-C", dir, "config", "uploadpack.allowReachableSHA1InWant", "true"},
 	} {
 		if out, err := exec.CommandContext(ctx, s.git, args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))

@@ -59,14 +59,15 @@ func (s *Source) Retain(keep []string, grace time.Duration) (int, error) {
 	}
 	for _, e := range entries {
 		h, _, _ := strings.Cut(e.Name(), "-")
-		d := filepath.Join(root, e.Name())
+		d := filepath.Join(root, strings.TrimSuffix(e.Name(), treeSuffix))
 		if kept[h] || s.inUse[d] > 0 {
 			continue
 		}
-		if err := os.RemoveAll(d); err != nil {
+		if err := removeCheckout(d); err != nil {
 			return removed, fmt.Errorf("deleting unused checkout %s: %w", e.Name(), err)
 		}
 		delete(s.lastUsed, d)
+		delete(s.verified, d)
 	}
 	return removed, nil
 }
@@ -78,5 +79,5 @@ func removeRepo(r *repo, dir string) error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 	}
-	return os.RemoveAll(dir)
+	return removeTree(dir)
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,8 +17,8 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
@@ -40,6 +39,16 @@ type Options struct {
 	// use (most recently used first); older ones not in use are deleted.
 	// Default 4.
 	KeepCheckouts int
+	// Timeout bounds each ls-remote and each fetch: a server that accepts
+	// and never answers holds a worker no longer than this. Default 60s.
+	Timeout time.Duration
+	// MaxRefs bounds the refs one ls-remote may advertise. Default 50000.
+	MaxRefs int
+	// MaxAdvertisementBytes bounds the bytes of one ls-remote answer.
+	// Default 64 MiB.
+	MaxAdvertisementBytes int64
+	// MaxFetchBytes bounds the bytes of one fetch (the pack). Default 512 MiB.
+	MaxFetchBytes int64
 	// Observe, when set, is told of every ls-remote and fetch (for metrics).
 	Observe func(op string, d time.Duration, err error)
 }
@@ -53,6 +62,7 @@ type Source struct {
 	coMu     sync.Mutex
 	inUse    map[string]int       // checkout dir → holders
 	lastUsed map[string]time.Time // checkout dir → last Checkout
+	verified map[string]bool      // checkout dirs written or verified by this process
 }
 
 type repo struct {
@@ -104,10 +114,23 @@ func New(opts Options) (*Source, error) {
 	if opts.KeepCheckouts == 0 {
 		opts.KeepCheckouts = 4
 	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 60 * time.Second
+	}
+	if opts.MaxRefs == 0 {
+		opts.MaxRefs = 50000
+	}
+	if opts.MaxAdvertisementBytes == 0 {
+		opts.MaxAdvertisementBytes = 64 << 20
+	}
+	if opts.MaxFetchBytes == 0 {
+		opts.MaxFetchBytes = 512 << 20
+	}
+	installCappedHTTP()
 	if err := os.MkdirAll(filepath.Join(opts.CacheDir, "checkouts"), 0o700); err != nil {
 		return nil, fmt.Errorf("creating git cache: %w", err)
 	}
-	return &Source{opts: opts, repos: map[string]*repo{}, inUse: map[string]int{}, lastUsed: map[string]time.Time{}}, nil
+	return &Source{opts: opts, repos: map[string]*repo{}, inUse: map[string]int{}, lastUsed: map[string]time.Time{}, verified: map[string]bool{}}, nil
 }
 
 func hashOf(s string) string {
@@ -135,6 +158,14 @@ func (s *Source) observe(op string, start time.Time, err error) {
 
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
+// maxCredentialsPerRepo bounds the ls-remote results kept per repository
+// (one per credential).
+const maxCredentialsPerRepo = 64
+
+// ErrTooManyRefs is returned (wrapped) when a server advertises more refs
+// than Options.MaxRefs.
+var ErrTooManyRefs = errors.New("too many refs")
+
 // authKey identifies a credential (secret included, hashed) without keeping
 // it, so a cached ls-remote is only shared by callers holding the same one.
 func authKey(auth transport.AuthMethod) string {
@@ -155,12 +186,15 @@ func authKey(auth transport.AuthMethod) string {
 // commit SHA, or "" / HEAD for the default branch) with an ls-remote, using
 // this caller's credential. It is the cheap per-interval check: no fetch.
 func (s *Source) Resolve(ctx context.Context, url, revision string, auth transport.AuthMethod) (Revision, error) {
-	if shaRE.MatchString(revision) {
-		return Revision{SHA: revision}, nil
-	}
+	// Always ask the server, even for a commit SHA: the ls-remote with this
+	// caller's credential is what authorises it to read the shared cache.
+	// A SHA alone is not a key (another tenant may know it).
 	refs, err := s.lsRemote(ctx, url, auth)
 	if err != nil {
 		return Revision{}, err
+	}
+	if shaRE.MatchString(revision) {
+		return Revision{SHA: revision}, nil
 	}
 	byName := map[string]*plumbing.Reference{}
 	for _, r := range refs {
@@ -218,10 +252,22 @@ func (s *Source) lsRemote(ctx context.Context, url string, auth transport.AuthMe
 	}
 	start := time.Now()
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	lctx, cancel := context.WithTimeout(withReadCap(ctx, s.opts.MaxAdvertisementBytes), s.opts.Timeout)
+	defer cancel()
+	refs, err := rem.ListContext(lctx, &git.ListOptions{Auth: auth})
+	if err == nil && len(refs) > s.opts.MaxRefs {
+		err = fmt.Errorf("the server advertised %d refs, more than the limit of %d: %w", len(refs), s.opts.MaxRefs, ErrTooManyRefs)
+	}
 	s.observe("ls-remote", start, err)
 	if err != nil {
+		if lctx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %s (--git-timeout): %w", s.opts.Timeout, err)
+		}
 		return nil, fmt.Errorf("ls-remote %s: %w", url, explain(err))
+	}
+	if len(r.lsAt) >= maxCredentialsPerRepo {
+		// Many credentials for one URL: forget them all rather than grow.
+		r.lsAt, r.lsRefs = map[string]time.Time{}, map[string][]*plumbing.Reference{}
 	}
 	r.lsAt[key] = time.Now()
 	r.lsRefs[key] = refs
@@ -256,23 +302,47 @@ func (s *Source) Fetch(ctx context.Context, url string, rev Revision, auth trans
 	if _, err := repo.CommitObject(plumbing.NewHash(rev.SHA)); err == nil {
 		return nil
 	}
+	// The remote is built from the URL the caller resolved, never read from
+	// the cached repository's config: nothing in the cache decides where a
+	// credential is sent.
+	rem := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: "origin", URLs: []string{r.url}})
 	start := time.Now()
-	opts := &git.FetchOptions{RemoteName: "origin", Auth: auth, Tags: git.NoTags, Force: true}
-	if rev.Ref != "" && rev.Ref != "HEAD" {
-		opts.RefSpecs = []config.RefSpec{config.RefSpec("+" + rev.Ref + ":refs/keyless/" + strings.TrimPrefix(rev.Ref, "refs/"))}
-		opts.Depth = 1
-	} else {
-		opts.RefSpecs = []config.RefSpec{"+refs/heads/*:refs/keyless/heads/*", "+HEAD:refs/keyless/HEAD"}
-	}
-	err = repo.FetchContext(ctx, opts)
+	err = s.fetchRevision(ctx, rem, rev, auth)
 	s.observe("fetch", start, err)
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %s (--git-timeout): %w", s.opts.Timeout, err)
+		}
 		return fmt.Errorf("fetching %s from %s: %w", rev.SHA, url, explain(err))
 	}
 	if _, err := repo.CommitObject(plumbing.NewHash(rev.SHA)); err != nil {
 		return fmt.Errorf("commit %s is not in %s (was the branch force-pushed?): %w", rev.SHA, url, err)
 	}
 	return nil
+}
+
+// fetchRevision fetches just what rev needs: the tip of its ref (depth 1),
+// or for a bare commit SHA that commit alone (depth 1) when the server allows
+// wants by SHA, else every branch.
+func (s *Source) fetchRevision(ctx context.Context, rem *git.Remote, rev Revision, auth transport.AuthMethod) error {
+	ctx, cancel := context.WithTimeout(withReadCap(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
+	defer cancel()
+	opts := &git.FetchOptions{RemoteName: "origin", Auth: auth, Tags: git.NoTags, Force: true, Depth: 1}
+	switch {
+	case rev.Ref != "" && rev.Ref != "HEAD":
+		opts.RefSpecs = []config.RefSpec{config.RefSpec("+" + rev.Ref + ":refs/keyless/" + strings.TrimPrefix(rev.Ref, "refs/"))}
+	case rev.Ref == "HEAD":
+		opts.RefSpecs = []config.RefSpec{"+HEAD:refs/keyless/HEAD"}
+	default:
+		opts.RefSpecs = []config.RefSpec{config.RefSpec(rev.SHA + ":refs/keyless/pinned/" + rev.SHA)}
+		err := rem.FetchContext(ctx, opts)
+		if !errors.Is(err, git.ErrExactSHA1NotSupported) {
+			return err
+		}
+		opts.Depth = 0
+		opts.RefSpecs = []config.RefSpec{"+refs/heads/*:refs/keyless/heads/*", "+HEAD:refs/keyless/HEAD"}
+	}
+	return rem.FetchContext(ctx, opts)
 }
 
 func (r *repo) open() (*git.Repository, error) {
@@ -340,23 +410,24 @@ func (s *Source) releaseCheckout(url, dir string) {
 		if i < s.opts.KeepCheckouts || s.inUse[d] > 0 {
 			continue
 		}
-		if err := os.RemoveAll(d); err == nil {
+		if err := removeCheckout(d); err == nil {
 			delete(s.lastUsed, d)
+			delete(s.verified, d)
 		}
 	}
 }
 
-// writeCheckout writes the files of sha into dir unless they are there.
+// writeCheckout writes the files of sha into dir unless a checkout of the
+// same tree is there. A folder is trusted only when the record beside it
+// (dir + ".tree", written after the folder was complete) names the commit's
+// tree; anything else in its place is deleted and written anew.
 func (s *Source) writeCheckout(url, sha, dir string) error {
-	if _, err := os.Stat(dir); err == nil {
+	if s.trusted(dir) {
 		return nil
 	}
 	r := s.repo(url)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	}
 	repo, err := r.open()
 	if err != nil {
 		return err
@@ -369,75 +440,66 @@ func (s *Source) writeCheckout(url, sha, dir string) error {
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", sha, err)
 	}
+	if rec, err := os.ReadFile(dir + treeSuffix); err == nil && string(rec) == tree.Hash.String() {
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+			s.trust(dir)
+			return nil
+		}
+	}
+	_ = os.Remove(dir + treeSuffix)
+	if err := removeTree(dir); err != nil {
+		return fmt.Errorf("removing a stale checkout %s: %w", dir, err)
+	}
 	tmp, err := os.MkdirTemp(filepath.Join(s.opts.CacheDir, "checkouts"), ".tmp-")
 	if err != nil {
 		return err
 	}
-	if err := s.writeTree(tree, tmp); err != nil {
-		_ = os.RemoveAll(tmp)
+	if err := s.writeTree(repo.Storer, tree, tmp); err != nil {
+		_ = removeTree(tmp)
 		return fmt.Errorf("checking out %s: %w", sha, err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
-		_ = os.RemoveAll(tmp)
+		_ = removeTree(tmp)
 		return err
 	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		return err
+	}
+	if err := os.WriteFile(dir+treeSuffix, []byte(tree.Hash.String()), 0o400); err != nil {
+		return fmt.Errorf("recording checkout %s: %w", dir, err)
+	}
+	s.trust(dir)
 	return nil
 }
 
-func (s *Source) writeTree(tree *object.Tree, dir string) error {
-	var total int64
-	files := 0
-	return tree.Files().ForEach(func(f *object.File) error {
-		files++
-		total += f.Size
-		if files > s.opts.MaxCheckoutFiles {
-			return fmt.Errorf("more than %d files", s.opts.MaxCheckoutFiles)
-		}
-		if total > s.opts.MaxCheckoutBytes {
-			return fmt.Errorf("more than %d bytes", s.opts.MaxCheckoutBytes)
-		}
-		if hasDotDot(f.Name) {
-			return fmt.Errorf("bad path %q", f.Name)
-		}
-		path := filepath.Join(dir, filepath.FromSlash(f.Name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
-		switch f.Mode {
-		case filemode.Symlink:
-			target, err := f.Contents()
-			if err != nil {
-				return err
-			}
-			// Written as is; the renderer refuses links that leave the checkout.
-			return os.Symlink(target, path)
-		case filemode.Submodule:
-			return nil
-		}
-		rd, err := f.Reader()
-		if err != nil {
-			return err
-		}
-		defer func() { _ = rd.Close() }()
-		out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, rd); err != nil {
-			_ = out.Close()
-			return err
-		}
-		return out.Close()
-	})
+// writeTree writes tree into the empty folder dir, confined to it.
+func (s *Source) writeTree(store storer.EncodedObjectStorer, tree *object.Tree, dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }()
+	w := &treeWriter{store: store, root: root, maxFiles: s.opts.MaxCheckoutFiles, maxBytes: s.opts.MaxCheckoutBytes}
+	if err := w.write(tree, ".", 0); err != nil {
+		return err
+	}
+	if err := w.checkLinks(); err != nil {
+		return err
+	}
+	return w.readOnly()
 }
 
-func hasDotDot(name string) bool {
-	for _, part := range strings.Split(name, "/") {
-		if part == ".." {
-			return true
-		}
-	}
-	return false
+// trusted reports a checkout this process wrote or verified.
+func (s *Source) trusted(dir string) bool {
+	s.coMu.Lock()
+	defer s.coMu.Unlock()
+	return s.verified[dir]
+}
+
+func (s *Source) trust(dir string) {
+	s.coMu.Lock()
+	s.verified[dir] = true
+	s.coMu.Unlock()
 }
 
 // Invalidate drops the cached ls-remote results of url, so the next Resolve
@@ -445,6 +507,6 @@ func hasDotDot(name string) bool {
 func (s *Source) Invalidate(url string) {
 	r := s.repo(url)
 	r.lsMu.Lock()
-	r.lsAt = map[string]time.Time{}
+	r.lsAt, r.lsRefs = map[string]time.Time{}, map[string][]*plumbing.Reference{}
 	r.lsMu.Unlock()
 }
