@@ -67,6 +67,9 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/bump -run '^$$' -fuzz FuzzSet -fuzztime $(FUZZTIME)
 	go test ./internal/audit -run '^$$' -fuzz FuzzScanFile -fuzztime $(FUZZTIME)
 	go test ./internal/audit -run '^$$' -fuzz FuzzIncludeLocals -fuzztime $(FUZZTIME)
+	go test ./internal/gitsource -run '^$$' -fuzz FuzzWriteTree -fuzztime $(FUZZTIME)
+	go test ./internal/render -run '^$$' -fuzz FuzzKustomizationRemoteRefs -fuzztime $(FUZZTIME)
+	go test ./internal/render -run '^$$' -fuzz FuzzSchemaRemoteRefs -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m

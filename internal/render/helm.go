@@ -3,16 +3,19 @@ package render
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"text/template"
 
 	"helm.sh/helm/v4/pkg/action"
 	helmchart "helm.sh/helm/v4/pkg/chart"
 	"helm.sh/helm/v4/pkg/chart/common"
+	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	release "helm.sh/helm/v4/pkg/release/v1"
 	"sigs.k8s.io/yaml"
@@ -32,6 +35,9 @@ func renderHelm(ctx context.Context, root, dir string, opts Options) ([]sourced,
 	chrt, err := loader.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("loading chart %s: %w", rel, err)
+	}
+	if err := checkSchemasOffline(rel, chrt, 0); err != nil {
+		return nil, err
 	}
 	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
 		acc, err := helmchart.NewAccessor(chrt)
@@ -61,6 +67,7 @@ func renderHelm(ctx context.Context, root, dir string, opts Options) ([]sourced,
 	vals = mergeMaps(vals, opts.Helm.Values)
 
 	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
+	cfg.CustomTemplateFuncs = template.FuncMap{"repeat": cappedRepeat(opts.Limits.MaxFileBytes)}
 	inst := action.NewInstall(cfg)
 	inst.DryRunStrategy = action.DryRunClient
 	inst.Replace = true
@@ -89,7 +96,7 @@ func renderHelm(ctx context.Context, root, dir string, opts Options) ([]sourced,
 		}
 		fmt.Fprintf(&manifest, "\n---\n# Source: %s\n%s\n", h.Path, h.Manifest)
 	}
-	return decodeHelmManifest(rel, manifest.Bytes())
+	return decodeHelmManifest(rel, manifest.Bytes(), opts.Limits.MaxObjects)
 }
 
 func isTestHook(h *release.Hook) bool {
@@ -103,7 +110,7 @@ func isTestHook(h *release.Hook) bool {
 
 // decodeHelmManifest decodes Helm's rendered stream, naming each object's
 // template ("# Source: chart/templates/x.yaml") as its source.
-func decodeHelmManifest(chartRel string, manifest []byte) ([]sourced, error) {
+func decodeHelmManifest(chartRel string, manifest []byte, maxObjects int) ([]sourced, error) {
 	var out []sourced
 	for _, doc := range splitDocuments(manifest) {
 		name := "chart " + chartRel
@@ -113,7 +120,7 @@ func decodeHelmManifest(chartRel string, manifest []byte) ([]sourced, error) {
 				break
 			}
 		}
-		objs, err := decodeObjects(name, doc.data)
+		objs, err := decodeObjects(name, doc.data, maxObjects-len(out))
 		if err != nil {
 			return nil, err
 		}
@@ -125,9 +132,19 @@ func decodeHelmManifest(chartRel string, manifest []byte) ([]sourced, error) {
 	return out, nil
 }
 
-// checkChartFiles refuses charts with files over the size limit or symlinks
-// that leave root (Helm's loader follows symlinks).
+// checkChartFiles refuses charts with files over the size limit, symlinks
+// that leave root, and symlink cycles (Helm's loader follows symlinks, so a
+// committed templates/loop -> .. would recurse until the stack overflows).
 func checkChartFiles(root, dir string, lim Limits) error {
+	return walkChart(root, dir, lim, []string{dir})
+}
+
+// walkChart walks dir; ancestors are the real folders the walk descended
+// through to reach it, so a link back into one of them is a cycle.
+func walkChart(root, dir string, lim Limits, ancestors []string) error {
+	if len(ancestors) > maxChartLinkDepth {
+		return &LimitError{Limit: "chart symlink depth", Where: relToRoot(root, dir), Detail: fmt.Sprintf("symlinks nested more than %d deep", maxChartLinkDepth)}
+	}
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("reading chart %s: %w", relToRoot(root, path), err)
@@ -138,7 +155,13 @@ func checkChartFiles(root, dir string, lim Limits) error {
 				return fmt.Errorf("chart file %s: %w", relToRoot(root, path), err)
 			}
 			if fi, err := os.Stat(resolved); err == nil && fi.IsDir() {
-				return checkChartFiles(root, resolved, lim)
+				real, _ := filepath.EvalSymlinks(filepath.Dir(path))
+				for _, a := range append(ancestors, real) {
+					if within(resolved, a) {
+						return fmt.Errorf("chart file %s is a symlink to %s, a folder that contains it: %w", relToRoot(root, path), relToRoot(root, resolved), ErrSymlinkCycle)
+					}
+				}
+				return walkChart(root, resolved, lim, append(ancestors, real))
 			}
 			path = resolved
 		} else if d.IsDir() {
@@ -149,11 +172,60 @@ func checkChartFiles(root, dir string, lim Limits) error {
 			return fmt.Errorf("chart file %s: %w", relToRoot(root, path), err)
 		}
 		if fi.Size() > lim.MaxFileBytes {
-			return fmt.Errorf("%s: file is %d bytes, more than the limit of %d bytes", relToRoot(root, path), fi.Size(), lim.MaxFileBytes)
+			return fileTooLarge(relToRoot(root, path), fi.Size(), lim.MaxFileBytes)
 		}
 		return nil
 	})
 }
+
+// checkSchemasOffline refuses a values.schema.json (of the chart or any
+// subchart, vendored folder or tarball) with a reference Helm would load
+// from a file or URL, naming the schema and the reference.
+func checkSchemasOffline(rel string, c *chartv2.Chart, depth int) error {
+	if depth > maxScanDepth {
+		return fmt.Errorf("chart %s: subcharts nested deeper than %d", rel, maxScanDepth)
+	}
+	if len(c.Schema) > 0 {
+		name := rel + "/values.schema.json"
+		if !c.IsRoot() {
+			name = rel + " (subchart " + c.ChartFullPath() + ")/values.schema.json"
+		}
+		refs, err := SchemaRemoteRefs(c.Schema)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if len(refs) > 0 {
+			return fmt.Errorf("%s: reference %q leaves the chart (Helm would load it from a file or URL); use a local \"#/...\" reference: %w", name, refs[0], ErrRemoteReference)
+		}
+	}
+	for _, d := range c.Dependencies() {
+		if err := checkSchemasOffline(rel, d, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cappedRepeat is sprig's repeat with a bound on the result's size, so a
+// template cannot ask for gigabytes with {{ repeat 400000000 "x" }}.
+func cappedRepeat(limit int64) func(int, string) (string, error) {
+	return func(count int, s string) (string, error) {
+		if count < 0 {
+			count = 0
+		}
+		if len(s) > 0 && int64(count) > limit/int64(len(s)) {
+			return "", &LimitError{Limit: "--max-file-size", Where: "repeat", Detail: fmt.Sprintf("repeat %d of a %d-byte string is more than %d bytes", count, len(s), limit)}
+		}
+		return strings.Repeat(s, count), nil
+	}
+}
+
+// maxChartLinkDepth bounds symlinked folders inside symlinked folders.
+const maxChartLinkDepth = 16
+
+// ErrSymlinkCycle is returned (wrapped) for a symlink to a folder that
+// contains it.
+var ErrSymlinkCycle = errors.New("symlink cycle")
 
 // mergeMaps merges b into a (b wins), recursing into nested maps, like
 // Helm's handling of several --values files.

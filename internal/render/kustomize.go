@@ -2,9 +2,12 @@ package render
 
 import (
 	"fmt"
+	"io"
 
 	fluxkustomize "github.com/fluxcd/pkg/kustomize"
+	securefs "github.com/fluxcd/pkg/kustomize/filesys"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // renderKustomize builds the kustomization in dir in-process (krusty), through
@@ -12,12 +15,31 @@ import (
 // and remote bases are refused unless opts.AllowRemoteBases.
 func renderKustomize(root, dir string, opts Options) ([]sourced, error) {
 	rel := relToRoot(root, dir)
-	resMap, err := fluxkustomize.SecureBuild(root, dir, opts.AllowRemoteBases)
+	if !opts.AllowRemoteBases {
+		if err := checkKustomizationsOffline(root, dir, opts.Limits); err != nil {
+			return nil, err
+		}
+	}
+	var fs filesys.FileSystem
+	var err error
+	if opts.AllowRemoteBases {
+		fs, err = securefs.MakeFsOnDiskSecureBuild(root)
+	} else {
+		fs, err = securefs.MakeFsOnDiskSecure(root)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", rel, err)
 	}
+	lfs := &limitedFS{FileSystem: fs, root: root, max: opts.Limits.MaxFileBytes}
+	resMap, err := fluxkustomize.Build(lfs, dir)
+	if err != nil {
+		if lfs.hit != nil {
+			return nil, lfs.hit // kustomize flattens errors to text; keep the limit's type
+		}
+		return nil, fmt.Errorf("kustomize build %s: %w", rel, err)
+	}
 	if resMap.Size() > opts.Limits.MaxObjects {
-		return nil, fmt.Errorf("kustomize build %s: %d objects, more than the limit of %d", rel, resMap.Size(), opts.Limits.MaxObjects)
+		return nil, tooManyObjects("kustomization "+rel, opts.Limits.MaxObjects)
 	}
 	out := make([]sourced, 0, resMap.Size())
 	for _, r := range resMap.Resources() {
@@ -33,4 +55,44 @@ func renderKustomize(root, dir string, opts Options) ([]sourced, error) {
 		out = append(out, sourced{obj: u, source: "kustomization " + rel})
 	}
 	return out, nil
+}
+
+// limitedFS refuses to read a file larger than max bytes (Limits.MaxFileBytes,
+// as for plain directories) before reading it.
+type limitedFS struct {
+	filesys.FileSystem
+	root string
+	max  int64
+	hit  error // the first limit hit
+}
+
+// ReadFile reads path unless it is larger than the limit.
+func (l *limitedFS) ReadFile(path string) ([]byte, error) {
+	f, err := l.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > l.max {
+		return nil, l.limit(fileTooLarge(relToRoot(l.root, path), fi.Size(), l.max))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, l.max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > l.max {
+		return nil, l.limit(fileTooLarge(relToRoot(l.root, path), 0, l.max))
+	}
+	return data, nil
+}
+
+func (l *limitedFS) limit(err error) error {
+	if l.hit == nil {
+		l.hit = err
+	}
+	return err
 }

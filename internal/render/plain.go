@@ -55,14 +55,11 @@ func renderPlain(root, dir string, lim Limits) ([]sourced, error) {
 		if err != nil {
 			return nil, err
 		}
-		objs, err := decodeObjects(rel, data)
+		objs, err := decodeObjects(rel, data, lim.MaxObjects-len(out))
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, objs...)
-		if len(out) > lim.MaxObjects {
-			return nil, fmt.Errorf("%s: more than %d objects rendered; raise the limit (--max-objects) if this is intended", rel, lim.MaxObjects)
-		}
 	}
 	return out, nil
 }
@@ -80,14 +77,14 @@ func readLimited(path, name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	if fi.Size() > limit {
-		return nil, fmt.Errorf("%s: file is %d bytes, more than the limit of %d bytes", name, fi.Size(), limit)
+		return nil, fileTooLarge(name, fi.Size(), limit)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: file is more than the limit of %d bytes", name, limit)
+		return nil, fileTooLarge(name, 0, limit)
 	}
 	return data, nil
 }

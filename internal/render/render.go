@@ -113,7 +113,7 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if len(objs) > opts.Limits.MaxObjects {
-		return nil, fmt.Errorf("%s rendered %d objects, more than the limit of %d", opts.Path, len(objs), opts.Limits.MaxObjects)
+		return nil, tooManyObjects(opts.Path, opts.Limits.MaxObjects)
 	}
 	if err := validate(objs, opts.Namespace); err != nil {
 		return nil, err

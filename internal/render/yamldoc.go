@@ -82,12 +82,16 @@ type sourced struct {
 // decodeObjects decodes every document of data (named file in messages) into
 // Kubernetes objects, unwrapping List kinds. Empty documents are skipped.
 // YAML is converted as kubectl does (sigs.k8s.io/yaml), whose parser refuses
-// excessive alias expansion ("billion laughs").
-func decodeObjects(file string, data []byte) ([]sourced, error) {
+// excessive alias expansion ("billion laughs"). Objects are counted while
+// decoding: past left objects it stops with a *LimitError.
+func decodeObjects(file string, data []byte, left int) ([]sourced, error) {
 	var out []sourced
 	for _, doc := range splitDocuments(data) {
 		if len(bytes.TrimSpace(doc.data)) == 0 {
 			continue
+		}
+		if len(out) >= left {
+			return nil, tooManyObjects(file+":"+strconv.Itoa(firstContentLine(doc)), left)
 		}
 		js, err := yaml.YAMLToJSON(doc.data)
 		if err != nil {
@@ -109,6 +113,9 @@ func decodeObjects(file string, data []byte) ([]sourced, error) {
 			items, err := listItems(source, u)
 			if err != nil {
 				return nil, err
+			}
+			if len(out)+len(items) > left {
+				return nil, tooManyObjects(source, left)
 			}
 			out = append(out, items...)
 			continue

@@ -23,7 +23,7 @@ func TestSplitDocumentsKeepsLines(t *testing.T) {
 
 func TestDecodeErrorLineIsFileLine(t *testing.T) {
 	data := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n   bad: indent\n"
-	_, err := decodeObjects("f.yaml", []byte(data))
+	_, err := decodeObjects("f.yaml", []byte(data), DefaultLimits.MaxObjects)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -51,7 +51,7 @@ func FuzzDecodeObjects(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		objs, err := decodeObjects("fuzz.yaml", data)
+		objs, err := decodeObjects("fuzz.yaml", data, DefaultLimits.MaxObjects)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
 				t.Fatalf("error does not name the file: %v", err)
