@@ -6,8 +6,11 @@ import (
 	"os"
 
 	"github.com/keyless-cd/keyless/internal/cli"
+	"github.com/keyless-cd/keyless/internal/renderproc"
 )
 
 func main() {
+	// A render child (started by the controller or the CLI) renders and exits.
+	renderproc.ServeIfWorker()
 	os.Exit(cli.Main(os.Args[1:], cli.StdStreams()))
 }

@@ -31,6 +31,7 @@ type controllerFlags struct {
 	webhookSecretFile       string
 	cacheDir                string
 	cacheGCInterval         time.Duration
+	renderLimits            renderLimitFlags
 }
 
 func newControllerCommand(streams IOStreams) *cobra.Command {
@@ -69,6 +70,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook shared secret (GitHub HMAC key / GitLab token)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "Git cache folder (default a temporary directory)")
 	fl.DurationVar(&f.cacheGCInterval, "cache-gc-interval", 10*time.Minute, "how often the cache of repositories no Application reads any more is deleted")
+	f.renderLimits.addFlags(fl)
 	return cmd
 }
 
@@ -105,6 +107,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, Concurrency: f.concurrency,
 		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secret,
 		CacheDir: f.cacheDir, CacheGCInterval: f.cacheGCInterval, AuditOut: streams.Out, Logger: logger,
+		Render: f.renderLimits.options(),
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/render"
+	"github.com/keyless-cd/keyless/internal/renderproc"
 )
 
 // renderFlags select and configure what a directory renders to.
@@ -25,6 +26,7 @@ type renderFlags struct {
 	releaseName string
 	maxObjects  int
 	maxFileSize int64
+	limits      renderLimitFlags
 }
 
 func (f *renderFlags) addFlags(fl *pflag.FlagSet) {
@@ -34,6 +36,7 @@ func (f *renderFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&f.releaseName, "release-name", "", "Helm release name (default the chart name)")
 	fl.IntVar(&f.maxObjects, "max-objects", render.DefaultLimits.MaxObjects, "refuse renders with more objects")
 	fl.Int64Var(&f.maxFileSize, "max-file-size", render.DefaultLimits.MaxFileBytes, "refuse files larger than this many bytes")
+	f.limits.addFlags(fl)
 }
 
 // render renders dir for namespace.
@@ -78,7 +81,12 @@ func (f *renderFlags) render(ctx context.Context, dir, namespace string) (*rende
 	if opts.Helm.Values, err = parseSetValues(f.helmSet); err != nil {
 		return nil, err
 	}
-	return render.Render(ctx, opts)
+	// Rendered in a child process under the same limits as the controller's.
+	runner, err := renderproc.New(f.limits.options())
+	if err != nil {
+		return nil, err
+	}
+	return runner.Render(ctx, opts)
 }
 
 // parseSetValues turns ["a.b=1", ...] into nested values; each value is YAML

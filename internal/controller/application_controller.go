@@ -65,6 +65,9 @@ type ApplicationReconciler struct {
 	Audit           *auditLog
 	Drift           *driftTracker
 	Metrics         *metrics
+	// Renderer renders a checkout; the controller gives every render its own
+	// bounded child process (renderproc), so no render can crash or stall it.
+	Renderer Renderer
 
 	enginesMu sync.Mutex
 	engines   map[string]*engine.Engine
@@ -76,6 +79,11 @@ type ApplicationReconciler struct {
 type renderEntry struct {
 	key  string
 	objs []*unstructured.Unstructured
+}
+
+// Renderer renders a directory of a checkout into objects.
+type Renderer interface {
+	Render(ctx context.Context, opts render.Options) (*render.Result, error)
 }
 
 // Reconcile syncs one Application. Order: get → finalizer → suspend → spec
@@ -420,7 +428,7 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	}
 	defer release()
 	opts.Root = dir
-	res, err := render.Render(ctx, opts)
+	res, err := r.Renderer.Render(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

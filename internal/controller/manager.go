@@ -31,6 +31,7 @@ import (
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/gitsource"
+	"github.com/keyless-cd/keyless/internal/renderproc"
 )
 
 // Options configure the controller. Namespaces is required.
@@ -61,6 +62,9 @@ type Options struct {
 	// CacheGCInterval is how often the cache of repositories no Application
 	// reads any more is deleted. Default 10m.
 	CacheGCInterval time.Duration
+	// Render bounds each render (memory, time, output); every render runs in
+	// its own child process. Zero fields take renderproc's defaults.
+	Render renderproc.Options
 	// AuditOut receives one JSON line per sync. Default os.Stdout.
 	AuditOut io.Writer
 	// Logger is the controller's logger.
@@ -173,12 +177,17 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	renderer, err := renderproc.New(opts.Render)
+	if err != nil {
+		return err
+	}
 	drift := newDriftTracker(managedCache, m)
 	drift.access = &watchAccess{client: mgr.GetClient(), mapper: mgr.GetRESTMapper(), namespaces: opts.Namespaces}
 	r := &ApplicationReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: cfg, HTTPClient: mgr.GetHTTPClient(),
 		Mapper: mgr.GetRESTMapper(), Source: src, Recorder: mgr.GetEventRecorder("keyless-controller"),
 		DefaultInterval: opts.DefaultInterval, Audit: &auditLog{w: opts.AuditOut}, Drift: drift, Metrics: m,
+		Renderer: renderer,
 	}
 	triggers := make(chan event.GenericEvent, 256)
 	c, err := builder.ControllerManagedBy(mgr).

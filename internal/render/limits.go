@@ -13,11 +13,11 @@ var ErrLimit = errors.New("render limit exceeded")
 // LimitError says which limit a render hit and where.
 type LimitError struct {
 	// Limit names the limit (a flag, e.g. "--max-objects").
-	Limit string
+	Limit string `json:"limit"`
 	// Where is the file, template or kustomization, when known.
-	Where string
+	Where string `json:"where,omitempty"`
 	// Detail says what was seen.
-	Detail string
+	Detail string `json:"detail"`
 }
 
 func (e *LimitError) Error() string {

@@ -72,6 +72,18 @@ type Result struct {
 	sources map[*unstructured.Unstructured]string
 }
 
+// NewResult makes a Result of objects rendered elsewhere (a render process);
+// sources[i] is where objs[i] came from.
+func NewResult(kind Kind, objs []*unstructured.Unstructured, sources []string) *Result {
+	r := &Result{Kind: kind, Objects: objs, sources: make(map[*unstructured.Unstructured]string, len(objs))}
+	for i, o := range objs {
+		if i < len(sources) {
+			r.sources[o] = sources[i]
+		}
+	}
+	return r
+}
+
 // Source returns where obj came from (file:line, template or kustomization),
 // or "" when unknown.
 func (r *Result) Source(obj *unstructured.Unstructured) string { return r.sources[obj] }

@@ -1,0 +1,177 @@
+package renderproc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime/debug"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/keyless-cd/keyless/internal/render"
+)
+
+// maxRequestBytes bounds a render request read by a child.
+const maxRequestBytes = 16 << 20
+
+// maxStackBytes fails a runaway recursion (a template including itself)
+// long before it reaches the memory limit.
+const maxStackBytes = 64 << 20
+
+// ServeIfWorker serves one render request and exits when this process was
+// started as a render child (EnvWorker=1); otherwise it returns at once.
+// Call it first thing in main, and in TestMain of packages whose tests
+// render through a Runner.
+func ServeIfWorker() {
+	if os.Getenv(EnvWorker) != "1" {
+		return
+	}
+	os.Exit(serve(os.Stdin, os.Stdout))
+}
+
+func serve(in io.Reader, out io.Writer) int {
+	if err := applyLimits(); err != nil {
+		_, _ = fmt.Fprintln(os.Stderr, "render process: setting limits:", err)
+		return 3
+	}
+	var req request
+	data, err := io.ReadAll(io.LimitReader(in, maxRequestBytes))
+	if err == nil {
+		err = json.Unmarshal(data, &req)
+	}
+	if err != nil {
+		_, _ = fmt.Fprintln(os.Stderr, "render process: reading the request:", err)
+		return 3
+	}
+	res, err := render.Render(context.Background(), req.Options)
+	var resp response
+	if err != nil {
+		resp.Error = toWire(err)
+	} else {
+		resp.Kind = res.Kind
+		for _, o := range res.Objects {
+			js, err := o.MarshalJSON()
+			if err != nil {
+				resp = response{Error: toWire(err)}
+				break
+			}
+			resp.Objects = append(resp.Objects, wireObject{Source: res.Source(o), Object: js})
+		}
+	}
+	if err := json.NewEncoder(out).Encode(resp); err != nil {
+		_, _ = fmt.Fprintln(os.Stderr, "render process: writing the result:", err)
+		return 3
+	}
+	return 0
+}
+
+// applyLimits sets this process's own limits from the environment the
+// parent gave it, before the request is even read.
+func applyLimits() error {
+	mem, err := strconv.ParseInt(os.Getenv(envMemory), 10, 64)
+	if err != nil || mem <= 0 {
+		return fmt.Errorf("%s=%q: %w", envMemory, os.Getenv(envMemory), errors.ErrUnsupported)
+	}
+	cpu, err := strconv.ParseUint(os.Getenv(envCPU), 10, 64)
+	if err != nil || cpu == 0 {
+		return fmt.Errorf("%s=%q: %w", envCPU, os.Getenv(envCPU), errors.ErrUnsupported)
+	}
+	debug.SetMaxStack(maxStackBytes)
+	for _, l := range []struct {
+		res int
+		val uint64
+	}{
+		{unix.RLIMIT_DATA, uint64(mem)},
+		{unix.RLIMIT_CPU, cpu},
+		{unix.RLIMIT_FSIZE, 0}, // a render writes no file
+		{unix.RLIMIT_CORE, 0},
+	} {
+		if err := unix.Setrlimit(l.res, &unix.Rlimit{Cur: l.val, Max: l.val}); err != nil {
+			return fmt.Errorf("setrlimit %d: %w", l.res, err)
+		}
+	}
+	return nil
+}
+
+// Error classes carried from a child to its parent.
+const (
+	classLimit   = "limit"
+	classRemote  = "remote"
+	classOutside = "outside"
+	classCycle   = "cycle"
+	classMissing = "missing"
+	classOther   = "other"
+)
+
+type wireError struct {
+	Message string             `json:"message"`
+	Class   string             `json:"class"`
+	Limit   *render.LimitError `json:"limit,omitempty"`
+}
+
+func toWire(err error) *wireError {
+	w := &wireError{Message: err.Error(), Class: classOther}
+	var le *render.LimitError
+	switch {
+	case errors.As(err, &le):
+		w.Class, w.Limit = classLimit, le
+	case errors.Is(err, render.ErrRemoteReference):
+		w.Class = classRemote
+	case errors.Is(err, render.ErrOutsideRoot):
+		w.Class = classOutside
+	case errors.Is(err, render.ErrSymlinkCycle):
+		w.Class = classCycle
+	case errors.Is(err, fs.ErrNotExist):
+		w.Class = classMissing
+	}
+	return w
+}
+
+// childError is a render error reported by a child: its message as the
+// child wrote it, and the sentinel it wrapped there.
+type childError struct {
+	msg   string
+	class error
+}
+
+func (e *childError) Error() string { return e.msg }
+func (e *childError) Unwrap() error { return e.class }
+
+func (w *wireError) toError() error {
+	switch w.Class {
+	case classLimit:
+		if w.Limit != nil {
+			return w.Limit
+		}
+		return &childError{msg: w.Message, class: render.ErrLimit}
+	case classRemote:
+		return &childError{msg: w.Message, class: render.ErrRemoteReference}
+	case classOutside:
+		return &childError{msg: w.Message, class: render.ErrOutsideRoot}
+	case classCycle:
+		return &childError{msg: w.Message, class: render.ErrSymlinkCycle}
+	case classMissing:
+		return &childError{msg: w.Message, class: fs.ErrNotExist}
+	}
+	return &childError{msg: w.Message, class: ErrWorker}
+}
+
+func decodeResult(resp response) (*render.Result, error) {
+	objs := make([]*unstructured.Unstructured, 0, len(resp.Objects))
+	sources := make([]string, 0, len(resp.Objects))
+	for i, o := range resp.Objects {
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(o.Object); err != nil {
+			return nil, fmt.Errorf("render process: object %d: %w", i, err)
+		}
+		objs = append(objs, u)
+		sources = append(sources, o.Source)
+	}
+	return render.NewResult(resp.Kind, objs, sources), nil
+}
