@@ -29,6 +29,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/install"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
+	"github.com/keyless-cd/keyless/internal/renderproc"
 )
 
 const (
@@ -54,6 +55,10 @@ type env struct {
 	audit   *syncBuffer
 	// cacheDir is the running controller's Git cache.
 	cacheDir string
+	// namespaces are the managed namespaces: appNS and the extra tenants.
+	namespaces []string
+	// render bounds the controller's renders (zero: the defaults).
+	render renderproc.Options
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -99,7 +104,9 @@ func repoRoot(t *testing.T) string {
 	}
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts the environment with appNS, plus extra tenant namespaces
+// installed the same way.
+func newEnv(t *testing.T, extra ...string) *env {
 	t.Helper()
 	ctx := t.Context()
 	c, err := clustertest.StartAudited(t.TempDir(), localcluster.Options{})
@@ -114,10 +121,11 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, cluster: c, admin: admin, cs: kubernetes.NewForConfigOrDie(c.Config), audit: &syncBuffer{}}
+	e := &env{t: t, cluster: c, admin: admin, cs: kubernetes.NewForConfigOrDie(c.Config), audit: &syncBuffer{},
+		namespaces: append([]string{appNS}, extra...)}
 
 	// The cluster admin's part: CRD, namespaces, the namespaced install.
-	if err := install.Apply(ctx, c.Config, install.Options{ControllerNamespace: controlNS, Namespaces: []string{appNS}}); err != nil {
+	if err := install.Apply(ctx, c.Config, install.Options{ControllerNamespace: controlNS, Namespaces: e.namespaces}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -157,7 +165,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 	done := make(chan error, 1)
 	go func() {
 		done <- controller.Run(ctx, e.ctrlCfg, controller.Options{
-			Namespaces: []string{appNS}, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
+			Namespaces: e.namespaces, MetricsBindAddress: "0", HealthProbeBindAddress: "0", Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AuditOut: e.audit, Logger: testLogger(), Ready: ready,
 		})
