@@ -115,14 +115,28 @@ func EditFile(root string, req Request) ([]Change, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	fi, err := os.Stat(path)
+	rel, err := filepath.Rel(root, path)
+	if err != nil {
+		return nil, false, err
+	}
+	// Every read and write goes through root, and no part of the path may be
+	// a symlink: a committed link must not make CI edit a file elsewhere.
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() { _ = r.Close() }()
+	if err := refuseSymlinks(r, req.File, rel); err != nil {
+		return nil, false, err
+	}
+	fi, err := r.Stat(rel)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", req.File, err)
 	}
 	if fi.Size() > MaxFileBytes {
 		return nil, false, fmt.Errorf("%s: larger than %d bytes", req.File, MaxFileBytes)
 	}
-	data, err := os.ReadFile(path)
+	data, err := r.ReadFile(rel)
 	if err != nil {
 		return nil, false, err
 	}
@@ -147,15 +161,34 @@ func EditFile(root string, req Request) ([]Change, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	tmp := path + ".keyless-tmp"
-	if err := os.WriteFile(tmp, out, fi.Mode().Perm()); err != nil {
+	tmp := rel + ".keyless-tmp"
+	if err := r.WriteFile(tmp, out, fi.Mode().Perm()); err != nil {
 		return nil, false, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	if err := r.Rename(tmp, rel); err != nil {
+		_ = r.Remove(tmp)
 		return nil, false, err
 	}
 	return f.Changes(), true, nil
+}
+
+// ErrSymlink is returned (wrapped) when the file to edit, or a folder on
+// its way, is a symlink.
+var ErrSymlink = errors.New("refusing to edit through a symlink")
+
+func refuseSymlinks(r *os.Root, name, rel string) error {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	for i := range parts {
+		p := filepath.FromSlash(strings.Join(parts[:i+1], "/"))
+		fi, err := r.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("--file %s: %s is a symlink: %w; name the file it points to", name, filepath.ToSlash(p), ErrSymlink)
+		}
+	}
+	return nil
 }
 
 func confined(root, rel string) (string, error) {

@@ -1,7 +1,10 @@
 package bump
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -228,4 +231,39 @@ func TestConcurrentSameKey(t *testing.T) {
 		t.Fatalf("final tag is not the last pushed value %q:\n%s", want, content)
 	}
 	_ = plumbing.ZeroHash
+}
+
+// TestEditRefusesSymlinks: a committed symlink (to a file elsewhere, or a
+// folder on the way) must not make bump edit what it points to.
+func TestEditRefusesSymlinks(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "values.yaml")
+	if err := os.WriteFile(secret, []byte("image:\n  tag: keep\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := os.Symlink(secret, filepath.Join(root, "values.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "linked")); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"values.yaml", "linked/values.yaml"} {
+		_, _, err := EditFile(root, Request{File: file, Sets: []SetValue{mustSet(t, "image.tag=evil")}})
+		if !errors.Is(err, ErrSymlink) {
+			t.Fatalf("%s: err = %v, want ErrSymlink", file, err)
+		}
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "image:\n  tag: keep\n" {
+		t.Fatalf("the file behind the symlink was edited: %q", b)
+	}
+}
+
+func mustSet(t *testing.T, s string) SetValue {
+	t.Helper()
+	v, err := ParseSet(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
