@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -39,7 +38,7 @@ func AuthFromSecret(repoURL string, data map[string][]byte) (transport.AuthMetho
 	if isSSH(repoURL) {
 		identity := data[KeyIdentity]
 		if len(identity) == 0 {
-			return nil, fmt.Errorf("ssh repository %s needs the key %q (a private key) in the Git secret", repoURL, KeyIdentity)
+			return nil, fmt.Errorf("ssh repository %s needs the key %q (a private key) in the Git secret", Redact(repoURL), KeyIdentity)
 		}
 		user := "git"
 		if u := string(data[KeyUsername]); u != "" {
@@ -51,7 +50,7 @@ func AuthFromSecret(repoURL string, data map[string][]byte) (transport.AuthMetho
 		}
 		kh := data[KeyKnownHosts]
 		if len(kh) == 0 {
-			return nil, fmt.Errorf("ssh repository %s needs the key %q in the Git secret: unknown host keys are refused", repoURL, KeyKnownHosts)
+			return nil, fmt.Errorf("ssh repository %s needs the key %q in the Git secret: unknown host keys are refused", Redact(repoURL), KeyKnownHosts)
 		}
 		cb, err := knownHostsCallback(kh)
 		if err != nil {
@@ -78,19 +77,19 @@ func isSSH(url string) bool {
 }
 
 func knownHostsCallback(data []byte) (ssh.HostKeyCallback, error) {
-	f, err := os.CreateTemp("", "keyless-known-hosts-")
+	// knownhosts reads files only; hand it a pipe rather than a temporary
+	// file, so nothing is written to disk (the controller's root filesystem
+	// is read-only) and the host list never lingers in /tmp.
+	rd, wr, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("writing known_hosts: %w", err)
+		return nil, fmt.Errorf("reading known_hosts: %w", err)
 	}
-	defer func() { _ = os.Remove(f.Name()) }()
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("writing known_hosts: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("writing known_hosts: %w", err)
-	}
-	cb, err := knownhosts.New(filepath.Clean(f.Name()))
+	defer func() { _ = rd.Close() }()
+	go func() {
+		_, _ = wr.Write(data)
+		_ = wr.Close()
+	}()
+	cb, err := knownhosts.New(fmt.Sprintf("/dev/fd/%d", rd.Fd()))
 	if err != nil {
 		return nil, fmt.Errorf("git secret: key %q: %w", KeyKnownHosts, err)
 	}

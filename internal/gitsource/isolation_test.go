@@ -2,6 +2,7 @@ package gitsource
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -21,6 +22,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/keyless-cd/keyless/internal/gitserver"
 )
@@ -406,5 +410,70 @@ func TestGitResponsesAreCapped(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCredentialsInTheURLNeverReachMessages: a token embedded in repoURL
+// is not in any error Resolve or Fetch returns.
+func TestCredentialsInTheURLNeverReachMessages(t *testing.T) {
+	srv := startGitServer(t)
+	src, err := New(Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, url := range []string{
+		strings.Replace(srv.RepoURL("missing"), "http://", "http://oauth2:glpat-s3cret@", 1),
+		strings.Replace(srv.RepoURL("missing"), "http://", "http://glpat-s3cret@", 1),
+	} {
+		_, err := src.Resolve(t.Context(), url, "main", nil)
+		if err == nil {
+			t.Fatal("resolving a missing repository succeeded")
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Fatalf("the error shows the token: %v", err)
+		}
+		if !errors.Is(err, transport.ErrRepositoryNotFound) {
+			t.Errorf("err = %v: redaction lost the error's type", err)
+		}
+		if got := Redact(url); strings.Contains(got, "s3cret") || !strings.Contains(got, "***@127.0.0.1") {
+			t.Errorf("Redact(%s) = %s", url, got)
+		}
+	}
+	if got := Redact("ssh://git@gitlab.example.com/org/repo.git"); got != "ssh://git@gitlab.example.com/org/repo.git" {
+		t.Errorf("an ssh user name was redacted: %s", got)
+	}
+}
+
+// TestKnownHostsNeedNoTempFile: known_hosts from the Git secret is checked
+// without writing anything to disk (the controller's root is read-only).
+func TestKnownHostsNeedNoTempFile(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	newKey := func() ssh.PublicKey {
+		_, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := ssh.NewSignerFromKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signer.PublicKey()
+	}
+	good, other := newKey(), newKey()
+	line := knownhosts.Line([]string{"git.example.com"}, good)
+	cb, err := knownHostsCallback([]byte(line + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 22}
+	if err := cb("git.example.com:22", addr, good); err != nil {
+		t.Fatalf("the known host key was refused: %v", err)
+	}
+	if err := cb("git.example.com:22", addr, other); err == nil {
+		t.Fatal("an unknown host key was accepted")
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Fatalf("files were written to TMPDIR: %v", entries)
 	}
 }

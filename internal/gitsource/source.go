@@ -186,6 +186,11 @@ func authKey(auth transport.AuthMethod) string {
 // commit SHA, or "" / HEAD for the default branch) with an ls-remote, using
 // this caller's credential. It is the cheap per-interval check: no fetch.
 func (s *Source) Resolve(ctx context.Context, url, revision string, auth transport.AuthMethod) (Revision, error) {
+	rev, err := s.resolve(ctx, url, revision, auth)
+	return rev, redactErr(url, err)
+}
+
+func (s *Source) resolve(ctx context.Context, url, revision string, auth transport.AuthMethod) (Revision, error) {
 	// Always ask the server, even for a commit SHA: the ls-remote with this
 	// caller's credential is what authorises it to read the shared cache.
 	// A SHA alone is not a key (another tenant may know it).
@@ -292,6 +297,10 @@ func explain(err error) error {
 // own credential first, so the shared cache never serves a repository to
 // someone who cannot read it.
 func (s *Source) Fetch(ctx context.Context, url string, rev Revision, auth transport.AuthMethod) error {
+	return redactErr(url, s.fetch(ctx, url, rev, auth))
+}
+
+func (s *Source) fetch(ctx context.Context, url string, rev Revision, auth transport.AuthMethod) error {
 	r := s.repo(url)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -372,7 +381,7 @@ func (s *Source) Checkout(url, sha string) (dir string, release func(), err erro
 	release = func() { s.releaseCheckout(url, dir) }
 	if err := s.writeCheckout(url, sha, dir); err != nil {
 		release()
-		return "", nil, err
+		return "", nil, redactErr(url, err)
 	}
 	return dir, release, nil
 }
