@@ -44,6 +44,8 @@ type Engine struct {
 	mapper  meta.RESTMapper
 	manager *ssa.ResourceManager
 	poller  *polling.StatusPoller
+	// protected are the ServiceAccounts ("ns/name") this engine writes as.
+	protected map[string]bool
 }
 
 // New builds an Engine for cfg. A config without a rate limit (QPS 0, as
@@ -91,7 +93,7 @@ func NewWithMapper(cfg *rest.Config, httpClient *http.Client, mapper meta.RESTMa
 	})
 	m := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "keyless.dev"})
 	m.SetConcurrency(8)
-	return &Engine{client: c, mapper: mapper, manager: m, poller: poller}, nil
+	return &Engine{client: c, mapper: mapper, manager: m, poller: poller, protected: protectedAccounts(cfg)}, nil
 }
 
 // Client returns the engine's controller-runtime client.

@@ -117,6 +117,9 @@ func (e *Engine) prepare(objs []*unstructured.Unstructured, namespace, name stri
 	if err := Confine(out, namespace, e.mapper); err != nil {
 		return nil, err
 	}
+	if err := refuseIdentityTheft(out, e.protected); err != nil {
+		return nil, err
+	}
 	setManagedLabels(out, name)
 	return out, nil
 }
