@@ -18,6 +18,7 @@ func init() {
 	Rules["KL102"] = Rule{"KL102", Critical, "a non-system subject with cluster-admin or wildcard rights cluster-wide can do anything", "bind namespaced Roles listing only what is needed"}
 	Rules["KL103"] = Rule{"KL103", High, "a CI/CD controller with a ClusterRole can write to every namespace, which compliance settings forbid", "run it namespaced, or use keyless's namespaced install (config/install)"}
 	Rules["KL104"] = Rule{"KL104", Critical, "keyless must hold no cluster-wide rights", "remove the ClusterRoleBinding; keyless's install is namespaced only"}
+	Rules["KL106"] = Rule{"KL106", Medium, "a namespace keyless deploys into does not enforce Pod Security \"restricted\": a pod committed to Git may run privileged, as root or on the host", "label it pod-security.kubernetes.io/enforce=restricted (keyless install does)"}
 	Rules["KL105"] = Rule{"KL105", High, "reading every Secret, impersonating, escalating or binding cluster-wide lets the subject reach any credential or grant itself more", "bind a namespaced Role; limit impersonate by resourceNames"}
 }
 
@@ -120,10 +121,44 @@ func ScanCluster(ctx context.Context, cs kubernetes.Interface, opts ClusterOptio
 		}
 		rep.InstallClusterWideChecked = checked && len(found) == 0
 		rep.Findings = append(rep.Findings, found...)
+		psa, err := podSecurityFindings(ctx, cs, rep.Install)
+		switch {
+		case err == nil:
+			rep.Findings = append(rep.Findings, psa...)
+		case !cannot("namespaces", err):
+			return nil, err
+		}
 	}
 	sortFindings(rep.Findings)
 	return rep, nil
 }
+
+// podSecurityFindings reports the namespaces keyless deploys into (those
+// with a keyless-deployer grant) that do not enforce Pod Security restricted.
+func podSecurityFindings(ctx context.Context, cs kubernetes.Interface, grants []InstallGrant) ([]Finding, error) {
+	seen := map[string]bool{}
+	var out []Finding
+	for _, g := range grants {
+		if seen[g.Namespace] || !strings.HasSuffix(g.Subject, ":keyless-deployer") {
+			continue
+		}
+		seen[g.Namespace] = true
+		ns, err := cs.CoreV1().Namespaces().Get(ctx, g.Namespace, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if level := ns.Labels[podSecurityEnforceLabel]; level != "restricted" {
+			if level == "" {
+				level = "none"
+			}
+			out = append(out, Rules["KL106"].finding("namespace/"+g.Namespace, 0, fmt.Sprintf("namespace %s enforces Pod Security %q", g.Namespace, level)))
+		}
+	}
+	return out, nil
+}
+
+// podSecurityEnforceLabel is Pod Security Admission's enforce label.
+const podSecurityEnforceLabel = "pod-security.kubernetes.io/enforce"
 
 func bindingRisks(b rbacv1.ClusterRoleBinding, role rbacv1.ClusterRole) []Finding {
 	var out []Finding

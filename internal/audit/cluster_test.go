@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -95,6 +96,24 @@ func TestScanClusterFindsSeededRisks(t *testing.T) {
 		if f.Rule == "KL101" && !strings.Contains(f.What, "ClusterRole cluster-admin cluster-wide") {
 			t.Errorf("token Secret without its ServiceAccount's rights: %s", f.What)
 		}
+	}
+
+	// A managed namespace that stops enforcing Pod Security restricted is reported.
+	if _, err := cs.CoreV1().Namespaces().Patch(ctx, "myapp", types.MergePatchType, []byte(`{"metadata":{"labels":{"pod-security.kubernetes.io/enforce":"privileged"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = ScanCluster(ctx, cs, ClusterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kl106 := 0
+	for _, f := range rep.Findings {
+		if f.Rule == "KL106" && f.File == "namespace/myapp" && strings.Contains(f.What, `"privileged"`) {
+			kl106++
+		}
+	}
+	if kl106 != 1 {
+		t.Errorf("a managed namespace enforcing privileged was not reported once: %+v", rep.Findings)
 	}
 
 	// A reader confined to one namespace gets what it can, and is told the rest.

@@ -43,8 +43,10 @@ spec:
     metadata:
       labels: {app: web}
     spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: web
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         image: ` + image + `
 `,
 		"deploy/svc.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - port: 80\n",

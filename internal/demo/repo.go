@@ -36,8 +36,10 @@ spec:
     metadata:
       labels: {app: myapp}
     spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: myapp
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
         ports:
         - containerPort: 8080
@@ -73,8 +75,10 @@ spec:
   template:
     spec:
       restartPolicy: Never
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: migrate
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
         image: registry.example.com/myorg/myapp-migrate:1
 `,
 		".gitlab-ci.yml": `# The pipeline holds no cluster credential: it bumps the tag in Git, and deploys

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -37,6 +38,11 @@ type Options struct {
 	ControllerNamespace string
 	// Namespaces are the managed namespaces; each gets config/install/namespace.
 	Namespaces []string
+	// PodSecurity is the Pod Security Admission level every managed
+	// namespace is labelled with (enforce, audit and warn). Default
+	// "restricted": a pod a repository pusher commits gets no host access,
+	// no privilege and no root.
+	PodSecurity string
 	// WithDeployment also applies the controller Deployment and its webhook
 	// Secret. Default false: the caller runs the controller itself (tests,
 	// `keyless demo`) as the keyless-controller ServiceAccount.
@@ -56,6 +62,9 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Minute
+	}
+	if opts.PodSecurity == "" {
+		opts.PodSecurity = PodSecurityRestricted
 	}
 	root, err := extract()
 	if err != nil {
@@ -84,6 +93,11 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating namespace %s: %w", ns, err)
+		}
+	}
+	for _, ns := range opts.Namespaces {
+		if err := labelPodSecurity(ctx, cs, ns, opts.PodSecurity); err != nil {
+			return err
 		}
 	}
 	eng, err := engine.New(cfg)
@@ -126,6 +140,24 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 	}
 	return waitServed(ctx, dyn, opts)
+}
+
+// Pod Security Admission labels and levels.
+const (
+	PodSecurityEnforceLabel = "pod-security.kubernetes.io/enforce"
+	PodSecurityAuditLabel   = "pod-security.kubernetes.io/audit"
+	PodSecurityWarnLabel    = "pod-security.kubernetes.io/warn"
+	PodSecurityRestricted   = "restricted"
+)
+
+// labelPodSecurity sets the Pod Security Admission labels of namespace ns.
+func labelPodSecurity(ctx context.Context, cs kubernetes.Interface, ns, level string) error {
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q,%q:%q,%q:%q}}}`,
+		PodSecurityEnforceLabel, level, PodSecurityAuditLabel, level, PodSecurityWarnLabel, level)
+	if _, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "keyless-install"}); err != nil {
+		return fmt.Errorf("labelling namespace %s for Pod Security %q: %w", ns, level, err)
+	}
+	return nil
 }
 
 // setControllerSubjectNamespace points the keyless-controller subject at the
