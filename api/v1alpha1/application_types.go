@@ -40,6 +40,16 @@ const (
 	DeletionPolicyOrphan = "orphan"
 )
 
+// A Secret named by spec.source.secretRef must be meant as a Git credential
+// for the repository's host: labelled CredentialLabel=CredentialGit, and
+// annotated GitHostAnnotation with the host (host[:port], comma-separated
+// for several) it may be sent to.
+const (
+	CredentialLabel   = "keyless.dev/credential"
+	CredentialGit     = "git"
+	GitHostAnnotation = "keyless.dev/git-host"
+)
+
 // DefaultServiceAccountName is impersonated for every write when spec.serviceAccountName is empty.
 const DefaultServiceAccountName = "keyless-deployer"
 

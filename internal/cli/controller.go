@@ -32,6 +32,7 @@ type controllerFlags struct {
 	cacheDir                string
 	cacheGCInterval         time.Duration
 	renderLimits            renderLimitFlags
+	allowInsecureHTTP       bool
 }
 
 func newControllerCommand(streams IOStreams) *cobra.Command {
@@ -71,6 +72,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "Git cache folder (default a temporary directory)")
 	fl.DurationVar(&f.cacheGCInterval, "cache-gc-interval", 10*time.Minute, "how often the cache of repositories no Application reads any more is deleted")
 	f.renderLimits.addFlags(fl)
+	fl.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let Git credentials travel over plain http:// (loopback tests and demos only; never in production)")
 	return cmd
 }
 
@@ -107,7 +109,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, Concurrency: f.concurrency,
 		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secret,
 		CacheDir: f.cacheDir, CacheGCInterval: f.cacheGCInterval, AuditOut: streams.Out, Logger: logger,
-		Render: f.renderLimits.options(),
+		Render: f.renderLimits.options(), AllowInsecureHTTP: f.allowInsecureHTTP,
 	})
 }
 

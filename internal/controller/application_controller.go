@@ -65,6 +65,9 @@ type ApplicationReconciler struct {
 	Audit           *auditLog
 	Drift           *driftTracker
 	Metrics         *metrics
+	// AllowInsecureHTTP lets credentials travel over plain http:// (loopback
+	// tests and the demo only).
+	AllowInsecureHTTP bool
 	// Renderer renders a checkout; the controller gives every render its own
 	// bounded child process (renderproc), so no render can crash or stall it.
 	Renderer Renderer
@@ -387,12 +390,18 @@ func validateSpec(app *kv1.Application) error {
 // gitAuth reads the Application's Git credential Secret, if any.
 func (r *ApplicationReconciler) gitAuth(ctx context.Context, app *kv1.Application) (transport.AuthMethod, error) {
 	ref := app.Spec.Source.SecretRef
+	if err := checkEmbeddedCredential(app.Spec.Source.RepoURL, r.AllowInsecureHTTP); err != nil {
+		return nil, err
+	}
 	if ref == nil {
 		return nil, nil
 	}
 	s := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: ref.Name}, s); err != nil {
 		return nil, fmt.Errorf("reading Git secret %s/%s (spec.source.secretRef): %w", app.Namespace, ref.Name, err)
+	}
+	if err := checkCredential(s, app.Spec.Source.RepoURL, r.AllowInsecureHTTP); err != nil {
+		return nil, err
 	}
 	auth, err := gitsource.AuthFromSecret(app.Spec.Source.RepoURL, s.Data)
 	if err != nil {

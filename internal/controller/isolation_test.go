@@ -100,7 +100,7 @@ func TestTenantIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Team B's own credential for its own repository.
-	if err := e.admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "b-git", Namespace: teamB},
+	if err := e.admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "b-git", Namespace: teamB, Labels: map[string]string{kv1.CredentialLabel: kv1.CredentialGit}, Annotations: map[string]string{kv1.GitHostAnnotation: "127.0.0.1"}},
 		StringData: map[string]string{"username": "b", "password": gitToken}}); err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +171,29 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	})
 
+	t.Run("a Secret not meant as a Git credential", func(t *testing.T) {
+		url, stolen := attacker(t)
+		if err := e.admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: teamB},
+			StringData: map[string]string{"password": "the-database-password"}}); err != nil {
+			t.Fatal(err)
+		}
+		e.tenantApp(teamB, "exfiltrate", url, "main", ".", "db")
+		e.waitTenant(teamB, "exfiltrate", "refused", 30*time.Second, conditionSays("Stalled", "is not labelled keyless.dev/credential=git"))
+		if n := stolen.Load(); n != 0 {
+			t.Fatalf("the Secret was sent to the attacker %d times", n)
+		}
+	})
+
+	t.Run("a Git credential sent to another host", func(t *testing.T) {
+		url, stolen := attacker(t)
+		e.tenantApp(teamB, "redirect", url, "main", ".", "b-git")
+		e.waitTenant(teamB, "redirect", "refused", 30*time.Second, conditionSays("Stalled", "not for localhost"))
+		if n := stolen.Load(); n != 0 {
+			t.Fatalf("team B's Git credential was sent to another host %d times", n)
+		}
+		controllerAlive()
+	})
+
 	t.Run("kustomize resource on a loopback URL", func(t *testing.T) {
 		e.tenantApp(teamB, "ssrf", e.git.RepoURL(teamBRepo), "main", "ssrf", "b-git")
 		e.waitTenant(teamB, "ssrf", "refused", 30*time.Second, conditionSays("Stalled", tarpit.URL))
@@ -179,6 +202,23 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		controllerAlive()
 	})
+}
+
+// attacker is a loopback Git "server" that counts requests carrying a
+// credential.
+func attacker(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	var stolen atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			stolen.Add(1)
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="x"`)
+		http.Error(w, "auth", http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	// Named as localhost: another host than the Git server's 127.0.0.1.
+	return strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/steal.git", &stolen
 }
 
 func (e *env) tenantGet(ns, name string) *kv1.Application {

@@ -65,6 +65,9 @@ type Options struct {
 	// Render bounds each render (memory, time, output); every render runs in
 	// its own child process. Zero fields take renderproc's defaults.
 	Render renderproc.Options
+	// AllowInsecureHTTP lets Git credentials travel over plain http://.
+	// Default false; for loopback tests and the demo only.
+	AllowInsecureHTTP bool
 	// AuditOut receives one JSON line per sync. Default os.Stdout.
 	AuditOut io.Writer
 	// Logger is the controller's logger.
@@ -187,7 +190,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: cfg, HTTPClient: mgr.GetHTTPClient(),
 		Mapper: mgr.GetRESTMapper(), Source: src, Recorder: mgr.GetEventRecorder("keyless-controller"),
 		DefaultInterval: opts.DefaultInterval, Audit: &auditLog{w: opts.AuditOut}, Drift: drift, Metrics: m,
-		Renderer: renderer,
+		Renderer: renderer, AllowInsecureHTTP: opts.AllowInsecureHTTP,
 	}
 	triggers := make(chan event.GenericEvent, 256)
 	c, err := builder.ControllerManagedBy(mgr).

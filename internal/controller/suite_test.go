@@ -144,7 +144,7 @@ func newEnv(t *testing.T, extra ...string) *env {
 	if err := e.git.CreateRepo(ctx, repoName, "main"); err != nil {
 		t.Fatal(err)
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "myapp-git", Namespace: appNS}, StringData: map[string]string{"username": "ci", "password": gitToken}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "myapp-git", Namespace: appNS, Labels: map[string]string{kv1.CredentialLabel: kv1.CredentialGit}, Annotations: map[string]string{kv1.GitHostAnnotation: "127.0.0.1"}}, StringData: map[string]string{"username": "ci", "password": gitToken}}
 	if err := admin.Create(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 		done <- controller.Run(ctx, e.ctrlCfg, controller.Options{
 			Namespaces: e.namespaces, MetricsBindAddress: "0", HealthProbeBindAddress: "0", Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
-			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AuditOut: e.audit, Logger: testLogger(), Ready: ready,
+			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: testLogger(), Ready: ready,
 		})
 	}()
 	select {

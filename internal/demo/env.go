@@ -127,7 +127,7 @@ func (e *env) setup(ctx context.Context) ([]string, error) {
 	if err := install.Apply(ctx, e.cluster.Config, install.Options{Namespaces: []string{appNS}}); err != nil {
 		return nil, err
 	}
-	gitSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "myapp-git", Namespace: appNS}, StringData: map[string]string{"username": "keyless", "password": e.gitTok}}
+	gitSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "myapp-git", Namespace: appNS, Labels: map[string]string{kv1.CredentialLabel: kv1.CredentialGit}, Annotations: map[string]string{kv1.GitHostAnnotation: "127.0.0.1"}}, StringData: map[string]string{"username": "keyless", "password": e.gitTok}}
 	if err := e.admin.Create(ctx, gitSecret); err != nil {
 		return nil, err
 	}
@@ -184,6 +184,7 @@ func (e *env) startController(ctx context.Context) error {
 			Namespaces: []string{appNS}, MetricsBindAddress: "0", HealthProbeBindAddress: "0",
 			DefaultInterval: 3 * time.Minute, WebhookListener: hookListener, WebhookSecret: []byte(e.hookSecret),
 			CacheDir: filepath.Join(e.dir, "git-cache"), AuditOut: auditFile,
+			AllowInsecureHTTP: true, // the demo's Git server is plain HTTP on loopback
 			Logger: logr.FromSlogHandler(slog.NewTextHandler(logFile, nil)), Ready: ready,
 		})
 		_ = auditFile.Close()
