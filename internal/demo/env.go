@@ -185,7 +185,7 @@ func (e *env) startController(ctx context.Context) error {
 			DefaultInterval: 3 * time.Minute, WebhookListener: hookListener, WebhookSecret: []byte(e.hookSecret),
 			CacheDir: filepath.Join(e.dir, "git-cache"), AuditOut: auditFile,
 			AllowInsecureHTTP: true, // the demo's Git server is plain HTTP on loopback
-			Logger: logr.FromSlogHandler(slog.NewTextHandler(logFile, nil)), Ready: ready,
+			Logger:            logr.FromSlogHandler(slog.NewTextHandler(logFile, nil)), Ready: ready,
 		})
 		_ = auditFile.Close()
 		_ = logFile.Close()
