@@ -29,6 +29,10 @@ type controllerFlags struct {
 	defaultInterval         time.Duration
 	webhookAddr             string
 	webhookSecretFile       string
+	webhookGitHubFile       string
+	webhookGitLabFile       string
+	webhookTLSCert          string
+	webhookTLSKey           string
 	cacheDir                string
 	cacheGCInterval         time.Duration
 	renderLimits            renderLimitFlags
@@ -68,7 +72,11 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.IntVar(&f.concurrency, "concurrency", 4, "Applications reconciled at once")
 	fl.DurationVar(&f.defaultInterval, "default-interval", 3*time.Minute, "check interval for Applications without spec.interval")
 	fl.StringVar(&f.webhookAddr, "webhook-bind-address", "", "address for POST /hooks/github and /hooks/gitlab (empty disables)")
-	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook shared secret (GitHub HMAC key / GitLab token)")
+	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding one secret for both /hooks/github (HMAC key) and /hooks/gitlab (token); prefer the two flags below")
+	fl.StringVar(&f.webhookGitHubFile, "webhook-github-secret-file", "", "file holding the HMAC key of /hooks/github")
+	fl.StringVar(&f.webhookGitLabFile, "webhook-gitlab-token-file", "", "file holding the token of /hooks/gitlab")
+	fl.StringVar(&f.webhookTLSCert, "webhook-tls-cert-file", "", "serve the webhook listener over HTTPS with this certificate (PEM)")
+	fl.StringVar(&f.webhookTLSKey, "webhook-tls-key-file", "", "private key (PEM) of --webhook-tls-cert-file")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "Git cache folder (default a temporary directory)")
 	fl.DurationVar(&f.cacheGCInterval, "cache-gc-interval", 10*time.Minute, "how often the cache of repositories no Application reads any more is deleted")
 	f.renderLimits.addFlags(fl)
@@ -84,15 +92,23 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	if err != nil {
 		return err
 	}
-	var secret []byte
-	if f.webhookSecretFile != "" {
-		if secret, err = os.ReadFile(f.webhookSecretFile); err != nil {
-			return fmt.Errorf("reading --webhook-secret-file: %w", err)
+	secrets := map[string][]byte{}
+	for flag, file := range map[string]string{"--webhook-secret-file": f.webhookSecretFile, "--webhook-github-secret-file": f.webhookGitHubFile, "--webhook-gitlab-token-file": f.webhookGitLabFile} {
+		if file == "" {
+			continue
 		}
-		secret = bytes.TrimSpace(secret)
-		if len(secret) < 16 {
-			return fmt.Errorf("--webhook-secret-file %s: the secret is shorter than 16 bytes", f.webhookSecretFile)
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", flag, err)
 		}
+		b = bytes.TrimSpace(b)
+		if err := controller.CheckWebhookSecret(b); err != nil {
+			return fmt.Errorf("%s %s: %w", flag, file, err)
+		}
+		secrets[flag] = b
+	}
+	if f.webhookAddr != "" && len(secrets) == 0 {
+		_, _ = fmt.Fprintln(streams.ErrOut, "note: no controller-wide webhook secret; only /hooks/<forge>/<namespace> paths (each namespace's keyless-webhook Secret) are served")
 	}
 	leNS := f.leaderElectionNamespace
 	if leNS == "" {
@@ -107,7 +123,9 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	return controller.Run(cmd.Context(), cfg, controller.Options{
 		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr,
 		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, Concurrency: f.concurrency,
-		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secret,
+		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secrets["--webhook-secret-file"],
+		WebhookGitHubSecret: secrets["--webhook-github-secret-file"], WebhookGitLabToken: secrets["--webhook-gitlab-token-file"],
+		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,
 		CacheDir: f.cacheDir, CacheGCInterval: f.cacheGCInterval, AuditOut: streams.Out, Logger: logger,
 		Render: f.renderLimits.options(), AllowInsecureHTTP: f.allowInsecureHTTP,
 	})

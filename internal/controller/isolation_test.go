@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -192,6 +193,46 @@ func TestTenantIsolation(t *testing.T) {
 			t.Fatalf("team B's Git credential was sent to another host %d times", n)
 		}
 		controllerAlive()
+	})
+
+	t.Run("webhooks: one team cannot trigger another's syncs", func(t *testing.T) {
+		token := "team-b-webhook-token-4f9c2a7e1d"
+		if err := e.admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "keyless-webhook", Namespace: teamB},
+			StringData: map[string]string{"gitlab": token}}); err != nil {
+			t.Fatal(err)
+		}
+		post := func(path, repoURL, delivery string) (int, string) {
+			t.Helper()
+			body := `{"object_kind":"push","ref":"refs/heads/main","project":{"git_http_url":"` + repoURL + `"}}`
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.hookURL+path, strings.NewReader(body))
+			req.Header.Set("X-Gitlab-Token", token)
+			req.Header.Set("X-Gitlab-Event", "Push Hook")
+			if delivery != "" {
+				req.Header.Set("X-Gitlab-Event-UUID", delivery)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = resp.Body.Close() }()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, strings.TrimSpace(string(b))
+		}
+		if code, _ := post("/hooks/gitlab/"+appNS, e.git.RepoURL(repoName), ""); code != http.StatusUnauthorized {
+			t.Errorf("team B's token on team A's path: %d, want 401", code)
+		}
+		if code, _ := post("/hooks/gitlab", e.git.RepoURL(repoName), ""); code != http.StatusUnauthorized {
+			t.Errorf("team B's token on the controller-wide path: %d, want 401", code)
+		}
+		if code, out := post("/hooks/gitlab/"+teamB, e.git.RepoURL(repoName), ""); code != http.StatusOK || out != `{"triggered":0}` {
+			t.Errorf("team B's path naming team A's repository: %d %s, want nothing of team A's triggered", code, out)
+		}
+		if code, out := post("/hooks/gitlab/"+teamB, e.git.RepoURL(teamBRepo), "delivery-1"); code != http.StatusOK || out == `{"triggered":0}` {
+			t.Errorf("team B's own push: %d %s, want its Applications triggered", code, out)
+		}
+		if code, out := post("/hooks/gitlab/"+teamB, e.git.RepoURL(teamBRepo), "delivery-1"); code != http.StatusOK || !strings.Contains(out, `"duplicate":true`) {
+			t.Errorf("a repeated delivery: %d %s, want it ignored", code, out)
+		}
 	})
 
 	t.Run("kustomize resource on a loopback URL", func(t *testing.T) {

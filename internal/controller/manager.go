@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -55,8 +56,18 @@ type Options struct {
 	// listener the caller already holds (so its port cannot be taken between
 	// choosing and binding it). Run closes it when it returns.
 	WebhookListener net.Listener
-	// WebhookSecret is the shared webhook secret (required with WebhookBindAddress).
+	// WebhookSecret, when set, is both the GitHub HMAC key and the GitLab
+	// token of the controller-wide paths (prefer the two separate fields).
 	WebhookSecret []byte
+	// WebhookGitHubSecret is the HMAC key of /hooks/github, and
+	// WebhookGitLabToken the token of /hooks/gitlab; they win over
+	// WebhookSecret. Each is checked at start: the shipped placeholder and
+	// guessable values are refused. Per-namespace paths
+	// (/hooks/<forge>/<ns>) use the namespace's keyless-webhook Secret.
+	WebhookGitHubSecret, WebhookGitLabToken []byte
+	// WebhookTLSCertFile and WebhookTLSKeyFile, when set, make the webhook
+	// listener serve HTTPS.
+	WebhookTLSCertFile, WebhookTLSKeyFile string
 	// CacheDir holds the Git cache. Default: a temporary directory.
 	CacheDir string
 	// CacheGCInterval is how often the cache of repositories no Application
@@ -85,8 +96,22 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		defer func() { _ = opts.WebhookListener.Close() }() // also when Run fails before serving
 	}
 	webhook := opts.WebhookBindAddress != "" || opts.WebhookListener != nil
-	if webhook && len(opts.WebhookSecret) == 0 {
-		return errors.New("a webhook secret is required with --webhook-bind-address (--webhook-secret-file)")
+	if len(opts.WebhookGitHubSecret) == 0 {
+		opts.WebhookGitHubSecret = opts.WebhookSecret
+	}
+	if len(opts.WebhookGitLabToken) == 0 {
+		opts.WebhookGitLabToken = opts.WebhookSecret
+	}
+	for name, secret := range map[string][]byte{"GitHub webhook secret": opts.WebhookGitHubSecret, "GitLab webhook token": opts.WebhookGitLabToken} {
+		if len(secret) == 0 {
+			continue
+		}
+		if err := CheckWebhookSecret(secret); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if (opts.WebhookTLSCertFile == "") != (opts.WebhookTLSKeyFile == "") {
+		return errors.New("--webhook-tls-cert-file and --webhook-tls-key-file go together")
 	}
 	if opts.MetricsBindAddress == "" {
 		opts.MetricsBindAddress = ":8080"
@@ -206,8 +231,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	drift.setController(c)
 
 	if webhook {
-		recv := &WebhookReceiver{Client: mgr.GetClient(), Source: src, Secret: opts.WebhookSecret, Trigger: triggers}
-		if err := mgr.Add(&webhookRunnable{addr: opts.WebhookBindAddress, listener: opts.WebhookListener, h: recv}); err != nil {
+		recv := &WebhookReceiver{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Source: src, Namespaces: opts.Namespaces,
+			GitHubSecret: opts.WebhookGitHubSecret, GitLabToken: opts.WebhookGitLabToken, Trigger: triggers}
+		if err := mgr.Add(&webhookRunnable{addr: opts.WebhookBindAddress, listener: opts.WebhookListener, h: recv,
+			certFile: opts.WebhookTLSCertFile, keyFile: opts.WebhookTLSKeyFile}); err != nil {
 			return err
 		}
 	}
@@ -229,6 +256,8 @@ type webhookRunnable struct {
 	addr     string
 	listener net.Listener
 	h        http.Handler
+	// certFile and keyFile, when set, serve HTTPS.
+	certFile, keyFile string
 }
 
 func (w *webhookRunnable) NeedLeaderElection() bool { return false }
@@ -248,8 +277,15 @@ func (w *webhookRunnable) Start(ctx context.Context) error {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	var err error
+	if w.certFile != "" {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		err = srv.ServeTLS(l, w.certFile, w.keyFile)
+	} else {
+		err = srv.Serve(l)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("webhook receiver: %w", err)
 	}
 	return nil
 }

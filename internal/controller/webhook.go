@@ -10,10 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -26,15 +31,34 @@ import (
 // MaxWebhookBody caps a webhook request body.
 const MaxWebhookBody = 1 << 20
 
+// NamespaceWebhookSecret is the Secret, in a managed namespace, whose keys
+// (NamespaceWebhookGitHubKey, NamespaceWebhookGitLabKey) verify pushes
+// posted to /hooks/github/<namespace> and /hooks/gitlab/<namespace>; such a
+// push triggers that namespace's Applications only.
+const (
+	NamespaceWebhookSecret    = "keyless-webhook"
+	NamespaceWebhookGitHubKey = "github"
+	NamespaceWebhookGitLabKey = "gitlab"
+)
+
 // WebhookReceiver turns GitHub and GitLab push events into immediate syncs of
 // the Applications that track the pushed repository and branch.
 type WebhookReceiver struct {
 	Client client.Reader
-	Source *gitsource.Source
-	// Secret is the shared secret: GitHub's HMAC key, GitLab's token.
-	Secret []byte
+	// Secrets reads a namespace's NamespaceWebhookSecret (uncached).
+	Secrets client.Reader
+	Source  *gitsource.Source
+	// GitHubSecret is the controller-wide HMAC key of /hooks/github and
+	// GitLabToken the controller-wide token of /hooks/gitlab; separate, and
+	// either may be empty (that path then answers 401).
+	GitHubSecret, GitLabToken []byte
+	// Namespaces are the managed namespaces: the only ones a
+	// /hooks/<forge>/<namespace> path may name.
+	Namespaces []string
 	// Trigger receives the Applications to reconcile now.
 	Trigger chan<- event.GenericEvent
+
+	seen deliveries
 }
 
 // pushEvent is what keyless reads of a push: the repository URLs and the ref.
@@ -44,10 +68,17 @@ type pushEvent struct {
 	IsPush   bool
 }
 
-// ServeHTTP routes /hooks/github and /hooks/gitlab.
+// ServeHTTP routes /hooks/github and /hooks/gitlab (every managed
+// namespace) and /hooks/github/<ns> and /hooks/gitlab/<ns> (that namespace,
+// verified with its own keyless-webhook Secret).
 func (w *WebhookReceiver) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		http.Error(rw, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	forge, namespace, ok := w.route(req.URL.Path)
+	if !ok {
+		http.NotFound(rw, req)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(rw, req.Body, MaxWebhookBody))
@@ -55,33 +86,46 @@ func (w *WebhookReceiver) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		http.Error(rw, "body too large or unreadable", http.StatusRequestEntityTooLarge)
 		return
 	}
+	key, err := w.key(req.Context(), forge, namespace)
+	if err != nil {
+		http.Error(rw, "webhook not configured", http.StatusUnauthorized)
+		return
+	}
 	var ev pushEvent
-	switch req.URL.Path {
-	case "/hooks/github":
-		if !w.validGitHub(req.Header.Get("X-Hub-Signature-256"), body) {
+	var delivery string
+	switch forge {
+	case NamespaceWebhookGitHubKey:
+		if !validGitHub(key, req.Header.Get("X-Hub-Signature-256"), body) {
 			http.Error(rw, "bad signature", http.StatusUnauthorized)
 			return
 		}
+		delivery = req.Header.Get("X-GitHub-Delivery")
 		ev, err = parseGitHub(req.Header.Get("X-GitHub-Event"), body)
-	case "/hooks/gitlab":
-		if subtle.ConstantTimeCompare([]byte(req.Header.Get("X-Gitlab-Token")), w.Secret) != 1 || len(w.Secret) == 0 {
+	default:
+		if len(key) == 0 || subtle.ConstantTimeCompare([]byte(req.Header.Get("X-Gitlab-Token")), key) != 1 {
 			http.Error(rw, "bad token", http.StatusUnauthorized)
 			return
 		}
+		delivery = req.Header.Get("X-Gitlab-Event-UUID")
+		if delivery == "" {
+			delivery = req.Header.Get("Idempotency-Key")
+		}
 		ev, err = parseGitLab(req.Header.Get("X-Gitlab-Event"), body)
-	default:
-		http.NotFound(rw, req)
-		return
 	}
 	if err != nil {
 		http.Error(rw, "malformed event: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if delivery != "" && w.seen.repeated(forge+"/"+namespace+"/"+delivery) {
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintln(rw, `{"triggered":0,"duplicate":true}`)
 		return
 	}
 	if !ev.IsPush {
 		rw.WriteHeader(http.StatusNoContent)
 		return
 	}
-	n, err := w.trigger(req.Context(), ev)
+	n, err := w.trigger(req.Context(), ev, namespace)
 	if err != nil {
 		http.Error(rw, "cannot list applications", http.StatusInternalServerError)
 		return
@@ -90,16 +134,127 @@ func (w *WebhookReceiver) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	_, _ = fmt.Fprintf(rw, "{\"triggered\":%d}\n", n)
 }
 
-func (w *WebhookReceiver) validGitHub(header string, body []byte) bool {
+// route splits /hooks/<forge>[/<namespace>]; a namespace must be managed.
+func (w *WebhookReceiver) route(path string) (forge, namespace string, ok bool) {
+	rest, ok := strings.CutPrefix(path, "/hooks/")
+	if !ok {
+		return "", "", false
+	}
+	forge, namespace, _ = strings.Cut(rest, "/")
+	if forge != NamespaceWebhookGitHubKey && forge != NamespaceWebhookGitLabKey {
+		return "", "", false
+	}
+	if namespace != "" && !slices.Contains(w.Namespaces, namespace) {
+		return "", "", false
+	}
+	return forge, namespace, true
+}
+
+// key returns the secret that verifies forge's requests for namespace ("":
+// the controller-wide one).
+func (w *WebhookReceiver) key(ctx context.Context, forge, namespace string) ([]byte, error) {
+	if namespace == "" {
+		if forge == NamespaceWebhookGitHubKey {
+			return w.GitHubSecret, nil
+		}
+		return w.GitLabToken, nil
+	}
+	if w.Secrets == nil {
+		return nil, errors.New("no Secret reader")
+	}
+	sec := &corev1.Secret{}
+	if err := w.Secrets.Get(ctx, client.ObjectKey{Namespace: namespace, Name: NamespaceWebhookSecret}, sec); err != nil {
+		return nil, err
+	}
+	key := sec.Data[forge]
+	if err := CheckWebhookSecret(key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// deliveries remembers recent delivery IDs (bounded), so a redelivered or
+// replayed event triggers nothing.
+type deliveries struct {
+	mu   sync.Mutex
+	ids  map[string]time.Time
+	keep time.Duration
+}
+
+const maxDeliveries = 4096
+
+func (d *deliveries) repeated(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	if d.ids == nil {
+		d.ids = map[string]time.Time{}
+	}
+	if d.keep == 0 {
+		d.keep = time.Hour
+	}
+	if at, ok := d.ids[id]; ok && now.Sub(at) < d.keep {
+		return true
+	}
+	if len(d.ids) >= maxDeliveries {
+		for k, at := range d.ids {
+			if now.Sub(at) >= d.keep || len(d.ids) >= maxDeliveries {
+				delete(d.ids, k)
+			}
+		}
+	}
+	d.ids[id] = now
+	return false
+}
+
+// placeholderWebhookSecret is the value shipped in config/install.
+const placeholderWebhookSecret = "change-me-to-a-random-32-byte-value"
+
+// ErrWeakWebhookSecret is returned (wrapped) for a webhook secret that is the
+// shipped placeholder or too guessable.
+var ErrWeakWebhookSecret = errors.New("weak webhook secret")
+
+// CheckWebhookSecret refuses the shipped placeholder and secrets with too
+// little entropy (under 16 bytes, or under about 64 bits by their letters).
+func CheckWebhookSecret(secret []byte) error {
+	const how = "generate one with `openssl rand -hex 32` and configure the same value in GitLab/GitHub"
+	switch {
+	case len(secret) == 0:
+		return fmt.Errorf("the webhook secret is empty; %s: %w", how, ErrWeakWebhookSecret)
+	case string(secret) == placeholderWebhookSecret:
+		return fmt.Errorf("the webhook secret is still the placeholder shipped in config/install; %s: %w", how, ErrWeakWebhookSecret)
+	case len(secret) < 16:
+		return fmt.Errorf("the webhook secret is %d bytes, fewer than 16; %s: %w", len(secret), how, ErrWeakWebhookSecret)
+	case entropyBits(secret) < 64:
+		return fmt.Errorf("the webhook secret is too guessable (about %.0f bits); %s: %w", entropyBits(secret), how, ErrWeakWebhookSecret)
+	}
+	return nil
+}
+
+// entropyBits estimates a secret's entropy from its letter frequencies.
+func entropyBits(b []byte) float64 {
+	counts := map[byte]int{}
+	for _, c := range b {
+		counts[c]++
+	}
+	var h float64
+	for _, n := range counts {
+		p := float64(n) / float64(len(b))
+		h -= p * math.Log2(p)
+	}
+	return h * float64(len(b))
+}
+
+func validGitHub(key []byte, header string, body []byte) bool {
 	sig, ok := strings.CutPrefix(header, "sha256=")
-	if !ok || len(w.Secret) == 0 {
+	if !ok || len(key) == 0 {
 		return false
 	}
 	got, err := hex.DecodeString(sig)
 	if err != nil {
 		return false
 	}
-	mac := hmac.New(sha256.New, w.Secret)
+	mac := hmac.New(sha256.New, key)
 	mac.Write(body)
 	return hmac.Equal(got, mac.Sum(nil))
 }
@@ -148,8 +303,9 @@ func parseGitLab(kind string, body []byte) (pushEvent, error) {
 	return pushEvent{IsPush: true, Ref: p.Ref, RepoURLs: []string{p.Project.HTTPURL, p.Project.SSHURL, p.Project.WebURL}}, nil
 }
 
-// trigger enqueues every Application tracking one of ev's URLs at ev's ref.
-func (w *WebhookReceiver) trigger(ctx context.Context, ev pushEvent) (int, error) {
+// trigger enqueues every Application (of namespace, or of every managed
+// namespace when "") tracking one of ev's URLs at ev's ref.
+func (w *WebhookReceiver) trigger(ctx context.Context, ev pushEvent, namespace string) (int, error) {
 	wanted := map[string]bool{}
 	for _, u := range ev.RepoURLs {
 		if u != "" {
@@ -157,7 +313,11 @@ func (w *WebhookReceiver) trigger(ctx context.Context, ev pushEvent) (int, error
 		}
 	}
 	apps := &kv1.ApplicationList{}
-	if err := w.Client.List(ctx, apps); err != nil {
+	var opts []client.ListOption
+	if namespace != "" {
+		opts = append(opts, client.InNamespace(namespace))
+	}
+	if err := w.Client.List(ctx, apps, opts...); err != nil {
 		return 0, err
 	}
 	n := 0
