@@ -252,12 +252,16 @@ ClusterRole or ClusterRoleBinding. Apply the output as a cluster admin.`,
 			}
 			var docs []string
 			for i := range roles {
-				for _, o := range []any{roles[i], bindings[i]} {
+				for j, o := range []any{roles[i], bindings[i]} {
 					b, err := yaml.Marshal(o)
 					if err != nil {
 						return err
 					}
-					docs = append(docs, strings.Replace(string(b), "  creationTimestamp: null\n", "", 1))
+					doc := strings.Replace(string(b), "  creationTimestamp: null\n", "", 1)
+					if j == 0 {
+						doc = oidc.RoleComment + doc
+					}
+					docs = append(docs, doc)
 				}
 			}
 			if len(docs) == 0 {
