@@ -472,7 +472,7 @@ func (r *ApplicationReconciler) engineFor(app *kv1.Application) (*engine.Engine,
 	if err != nil {
 		return nil, err
 	}
-	e, err := engine.NewWithMapper(cfg, httpClient, r.Mapper)
+	e, err := engine.NewWithMapper(cfg, httpClient, r.Mapper, engine.FieldManager)
 	if err != nil {
 		return nil, err
 	}

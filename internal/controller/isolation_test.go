@@ -235,6 +235,23 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	})
 
+	t.Run("a hand apply with keyless apply is drift", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "cm.yaml"), []byte(manifests("", "changed-by-hand")["deploy/cm.yaml"]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, errOut := e.keyless("", "apply", dir, "-n", appNS, "--name", "web"); code != 0 {
+			t.Fatalf("keyless apply: exit %d\n%s%s", code, out, errOut)
+		}
+		waitFor(t, 30*time.Second, "the hand-applied ConfigMap reverted by self-heal", func() (bool, string) {
+			cm, err := e.cs.CoreV1().ConfigMaps(appNS).Get(ctx, "settings", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			return cm.Data["greeting"] == "team-a-private", cm.Data["greeting"]
+		})
+	})
+
 	t.Run("kustomize resource on a loopback URL", func(t *testing.T) {
 		e.tenantApp(teamB, "ssrf", e.git.RepoURL(teamBRepo), "main", "ssrf", "b-git")
 		e.waitTenant(teamB, "ssrf", "refused", 30*time.Second, conditionSays("Stalled", tarpit.URL))

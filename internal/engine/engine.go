@@ -23,8 +23,13 @@ import (
 
 // Labels and annotations keyless puts on, or reads from, the objects it manages.
 const (
-	// FieldManager is the server-side apply field manager of every write.
+	// FieldManager is the server-side apply field manager of the
+	// controller's writes: the only writer whose edits are not drift.
 	FieldManager = "keyless"
+	// CLIFieldManager is the field manager of keyless apply, keyless deploy
+	// and keyless install: a person's writes, so the controller's self-heal
+	// sees them as drift like any other hand edit.
+	CLIFieldManager = "keyless-cli"
 	// ManagedByLabel marks objects applied by keyless.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of ManagedByLabel.
@@ -46,6 +51,8 @@ type Engine struct {
 	poller  *polling.StatusPoller
 	// protected are the ServiceAccounts ("ns/name") this engine writes as.
 	protected map[string]bool
+	// fieldManager is FieldManager (controller) or CLIFieldManager.
+	fieldManager string
 }
 
 // New builds an Engine for cfg. A config without a rate limit (QPS 0, as
@@ -59,13 +66,14 @@ func New(cfg *rest.Config) (*Engine, error) {
 	return NewWithHTTPClient(cfg, httpClient)
 }
 
-// NewWithHTTPClient builds an Engine for cfg using httpClient.
+// NewWithHTTPClient builds an Engine for cfg using httpClient; it writes
+// as CLIFieldManager (a person's tool).
 func NewWithHTTPClient(cfg *rest.Config, httpClient *http.Client) (*Engine, error) {
 	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
 	if err != nil {
 		return nil, fmt.Errorf("building REST mapper: %w", err)
 	}
-	return NewWithMapper(cfg, httpClient, mapper)
+	return NewWithMapper(cfg, httpClient, mapper, CLIFieldManager)
 }
 
 func withRateLimit(cfg *rest.Config) *rest.Config {
@@ -77,9 +85,10 @@ func withRateLimit(cfg *rest.Config) *rest.Config {
 	return cfg
 }
 
-// NewWithMapper builds an Engine that shares mapper (discovery) with others:
-// the controller keeps one engine per impersonated ServiceAccount.
-func NewWithMapper(cfg *rest.Config, httpClient *http.Client, mapper meta.RESTMapper) (*Engine, error) {
+// NewWithMapper builds an Engine that shares mapper (discovery) with others
+// and writes as fieldManager (FieldManager for the controller, which keeps
+// one engine per impersonated ServiceAccount; CLIFieldManager otherwise).
+func NewWithMapper(cfg *rest.Config, httpClient *http.Client, mapper meta.RESTMapper, fieldManager string) (*Engine, error) {
 	cfg = withRateLimit(cfg)
 	c, err := client.New(cfg, client.Options{HTTPClient: httpClient, Mapper: mapper})
 	if err != nil {
@@ -91,9 +100,9 @@ func NewWithMapper(cfg *rest.Config, httpClient *http.Client, mapper meta.RESTMa
 		CustomStatusReaders:  []engine.StatusReader{statusreaders.NewGenericStatusReader(mapper, status.Compute)},
 		ClusterReaderFactory: engine.ClusterReaderFactoryFunc(clusterreader.NewDirectClusterReader),
 	})
-	m := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "keyless.dev"})
+	m := ssa.NewResourceManager(c, poller, ssa.Owner{Field: fieldManager, Group: "keyless.dev"})
 	m.SetConcurrency(8)
-	return &Engine{client: c, mapper: mapper, manager: m, poller: poller, protected: protectedAccounts(cfg)}, nil
+	return &Engine{client: c, mapper: mapper, manager: m, poller: poller, protected: protectedAccounts(cfg), fieldManager: fieldManager}, nil
 }
 
 // Client returns the engine's controller-runtime client.

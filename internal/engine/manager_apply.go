@@ -147,7 +147,7 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	if err != nil {
 		return nil, err
 	}
-	cs, err := e.manager.ApplyAllStaged(ctx, objs, applyOptions())
+	cs, err := e.manager.ApplyAllStaged(ctx, objs, e.applyOptions())
 	if err != nil {
 		if nsErr := missingNamespace(err, opts.Namespace); nsErr != nil {
 			return nil, nsErr
@@ -215,8 +215,14 @@ func missingNamespace(err error, namespace string) error {
 }
 
 // applyOptions are the ssa options keyless applies with: take over fields
-// that kubectl (apply, edit, create) set, so drift is reverted.
-func applyOptions() ssa.ApplyOptions {
+// that kubectl (apply, edit, create) or the other keyless writer (the
+// controller or the CLI) set, so drift is reverted and no stale owner keeps
+// a field Git removed.
+func (e *Engine) applyOptions() ssa.ApplyOptions {
+	other := CLIFieldManager
+	if e.fieldManager == CLIFieldManager {
+		other = FieldManager
+	}
 	o := ssa.DefaultApplyOptions()
 	o.Cleanup = ssa.ApplyCleanupOptions{
 		Annotations: []string{"kubectl.kubernetes.io/last-applied-configuration"},
@@ -224,6 +230,7 @@ func applyOptions() ssa.ApplyOptions {
 			{Name: "kubectl", OperationType: "Apply"},
 			{Name: "kubectl", OperationType: "Update"},
 			{Name: "before-first-apply", OperationType: "Update"},
+			{Name: other, OperationType: "Apply"},
 		},
 		Exclusions: map[string]string{PruneAnnotation: PruneDisabled},
 	}
