@@ -3,6 +3,7 @@ package gitsource
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -22,6 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -475,5 +477,59 @@ func TestKnownHostsNeedNoTempFile(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
 		t.Fatalf("files were written to TMPDIR: %v", entries)
+	}
+}
+
+// TestSSHServerThatNeverAnswers: an SSH server that accepts and never sends
+// its banner holds the caller no longer than the deadline, and a second
+// attempt while the first still hangs fails at once.
+func TestSSHServerThatNeverAnswers(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}()
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := gitssh.NewPublicKeys("git", pem.EncodeToMemory(block), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.HostKeyCallback = ssh.InsecureIgnoreHostKey() //nolint:gosec // the tarpit never gets this far
+	src, err := New(Options{CacheDir: t.TempDir(), Timeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "ssh://git@" + l.Addr().String() + "/tarpit.git"
+	done := make(chan error, 1)
+	go func() {
+		_, err := src.Resolve(context.Background(), url, "main", auth)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want a deadline error", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("ls-remote against an SSH server that never answers did not return")
+	}
+	if _, err := src.Resolve(t.Context(), url, "main", auth); !errors.Is(err, ErrSSHHanging) {
+		t.Fatalf("second attempt: err = %v, want ErrSSHHanging", err)
 	}
 }

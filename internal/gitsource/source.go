@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -75,6 +76,8 @@ type repo struct {
 
 	usedMu sync.Mutex
 	used   time.Time // last Resolve, Fetch or Checkout, for Retain
+
+	sshHanging atomic.Bool // an SSH operation past its deadline still runs
 }
 
 func (r *repo) touch() {
@@ -176,6 +179,8 @@ func authKey(auth transport.AuthMethod) string {
 		return hashOf("basic\x00" + a.Username + "\x00" + a.Password)
 	case *githttp.TokenAuth:
 		return hashOf("token\x00" + a.Token)
+	case sshTimeoutAuth:
+		return authKey(a.AuthMethod)
 	default:
 		// Not shareable (e.g. an SSH key object): unique per credential object.
 		return fmt.Sprintf("%T %p", auth, auth)
@@ -186,7 +191,16 @@ func authKey(auth transport.AuthMethod) string {
 // commit SHA, or "" / HEAD for the default branch) with an ls-remote, using
 // this caller's credential. It is the cheap per-interval check: no fetch.
 func (s *Source) Resolve(ctx context.Context, url, revision string, auth transport.AuthMethod) (Revision, error) {
-	rev, err := s.resolve(ctx, url, revision, auth)
+	auth, isSSH := withSSHTimeout(auth, s.opts.Timeout)
+	if !isSSH {
+		rev, err := s.resolve(ctx, url, revision, auth)
+		return rev, redactErr(url, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	rev, err := boundSSH(ctx, &s.repo(url).sshHanging, s.opts.Timeout, func() (Revision, error) {
+		return s.resolve(ctx, url, revision, auth)
+	})
 	return rev, redactErr(url, err)
 }
 
@@ -297,7 +311,16 @@ func explain(err error) error {
 // own credential first, so the shared cache never serves a repository to
 // someone who cannot read it.
 func (s *Source) Fetch(ctx context.Context, url string, rev Revision, auth transport.AuthMethod) error {
-	return redactErr(url, s.fetch(ctx, url, rev, auth))
+	auth, isSSH := withSSHTimeout(auth, s.opts.Timeout)
+	if !isSSH {
+		return redactErr(url, s.fetch(ctx, url, rev, auth))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	_, err := boundSSH(ctx, &s.repo(url).sshHanging, s.opts.Timeout, func() (struct{}, error) {
+		return struct{}{}, s.fetch(ctx, url, rev, auth)
+	})
+	return redactErr(url, err)
 }
 
 func (s *Source) fetch(ctx context.Context, url string, rev Revision, auth transport.AuthMethod) error {
