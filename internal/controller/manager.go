@@ -70,6 +70,8 @@ type Options struct {
 	WebhookTLSCertFile, WebhookTLSKeyFile string
 	// CacheDir holds the Git cache. Default: a temporary directory.
 	CacheDir string
+	// GitTimeout bounds each ls-remote and fetch. Default 60s.
+	GitTimeout time.Duration
 	// CacheGCInterval is how often the cache of repositories no Application
 	// reads any more is deleted. Default 10m.
 	CacheGCInterval time.Duration
@@ -201,7 +203,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 
 	m := newMetrics()
-	src, err := gitsource.New(gitsource.Options{CacheDir: cacheDir, Observe: m.observeGit})
+	src, err := gitsource.New(gitsource.Options{CacheDir: cacheDir, Observe: m.observeGit, Timeout: opts.GitTimeout})
 	if err != nil {
 		return err
 	}

@@ -46,11 +46,11 @@ var clusterScoped = map[string]bool{
 	"storage.k8s.io/StorageClass": true, "storage.k8s.io/CSIDriver": true, "storage.k8s.io/CSINode": true,
 	"storage.k8s.io/VolumeAttachment": true, "scheduling.k8s.io/PriorityClass": true,
 	"networking.k8s.io/IngressClass": true, "node.k8s.io/RuntimeClass": true,
-	"admissionregistration.k8s.io/ValidatingWebhookConfiguration": true,
-	"admissionregistration.k8s.io/MutatingWebhookConfiguration": true,
-	"admissionregistration.k8s.io/ValidatingAdmissionPolicy": true,
+	"admissionregistration.k8s.io/ValidatingWebhookConfiguration":   true,
+	"admissionregistration.k8s.io/MutatingWebhookConfiguration":     true,
+	"admissionregistration.k8s.io/ValidatingAdmissionPolicy":        true,
 	"admissionregistration.k8s.io/ValidatingAdmissionPolicyBinding": true,
-	"certificates.k8s.io/CertificateSigningRequest": true, "flowcontrol.apiserver.k8s.io/FlowSchema": true,
+	"certificates.k8s.io/CertificateSigningRequest":                 true, "flowcontrol.apiserver.k8s.io/FlowSchema": true,
 	"flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration": true,
 }
 
