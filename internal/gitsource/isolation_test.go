@@ -69,7 +69,9 @@ func newTenants(t *testing.T) *tenants {
 	}
 	tn := &tenants{srv: srv, src: src, cache: cache, victim: srv.RepoURL("team-a/app"), hostile: srv.RepoURL("team-b/app"),
 		authA: &githttp.BasicAuth{Username: "a", Password: hostileToken}, shaA: shaA}
-	tn.sync(t, tn.victim, "main", tn.authA)
+	if _, err := tn.sync(t, tn.victim, "main", tn.authA); err != nil {
+		t.Fatal(err)
+	}
 	return tn
 }
 

@@ -155,13 +155,13 @@ func walkChart(root, dir string, lim Limits, ancestors []string) error {
 				return fmt.Errorf("chart file %s: %w", relToRoot(root, path), err)
 			}
 			if fi, err := os.Stat(resolved); err == nil && fi.IsDir() {
-				real, _ := filepath.EvalSymlinks(filepath.Dir(path))
-				for _, a := range append(ancestors, real) {
+				here, _ := filepath.EvalSymlinks(filepath.Dir(path))
+				for _, a := range append(ancestors, here) {
 					if within(resolved, a) {
 						return fmt.Errorf("chart file %s is a symlink to %s, a folder that contains it: %w", relToRoot(root, path), relToRoot(root, resolved), ErrSymlinkCycle)
 					}
 				}
-				return walkChart(root, resolved, lim, append(ancestors, real))
+				return walkChart(root, resolved, lim, append(ancestors, here))
 			}
 			path = resolved
 		} else if d.IsDir() {

@@ -24,8 +24,9 @@ import (
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
-// EnvWorker, set to "1" in a child's environment, makes ServeIfWorker serve
-// one render request on stdin instead of running the program.
+// EnvWorker is the environment variable that, set to "1" in a child's
+// environment, makes ServeIfWorker serve one render request on stdin instead
+// of running the program.
 const EnvWorker = "KEYLESS_RENDER_WORKER"
 
 // Environment carrying the limits to the child (set before it reads anything).
