@@ -207,10 +207,13 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	renderer, err := renderproc.New(opts.Render)
+	renderOpts := opts.Render
+	renderOpts.Spare = true // a process started ahead keeps push → applied fast
+	renderer, err := renderproc.New(renderOpts)
 	if err != nil {
 		return err
 	}
+	defer renderer.Close()
 	drift := newDriftTracker(managedCache, m)
 	drift.access = &watchAccess{client: mgr.GetClient(), mapper: mgr.GetRESTMapper(), namespaces: opts.Namespaces}
 	r := &ApplicationReconciler{

@@ -166,3 +166,44 @@ func TestErrorsKeepTheirTypeAcrossTheProcess(t *testing.T) {
 }
 
 func itoa(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }
+
+// waitSpare waits until r holds a started spare child.
+func waitSpare(tb testing.TB, r *Runner) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(r.spare) == 0 {
+		if time.Now().After(deadline) {
+			tb.Fatal("no spare render process was started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSpareRenderProcess: with Spare, a started process waits for the next
+// render, serves it like a fresh one, and Close ends it.
+func TestSpareRenderProcess(t *testing.T) {
+	r := newRunner(t, Options{Spare: true})
+	opts := render.Options{Root: "../render/testdata", Path: "plain", Namespace: "demo"}
+	for range 3 {
+		res, err := r.Render(t.Context(), opts)
+		if err != nil || len(res.Objects) == 0 {
+			t.Fatalf("render with a spare process: %v", err)
+		}
+		waitSpare(t, r)
+	}
+	// A spare still honours the limits it was started with.
+	bomb := writeChart(t, map[string]string{"cm.yaml": `{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}`})
+	slow := newRunner(t, Options{Spare: true, Timeout: time.Second})
+	if _, err := slow.Render(t.Context(), render.Options{Root: bomb, Path: "app"}); !errors.Is(err, render.ErrLimit) {
+		t.Fatalf("err = %v, want a limit error", err)
+	}
+	waitSpare(t, slow)
+	if _, err := slow.Render(t.Context(), render.Options{Root: bomb, Path: "app"}); !errors.Is(err, render.ErrLimit) {
+		t.Fatalf("spare: err = %v, want a limit error", err)
+	}
+	slow.Close()
+	r.Close()
+	if len(r.spare) != 0 {
+		t.Fatal("Close left a spare process")
+	}
+}

@@ -26,6 +26,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -213,7 +214,9 @@ func TestBenchController(t *testing.T) {
 	}
 	for i := 1; i <= rounds; i++ {
 		var start time.Time
-		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		// The Deployment's status moves while the last rollout settles: retry
+		// the edit on conflicts for up to 2 s.
+		if err := retry.RetryOnConflict(wait.Backoff{Steps: 100, Duration: 20 * time.Millisecond, Factor: 1}, func() error {
 			d, err := cs.AppsV1().Deployments(ns).Get(ctx, "lat", metav1.GetOptions{})
 			if err != nil {
 				return err
