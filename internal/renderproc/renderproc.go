@@ -62,8 +62,9 @@ type Options struct {
 	// Concurrency bounds the render processes running at once. Default 2.
 	Concurrency int
 	// Spare keeps one render process started and waiting, so a render does
-	// not wait for a process to start (about 60 ms on 2 cores, more under
-	// load): the controller sets it; a one-shot CLI render does not.
+	// not wait for a process to start (about 50 ms on 2 cores, more under
+	// load). It is started when a render ends and no other runs (not during
+	// a burst). The controller sets it; a one-shot CLI render does not.
 	Spare bool
 }
 
@@ -144,10 +145,13 @@ func (r *Runner) Render(ctx context.Context, opts render.Options) (*render.Resul
 	if err != nil {
 		return nil, err
 	}
-	if r.opts.Spare {
+	res, err := r.run(ctx, c, opts.Path, req)
+	// Start the next spare once no other render is running: during a burst
+	// of renders an extra process start would only compete for the CPU.
+	if r.opts.Spare && len(r.sem) == 1 && len(r.spare) == 0 {
 		go r.refill()
 	}
-	return r.run(ctx, c, opts.Path, req)
+	return res, err
 }
 
 // child is a started render process waiting for its request on stdin.
