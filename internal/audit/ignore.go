@@ -61,30 +61,41 @@ func LoadIgnoreFile(file string) ([]Ignore, error) {
 	return igs, nil
 }
 
-// Apply drops the findings an ignore accepts and returns them apart.
-func Apply(findings []Finding, igs []Ignore) (kept, ignored []Finding) {
+// Accepted is a finding an ignore accepted, with the ignore that did.
+type Accepted struct {
+	Finding
+	// By is the first ignore (in the order given) that matched.
+	By Ignore
+}
+
+// Apply drops the findings an ignore accepts and returns them apart, each
+// with the ignore that accepted it (so its reason is the right one even
+// when several ignores name the same rule).
+func Apply(findings []Finding, igs []Ignore) (kept []Finding, ignored []Accepted) {
 	for _, f := range findings {
-		accepted := false
-		for _, ig := range igs {
-			if ig.Rule != f.Rule {
-				continue
-			}
-			if ig.Path == "" {
-				accepted = true
-				break
-			}
-			if ok, _ := path.Match(ig.Path, f.File); ok || ig.Path == f.File || underDir(ig.Path, f.File) {
-				accepted = true
-				break
-			}
-		}
-		if accepted {
-			ignored = append(ignored, f)
+		if ig, ok := matchIgnore(f, igs); ok {
+			ignored = append(ignored, Accepted{Finding: f, By: ig})
 		} else {
 			kept = append(kept, f)
 		}
 	}
 	return kept, ignored
+}
+
+// matchIgnore returns the first ignore that accepts f.
+func matchIgnore(f Finding, igs []Ignore) (Ignore, bool) {
+	for _, ig := range igs {
+		if ig.Rule != f.Rule {
+			continue
+		}
+		if ig.Path == "" {
+			return ig, true
+		}
+		if ok, _ := path.Match(ig.Path, f.File); ok || ig.Path == f.File || underDir(ig.Path, f.File) {
+			return ig, true
+		}
+	}
+	return Ignore{}, false
 }
 
 // underDir reports whether pattern is DIR/** and file is inside DIR.

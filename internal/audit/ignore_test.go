@@ -44,3 +44,21 @@ func TestIgnoreDirGlob(t *testing.T) {
 		t.Fatalf("kept %v ignored %v", kept, ignored)
 	}
 }
+
+// TestEachAcceptedFindingCarriesItsOwnReason: two ignores of one rule for
+// different paths; each accepted finding names the reason of the ignore
+// that matched it, not the first one of its rule.
+func TestEachAcceptedFindingCarriesItsOwnReason(t *testing.T) {
+	fs := []Finding{{Rule: "KL001", File: "fixtures/k.yaml"}, {Rule: "KL001", File: "docs/example.yaml"}}
+	_, ignored := Apply(fs, []Ignore{
+		{Rule: "KL001", Path: "fixtures/**", Reason: "test fixtures"},
+		{Rule: "KL001", Path: "docs/*", Reason: "documentation example"},
+	})
+	got := map[string]string{}
+	for _, a := range ignored {
+		got[a.File] = a.By.Reason
+	}
+	if got["fixtures/k.yaml"] != "test fixtures" || got["docs/example.yaml"] != "documentation example" {
+		t.Fatalf("reasons = %v", got)
+	}
+}

@@ -63,14 +63,7 @@ func (f *ignoreFlags) apply(streams IOStreams, findings []audit.Finding, default
 	}
 	kept, ignored := audit.Apply(findings, igs)
 	for _, x := range ignored {
-		reason := ""
-		for _, ig := range igs {
-			if ig.Rule == x.Rule {
-				reason = ig.Reason
-				break
-			}
-		}
-		_, _ = fmt.Fprintf(streams.ErrOut, "accepted risk: %s %s (%s)\n", x.Rule, x.File, reason)
+		_, _ = fmt.Fprintf(streams.ErrOut, "accepted risk: %s %s (%s)\n", x.Rule, x.File, x.By.Reason)
 	}
 	return kept, nil
 }

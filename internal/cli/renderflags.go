@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/yaml"
 
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/render"
@@ -89,8 +88,9 @@ func (f *renderFlags) render(ctx context.Context, dir, namespace string) (*rende
 	return runner.Render(ctx, opts)
 }
 
-// parseSetValues turns ["a.b=1", ...] into nested values; each value is YAML
-// (so numbers and booleans keep their type; quote to force a string).
+// parseSetValues turns ["a.b=1", ...] into nested values with Helm's --set
+// semantics (render.SetHelmValue), as the controller does for
+// spec.source.helm.parameters.
 func parseSetValues(sets []string) (map[string]any, error) {
 	out := map[string]any{}
 	for _, s := range sets {
@@ -98,11 +98,9 @@ func parseSetValues(sets []string) (map[string]any, error) {
 		if !ok || path == "" {
 			return nil, fmt.Errorf("--helm-set %q: want path=value", s)
 		}
-		var v any
-		if err := yaml.Unmarshal([]byte(raw), &v); err != nil {
-			v = raw
+		if err := render.SetHelmValue(out, path, raw); err != nil {
+			return nil, fmt.Errorf("--helm-set %q: %w", s, err)
 		}
-		render.SetValue(out, path, v)
 	}
 	return out, nil
 }

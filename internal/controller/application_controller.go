@@ -345,16 +345,9 @@ func failureReason(err error) string {
 	return ReasonApplyFailed
 }
 
-// isPermanent reports errors that retrying cannot fix without a new commit.
-// A 403 is not one: the fix (granting the deployer's Role a kind) happens in
-// the cluster, so it is retried with backoff, as are RBAC changes still
-// propagating.
-func isPermanent(err error) bool {
-	if apierrors.IsForbidden(err) {
-		return false
-	}
-	return errors.Is(err, engine.ErrRefused) || errors.Is(err, engine.ErrEmpty) || apierrors.IsInvalid(err) || strings.Contains(err.Error(), "dry-run failed")
-}
+// isPermanent reports errors that retrying cannot fix without a new commit
+// (engine.IsPermanent decides, by type).
+func isPermanent(err error) bool { return engine.IsPermanent(err) }
 
 // syncRequested reports an unhandled `keyless sync` request.
 func syncRequested(app *kv1.Application) bool {
@@ -421,7 +414,11 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 		if h.ReleaseName != "" {
 			opts.Helm.ReleaseName = h.ReleaseName
 		}
-		opts.Helm.Values = helmParameters(h.Parameters)
+		vals, err := HelmValues(h.Parameters)
+		if err != nil {
+			return nil, err
+		}
+		opts.Helm.Values = vals
 	}
 	cacheKey := fmt.Sprintf("%s|%s|%s|%+v", src.RepoURL, sha, app.Namespace, opts)
 	appKey := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
@@ -450,12 +447,16 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	return res.Objects, nil
 }
 
-func helmParameters(params []kv1.HelmParameter) map[string]any {
+// HelmValues turns spec.source.helm.parameters into values with Helm's
+// --set semantics, the same function `keyless render --helm-set` uses.
+func HelmValues(params []kv1.HelmParameter) (map[string]any, error) {
 	out := map[string]any{}
-	for _, p := range params {
-		render.SetValue(out, p.Name, p.Value)
+	for i, p := range params {
+		if err := render.SetHelmValue(out, p.Name, p.Value); err != nil {
+			return nil, fmt.Errorf("spec.source.helm.parameters[%d]: %w", i, err)
+		}
 	}
-	return out
+	return out, nil
 }
 
 // engineFor returns the engine that impersonates the app's deployer.

@@ -207,9 +207,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	renderOpts := opts.Render
-	renderOpts.Spare = true // a process started ahead keeps push → applied fast
-	renderer, err := renderproc.New(renderOpts)
+	// No spare process: measured on the 100-app benchmark, a spare started
+	// ahead cost more in bursts (31 s instead of 25 s) than it saved on one
+	// push (docs/benchmarks.md).
+	renderer, err := renderproc.New(opts.Render)
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 		if err := missingNamespace(errors.Join(errs...), opts.Namespace); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("dry-run failed, nothing would be applied:\n  %w", errors.Join(errs...))
+		return nil, fmt.Errorf("%w, nothing would be applied:\n  %w", ErrDryRun, errors.Join(errs...))
 	}
 	old, err := opts.Inventory.Load(ctx)
 	if err != nil {

@@ -1,6 +1,11 @@
 package render
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+
+	"helm.sh/helm/v4/pkg/strvals"
+)
 
 // SetValue sets v at the dot path (a.b.c) in values, creating maps on the
 // way, as `helm --set` does for simple paths.
@@ -16,4 +21,19 @@ func SetValue(values map[string]any, path string, v any) {
 		m = next
 	}
 	m[keys[len(keys)-1]] = v
+}
+
+// SetHelmValue sets path to raw in values exactly as `helm --set path=raw`
+// does (Helm's own strvals parser: integers, booleans and null are typed,
+// a.b[0].c paths and {x,y} lists work, everything else is a string). The
+// CLI's --helm-set and an Application's spec.source.helm.parameters both
+// go through it, so the same chart renders the same way from either.
+// raw is taken literally: a comma or backslash in it does not start a new
+// value.
+func SetHelmValue(values map[string]any, path, raw string) error {
+	escaped := strings.NewReplacer(`\`, `\\`, `,`, `\,`).Replace(raw)
+	if err := strvals.ParseInto(path+"="+escaped, values); err != nil {
+		return fmt.Errorf("helm value %s: %w", path, err)
+	}
+	return nil
 }

@@ -265,7 +265,9 @@ func (r *Runner) run(ctx context.Context, c *child, path string, req []byte) (*r
 		runErr = <-done
 	case <-ctx.Done():
 		c.kill()
-		<-done
+		if err := <-done; err != nil {
+			return nil, fmt.Errorf("render stopped (%w): %w", ctx.Err(), err)
+		}
 		return nil, ctx.Err()
 	}
 	switch {

@@ -1,6 +1,7 @@
 package renderproc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,7 +44,12 @@ func serve(in io.Reader, out io.Writer) int {
 	var req request
 	data, err := io.ReadAll(io.LimitReader(in, maxRequestBytes))
 	if err == nil {
-		err = json.Unmarshal(data, &req)
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		err = dec.Decode(&req)
+	}
+	if err == nil {
+		req.Options.Helm.Values, _ = numbers(req.Options.Helm.Values).(map[string]any)
 	}
 	if err != nil {
 		_, _ = fmt.Fprintln(os.Stderr, "render process: reading the request:", err)
@@ -69,6 +75,30 @@ func serve(in io.Reader, out io.Writer) int {
 		return 3
 	}
 	return 0
+}
+
+// numbers gives JSON numbers back the Go types Helm's --set parser made:
+// int64 when integral (strvals types integers as int64), else float64.
+func numbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = numbers(e)
+		}
+		return v
+	case []any:
+		for i, e := range v {
+			v[i] = numbers(e)
+		}
+		return v
+	}
+	return v
 }
 
 // applyLimits sets this process's own limits from the environment the
