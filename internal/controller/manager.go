@@ -207,9 +207,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	// No spare process: measured on the 100-app benchmark, a spare started
-	// ahead cost more in bursts (31 s instead of 25 s) than it saved on one
-	// push (docs/benchmarks.md).
+	// No spare process: the runs with one were no faster on the 100-app
+	// burst nor, beyond the spread, on a push (docs/benchmarks.md).
 	renderer, err := renderproc.New(opts.Render)
 	if err != nil {
 		return err

@@ -334,10 +334,10 @@ func TestSHAPinFetchesThatCommitOnly(t *testing.T) {
 	}
 }
 
-// TestGitServerThatNeverAnswers holds every connection open without a byte
-// of answer: ls-remote must give up at the deadline with an error that
-// names it, not hold the worker.
-func TestGitServerThatNeverAnswers(t *testing.T) {
+// tarpit listens on loopback, accepts every connection and never sends a
+// byte; it returns the address.
+func tarpit(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -352,13 +352,21 @@ func TestGitServerThatNeverAnswers(t *testing.T) {
 			t.Cleanup(func() { _ = c.Close() })
 		}
 	}()
+	return l.Addr().String()
+}
+
+// TestGitServerThatNeverAnswers holds every connection open without a byte
+// of answer: ls-remote must give up at the deadline with an error that
+// names it, not hold the worker.
+func TestGitServerThatNeverAnswers(t *testing.T) {
+	addr := tarpit(t)
 	src, err := New(Options{CacheDir: t.TempDir(), Timeout: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := src.Resolve(context.Background(), "http://"+l.Addr().String()+"/tarpit.git", "main", nil)
+		_, err := src.Resolve(context.Background(), "http://"+addr+"/tarpit.git", "main", nil)
 		done <- err
 	}()
 	select {
@@ -486,20 +494,7 @@ func TestKnownHostsNeedNoTempFile(t *testing.T) {
 // its banner holds the caller no longer than the deadline, and a second
 // attempt while the first still hangs fails at once.
 func TestSSHServerThatNeverAnswers(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { _ = c.Close() })
-		}
-	}()
+	addr := tarpit(t)
 	_, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -517,7 +512,7 @@ func TestSSHServerThatNeverAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "ssh://git@" + l.Addr().String() + "/tarpit.git"
+	url := "ssh://git@" + addr + "/tarpit.git"
 	done := make(chan error, 1)
 	go func() {
 		_, err := src.Resolve(context.Background(), url, "main", auth)
