@@ -6,6 +6,7 @@ import (
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spf13/cobra"
@@ -85,11 +86,11 @@ func runSync(cmd *cobra.Command, streams IOStreams, f *syncFlags, name string) e
 	if len(app.Status.History) > 0 {
 		h := app.Status.History[0]
 		_, _ = fmt.Fprintf(streams.Out, "%s %s: %s by %s (%s)\n", shortSHA(h.Revision), h.Result, firstLine(h.Message, 60), h.Author, orDash(h.Changes))
-		if h.Result == "Failed" {
+		if h.Result == kv1.SyncResultFailed {
 			return errors.New(h.Error)
 		}
 	}
-	if cond := apimeta.FindStatusCondition(app.Status.Conditions, kv1.ReadyCondition); cond != nil && cond.Status != "True" && cond.Reason != "Progressing" {
+	if cond := apimeta.FindStatusCondition(app.Status.Conditions, kv1.ReadyCondition); cond != nil && cond.Status != metav1.ConditionTrue && cond.Reason != kv1.ReasonProgressing {
 		return fmt.Errorf("%s: %s", cond.Reason, cond.Message)
 	}
 	return nil

@@ -253,7 +253,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	changed := res.Changed()
 	if changed || trigger != TriggerDrift {
 		record.FinishedAt = metav1.Now()
-		record.Result = "Succeeded"
+		record.Result = kv1.SyncResultSucceeded
 		record.Changes = changeSummary(res)
 		addHistory(app, record)
 		r.Audit.write(AuditRecord{
@@ -323,7 +323,7 @@ func (r *ApplicationReconciler) fail(app *kv1.Application, rec kv1.SyncRecord, r
 	}
 	app.Status.ObservedGeneration = app.Generation
 	rec.FinishedAt = metav1.Now()
-	rec.Result = "Failed"
+	rec.Result = kv1.SyncResultFailed
 	rec.Error = msg
 	rec.Changes = changeSummary(res)
 	if len(app.Status.History) == 0 || app.Status.History[0].Revision != rec.Revision || app.Status.History[0].Error != msg {
@@ -501,7 +501,7 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 			return ctrl.Result{}, err
 		}
 		r.Audit.write(AuditRecord{Time: time.Now(), App: app.Name, Namespace: app.Namespace, Revision: app.Status.LastAppliedRevision,
-			Trigger: "delete", ServiceAccount: serviceAccountOf(app), Result: "Succeeded", Changes: auditChanges(res)})
+			Trigger: "delete", ServiceAccount: serviceAccountOf(app), Result: kv1.SyncResultSucceeded, Changes: auditChanges(res)})
 	}
 	patch := client.MergeFrom(app.DeepCopy())
 	controllerutil.RemoveFinalizer(app, Finalizer)

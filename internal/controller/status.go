@@ -7,22 +7,24 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/engine"
 )
 
-// Condition reasons.
+// Condition reasons (defined in api/v1alpha1, where every reader finds them).
 const (
-	ReasonSucceeded          = "ReconciliationSucceeded"
-	ReasonProgressing        = "Progressing"
-	ReasonGitFailed          = "GitOperationFailed"
-	ReasonRenderFailed       = "RenderFailed"
-	ReasonRefused            = "ObjectsRefused"
-	ReasonApplyFailed        = "ApplyFailed"
-	ReasonVerificationFailed = "VerificationFailed"
-	ReasonInvalidSpec        = "InvalidSpec"
-	ReasonOutOfSync          = "OutOfSync"
-	ReasonSuspended          = "Suspended"
+	ReasonSucceeded          = kv1.ReasonSucceeded
+	ReasonProgressing        = kv1.ReasonProgressing
+	ReasonGitFailed          = kv1.ReasonGitFailed
+	ReasonRenderFailed       = kv1.ReasonRenderFailed
+	ReasonRefused            = kv1.ReasonRefused
+	ReasonApplyFailed        = kv1.ReasonApplyFailed
+	ReasonVerificationFailed = kv1.ReasonVerificationFailed
+	ReasonInvalidSpec        = kv1.ReasonInvalidSpec
+	ReasonOutOfSync          = kv1.ReasonOutOfSync
+	ReasonSuspended          = kv1.ReasonSuspended
 )
 
 const historyLimit = 10
@@ -64,10 +66,10 @@ func health(statuses []engine.ObjectStatus) kv1.HealthStatus {
 	var failed, missing, progressing []string
 	for _, s := range statuses {
 		switch s.Status {
-		case "Current":
-		case "Failed":
+		case status.CurrentStatus.String():
+		case status.FailedStatus.String():
 			failed = append(failed, s.String())
-		case "NotFound":
+		case status.NotFoundStatus.String():
 			missing = append(missing, s.Ref.String())
 		default:
 			progressing = append(progressing, s.String())

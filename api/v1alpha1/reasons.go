@@ -1,0 +1,22 @@
+package v1alpha1
+
+// Condition reasons the controller sets on an Application, read by keyless
+// sync, get and the demo.
+const (
+	ReasonSucceeded          = "ReconciliationSucceeded"
+	ReasonProgressing        = "Progressing"
+	ReasonGitFailed          = "GitOperationFailed"
+	ReasonRenderFailed       = "RenderFailed"
+	ReasonRefused            = "ObjectsRefused"
+	ReasonApplyFailed        = "ApplyFailed"
+	ReasonVerificationFailed = "VerificationFailed"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonOutOfSync          = "OutOfSync"
+	ReasonSuspended          = "Suspended"
+)
+
+// Results of a sync, in status.history and the audit line.
+const (
+	SyncResultSucceeded = "Succeeded"
+	SyncResultFailed    = "Failed"
+)
