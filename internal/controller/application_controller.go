@@ -198,14 +198,14 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	automated := app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil
+	automated := app.Automated()
 	requested := syncRequested(app)
-	selfHeal := automated && app.Spec.SyncPolicy.Automated.SelfHeal
+	selfHeal := app.SelfHeals()
 	doApply := requested || (automated && (trigger != TriggerDrift || selfHeal))
 
 	inv := statusInventory{app: app}
 	if !doApply {
-		diff, err := eng.Diff(ctx, objs, engine.DiffOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: automated && app.Spec.SyncPolicy.Automated.Prune, AllowEmpty: allowEmpty(app)})
+		diff, err := eng.Diff(ctx, objs, engine.DiffOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: app.Prunes(), AllowEmpty: app.AllowsEmpty()})
 		if err != nil {
 			r.fail(app, record, nil, failureReason(err), err.Error(), isPermanent(err))
 			return ctrl.Result{RequeueAfter: interval}, nil
@@ -230,9 +230,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return r.refreshHealth(ctx, app, interval)
 	}
 
-	prune := (automated && app.Spec.SyncPolicy.Automated.Prune) || (requested && app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil && app.Spec.SyncPolicy.Automated.Prune)
+	prune := app.Prunes()
 	syncStart := time.Now()
-	res, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: prune, AllowEmpty: allowEmpty(app)})
+	res, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: prune, AllowEmpty: app.AllowsEmpty()})
 	r.Metrics.observeSync(syncStart, err)
 	if requested {
 		app.Status.LastHandledSyncRequest = app.Annotations[kv1.SyncRequestedAnnotation]
@@ -355,15 +355,8 @@ func syncRequested(app *kv1.Application) bool {
 	return v != "" && v != app.Status.LastHandledSyncRequest
 }
 
-func allowEmpty(app *kv1.Application) bool {
-	return app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil && app.Spec.SyncPolicy.Automated.AllowEmpty
-}
-
 func (r *ApplicationReconciler) interval(app *kv1.Application) time.Duration {
-	if app.Spec.Interval != nil && app.Spec.Interval.Duration > 0 {
-		return max(app.Spec.Interval.Duration, 5*time.Second)
-	}
-	return r.DefaultInterval
+	return app.IntervalOr(r.DefaultInterval)
 }
 
 // validateSpec enforces the pull model: an Application deploys into its own

@@ -1,0 +1,37 @@
+package v1alpha1
+
+import "time"
+
+// MinInterval is the shortest spec.interval honoured.
+const MinInterval = 5 * time.Second
+
+// Automated reports whether the Application syncs by itself
+// (spec.syncPolicy.automated is set).
+func (a *Application) Automated() bool {
+	return a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil
+}
+
+// Prunes reports whether objects that left Git are deleted
+// (syncPolicy.automated.prune).
+func (a *Application) Prunes() bool {
+	return a.Automated() && a.Spec.SyncPolicy.Automated.Prune
+}
+
+// SelfHeals reports whether drift is reverted (syncPolicy.automated.selfHeal).
+func (a *Application) SelfHeals() bool {
+	return a.Automated() && a.Spec.SyncPolicy.Automated.SelfHeal
+}
+
+// AllowsEmpty reports whether an empty render may apply, and so prune
+// everything (syncPolicy.automated.allowEmpty).
+func (a *Application) AllowsEmpty() bool {
+	return a.Automated() && a.Spec.SyncPolicy.Automated.AllowEmpty
+}
+
+// IntervalOr returns spec.interval (at least MinInterval), or def when unset.
+func (a *Application) IntervalOr(def time.Duration) time.Duration {
+	if a.Spec.Interval != nil && a.Spec.Interval.Duration > 0 {
+		return max(a.Spec.Interval.Duration, MinInterval)
+	}
+	return def
+}
