@@ -252,6 +252,26 @@ func TestTenantIsolation(t *testing.T) {
 		})
 	})
 
+	t.Run("a token in the repoURL never reaches status or Events", func(t *testing.T) {
+		url := strings.Replace(e.git.RepoURL("team-b/missing"), "http://", "http://oauth2:glpat-s3cret-team-b@", 1)
+		e.tenantApp(teamB, "leaky-url", url, "main", ".", "")
+		got := e.waitTenant(teamB, "leaky-url", "Git failure reported", 30*time.Second, readyFalseSays("ls-remote"))
+		for _, c := range got.Status.Conditions {
+			if strings.Contains(c.Message, "s3cret") {
+				t.Fatalf("condition %s shows the token: %s", c.Type, c.Message)
+			}
+		}
+		events, err := e.cs.CoreV1().Events(teamB).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range events.Items {
+			if strings.Contains(ev.Message, "s3cret") {
+				t.Fatalf("Event %s shows the token: %s", ev.Name, ev.Message)
+			}
+		}
+	})
+
 	t.Run("kustomize resource on a loopback URL", func(t *testing.T) {
 		e.tenantApp(teamB, "ssrf", e.git.RepoURL(teamBRepo), "main", "ssrf", "b-git")
 		e.waitTenant(teamB, "ssrf", "refused", 30*time.Second, conditionSays("Stalled", tarpit.URL))
