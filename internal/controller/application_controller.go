@@ -207,7 +207,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	if !doApply {
 		diff, err := eng.Diff(ctx, objs, engine.DiffOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: app.Prunes(), AllowEmpty: app.AllowsEmpty()})
 		if err != nil {
-			r.fail(app, record, nil, failureReason(err), err.Error(), isPermanent(err))
+			r.fail(app, record, nil, failureReason(err), err.Error(), engine.IsPermanent(err))
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
 		app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: rev.SHA}
@@ -238,9 +238,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		app.Status.LastHandledSyncRequest = app.Annotations[kv1.SyncRequestedAnnotation]
 	}
 	if err != nil {
-		r.fail(app, record, res, failureReason(err), err.Error(), isPermanent(err))
+		r.fail(app, record, res, failureReason(err), err.Error(), engine.IsPermanent(err))
 		logger.Info("sync failed, last good state left running", "revision", rev.SHA, "error", err.Error())
-		if isPermanent(err) {
+		if engine.IsPermanent(err) {
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
 		return ctrl.Result{}, err
@@ -344,10 +344,6 @@ func failureReason(err error) string {
 	}
 	return ReasonApplyFailed
 }
-
-// isPermanent reports errors that retrying cannot fix without a new commit
-// (engine.IsPermanent decides, by type).
-func isPermanent(err error) bool { return engine.IsPermanent(err) }
 
 // syncRequested reports an unhandled `keyless sync` request.
 func syncRequested(app *kv1.Application) bool {

@@ -5,35 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 )
-
-// writeFiles writes files (slash path → content; content "->target" makes
-// a symlink) under a new temporary root.
-func writeFiles(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(root, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if target, ok := strings.CutPrefix(content, "->"); ok {
-			if err := os.Symlink(target, p); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
 
 // tarpit is a loopback server that counts the requests it gets.
 func tarpit(t *testing.T) (string, *atomic.Int64) {
@@ -92,7 +67,7 @@ func TestRenderFetchesNothingFromTheNetwork(t *testing.T) {
 	}
 	for name, files := range cases {
 		t.Run(name, func(t *testing.T) {
-			root := writeFiles(t, files)
+			root := writeTree(t, files)
 			_, err := Render(t.Context(), Options{Root: root, Path: "app", Namespace: "shop"})
 			if !errors.Is(err, ErrRemoteReference) {
 				t.Fatalf("err = %v, want ErrRemoteReference", err)
@@ -106,7 +81,7 @@ func TestRenderFetchesNothingFromTheNetwork(t *testing.T) {
 		t.Fatalf("the loopback server got %d requests during renders", n)
 	}
 	// A local fragment reference and a built-in draft stay allowed.
-	root := writeFiles(t, map[string]string{
+	root := writeTree(t, map[string]string{
 		"app/Chart.yaml":         chartYAML,
 		"app/values.schema.json": `{"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"n":{"type":"string"}},"properties":{"a":{"$ref":"#/definitions/n"}}}`,
 		"app/values.yaml":        "a: x\n",
@@ -143,7 +118,7 @@ func TestRenderBounds(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			root := writeFiles(t, tc.files)
+			root := writeTree(t, tc.files)
 			_, err := Render(t.Context(), Options{Root: root, Path: "app", Namespace: "shop", Limits: tc.lim})
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)

@@ -122,7 +122,8 @@ func TestRenderHelmWithValuesOutsideChart(t *testing.T) {
 	}
 }
 
-// writeTree writes files (path → content) below a new temp root.
+// writeTree writes files (path → content) below a new temp root; a content
+// "->target" makes a symlink to target instead.
 func writeTree(t *testing.T, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
@@ -130,6 +131,12 @@ func writeTree(t *testing.T, files map[string]string) string {
 		p := filepath.Join(root, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
+		}
+		if target, ok := strings.CutPrefix(content, "->"); ok {
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+			continue
 		}
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)

@@ -99,9 +99,6 @@ func New(opts Options) (*Runner, error) {
 	return &Runner{opts: opts, sem: make(chan struct{}, opts.Concurrency), spare: make(chan *child, 1)}, nil
 }
 
-// Options returns the options in effect (defaults filled in).
-func (r *Runner) Options() Options { return r.opts }
-
 // request is what the parent sends a child on stdin.
 type request struct {
 	Options render.Options `json:"options"`
