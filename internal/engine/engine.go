@@ -13,7 +13,6 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/clusterreader"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/engine"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/statusreaders"
-	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/rest"
@@ -97,7 +96,7 @@ func NewWithMapper(cfg *rest.Config, httpClient *http.Client, mapper meta.RESTMa
 	// Status is computed from each object alone (kstatus) and read with plain
 	// GETs, so a deployer whose Role lists only its own kinds can still wait.
 	poller := polling.NewStatusPoller(c, mapper, polling.Options{
-		CustomStatusReaders:  []engine.StatusReader{statusreaders.NewGenericStatusReader(mapper, status.Compute)},
+		CustomStatusReaders:  []engine.StatusReader{statusreaders.NewGenericStatusReader(mapper, computeStatus)},
 		ClusterReaderFactory: engine.ClusterReaderFactoryFunc(clusterreader.NewDirectClusterReader),
 	})
 	m := ssa.NewResourceManager(c, poller, ssa.Owner{Field: fieldManager, Group: "keyless.dev"})

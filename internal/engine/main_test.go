@@ -45,6 +45,17 @@ func newNamespace(t *testing.T) string {
 func renderFiles(t *testing.T, files map[string]string) []*unstructured.Unstructured {
 	t.Helper()
 	root := t.TempDir()
+	writeFiles(t, root, files)
+	res, err := render.Render(t.Context(), render.Options{Root: root, Path: "."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Objects
+}
+
+// writeFiles writes files (path → content) below root.
+func writeFiles(t *testing.T, root string, files map[string]string) {
+	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(root, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -54,11 +65,6 @@ func renderFiles(t *testing.T, files map[string]string) []*unstructured.Unstruct
 			t.Fatal(err)
 		}
 	}
-	res, err := render.Render(t.Context(), render.Options{Root: root, Path: "."})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Objects
 }
 
 func configMap(name, value string) string {

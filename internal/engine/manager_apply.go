@@ -7,62 +7,12 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
+	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/keyless-cd/keyless/internal/lifecycle"
 )
-
-// Action is what happened (or, in a diff or dry run, would happen) to an object.
-type Action string
-
-// The actions reported per object.
-const (
-	ActionCreated    Action = "created"
-	ActionConfigured Action = "configured"
-	ActionUnchanged  Action = "unchanged"
-	ActionPruned     Action = "pruned"
-	// ActionPruneSkipped: left the render but kept (keyless.dev/prune: disabled,
-	// or no longer labelled as part of this inventory).
-	ActionPruneSkipped Action = "prune skipped"
-	// ActionStale: left the render, kept because pruning is off.
-	ActionStale Action = "stale (not pruned)"
-)
-
-// Change is one object's outcome.
-type Change struct {
-	Ref    ObjectRef `json:"object"`
-	Action Action    `json:"action"`
-	// Diff is a unified YAML diff (Diff and dry runs only).
-	Diff string `json:"diff,omitempty"`
-}
-
-// Result is the outcome of Apply or Diff.
-type Result struct {
-	Changes []Change `json:"changes"`
-	// Health is each object's kstatus after waiting (Apply with Wait only).
-	Health []ObjectStatus `json:"health,omitempty"`
-}
-
-// Changed reports whether any object was (or would be) created, configured or pruned.
-func (r *Result) Changed() bool {
-	for _, c := range r.Changes {
-		switch c.Action {
-		case ActionCreated, ActionConfigured, ActionPruned:
-			return true
-		}
-	}
-	return false
-}
-
-// Count returns how many changes have action a.
-func (r *Result) Count(a Action) int {
-	n := 0
-	for _, c := range r.Changes {
-		if c.Action == a {
-			n++
-		}
-	}
-	return n
-}
 
 // ErrEmpty is returned when a render has no objects and AllowEmpty is off.
 var ErrEmpty = errors.New("the render produced no objects; refusing to apply it, since that would prune everything (allow it explicitly with --allow-empty / syncPolicy.automated.allowEmpty)")
@@ -81,13 +31,33 @@ type ApplyOptions struct {
 	AllowEmpty bool
 	// DryRun reports what would change (with diffs) and writes nothing.
 	DryRun bool
+	// SkipHooks leaves hooks out: a self-heal revert re-applies what
+	// drifted and runs no hook. Waves are still applied in order.
+	SkipHooks bool
 	// Wait, when positive, waits up to this long for every object to be Current.
 	Wait time.Duration
+	// StepTimeout bounds how long each wave (its objects healthy, its hooks
+	// finished) may take before the sync stops. Default 5m.
+	StepTimeout time.Duration
 	// WaitInterval is the status poll interval. Default 500ms.
 	WaitInterval time.Duration
 	// Progress, when set, receives wait progress.
 	Progress func(ObjectStatus)
+	// OnStep, when set, is told each time a sync with phases or waves
+	// starts a step or starts waiting for its hooks.
+	OnStep func(StepProgress)
 }
+
+// StepProgress is where a phased sync is: the phase and wave running and
+// the objects it waits for.
+type StepProgress struct {
+	Phase   lifecycle.Phase
+	Wave    int
+	Waiting []ObjectRef
+}
+
+// DefaultStepTimeout is ApplyOptions.StepTimeout's default.
+const DefaultStepTimeout = 5 * time.Minute
 
 func (o *ApplyOptions) defaults(e *Engine) error {
 	if o.Namespace == "" {
@@ -102,97 +72,61 @@ func (o *ApplyOptions) defaults(e *Engine) error {
 	if o.WaitInterval == 0 {
 		o.WaitInterval = 500 * time.Millisecond
 	}
+	if o.StepTimeout == 0 {
+		o.StepTimeout = DefaultStepTimeout
+	}
 	return nil
-}
-
-// prepare copies objs, enforces the guards and labels them. Nothing is written.
-func (e *Engine) prepare(objs []*unstructured.Unstructured, namespace, name string, allowEmpty bool) ([]*unstructured.Unstructured, error) {
-	if len(objs) == 0 && !allowEmpty {
-		return nil, ErrEmpty
-	}
-	out := make([]*unstructured.Unstructured, len(objs))
-	for i, o := range objs {
-		out[i] = o.DeepCopy()
-	}
-	if err := Confine(out, namespace, e.mapper); err != nil {
-		return nil, err
-	}
-	if err := refuseIdentityTheft(out, e.protected); err != nil {
-		return nil, err
-	}
-	setManagedLabels(out, name)
-	return out, nil
 }
 
 // Apply converges the namespace to objs: guards first (nothing is written if
 // any object is refused or the render is empty), then a server-side dry-run of
-// the whole set, then server-side apply of what changed (staged as
-// ssa.ApplyAllStaged does), then prune and wait. An unchanged set makes no
-// write at all.
+// the whole set, then server-side apply of what changed, then prune and wait.
+// An unchanged set makes no write at all. A set with hooks or waves runs
+// phase by phase and wave by wave (see applyPlan); one without is applied in
+// one go, staged as ssa.ApplyAllStaged does.
 func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (*Result, error) {
 	if err := opts.defaults(e); err != nil {
 		return nil, err
 	}
 	if opts.DryRun {
-		return e.Diff(ctx, objs, DiffOptions{Namespace: opts.Namespace, Name: opts.Name, Inventory: opts.Inventory, Prune: opts.Prune, AllowEmpty: opts.AllowEmpty})
+		return e.Diff(ctx, objs, DiffOptions{Namespace: opts.Namespace, Name: opts.Name, Inventory: opts.Inventory, Prune: opts.Prune, AllowEmpty: opts.AllowEmpty, SkipHooks: opts.SkipHooks})
 	}
-	objs, err := e.prepare(objs, opts.Namespace, opts.Name, opts.AllowEmpty)
+	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks})
 	if err != nil {
 		return nil, err
 	}
-	if err := e.checkOwners(ctx, objs, opts.Name); err != nil {
+	if err := e.checkOwners(ctx, named(p.plan), opts.Name); err != nil {
 		return nil, err
 	}
-	old, err := opts.Inventory.Load(ctx)
-	if err != nil {
-		return nil, err
+	var res *Result
+	switch {
+	case len(p.plan.Objects()) == 0 && opts.Prune && p.plan.HasDeleteHooks():
+		res, err = e.deleteAll(ctx, p, opts)
+	case p.plan.Simple():
+		res, err = e.applySimple(ctx, p, opts)
+	default:
+		res, err = e.applyPlan(ctx, p, opts)
 	}
+	if res != nil {
+		res.Skipped = p.plan.Skipped
+		res.Warnings = append(p.warnings, res.Warnings...)
+	}
+	return res, err
+}
+
+// applySimple applies a set of ordinary objects in one go.
+func (e *Engine) applySimple(ctx context.Context, p *prepared, opts ApplyOptions) (*Result, error) {
+	objs := p.plan.Objects()
 	cs, err := e.manager.ApplyAllStaged(ctx, objs, e.applyOptions())
 	if err != nil {
-		if nsErr := missingNamespace(err, opts.Namespace); nsErr != nil {
-			return nil, nsErr
-		}
-		return nil, fmt.Errorf("apply: %w", err)
+		return nil, e.applyError(err, opts.Namespace)
 	}
 	res := &Result{}
-	refs := make([]ObjectRef, 0, len(objs))
-	byID := map[string]ObjectRef{}
-	for _, o := range objs {
-		r := RefOf(o)
-		refs = append(refs, r)
-		byID[r.ID().String()] = r
-	}
-	for _, entry := range cs.Entries {
-		r, ok := byID[entry.ObjMetadata.String()]
-		if !ok {
-			continue
-		}
-		res.Changes = append(res.Changes, Change{Ref: r, Action: ssaAction(entry.Action)})
-	}
-
-	current := NewInventory(refs)
-	stale := old.Minus(current)
-	keep := refs
-	if opts.Prune {
-		pruned, failed, err := e.prune(ctx, stale, opts.Name)
-		res.Changes = append(res.Changes, pruned...)
-		keep = append(keep, failed...)
-		if err != nil {
-			if saveErr := opts.Inventory.Save(ctx, NewInventory(keep)); saveErr != nil {
-				return res, errors.Join(err, saveErr)
-			}
-			return res, err
-		}
-	} else {
-		for _, r := range stale {
-			res.Changes = append(res.Changes, Change{Ref: r, Action: ActionStale})
-		}
-		keep = append(keep, stale...)
-	}
-	if err := opts.Inventory.Save(ctx, NewInventory(keep)); err != nil {
+	refs := refsOf(objs)
+	res.Changes = changesOf(cs, objs, nil, nil)
+	if err := e.pruneAndSave(ctx, res, p.old, refs, nil, opts); err != nil {
 		return res, err
 	}
-
 	if opts.Wait > 0 && len(refs) > 0 {
 		health, err := e.Wait(ctx, refs, WaitOptions{Timeout: opts.Wait, Interval: opts.WaitInterval, Progress: opts.Progress})
 		res.Health = health
@@ -201,6 +135,100 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		}
 	}
 	return res, nil
+}
+
+// applyError names what went wrong with an apply: a missing namespace, an
+// immutable field, or the API server's refusal.
+func (e *Engine) applyError(err error, namespace string) error {
+	if nsErr := missingNamespace(err, namespace); nsErr != nil {
+		return nsErr
+	}
+	if isImmutable(err) {
+		var dr *ssaerrors.DryRunErr
+		ref := ObjectRef{}
+		if errors.As(err, &dr) && dr.InvolvedObject() != nil {
+			ref = RefOf(dr.InvolvedObject())
+		}
+		return &ImmutableError{Ref: ref, Err: err}
+	}
+	return fmt.Errorf("apply: %w", err)
+}
+
+// pruneAndSave prunes (or reports as stale) what left the render and saves
+// the inventory: refs, plus what could not be pruned. keepOut are objects
+// of the old inventory that must not be pruned (hooks that used to be
+// ordinary objects, now recreated by their hook run).
+func (e *Engine) pruneAndSave(ctx context.Context, res *Result, old *Inventory, refs []ObjectRef, keepOut map[string]bool, opts ApplyOptions) error {
+	var stale []ObjectRef
+	for _, r := range old.Minus(NewInventory(refs)) {
+		if !keepOut[r.ID().String()] {
+			stale = append(stale, r)
+		}
+	}
+	keep := refs
+	if opts.Prune {
+		pruned, failed, err := e.prune(ctx, stale, opts.Name)
+		res.Changes = append(res.Changes, pruned...)
+		keep = append(keep, failed...)
+		if err != nil {
+			if saveErr := opts.Inventory.Save(ctx, NewInventory(keep)); saveErr != nil {
+				return errors.Join(err, saveErr)
+			}
+			return err
+		}
+	} else {
+		for _, r := range stale {
+			res.Changes = append(res.Changes, Change{Ref: r, Action: ActionStale})
+		}
+		keep = append(keep, stale...)
+	}
+	return opts.Inventory.Save(ctx, NewInventory(keep))
+}
+
+// changesOf maps ssa's change set onto objs' changes; replaced objects are
+// reported as such, and step (when set) places each in its phase and wave.
+func changesOf(cs *ssa.ChangeSet, objs []*unstructured.Unstructured, replaced map[string]bool, step *lifecycle.Step) []Change {
+	byID := make(map[string]ObjectRef, len(objs))
+	for _, o := range objs {
+		r := RefOf(o)
+		byID[r.ID().String()] = r
+	}
+	var out []Change
+	for _, entry := range cs.Entries {
+		r, ok := byID[entry.ObjMetadata.String()]
+		if !ok {
+			continue
+		}
+		c := Change{Ref: r, Action: ssaAction(entry.Action)}
+		if replaced[r.ID().String()] {
+			c.Action = ActionReplaced
+		}
+		if step != nil {
+			c.Phase, c.Wave = step.Phase, step.Wave
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func refsOf(objs []*unstructured.Unstructured) []ObjectRef {
+	refs := make([]ObjectRef, len(objs))
+	for i, o := range objs {
+		refs[i] = RefOf(o)
+	}
+	return refs
+}
+
+// named returns the plan's objects that have a name: every ordinary object
+// and the hooks without generateName (their live copy is replaced).
+func named(p *lifecycle.Plan) []*unstructured.Unstructured {
+	out := p.Objects()
+	for _, h := range p.Hooks() {
+		if h.GetName() != "" {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // missingNamespace turns "namespaces X not found" into one clear error, or nil.

@@ -19,14 +19,18 @@ type DiffOptions struct {
 	Inventory  InventoryStore
 	Prune      bool
 	AllowEmpty bool
+	// SkipHooks leaves hooks out, as ApplyOptions.SkipHooks.
+	SkipHooks bool
 }
 
 // Diff reports, without writing, what Apply would do: each object created,
 // configured (with a unified YAML diff of the changed fields, server-set
-// fields and status left out; Secret values masked) or unchanged, and the
-// objects of the last inventory that left the render (pruned with Prune, else
-// stale). It uses a server-side dry-run per object, so admission and
-// validation errors show up here as they would on apply.
+// fields and status left out; Secret values masked), replaced or unchanged,
+// each hook that would run, and the objects of the last inventory that left
+// the render (pruned with Prune, else stale). Each change names its phase
+// and wave when the set has hooks or waves. It uses a server-side dry-run
+// per object, so admission and validation errors show up here as they would
+// on apply.
 func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, opts DiffOptions) (*Result, error) {
 	if opts.Namespace == "" {
 		return nil, errors.New("a target namespace is required (-n/--namespace)")
@@ -37,39 +41,44 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 	if opts.Inventory == nil {
 		opts.Inventory = &ConfigMapStore{Client: e.client, Namespace: opts.Namespace, Name: opts.Name}
 	}
-	objs, err := e.prepare(objs, opts.Namespace, opts.Name, opts.AllowEmpty)
+	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks})
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{}
-	refs := make([]ObjectRef, 0, len(objs))
+	phased := !p.plan.Simple()
+	res := &Result{Skipped: p.plan.Skipped, Warnings: p.warnings}
+	var refs []ObjectRef
 	var errs []error
 	var conflicts []string
-	for _, o := range objs {
-		r := RefOf(o)
-		refs = append(refs, r)
-		entry, live, merged, err := e.manager.Diff(ctx, o, ssa.DefaultDiffOptions())
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r, err))
-			continue
-		}
-		if live != nil {
-			if c := ownerConflict(r, live.GetLabels(), opts.Name); c != "" {
-				conflicts = append(conflicts, c)
+	for _, step := range p.plan.Steps {
+		for _, o := range step.Objects {
+			r := RefOf(o)
+			refs = append(refs, r)
+			c, conflict, err := e.diffObject(ctx, o, p.plan.Of[o].Replace, opts.Name)
+			switch {
+			case err != nil:
+				var im *ImmutableError
+				if errors.As(err, &im) {
+					return nil, err
+				}
+				errs = append(errs, err)
+				continue
+			case conflict != "":
+				conflicts = append(conflicts, conflict)
 				continue
 			}
+			if phased {
+				c.Phase, c.Wave = step.Phase, step.Wave
+			}
+			res.Changes = append(res.Changes, c)
 		}
-		c := Change{Ref: r, Action: ssaAction(entry.Action)}
-		switch c.Action {
-		case ActionCreated:
-			c.Diff, err = unifiedDiff(r, nil, o)
-		case ActionConfigured:
-			c.Diff, err = unifiedDiff(r, live, merged)
+		for _, h := range step.Hooks {
+			if err := e.dryRunHook(ctx, h); err != nil {
+				errs = append(errs, fmt.Errorf("hook %s: %w", RefOf(h), err))
+				continue
+			}
+			res.Changes = append(res.Changes, Change{Ref: RefOf(h), Action: ActionHook, Phase: step.Phase, Wave: step.Wave})
 		}
-		if err != nil {
-			return nil, err
-		}
-		res.Changes = append(res.Changes, c)
 	}
 	if len(conflicts) > 0 {
 		return nil, fmt.Errorf("%w: %d object(s) belong to another inventory, nothing would be applied:\n  %s", ErrRefused, len(conflicts), strings.Join(conflicts, "\n  "))
@@ -80,11 +89,7 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 		}
 		return nil, fmt.Errorf("%w, nothing would be applied:\n  %w", ErrDryRun, errors.Join(errs...))
 	}
-	old, err := opts.Inventory.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range old.Minus(NewInventory(refs)) {
+	for _, r := range p.old.Minus(NewInventory(refs)) {
 		c := Change{Ref: r, Action: ActionStale}
 		if opts.Prune {
 			c.Action = ActionPruned
@@ -100,6 +105,41 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 		res.Changes = append(res.Changes, c)
 	}
 	return res, nil
+}
+
+// diffObject dry-runs o and returns its change with a diff, or the owner
+// conflict that refuses it. An immutable change is reported replaced when
+// o opts into Replace, else as an *ImmutableError.
+func (e *Engine) diffObject(ctx context.Context, o *unstructured.Unstructured, replace bool, name string) (Change, string, error) {
+	r := RefOf(o)
+	entry, live, merged, err := e.manager.Diff(ctx, o, ssa.DefaultDiffOptions())
+	if err != nil {
+		if !isImmutable(err) {
+			return Change{}, "", fmt.Errorf("%s: %w", r, err)
+		}
+		if !replace {
+			return Change{}, "", &ImmutableError{Ref: r, Err: err}
+		}
+		current := r.Unstructured()
+		if err := e.client.Get(ctx, keyOf(r), current); err != nil {
+			return Change{}, "", fmt.Errorf("reading %s: %w", r, err)
+		}
+		d, err := unifiedDiff(r, current, o)
+		return Change{Ref: r, Action: ActionReplaced, Diff: d}, "", err
+	}
+	if live != nil {
+		if c := ownerConflict(r, live.GetLabels(), name); c != "" {
+			return Change{}, c, nil
+		}
+	}
+	c := Change{Ref: r, Action: ssaAction(entry.Action)}
+	switch c.Action {
+	case ActionCreated:
+		c.Diff, err = unifiedDiff(r, nil, o)
+	case ActionConfigured:
+		c.Diff, err = unifiedDiff(r, live, merged)
+	}
+	return c, "", err
 }
 
 // serverFields are metadata fields the server sets; they are left out of diffs.

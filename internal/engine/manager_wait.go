@@ -137,7 +137,7 @@ func (e *Engine) Status(ctx context.Context, refs []ObjectRef) ([]ObjectStatus, 
 			}
 			return nil, fmt.Errorf("reading %s: %w", r, err)
 		}
-		res, err := status.Compute(u)
+		res, err := computeStatus(u)
 		if err != nil {
 			out = append(out, ObjectStatus{Ref: r, Status: status.UnknownStatus.String(), Message: err.Error()})
 			continue

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/keyless-cd/keyless/internal/lifecycle"
 )
 
 // validate checks what every object needs before it can be applied: apiVersion,
@@ -22,10 +24,13 @@ func validate(objs []sourced, namespace string) error {
 		case u.GetKind() == "":
 			problems = append(problems, fmt.Sprintf("%s: object %q has no kind", o.source, u.GetName()))
 			continue
+		case u.GetName() == "" && u.GetGenerateName() != "" && lifecycle.IsHook(u):
+			// A hook is created anew for each sync; it need not have a name.
+			continue
 		case u.GetName() == "":
 			msg := fmt.Sprintf("%s: %s has no metadata.name", o.source, u.GetKind())
 			if u.GetGenerateName() != "" {
-				msg += " (generateName is not supported: keyless must know every object's name to track and prune it)"
+				msg += " (generateName is allowed on hooks only, e.g. with argocd.argoproj.io/hook: PreSync: keyless must know every other object's name to track and prune it)"
 			}
 			problems = append(problems, msg)
 			continue
