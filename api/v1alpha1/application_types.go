@@ -206,6 +206,9 @@ type ApplicationStatus struct {
 	// Inventory lists the objects applied by the last sync (pruning starts from it).
 	// +optional
 	Inventory []InventoryEntry `json:"inventory,omitempty"`
+	// Operation is the sync in progress (phase, wave, hooks waited for), while one runs.
+	// +optional
+	Operation *OperationStatus `json:"operation,omitempty"`
 	// History of the last 10 syncs, newest first: who changed what, when, and the result.
 	// +optional
 	History []SyncRecord `json:"history,omitempty"`
@@ -267,6 +270,41 @@ type SyncRecord struct {
 	Changes string `json:"changes,omitempty"`
 	// +optional
 	Error string `json:"error,omitempty"`
+	// Hooks are the hook runs of this sync (PreSync, Sync, PostSync, SyncFail), in order.
+	// +optional
+	Hooks []HookRecord `json:"hooks,omitempty"`
+}
+
+// HookRecord is one hook object a sync created and what became of it.
+type HookRecord struct {
+	// Kind and Name of the hook object (its generated name for generateName hooks).
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// Phase is PreSync, Sync, PostSync or SyncFail.
+	Phase string `json:"phase"`
+	// +optional
+	Wave int `json:"wave,omitempty"`
+	// Result is Succeeded or Failed.
+	Result string `json:"result"`
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Duration is how long the hook ran, e.g. "3.2s".
+	// +optional
+	Duration string `json:"duration,omitempty"`
+}
+
+// OperationStatus is the sync in progress: the phase and wave running and
+// what it waits for. It is empty between syncs.
+type OperationStatus struct {
+	// Phase is PreSync, Sync, PostSync or SyncFail.
+	Phase string `json:"phase"`
+	// +optional
+	Wave int `json:"wave,omitempty"`
+	// Waiting lists the objects (Kind/name) the step waits for.
+	// +optional
+	Waiting []string `json:"waiting,omitempty"`
+	// +optional
+	StartedAt metav1.Time `json:"startedAt,omitempty"`
 }
 
 // Application deploys a path of a Git repository into its own namespace.

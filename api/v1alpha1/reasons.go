@@ -9,6 +9,10 @@ const (
 	ReasonRenderFailed       = "RenderFailed"
 	ReasonRefused            = "ObjectsRefused"
 	ReasonApplyFailed        = "ApplyFailed"
+	// ReasonHookFailed: a hook of the sync failed or timed out; later phases were not applied.
+	ReasonHookFailed = "HookFailed"
+	// ReasonImmutable: the API server refused a change to an immutable field.
+	ReasonImmutable = "ImmutableFieldChange"
 	ReasonVerificationFailed = "VerificationFailed"
 	ReasonInvalidSpec        = "InvalidSpec"
 	ReasonOutOfSync          = "OutOfSync"

@@ -232,8 +232,18 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 
 	prune := app.Prunes()
 	syncStart := time.Now()
-	res, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: prune, AllowEmpty: app.AllowsEmpty()})
+	res, err := eng.Apply(ctx, objs, engine.ApplyOptions{
+		Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: prune, AllowEmpty: app.AllowsEmpty(),
+		// A self-heal revert re-applies what drifted; hooks run for new
+		// revisions, specs and requests only.
+		SkipHooks: trigger == TriggerDrift,
+		OnStep:    r.operationReporter(ctx, app),
+	})
 	r.Metrics.observeSync(syncStart, err)
+	r.endOperation(ctx, app)
+	for _, w := range resultWarnings(res) {
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "SyncWarning", "Sync", "%s", w)
+	}
 	if requested {
 		app.Status.LastHandledSyncRequest = app.Annotations[kv1.SyncRequestedAnnotation]
 	}
@@ -255,11 +265,12 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		record.FinishedAt = metav1.Now()
 		record.Result = kv1.SyncResultSucceeded
 		record.Changes = changeSummary(res)
+		record.Hooks = hookRecords(res)
 		addHistory(app, record)
 		r.Audit.write(AuditRecord{
 			Time: record.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rev.SHA,
 			Author: commit.Author, Committer: commit.Committer, Signer: record.Signer, Message: commit.Message,
-			Trigger: trigger, ServiceAccount: serviceAccountOf(app), Result: record.Result, Changes: auditChanges(res),
+			Trigger: trigger, ServiceAccount: serviceAccountOf(app), Result: record.Result, Changes: auditChanges(res), Hooks: record.Hooks,
 		})
 		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Synced", "Sync",
 			"synced %s (%s) by %s: %s", short(rev.SHA), commit.Message, commit.Author, record.Changes)
@@ -302,6 +313,12 @@ func (r *ApplicationReconciler) refreshHealth(ctx context.Context, app *kv1.Appl
 	}
 	app.Status.Health = health(statuses)
 	r.Drift.setProgressing(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, app.Status.Health.Status == kv1.HealthProgressing)
+	if meta.IsStatusConditionTrue(app.Status.Conditions, kv1.StalledCondition) {
+		// A newer revision failed for good (a failed hook, a refused object…):
+		// the last good state runs, and the conditions keep saying why until
+		// a new commit or spec; clearing them here would retry the failure.
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
 	switch app.Status.Health.Status {
 	case kv1.HealthHealthy:
 		setReady(app, true, ReasonSucceeded, fmt.Sprintf("applied revision %s; %s", short(app.Status.LastAppliedRevision), app.Status.Health.Message))
@@ -326,21 +343,30 @@ func (r *ApplicationReconciler) fail(app *kv1.Application, rec kv1.SyncRecord, r
 	rec.Result = kv1.SyncResultFailed
 	rec.Error = msg
 	rec.Changes = changeSummary(res)
+	rec.Hooks = hookRecords(res)
 	if len(app.Status.History) == 0 || app.Status.History[0].Revision != rec.Revision || app.Status.History[0].Error != msg {
 		addHistory(app, rec)
 		r.Audit.write(AuditRecord{
 			Time: rec.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rec.Revision,
 			Author: rec.Author, Committer: rec.Committer, Signer: rec.Signer, Message: rec.Message, Trigger: rec.Trigger,
-			ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: msg, Changes: auditChanges(res),
+			ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: msg, Changes: auditChanges(res), Hooks: rec.Hooks,
 		})
 		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, reason, "Sync", "%s", msg)
 	}
 }
 
 func failureReason(err error) string {
+	var (
+		hook      *engine.HookError
+		immutable *engine.ImmutableError
+	)
 	switch {
 	case errors.Is(err, engine.ErrRefused), errors.Is(err, engine.ErrEmpty):
 		return ReasonRefused
+	case errors.As(err, &hook):
+		return ReasonHookFailed
+	case errors.As(err, &immutable):
+		return ReasonImmutable
 	}
 	return ReasonApplyFailed
 }

@@ -33,6 +33,8 @@ type AuditRecord struct {
 	Result         string        `json:"result"`
 	Error          string        `json:"error,omitempty"`
 	Changes        []AuditChange `json:"changes"`
+	// Hooks are the hook runs of the sync.
+	Hooks []kv1.HookRecord `json:"hooks,omitempty"`
 }
 
 // auditLog writes one JSON object per line.

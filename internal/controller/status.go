@@ -21,6 +21,8 @@ const (
 	ReasonRenderFailed       = kv1.ReasonRenderFailed
 	ReasonRefused            = kv1.ReasonRefused
 	ReasonApplyFailed        = kv1.ReasonApplyFailed
+	ReasonHookFailed         = kv1.ReasonHookFailed
+	ReasonImmutable          = kv1.ReasonImmutable
 	ReasonVerificationFailed = kv1.ReasonVerificationFailed
 	ReasonInvalidSpec        = kv1.ReasonInvalidSpec
 	ReasonOutOfSync          = kv1.ReasonOutOfSync
@@ -99,7 +101,31 @@ func changeSummary(res *engine.Result) string {
 	if res == nil {
 		return ""
 	}
-	return fmt.Sprintf("%d created, %d configured, %d pruned", res.Count(engine.ActionCreated), res.Count(engine.ActionConfigured), res.Count(engine.ActionPruned))
+	sum := fmt.Sprintf("%d created, %d configured, %d pruned", res.Count(engine.ActionCreated), res.Count(engine.ActionConfigured), res.Count(engine.ActionPruned))
+	if n := res.Count(engine.ActionReplaced); n > 0 {
+		sum += fmt.Sprintf(", %d replaced", n)
+	}
+	if len(res.Hooks) > 0 {
+		runs := make([]string, len(res.Hooks))
+		for i, h := range res.Hooks {
+			runs[i] = fmt.Sprintf("%s %s %s", h.Phase, h.Ref, h.Result)
+		}
+		sum += "; hooks: " + strings.Join(runs, ", ")
+	}
+	return sum
+}
+
+// hookRecords turns the engine's hook runs into history records.
+func hookRecords(res *engine.Result) []kv1.HookRecord {
+	if res == nil {
+		return nil
+	}
+	var out []kv1.HookRecord
+	for _, h := range res.Hooks {
+		out = append(out, kv1.HookRecord{Kind: h.Ref.Kind, Name: h.Ref.Name, Phase: string(h.Phase), Wave: h.Wave,
+			Result: string(h.Result), Message: h.Message, Duration: h.Duration.String()})
+	}
+	return out
 }
 
 // driftedObjects lists the objects a diff found different.
@@ -107,7 +133,7 @@ func driftedObjects(res *engine.Result) []string {
 	var out []string
 	for _, c := range res.Changes {
 		switch c.Action {
-		case engine.ActionCreated, engine.ActionConfigured, engine.ActionPruned:
+		case engine.ActionCreated, engine.ActionConfigured, engine.ActionPruned, engine.ActionReplaced:
 			out = append(out, c.Ref.String()+" "+string(c.Action))
 		}
 	}

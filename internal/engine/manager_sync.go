@@ -248,4 +248,3 @@ func (e *Engine) deleteAll(ctx context.Context, p *prepared, opts ApplyOptions) 
 	e.runHookSteps(ctx, p.plan.PostDelete, opts, res)
 	return res, nil
 }
-

@@ -206,9 +206,9 @@ spec:
 `
 	}
 	objs := renderFiles(t, map[string]string{
-		"pre.yaml":           hook("PreSync", "db-check-"),
-		"deploy.yaml":        deployment("web", "registry.example.com/web:1", ""),
-		"post.yaml":          hook("PostSync", "smoke-"),
+		"pre.yaml":    hook("PreSync", "db-check-"),
+		"deploy.yaml": deployment("web", "registry.example.com/web:1", ""),
+		"post.yaml":   hook("PostSync", "smoke-"),
 	})
 	var order []string
 	opts := ApplyOptions{Namespace: ns, Name: "web", WaitInterval: 200 * time.Millisecond, StepTimeout: time.Minute, OnStep: func(p StepProgress) {

@@ -96,4 +96,3 @@ func (r *Result) Count(a Action) int {
 	}
 	return n
 }
-

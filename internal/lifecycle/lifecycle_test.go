@@ -165,6 +165,3 @@ func TestNewPlanReportsEveryAnnotationError(t *testing.T) {
 		}
 	}
 }
-
-
-

@@ -1,0 +1,216 @@
+package controller_test
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/cli"
+)
+
+// shopChart is the issue's chart: a pre-install,pre-upgrade migration Job
+// with the app's own image, a SyncFail hook, and the Deployment.
+func shopChart(tag string, failMigration bool) map[string]string {
+	fail := ""
+	if failMigration {
+		fail = "\n    metadata:\n      annotations:\n        keyless.dev/kwok-fail: \"true\""
+	}
+	restricted := `      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: %s
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+        image: registry.example.com/shop:{{ .Values.image.tag }}
+`
+	return map[string]string{
+		"chart/Chart.yaml":  "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
+		"chart/values.yaml": "image:\n  tag: \"" + tag + "\"\n",
+		"chart/templates/migrate.yaml": `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: shop-migrate
+  annotations:
+    helm.sh/hook: pre-install,pre-upgrade
+spec:
+  backoffLimit: 0
+  template:` + fail + `
+    spec:
+      restartPolicy: Never
+` + strings.Replace(restricted, "%s", "migrate", 1),
+		"chart/templates/page.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata:
+  generateName: shop-sync-failed-
+  annotations:
+    argocd.argoproj.io/hook: SyncFail
+    argocd.argoproj.io/hook-delete-policy: HookSucceeded
+data:
+  tag: "{{ .Values.image.tag }}"
+`,
+		"chart/templates/deployment.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shop
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: shop}
+  template:
+    metadata:
+      labels: {app: shop}
+    spec:
+` + strings.Replace(restricted, "%s", "app", 1),
+	}
+}
+
+// grantJobs lets the deployer run Jobs (the namespaced install grants only
+// the kinds of the demo).
+func (e *env) grantJobs() {
+	e.t.Helper()
+	ctx := e.t.Context()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "deployer-jobs", Namespace: appNS},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get", "list", "watch", "create", "patch", "update", "delete"}}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "deployer-jobs", Namespace: appNS},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "deployer-jobs"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "keyless-deployer", Namespace: appNS}}}
+	for _, o := range []client.Object{role, binding} {
+		if err := e.admin.Create(ctx, o); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func (e *env) migrationJob() *batchv1.Job {
+	e.t.Helper()
+	j, err := e.cs.BatchV1().Jobs(appNS).Get(e.t.Context(), "shop-migrate", metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return j
+}
+
+func (e *env) shopImage() string {
+	e.t.Helper()
+	d, err := e.cs.AppsV1().Deployments(appNS).Get(e.t.Context(), "shop", metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	return d.Spec.Template.Spec.Containers[0].Image
+}
+
+// TestMigrationHookRunsOnEveryBump is the seed's flow with a database
+// migration: CI bumps image.tag with `keyless bump`, the controller runs the
+// migration Job (a new one each time) to completion before the Deployment's
+// image changes, records the hook in history and the audit line, a drift
+// revert runs no hook, and a failing migration keeps the last good image.
+func TestMigrationHookRunsOnEveryBump(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	e.grantJobs()
+	e.startController(time.Hour)
+	e.push(shopChart("1.0", false), nil, "shop chart")
+	app := &kv1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: appNS},
+		Spec: kv1.ApplicationSpec{
+			Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: "chart",
+				SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}},
+			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}},
+			Interval:   &metav1.Duration{Duration: 2 * time.Second},
+		},
+	}
+	if err := e.admin.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	got := e.waitApp("shop", "first sync", 90*time.Second, ready)
+	if h := got.Status.History; len(h) == 0 || len(h[0].Hooks) != 1 || h[0].Hooks[0].Name != "shop-migrate" || h[0].Hooks[0].Phase != "PreSync" || h[0].Hooks[0].Result != "Succeeded" {
+		t.Fatalf("history after the first sync: %+v", got.Status.History)
+	}
+	if got.Status.Operation != nil {
+		t.Errorf("status.operation left set after the sync: %+v", got.Status.Operation)
+	}
+	for _, inv := range got.Status.Inventory {
+		if inv.Kind == "Job" {
+			t.Errorf("the hook Job is in the inventory: %+v", got.Status.Inventory)
+		}
+	}
+
+	t.Setenv("KEYLESS_TEST_GIT_TOKEN", gitToken)
+	uid := e.migrationJob().UID
+	for _, tag := range []string{"1.1", "1.2"} {
+		var out, errOut bytes.Buffer
+		code := cli.Run(ctx, []string{"bump", "--repo", e.git.RepoURL(repoName), "--file", "chart/values.yaml", "--set", "image.tag=" + tag,
+			"--push", "--token-env", "KEYLESS_TEST_GIT_TOKEN", "--token-username", "ci"}, cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+		if code != 0 {
+			t.Fatalf("keyless bump %s: exit %d\n%s%s", tag, code, out.String(), errOut.String())
+		}
+		sha := strings.TrimSpace(out.String())
+		e.waitApp("shop", "synced at the bump to "+tag, 90*time.Second, func(a *kv1.Application) bool {
+			return ready(a) && a.Status.LastAppliedRevision == sha
+		})
+		job := e.migrationJob()
+		if job.UID == uid {
+			t.Fatalf("bump to %s: the migration Job was not run again", tag)
+		}
+		uid = job.UID
+		if img := job.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/shop:"+tag || job.Status.CompletionTime == nil {
+			t.Fatalf("bump to %s: migration Job runs %s, completed %v", tag, img, job.Status.CompletionTime)
+		}
+		if img := e.shopImage(); img != "registry.example.com/shop:"+tag {
+			t.Fatalf("bump to %s: Deployment runs %s", tag, img)
+		}
+	}
+	recs := e.audit.records(t)
+	if last := recs[len(recs)-1]; len(last.Hooks) != 1 || last.Hooks[0].Name != "shop-migrate" {
+		t.Errorf("the audit line does not record the hook run: %+v", last)
+	}
+
+	t.Log("a drift revert does not re-run the migration")
+	d, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	five := int32(5)
+	d.Spec.Replicas = &five
+	if _, err := e.cs.AppsV1().Deployments(appNS).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "drift reverted", func() (bool, string) {
+		d, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "shop", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return *d.Spec.Replicas == 1, fmt.Sprintf("replicas %d", *d.Spec.Replicas)
+	})
+	if e.migrationJob().UID != uid {
+		t.Error("reverting drift re-ran the migration hook")
+	}
+
+	t.Log("a failing migration keeps the last good image and runs SyncFail")
+	bad := e.push(shopChart("1.3", true), nil, "shop 1.3 with a broken migration")
+	failed := e.waitApp("shop", "the failed hook reported", 90*time.Second, func(a *kv1.Application) bool {
+		return a.Status.LastAttemptedRevision == bad && apimeta.IsStatusConditionTrue(a.Status.Conditions, kv1.StalledCondition)
+	})
+	stalled := ""
+	for _, c := range failed.Status.Conditions {
+		if c.Type == kv1.StalledCondition {
+			stalled = c.Reason + ": " + c.Message
+		}
+	}
+	if !strings.HasPrefix(stalled, kv1.ReasonHookFailed) || !strings.Contains(stalled, "Job/shop-migrate") || !strings.Contains(stalled, "SyncFail hooks ran: ConfigMap/shop-sync-failed-") {
+		t.Errorf("Stalled condition = %q, want HookFailed naming the hook and the SyncFail run", stalled)
+	}
+	if img := e.shopImage(); img != "registry.example.com/shop:1.2" {
+		t.Errorf("after the failed migration the Deployment runs %s, want the last good 1.2", img)
+	}
+	if h := failed.Status.History[0]; h.Result != kv1.SyncResultFailed || len(h.Hooks) != 2 || h.Hooks[1].Phase != "SyncFail" {
+		t.Errorf("history of the failed sync: %+v", h)
+	}
+}
