@@ -3,16 +3,16 @@ package v1alpha1
 // Condition reasons the controller sets on an Application, read by keyless
 // sync, get and the demo.
 const (
-	ReasonSucceeded          = "ReconciliationSucceeded"
-	ReasonProgressing        = "Progressing"
-	ReasonGitFailed          = "GitOperationFailed"
-	ReasonRenderFailed       = "RenderFailed"
-	ReasonRefused            = "ObjectsRefused"
-	ReasonApplyFailed        = "ApplyFailed"
+	ReasonSucceeded    = "ReconciliationSucceeded"
+	ReasonProgressing  = "Progressing"
+	ReasonGitFailed    = "GitOperationFailed"
+	ReasonRenderFailed = "RenderFailed"
+	ReasonRefused      = "ObjectsRefused"
+	ReasonApplyFailed  = "ApplyFailed"
 	// ReasonHookFailed: a hook of the sync failed or timed out; later phases were not applied.
 	ReasonHookFailed = "HookFailed"
 	// ReasonImmutable: the API server refused a change to an immutable field.
-	ReasonImmutable = "ImmutableFieldChange"
+	ReasonImmutable          = "ImmutableFieldChange"
 	ReasonVerificationFailed = "VerificationFailed"
 	ReasonInvalidSpec        = "InvalidSpec"
 	ReasonOutOfSync          = "OutOfSync"

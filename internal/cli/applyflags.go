@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -17,6 +18,8 @@ type convergeFlags struct {
 	wait       time.Duration
 	dryRun     bool
 	output     string
+	// hookTimeout bounds each wave of a sync with phases or waves.
+	hookTimeout time.Duration
 }
 
 func (f *convergeFlags) addFlags(fl *pflag.FlagSet) {
@@ -25,13 +28,27 @@ func (f *convergeFlags) addFlags(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.allowEmpty, "allow-empty", false, "allow an empty render (with --prune it deletes everything of this inventory)")
 	fl.DurationVar(&f.wait, "wait", 0, "wait up to this long for every object to be ready (e.g. 2m; 0 = do not wait)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would change (server-side dry-run) and write nothing")
+	fl.DurationVar(&f.hookTimeout, "hook-timeout", engine.DefaultStepTimeout, "how long each wave's objects and hooks (a migration Job…) may take to become ready before the sync stops")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 }
 
 // options are the engine options for namespace and inventory name, with
 // progress lines on errOut while waiting (text output).
 func (f *convergeFlags) options(streams IOStreams, namespace, name string, started time.Time) engine.ApplyOptions {
-	opts := engine.ApplyOptions{Namespace: namespace, Name: name, Prune: f.prune, AllowEmpty: f.allowEmpty, DryRun: f.dryRun, Wait: f.wait}
+	opts := engine.ApplyOptions{Namespace: namespace, Name: name, Prune: f.prune, AllowEmpty: f.allowEmpty, DryRun: f.dryRun, Wait: f.wait, StepTimeout: f.hookTimeout}
+	if f.output == "text" {
+		opts.OnStep = func(p engine.StepProgress) {
+			if len(p.Waiting) == 0 {
+				_, _ = fmt.Fprintf(streams.ErrOut, "  %6.1fs %s wave %d: applying\n", time.Since(started).Seconds(), p.Phase, p.Wave)
+				return
+			}
+			names := make([]string, len(p.Waiting))
+			for i, r := range p.Waiting {
+				names[i] = r.String()
+			}
+			_, _ = fmt.Fprintf(streams.ErrOut, "  %6.1fs %s wave %d: waiting for %s\n", time.Since(started).Seconds(), p.Phase, p.Wave, strings.Join(names, ", "))
+		}
+	}
 	if f.output == "text" && f.wait > 0 {
 		opts.Progress = func(s engine.ObjectStatus) {
 			_, _ = fmt.Fprintf(streams.ErrOut, "  %6.1fs %s\n", time.Since(started).Seconds(), s)

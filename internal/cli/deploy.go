@@ -103,7 +103,7 @@ func runDeploy(cmd *cobra.Command, streams IOStreams, f *deployFlags, dir string
 	if err != nil {
 		return err
 	}
-	rendered, err := f.render(cmd.Context(), dir, f.namespace)
+	rendered, err := f.render(cmd.Context(), cmd.ErrOrStderr(), dir, f.namespace)
 	if err != nil {
 		return err
 	}

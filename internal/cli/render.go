@@ -4,7 +4,10 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/keyless-cd/keyless/internal/lifecycle"
 )
 
 type renderCmdFlags struct {
@@ -36,7 +39,7 @@ repository root is read. No cluster is contacted.`,
 }
 
 func runRender(cmd *cobra.Command, streams IOStreams, f *renderCmdFlags, dir string) error {
-	res, err := f.render(cmd.Context(), dir, f.namespace)
+	res, err := f.render(cmd.Context(), cmd.ErrOrStderr(), dir, f.namespace)
 	if err != nil {
 		return err
 	}
@@ -45,10 +48,35 @@ func runRender(cmd *cobra.Command, streams IOStreams, f *renderCmdFlags, dir str
 		if err != nil {
 			return fmt.Errorf("%s/%s: %w", o.GetKind(), o.GetName(), err)
 		}
-		if _, err := fmt.Fprintf(streams.Out, "---\n# Source: %s\n%s", res.Source(o), b); err != nil {
+		place, err := lifecycleComment(o)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(streams.Out, "---\n# Source: %s\n%s%s", res.Source(o), place, b); err != nil {
 			return err
 		}
 	}
 	_, err = fmt.Fprintf(streams.ErrOut, "rendered %d objects (%s)\n", len(res.Objects), res.Kind)
 	return err
+}
+
+// lifecycleComment is "# Sync: PreSync hook, wave -5\n" for an object with
+// lifecycle annotations (naming the first sync and later syncs apart when
+// they differ, as Helm's install and upgrade hooks do), "" for the others.
+func lifecycleComment(o *unstructured.Unstructured) (string, error) {
+	later, err := lifecycle.Of(o, false)
+	if err != nil {
+		return "", err
+	}
+	first, err := lifecycle.Of(o, true)
+	if err != nil {
+		return "", err
+	}
+	if !later.Hook && !later.Skip && !first.Hook && !first.Skip && later.Wave == 0 && !later.Replace {
+		return "", nil
+	}
+	if first.String() == later.String() {
+		return "# Sync: " + later.String() + "\n", nil
+	}
+	return "# Sync: first sync: " + first.String() + "; later syncs: " + later.String() + "\n", nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,8 +39,9 @@ func (f *renderFlags) addFlags(fl *pflag.FlagSet) {
 	f.limits.addFlags(fl)
 }
 
-// render renders dir for namespace.
-func (f *renderFlags) render(ctx context.Context, dir, namespace string) (*render.Result, error) {
+// render renders dir for namespace in a bounded child process; the render's
+// warnings (files not rendered, …) go to warnings.
+func (f *renderFlags) render(ctx context.Context, warnings io.Writer, dir, namespace string) (*render.Result, error) {
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -85,7 +87,14 @@ func (f *renderFlags) render(ctx context.Context, dir, namespace string) (*rende
 	if err != nil {
 		return nil, err
 	}
-	return runner.Render(ctx, opts)
+	res, err := runner.Render(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range res.Warnings {
+		_, _ = fmt.Fprintf(warnings, "warning: %s\n", w)
+	}
+	return res, nil
 }
 
 // parseSetValues turns ["a.b=1", ...] into nested values with Helm's --set
@@ -157,7 +166,7 @@ func prepareTarget(cmd *cobra.Command, kf *kubeFlags, rf *renderFlags, nameFlag,
 	if err != nil {
 		return nil, err
 	}
-	rendered, err := rf.render(cmd.Context(), dir, ns)
+	rendered, err := rf.render(cmd.Context(), cmd.ErrOrStderr(), dir, ns)
 	if err != nil {
 		return nil, err
 	}

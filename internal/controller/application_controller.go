@@ -313,7 +313,7 @@ func (r *ApplicationReconciler) refreshHealth(ctx context.Context, app *kv1.Appl
 	}
 	app.Status.Health = health(statuses)
 	r.Drift.setProgressing(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, app.Status.Health.Status == kv1.HealthProgressing)
-	if meta.IsStatusConditionTrue(app.Status.Conditions, kv1.StalledCondition) {
+	if meta.IsStatusConditionTrue(app.Status.Conditions, kv1.StalledCondition) && app.Status.LastAttemptedRevision != app.Status.LastAppliedRevision {
 		// A newer revision failed for good (a failed hook, a refused object…):
 		// the last good state runs, and the conditions keep saying why until
 		// a new commit or spec; clearing them here would retry the failure.

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,8 +16,9 @@ var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
 
 // renderPlain reads every *.yaml, *.yml and *.json file below dir (recursive,
 // hidden folders and files skipped, sorted by path), confined to root.
-func renderPlain(root, dir string, lim Limits) ([]sourced, error) {
+func renderPlain(root, dir string, lim Limits) ([]sourced, []unrenderedFile, error) {
 	var files []string
+	var unrendered []unrenderedFile
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", relToRoot(root, path), err)
@@ -35,13 +37,16 @@ func renderPlain(root, dir string, lim Limits) ([]sourced, error) {
 					return err
 				}
 			}
+			if !d.IsDir() && len(unrendered) < maxUnrenderedListed {
+				unrendered = append(unrendered, unrenderedFile{path: relToRoot(root, path), why: whyNotRendered(name)})
+			}
 			return nil
 		}
 		files = append(files, path)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sort.Strings(files)
 	var out []sourced
@@ -49,19 +54,73 @@ func renderPlain(root, dir string, lim Limits) ([]sourced, error) {
 		rel := relToRoot(root, path)
 		resolved, err := confinedPath(root, filepath.Dir(path), filepath.Base(path))
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", rel, err)
+			return nil, nil, fmt.Errorf("%s: %w", rel, err)
 		}
 		data, err := readLimited(resolved, rel, lim.MaxFileBytes)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		objs, err := decodeObjects(rel, data, lim.MaxObjects-len(out))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, objs...)
 	}
-	return out, nil
+	return out, unrendered, nil
+}
+
+// ErrNothingRendered: a plain directory holds files, but none keyless renders.
+var ErrNothingRendered = errors.New("nothing rendered")
+
+// maxUnrenderedListed bounds how many unrendered files are named.
+const maxUnrenderedListed = 20
+
+// unrenderedFile is a file of a plain directory that was not rendered.
+type unrenderedFile struct {
+	path, why string
+}
+
+// otherFormatReasons are the file endings of manifests in formats keyless
+// does not render, and what to do instead.
+var otherFormatReasons = map[string]string{
+	".jsonnet":   "Jsonnet is not rendered; commit its output as YAML",
+	".libsonnet": "Jsonnet is not rendered; commit its output as YAML",
+	".cue":       "CUE is not rendered; commit its output as YAML",
+	".tpl":       "templates are rendered only inside a Helm chart (Chart.yaml)",
+	".tmpl":      "templates are rendered only inside a Helm chart (Chart.yaml)",
+	".j2":        "Jinja templates are not rendered; commit their output as YAML",
+}
+
+func whyNotRendered(name string) string {
+	if why, ok := otherFormatReasons[strings.ToLower(filepath.Ext(name))]; ok {
+		return why
+	}
+	return "not a *.yaml, *.yml or *.json file"
+}
+
+func otherFormats(files []unrenderedFile) []unrenderedFile {
+	var out []unrenderedFile
+	for _, f := range files {
+		if _, ok := otherFormatReasons[strings.ToLower(filepath.Ext(f.path))]; ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func describeUnrendered(files []unrenderedFile) string {
+	parts := make([]string, len(files))
+	for i, f := range files {
+		parts[i] = f.path + " (" + f.why + ")"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func displayDir(p string) string {
+	if p == "" || p == "." {
+		return "the directory"
+	}
+	return p
 }
 
 // readLimited reads a file, refusing files larger than max bytes before

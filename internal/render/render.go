@@ -69,7 +69,10 @@ type Result struct {
 	Kind Kind
 	// Objects are the rendered objects, in render order.
 	Objects []*unstructured.Unstructured
-	sources map[*unstructured.Unstructured]string
+	// Warnings are things the user should know about the render, e.g. files
+	// of a plain directory that were not rendered and why.
+	Warnings []string
+	sources  map[*unstructured.Unstructured]string
 }
 
 // NewResult makes a Result of objects rendered elsewhere (a render process);
@@ -113,16 +116,22 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	}
 	kind := Detect(dir)
 	var objs []sourced
+	var unrendered []unrenderedFile
 	switch kind {
 	case KindHelm:
 		objs, err = renderHelm(ctx, root, dir, opts)
 	case KindKustomize:
 		objs, err = renderKustomize(root, dir, opts)
 	default:
-		objs, err = renderPlain(root, dir, opts.Limits)
+		objs, unrendered, err = renderPlain(root, dir, opts.Limits)
 	}
 	if err != nil {
 		return nil, err
+	}
+	// A directory of only docs (README.md) is an empty render (refused later
+	// unless allowEmpty); one of manifests in another format is an error.
+	if len(objs) == 0 && len(otherFormats(unrendered)) > 0 {
+		return nil, fmt.Errorf("%w: %s holds no *.yaml, *.yml or *.json manifest; not rendered: %s", ErrNothingRendered, displayDir(opts.Path), describeUnrendered(unrendered))
 	}
 	if len(objs) > opts.Limits.MaxObjects {
 		return nil, tooManyObjects(opts.Path, opts.Limits.MaxObjects)
@@ -131,6 +140,9 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Kind: kind, sources: make(map[*unstructured.Unstructured]string, len(objs))}
+	if other := otherFormats(unrendered); len(other) > 0 {
+		res.Warnings = append(res.Warnings, "not rendered: "+describeUnrendered(other))
+	}
 	for _, o := range objs {
 		res.Objects = append(res.Objects, o.obj)
 		res.sources[o.obj] = o.source

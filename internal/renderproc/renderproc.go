@@ -106,9 +106,10 @@ type request struct {
 
 // response is what a child writes on stdout.
 type response struct {
-	Kind    render.Kind  `json:"kind,omitempty"`
-	Objects []wireObject `json:"objects,omitempty"`
-	Error   *wireError   `json:"error,omitempty"`
+	Kind     render.Kind  `json:"kind,omitempty"`
+	Objects  []wireObject `json:"objects,omitempty"`
+	Warnings []string     `json:"warnings,omitempty"`
+	Error    *wireError   `json:"error,omitempty"`
 }
 
 type wireObject struct {

@@ -61,6 +61,7 @@ func serve(in io.Reader, out io.Writer) int {
 		resp.Error = toWire(err)
 	} else {
 		resp.Kind = res.Kind
+		resp.Warnings = res.Warnings
 		for _, o := range res.Objects {
 			js, err := o.MarshalJSON()
 			if err != nil {
@@ -203,5 +204,7 @@ func decodeResult(resp response) (*render.Result, error) {
 		objs = append(objs, u)
 		sources = append(sources, o.Source)
 	}
-	return render.NewResult(resp.Kind, objs, sources), nil
+	res := render.NewResult(resp.Kind, objs, sources)
+	res.Warnings = resp.Warnings
+	return res, nil
 }

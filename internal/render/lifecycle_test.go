@@ -1,0 +1,48 @@
+package render
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestGenerateNameOnlyOnHooks: a hook may use generateName (it is created
+// anew for each sync); any other object still needs a name.
+func TestGenerateNameOnlyOnHooks(t *testing.T) {
+	hook := "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: smoke-\n  annotations:\n    argocd.argoproj.io/hook: PostSync\nspec: {}\n"
+	res, err := Render(t.Context(), Options{Root: writeTree(t, map[string]string{"post.yaml": hook})})
+	if err != nil || len(res.Objects) != 1 || res.Objects[0].GetGenerateName() != "smoke-" {
+		t.Fatalf("a generateName hook: %v, %v", res, err)
+	}
+	plain := "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: smoke-\nspec: {}\n"
+	_, err = Render(t.Context(), Options{Root: writeTree(t, map[string]string{"job.yaml": plain})})
+	if err == nil || !strings.Contains(err.Error(), "job.yaml") || !strings.Contains(err.Error(), "generateName is allowed on hooks only") {
+		t.Fatalf("generateName without a hook annotation: err = %v", err)
+	}
+	skip := strings.Replace(hook, "PostSync", "Skip", 1)
+	if _, err := Render(t.Context(), Options{Root: writeTree(t, map[string]string{"skip.yaml": skip})}); err == nil {
+		t.Fatal("a Skip object with only generateName was accepted")
+	}
+}
+
+// TestUnrenderedFilesAreNamed: a directory of Jsonnet renders nothing and
+// says why; a Jsonnet file beside YAML is named in a warning.
+func TestUnrenderedFilesAreNamed(t *testing.T) {
+	_, err := Render(t.Context(), Options{Root: writeTree(t, map[string]string{"app.jsonnet": "{}", "lib/k.libsonnet": "{}"})})
+	if !errors.Is(err, ErrNothingRendered) || !strings.Contains(err.Error(), "app.jsonnet (Jsonnet is not rendered") || !strings.Contains(err.Error(), "lib/k.libsonnet") {
+		t.Fatalf("only Jsonnet: err = %v, want ErrNothingRendered naming both files and why", err)
+	}
+	res, err := Render(t.Context(), Options{Root: writeTree(t, map[string]string{
+		"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "extra.jsonnet": "{}", "README.md": "docs",
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "extra.jsonnet") || strings.Contains(res.Warnings[0], "README.md") {
+		t.Errorf("warnings = %q, want extra.jsonnet named (and README.md not)", res.Warnings)
+	}
+	// Only docs: an empty render, which the engine refuses unless allowEmpty.
+	if res, err := Render(t.Context(), Options{Root: writeTree(t, map[string]string{"README.md": "docs"})}); err != nil || len(res.Objects) != 0 {
+		t.Errorf("only a README: %v, %v; want an empty render", res, err)
+	}
+}
