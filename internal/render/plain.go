@@ -69,7 +69,8 @@ func renderPlain(root, dir string, lim Limits) ([]sourced, []unrenderedFile, err
 	return out, unrendered, nil
 }
 
-// ErrNothingRendered: a plain directory holds files, but none keyless renders.
+// ErrNothingRendered is returned when a plain directory holds manifests only
+// in formats keyless does not render (Jsonnet, CUE, templates).
 var ErrNothingRendered = errors.New("nothing rendered")
 
 // maxUnrenderedListed bounds how many unrendered files are named.
