@@ -34,7 +34,9 @@ func TestOIDCConfigRBACAndDeploy(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"ca.pem":                     string(is.CAPEM()),
-		"deploy/migrations/job.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: m\n        image: registry.example.com/migrate:1\n",
+		// The seed's migration case: a PreSync hook Job before the app's config.
+		"deploy/migrations/job.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: m\n        image: registry.example.com/migrate:1\n",
+		"deploy/migrations/cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  schema: \"42\"\n",
 		"keyless-oidc.yaml": fmt.Sprintf(`apiVersion: keyless.dev/v1alpha1
 kind: FederationPolicy
 issuers:
@@ -96,7 +98,7 @@ pipelines:
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if code != 0 || !strings.Contains(errOut, "authenticated as gitlab:project_path:myorg/myapp:ref_type:branch:ref:main") || !strings.Contains(out, "Job/migrate created") {
+	if code != 0 || !strings.Contains(errOut, "authenticated as gitlab:project_path:myorg/myapp:ref_type:branch:ref:main") || !strings.Contains(out, "PreSync hook Job/migrate [wave 0] Succeeded") || !strings.Contains(out, "ConfigMap/app-config created") {
 		t.Fatalf("deploy: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
@@ -133,7 +135,7 @@ pipelines:
 	// deploy --provider gitlab reads the id_tokens variable itself.
 	code, out, errOut = run(ctx, t, "deploy", filepath.Join(dir, "deploy/migrations"), "-n", "myapp", "--server", c.Config.Host,
 		"--certificate-authority", filepath.Join(dir, "cluster-ca.pem"), "--provider", "gitlab", "--from-env", "K8S_TOKEN")
-	if code != 0 || !strings.Contains(out, "Job/migrate unchanged") {
+	if code != 0 || !strings.Contains(out, "ConfigMap/app-config unchanged") || !strings.Contains(out, "PreSync hook Job/migrate [wave 0] Succeeded") {
 		t.Fatalf("deploy --provider gitlab: exit %d\n%s%s", code, out, errOut)
 	}
 
