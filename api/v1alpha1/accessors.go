@@ -35,3 +35,20 @@ func (a *Application) IntervalOr(def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// SyncOptionTrue reports whether spec.syncPolicy.syncOptions holds name=true.
+func (a *Application) SyncOptionTrue(name string) bool {
+	if a.Spec.SyncPolicy == nil {
+		return false
+	}
+	for _, o := range a.Spec.SyncPolicy.SyncOptions {
+		if o == name+"=true" {
+			return true
+		}
+	}
+	return false
+}
+
+// HonouredSyncOptions are the syncOptions keyless accepts; the first two
+// change what it does, the others describe what it always does.
+var HonouredSyncOptions = []string{"Replace=true", "Force=true", "ServerSideApply=true", "ApplyOutOfSyncOnly=true", "PruneLast=true"}

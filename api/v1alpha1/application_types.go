@@ -167,6 +167,12 @@ type ApplicationDestination struct {
 type SyncPolicy struct {
 	// +optional
 	Automated *AutomatedSyncPolicy `json:"automated,omitempty"`
+	// SyncOptions apply to every object, in Argo CD's words. Honoured:
+	// Replace=true and Force=true (recreate an object whose change the API
+	// server refuses as immutable); ServerSideApply=true, ApplyOutOfSyncOnly=true
+	// and PruneLast=true describe what keyless always does. Others are refused.
+	// +optional
+	SyncOptions []string `json:"syncOptions,omitempty"`
 }
 
 // AutomatedSyncPolicy configures what an automatic sync may do.

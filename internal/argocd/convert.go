@@ -6,6 +6,7 @@ package argocd
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -162,13 +163,16 @@ func (c *converter) convert() (*kv1.Application, error) {
 	}
 	if opts, ok := c.take("spec.syncPolicy.syncOptions"); ok {
 		for _, o := range toStrings(opts) {
-			switch o {
-			case "CreateNamespace=true":
+			switch {
+			case o == "CreateNamespace=true":
 				c.warnf("syncOption CreateNamespace=true dropped: keyless never creates namespaces; a cluster admin creates %q with its deployer Role", dest)
-			case "ServerSideApply=true":
-				// keyless always applies server-side.
+			case slices.Contains(kv1.HonouredSyncOptions, o):
+				if app.Spec.SyncPolicy == nil {
+					app.Spec.SyncPolicy = &kv1.SyncPolicy{}
+				}
+				app.Spec.SyncPolicy.SyncOptions = append(app.Spec.SyncPolicy.SyncOptions, o)
 			default:
-				c.warnf("syncOption %s is not supported by keyless and was dropped", o)
+				c.warnf("syncOption %s is not supported by keyless and was dropped (keyless honours %s)", o, strings.Join(kv1.HonouredSyncOptions, ", "))
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package argocd
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,7 +57,7 @@ spec:
   ignoreDifferences: [{group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}]
   syncPolicy:
     automated: {prune: true}
-    syncOptions: [CreateNamespace=true, ServerSideApply=true, Replace=true]
+    syncOptions: [CreateNamespace=true, ServerSideApply=true, Replace=true, PrunePropagationPolicy=orphan]
 `
 	res, err := Convert([]byte(in))
 	if err != nil {
@@ -67,13 +68,16 @@ spec:
 		t.Fatalf("helm = %+v", h)
 	}
 	joined := strings.Join(res.Warnings, "\n")
-	for _, want := range []string{"spec.project", "finalizers", "spec.ignoreDifferences", "spec.source.helm.values", "CreateNamespace", "Replace=true"} {
+	for _, want := range []string{"spec.project", "finalizers", "spec.ignoreDifferences", "spec.source.helm.values", "CreateNamespace", "PrunePropagationPolicy=orphan"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("no warning about %s:\n%s", want, joined)
 		}
 	}
-	if strings.Contains(joined, "ServerSideApply") {
-		t.Errorf("ServerSideApply is what keyless does; no warning expected:\n%s", joined)
+	if strings.Contains(joined, "ServerSideApply=true is not") || strings.Contains(joined, "Replace=true is not") {
+		t.Errorf("ServerSideApply and Replace are honoured; no warning expected:\n%s", joined)
+	}
+	if got := res.Application.Spec.SyncPolicy.SyncOptions; !slices.Equal(got, []string{"ServerSideApply=true", "Replace=true"}) {
+		t.Errorf("kept syncOptions = %v, want the honoured ServerSideApply=true and Replace=true", got)
 	}
 }
 

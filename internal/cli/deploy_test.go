@@ -33,7 +33,7 @@ func TestOIDCConfigRBACAndDeploy(t *testing.T) {
 	defer is.Stop()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
-		"ca.pem":                     string(is.CAPEM()),
+		"ca.pem": string(is.CAPEM()),
 		// The seed's migration case: a PreSync hook Job before the app's config.
 		"deploy/migrations/job.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: m\n        image: registry.example.com/migrate:1\n",
 		"deploy/migrations/cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  schema: \"42\"\n",

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -205,7 +206,8 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 
 	inv := statusInventory{app: app}
 	if !doApply {
-		diff, err := eng.Diff(ctx, objs, engine.DiffOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: app.Prunes(), AllowEmpty: app.AllowsEmpty()})
+		diff, err := eng.Diff(ctx, objs, engine.DiffOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: app.Prunes(), AllowEmpty: app.AllowsEmpty(),
+			ReplaceAll: app.SyncOptionTrue("Replace") || app.SyncOptionTrue("Force")})
 		if err != nil {
 			r.fail(app, record, nil, failureReason(err), err.Error(), engine.IsPermanent(err))
 			return ctrl.Result{RequeueAfter: interval}, nil
@@ -236,8 +238,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: prune, AllowEmpty: app.AllowsEmpty(),
 		// A self-heal revert re-applies what drifted; hooks run for new
 		// revisions, specs and requests only.
-		SkipHooks: trigger == TriggerDrift,
-		OnStep:    r.operationReporter(ctx, app),
+		SkipHooks:  trigger == TriggerDrift,
+		ReplaceAll: app.SyncOptionTrue("Replace") || app.SyncOptionTrue("Force"),
+		OnStep:     r.operationReporter(ctx, app),
 	})
 	r.Metrics.observeSync(syncStart, err)
 	r.endOperation(ctx, app)
@@ -384,6 +387,13 @@ func (r *ApplicationReconciler) interval(app *kv1.Application) time.Duration {
 // validateSpec enforces the pull model: an Application deploys into its own
 // namespace of this cluster.
 func validateSpec(app *kv1.Application) error {
+	if p := app.Spec.SyncPolicy; p != nil {
+		for i, o := range p.SyncOptions {
+			if !slices.Contains(kv1.HonouredSyncOptions, o) {
+				return fmt.Errorf("spec.syncPolicy.syncOptions[%d] %q is not supported (keyless honours %s)", i, o, strings.Join(kv1.HonouredSyncOptions, ", "))
+			}
+		}
+	}
 	if d := app.Spec.Destination; d != nil {
 		if d.Namespace != "" && d.Namespace != app.Namespace {
 			return fmt.Errorf("spec.destination.namespace %q must equal the Application's namespace %q: an Application deploys into its own namespace only (create the Application in %q instead)", d.Namespace, app.Namespace, d.Namespace)

@@ -34,6 +34,10 @@ type ApplyOptions struct {
 	// SkipHooks leaves hooks out: a self-heal revert re-applies what
 	// drifted and runs no hook. Waves are still applied in order.
 	SkipHooks bool
+	// ReplaceAll lets every object be recreated when the API server refuses
+	// its change as immutable (an Application's syncOptions Replace=true), as
+	// the per-object Replace=true annotation does.
+	ReplaceAll bool
 	// Wait, when positive, waits up to this long for every object to be Current.
 	Wait time.Duration
 	// StepTimeout bounds how long each wave (its objects healthy, its hooks
@@ -89,9 +93,9 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		return nil, err
 	}
 	if opts.DryRun {
-		return e.Diff(ctx, objs, DiffOptions{Namespace: opts.Namespace, Name: opts.Name, Inventory: opts.Inventory, Prune: opts.Prune, AllowEmpty: opts.AllowEmpty, SkipHooks: opts.SkipHooks})
+		return e.Diff(ctx, objs, DiffOptions{Namespace: opts.Namespace, Name: opts.Name, Inventory: opts.Inventory, Prune: opts.Prune, AllowEmpty: opts.AllowEmpty, SkipHooks: opts.SkipHooks, ReplaceAll: opts.ReplaceAll})
 	}
-	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks})
+	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll})
 	if err != nil {
 		return nil, err
 	}

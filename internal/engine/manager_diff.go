@@ -21,6 +21,8 @@ type DiffOptions struct {
 	AllowEmpty bool
 	// SkipHooks leaves hooks out, as ApplyOptions.SkipHooks.
 	SkipHooks bool
+	// ReplaceAll is ApplyOptions.ReplaceAll.
+	ReplaceAll bool
 }
 
 // Diff reports, without writing, what Apply would do: each object created,
@@ -41,7 +43,7 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 	if opts.Inventory == nil {
 		opts.Inventory = &ConfigMapStore{Client: e.client, Namespace: opts.Namespace, Name: opts.Name}
 	}
-	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks})
+	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll})
 	if err != nil {
 		return nil, err
 	}

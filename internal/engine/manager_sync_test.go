@@ -381,6 +381,15 @@ func TestImmutableChangeNeedsReplace(t *testing.T) {
 	if after.UID == before.UID || after.Spec.Template.Spec.Containers[0].Image != "registry.example.com/run:2" {
 		t.Errorf("Job was not recreated with the new template (uid %s → %s)", before.UID, after.UID)
 	}
+
+	// An Application's syncOptions Replace=true (ReplaceAll) does the same for every object.
+	all := opts
+	all.ReplaceAll = true
+	res, err = e.Apply(ctx, renderFiles(t, map[string]string{"job.yaml": job("registry.example.com/run:3", "")}), all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActions(t, res, map[string]Action{"Job/once": ActionReplaced})
 }
 
 // TestOwnNamespaceManifestIsSkipped: an overlay's namespace.yaml naming the

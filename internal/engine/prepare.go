@@ -32,6 +32,7 @@ type prepareOptions struct {
 	inventory       InventoryStore
 	allowEmpty      bool
 	skipHooks       bool
+	replaceAll      bool
 }
 
 // prepare copies objs, skips a manifest of the target namespace itself,
@@ -67,6 +68,10 @@ func (e *Engine) prepare(ctx context.Context, objs []*unstructured.Unstructured,
 		return nil, ErrEmpty
 	}
 	for obj, l := range p.plan.Of {
+		if o.replaceAll && !l.Hook && !l.Replace {
+			l.Replace = true
+			p.plan.Of[obj] = l
+		}
 		if l.Hook {
 			labels := obj.GetLabels()
 			labels[HookLabel] = hookID(obj)
