@@ -33,6 +33,7 @@ import (
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/gitsource"
+	"github.com/keyless-cd/keyless/internal/lifecycle"
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
@@ -520,13 +521,13 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		res, err := eng.Apply(ctx, nil, engine.ApplyOptions{Namespace: app.Namespace, Name: app.Name, Inventory: statusInventory{app: app}, Prune: true, AllowEmpty: true})
+		res, err := eng.Apply(ctx, r.deleteHooks(ctx, app), engine.ApplyOptions{Namespace: app.Namespace, Name: app.Name, Inventory: statusInventory{app: app}, Prune: true, AllowEmpty: true})
 		if err != nil {
 			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteFailed", "Delete", "deleting deployed objects: %v", err)
 			return ctrl.Result{}, err
 		}
 		r.Audit.write(AuditRecord{Time: time.Now(), App: app.Name, Namespace: app.Namespace, Revision: app.Status.LastAppliedRevision,
-			Trigger: "delete", ServiceAccount: serviceAccountOf(app), Result: kv1.SyncResultSucceeded, Changes: auditChanges(res)})
+			Trigger: "delete", ServiceAccount: serviceAccountOf(app), Result: kv1.SyncResultSucceeded, Changes: auditChanges(res), Hooks: hookRecords(res)})
 	}
 	patch := client.MergeFrom(app.DeepCopy())
 	controllerutil.RemoveFinalizer(app, Finalizer)
@@ -535,6 +536,30 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 	}
 	r.Drift.forget(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 	return ctrl.Result{}, nil
+}
+
+// deleteHooks returns the PreDelete and PostDelete hooks of the last
+// applied revision (Helm's pre-delete/post-delete), which run around
+// deleting what the Application deployed. A render that fails now is
+// reported and the deletion goes on without hooks.
+func (r *ApplicationReconciler) deleteHooks(ctx context.Context, app *kv1.Application) []*unstructured.Unstructured {
+	if app.Status.LastAppliedRevision == "" {
+		return nil
+	}
+	objs, err := r.render(ctx, app, app.Status.LastAppliedRevision)
+	if err != nil {
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteHooksSkipped", "Delete",
+			"rendering %s to find its delete hooks: %v; deleting without them", short(app.Status.LastAppliedRevision), err)
+		return nil
+	}
+	var hooks []*unstructured.Unstructured
+	for _, o := range objs {
+		l, err := lifecycle.Of(o, false)
+		if err == nil && l.Hook && (l.Has(lifecycle.PhasePreDelete) || l.Has(lifecycle.PhasePostDelete)) {
+			hooks = append(hooks, o)
+		}
+	}
+	return hooks
 }
 
 // patchStatus writes the status only when it changed: a no-op reconcile makes no write.

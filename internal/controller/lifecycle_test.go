@@ -45,6 +45,17 @@ spec:
     spec:
       restartPolicy: Never
 ` + strings.Replace(restricted, "%s", "migrate", 1),
+		"chart/templates/cleanup.yaml": `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: shop-cleanup
+  annotations:
+    helm.sh/hook: pre-delete
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+` + strings.Replace(restricted, "%s", "cleanup", 1),
 		"chart/templates/page.yaml": `apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -212,5 +223,24 @@ func TestMigrationHookRunsOnEveryBump(t *testing.T) {
 	}
 	if h := failed.Status.History[0]; h.Result != kv1.SyncResultFailed || len(h.Hooks) != 2 || h.Hooks[1].Phase != "SyncFail" {
 		t.Errorf("history of the failed sync: %+v", h)
+	}
+	if _, err := e.cs.BatchV1().Jobs(appNS).Get(ctx, "shop-cleanup", metav1.GetOptions{}); err == nil {
+		t.Fatal("the pre-delete hook ran during a sync")
+	}
+
+	t.Log("deleting the Application runs its pre-delete hook, then deletes what it deployed")
+	if err := e.admin.Delete(ctx, e.app("shop")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the Application is gone", func() (bool, string) {
+		err := e.admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: "shop"}, &kv1.Application{})
+		return err != nil, errString(err)
+	})
+	cleanup, err := e.cs.BatchV1().Jobs(appNS).Get(ctx, "shop-cleanup", metav1.GetOptions{})
+	if err != nil || cleanup.Status.CompletionTime == nil || cleanup.Labels["keyless.dev/hook-phase"] != "PreDelete" {
+		t.Fatalf("pre-delete hook: %v %+v", err, cleanup)
+	}
+	if img := e.shopImage(); img != "" {
+		t.Errorf("the Deployment survived the Application's deletion (image %s)", img)
 	}
 }
