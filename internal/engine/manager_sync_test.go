@@ -180,7 +180,7 @@ func rvOf(t *testing.T, rv string) int64 {
 	return n
 }
 
-// TestArgoGenerateNameHooks: an Argo CD style app with generateName
+// TestArgoGenerateNameHooks: an Argo CD style kustomize app with generateName
 // PreSync and PostSync Jobs and HookSucceeded. PostSync starts only after the
 // Deployment is Available; the succeeded hook Jobs are deleted.
 func TestArgoGenerateNameHooks(t *testing.T) {
@@ -399,8 +399,9 @@ func TestOwnNamespaceManifestIsSkipped(t *testing.T) {
 	e := newEngine(t)
 	ns := newNamespace(t)
 	objs := renderFiles(t, map[string]string{
-		"namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n  labels:\n    team: shop\n",
-		"cm.yaml":        configMap("settings", "1"),
+		"kustomization.yaml": "resources: [namespace.yaml, cm.yaml]\n",
+		"namespace.yaml":     "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + ns + "\n  labels:\n    team: shop\n",
+		"cm.yaml":            configMap("settings", "1"),
 	})
 	res, err := e.Apply(ctx, objs, ApplyOptions{Namespace: ns, Name: "overlay"})
 	if err != nil {
@@ -410,7 +411,7 @@ func TestOwnNamespaceManifestIsSkipped(t *testing.T) {
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "Namespace/"+ns+" skipped") || !strings.Contains(res.Warnings[0], "team=shop is not set") {
 		t.Errorf("warnings = %q, want the skipped Namespace and its missing label", res.Warnings)
 	}
-	other := renderFiles(t, map[string]string{"namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: someone-else\n", "cm.yaml": configMap("settings", "1")})
+	other := renderFiles(t, map[string]string{"kustomization.yaml": "resources: [namespace.yaml, cm.yaml]\n", "namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: someone-else\n", "cm.yaml": configMap("settings", "1")})
 	if _, err := e.Apply(ctx, other, ApplyOptions{Namespace: ns, Name: "overlay"}); !errors.Is(err, ErrRefused) {
 		t.Errorf("a Namespace of another name: err = %v, want ErrRefused", err)
 	}

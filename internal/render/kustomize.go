@@ -52,6 +52,7 @@ func renderKustomize(root, dir string, opts Options) ([]sourced, error) {
 		if err := u.UnmarshalJSON(js); err != nil {
 			return nil, fmt.Errorf("kustomize build %s: %s: %w", rel, r.CurId(), objectError(err))
 		}
+		restoreGenerateName(u)
 		out = append(out, sourced{obj: u, source: "kustomization " + rel})
 	}
 	return out, nil
@@ -87,7 +88,7 @@ func (l *limitedFS) ReadFile(path string) ([]byte, error) {
 	if int64(len(data)) > l.max {
 		return nil, l.limit(fileTooLarge(relToRoot(l.root, path), 0, l.max))
 	}
-	return data, nil
+	return withGenerateNamesAsNames(path, data), nil
 }
 
 func (l *limitedFS) limit(err error) error {

@@ -46,3 +46,44 @@ func TestUnrenderedFilesAreNamed(t *testing.T) {
 		t.Errorf("only a README: %v, %v; want an empty render", res, err)
 	}
 }
+
+// TestKustomizeGenerateNameHooks: Argo CD style generateName hooks work in a
+// kustomization (which kustomize alone refuses), keep their namePrefix, and
+// a generateName object that is not a hook is still refused.
+func TestKustomizeGenerateNameHooks(t *testing.T) {
+	hook := func(phase, prefix string) string {
+		return "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: " + prefix + "\n  annotations:\n    argocd.argoproj.io/hook: " + phase + "\n    argocd.argoproj.io/hook-delete-policy: HookSucceeded\nspec: {}\n"
+	}
+	root := writeTree(t, map[string]string{
+		"kustomization.yaml": "namePrefix: prod-\nresources: [hooks.yaml, cm.yaml]\n",
+		"hooks.yaml":         hook("PreSync", "db-check-") + "---\n" + hook("PostSync", "smoke-"),
+		"cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n",
+	})
+	res, err := Render(t.Context(), Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, o := range res.Objects {
+		got[o.GetKind()+":"+o.GetName()+":"+o.GetGenerateName()] = o.GetAnnotations()["argocd.argoproj.io/hook"]
+		if _, ok := o.GetAnnotations()[generateNameAnnotation]; ok {
+			t.Errorf("%s keeps keyless's marker annotation", o.GetGenerateName())
+		}
+	}
+	want := map[string]string{"Job::prod-db-check-": "PreSync", "Job::prod-smoke-": "PostSync", "ConfigMap:prod-app:": ""}
+	if len(got) != len(want) {
+		t.Fatalf("objects = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("objects = %v, want %v", got, want)
+		}
+	}
+	plain := writeTree(t, map[string]string{
+		"kustomization.yaml": "resources: [job.yaml]\n",
+		"job.yaml":           "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: x-\nspec: {}\n",
+	})
+	if _, err := Render(t.Context(), Options{Root: plain}); err == nil {
+		t.Error("a generateName object that is not a hook rendered through kustomize")
+	}
+}

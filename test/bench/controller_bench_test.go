@@ -23,6 +23,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -78,6 +79,31 @@ func appFiles(name, image string) map[string]string {
 		"apps/" + name + "/cm.yaml":     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  k: v\n",
 		"apps/" + name + "/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name + "\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: " + name + "}\n  template:\n    metadata:\n      labels: {app: " + name + "}\n    spec:\n      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}\n      containers:\n      - name: app\n        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n        image: " + image + "\n",
 		"apps/" + name + "/svc.yaml":    "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name + "\nspec:\n  selector: {app: " + name + "}\n  ports:\n  - port: 80\n",
+	}
+}
+
+// hookAppFiles is an app whose every sync first runs a PreSync migration
+// Job with the app's image (Argo CD's annotation; Helm's pre-upgrade maps
+// onto the same phase).
+func hookAppFiles(name, image string) map[string]string {
+	files := appFiles(name, image)
+	files["apps/"+name+"/migrate.yaml"] = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: " + name + "-migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}\n      containers:\n      - name: migrate\n        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n        image: " + image + "\n"
+	return files
+}
+
+// grantJobs lets the deployer of ns run Jobs.
+func grantJobs(t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "deployer-jobs", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get", "list", "watch", "create", "patch", "update", "delete"}}}}
+	if _, err := cs.RbacV1().Roles(ns).Create(t.Context(), role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "deployer-jobs", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "deployer-jobs"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "keyless-deployer", Namespace: ns}}}
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(t.Context(), binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -212,6 +238,31 @@ func TestBenchController(t *testing.T) {
 		}
 		webhook = append(webhook, time.Since(start))
 	}
+	// A sync with one PreSync migration Job: push → Job run → Deployment updated.
+	grantJobs(t, cs)
+	if _, err := git.Commit(ctx, repo, gitserver.Commit{Files: hookAppFiles("hooked", "registry.example.com/hooked:0"), Message: "hooked"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, newApp("hooked", time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	hook() // the repository moved since the last ls-remote
+	if !waitUntil(2*time.Minute, func() bool { return image("hooked") == "registry.example.com/hooked:0" }) {
+		t.Fatal("the hooked app did not sync")
+	}
+	var hooked []time.Duration
+	for i := 1; i <= rounds; i++ {
+		img := fmt.Sprintf("registry.example.com/hooked:w%d", i)
+		if _, err := git.Commit(ctx, repo, gitserver.Commit{Files: hookAppFiles("hooked", img), Message: "bump"}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		hook()
+		if !waitUntil(time.Minute, func() bool { return image("hooked") == img }) {
+			t.Fatalf("hooked round %d not applied", i)
+		}
+		hooked = append(hooked, time.Since(start))
+	}
 	for i := 1; i <= rounds; i++ {
 		var start time.Time
 		// The Deployment's status moves while the last rollout settles: retry
@@ -333,6 +384,7 @@ func TestBenchController(t *testing.T) {
 	fmt.Printf("| figure | keyless | rounds |\n|---|---|---|\n")
 	fmt.Printf("| push → applied via webhook, p50 | %s | %d |\n", p50(webhook).Round(time.Millisecond), len(webhook))
 	fmt.Printf("| push → applied by polling (interval 5s), p50 | %s | %d |\n", p50(polling).Round(time.Millisecond), len(polling))
+	fmt.Printf("| push → Deployment updated after one PreSync migration Job (webhook), p50 | %s | %d |\n", p50(hooked).Round(time.Millisecond), len(hooked))
 	fmt.Printf("| manual drift → reverted, p50 | %s | %d |\n", p50(drift).Round(time.Millisecond), len(drift))
 	fmt.Printf("| %d apps (ConfigMap + Deployment + Service) → all Ready | %s (floor %s, ratio %.2f) | 1 |\n", apps, allReady.Round(100*time.Millisecond), floor.Round(100*time.Millisecond), allReady.Seconds()/floor.Seconds())
 	fmt.Printf("| controller peak RSS at %d apps | %.0f MiB (VmHWM): anonymous (heap, stacks) peak %.0f MiB + mapped binary pages peak %.0f MiB | |\n", apps, float64(rss)/1024, float64(anon)/1024, float64(file)/1024)
