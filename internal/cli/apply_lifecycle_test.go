@@ -26,47 +26,11 @@ func TestApplyRunsTheMigrationHook(t *testing.T) {
 		t.Fatal(err)
 	}
 	kc := "--kubeconfig=" + c.KubeconfigPath
-	chart := filepath.Join(t.TempDir(), "shop")
-	writeFiles(t, chart, map[string]string{
-		"Chart.yaml":  "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
-		"values.yaml": "image:\n  tag: \"1.0\"\nfail: false\n",
-		"templates/migrate.yaml": `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: shop-migrate
-  annotations:
-    helm.sh/hook: pre-install,pre-upgrade
-    helm.sh/hook-weight: "-1"
-spec:
-  backoffLimit: 0
-  template:
-    {{- if .Values.fail }}
-    metadata:
-      annotations: {keyless.dev/kwok-fail: "true"}
-    {{- end }}
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: migrate
-        image: registry.example.com/shop:{{ .Values.image.tag }}
-`,
-		"templates/deployment.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: shop
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: shop}
-  template:
-    metadata:
-      labels: {app: shop}
-    spec:
-      containers:
-      - name: app
-        image: registry.example.com/shop:{{ .Values.image.tag }}
-`,
-	})
+	// The migration chart the engine and controller tests share.
+	chart, err := filepath.Abs("../lifecycle/testdata/shop")
+	if err != nil {
+		t.Fatal(err)
+	}
 	image := func() string {
 		d, err := cs.AppsV1().Deployments("shop").Get(ctx, "shop", metav1.GetOptions{})
 		if err != nil {
@@ -103,7 +67,7 @@ spec:
 		}
 	}
 
-	code, out, errOut = run(ctx, t, "apply", chart, "-n", "shop", "--helm-set", "image.tag=1.3", "--helm-set", "fail=true", kc)
+	code, out, errOut = run(ctx, t, "apply", chart, "-n", "shop", "--helm-set", "image.tag=1.3", "--helm-set", "migrate.fail=true", kc)
 	if code == 0 || !strings.Contains(errOut, "PreSync hook Job/shop-migrate failed") {
 		t.Fatalf("failing migration: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

@@ -3,6 +3,9 @@ package controller_test
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,69 +20,27 @@ import (
 	"github.com/keyless-cd/keyless/internal/cli"
 )
 
-// shopChart is the issue's chart: a pre-install,pre-upgrade migration Job
-// with the app's own image, a SyncFail hook, and the Deployment.
-func shopChart(tag string, failMigration bool) map[string]string {
-	fail := ""
-	if failMigration {
-		fail = "\n    metadata:\n      annotations:\n        keyless.dev/kwok-fail: \"true\""
+// shopChart returns the migration chart the engine and CLI tests share
+// (internal/lifecycle/testdata/shop) as repository files under chart/, with
+// image.tag and migrate.fail set in its values.yaml.
+func shopChart(t *testing.T, tag string, failMigration bool) map[string]string {
+	t.Helper()
+	const dir = "../lifecycle/testdata/shop"
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		rel, _ := filepath.Rel(dir, path)
+		files["chart/"+filepath.ToSlash(rel)] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	restricted := `      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: %s
-        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-        image: registry.example.com/shop:{{ .Values.image.tag }}
-`
-	return map[string]string{
-		"chart/Chart.yaml":  "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
-		"chart/values.yaml": "image:\n  tag: \"" + tag + "\"\n",
-		"chart/templates/migrate.yaml": `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: shop-migrate
-  annotations:
-    helm.sh/hook: pre-install,pre-upgrade
-spec:
-  backoffLimit: 0
-  template:` + fail + `
-    spec:
-      restartPolicy: Never
-` + strings.Replace(restricted, "%s", "migrate", 1),
-		"chart/templates/cleanup.yaml": `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: shop-cleanup
-  annotations:
-    helm.sh/hook: pre-delete
-spec:
-  template:
-    spec:
-      restartPolicy: Never
-` + strings.Replace(restricted, "%s", "cleanup", 1),
-		"chart/templates/page.yaml": `apiVersion: v1
-kind: ConfigMap
-metadata:
-  generateName: shop-sync-failed-
-  annotations:
-    argocd.argoproj.io/hook: SyncFail
-    argocd.argoproj.io/hook-delete-policy: HookSucceeded
-data:
-  tag: "{{ .Values.image.tag }}"
-`,
-		"chart/templates/deployment.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: shop
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: shop}
-  template:
-    metadata:
-      labels: {app: shop}
-    spec:
-` + strings.Replace(restricted, "%s", "app", 1),
-	}
+	files["chart/values.yaml"] = fmt.Sprintf("image:\n  tag: %q\nmigrate:\n  fail: %v\n", tag, failMigration)
+	return files
 }
 
 // grantJobs lets the deployer run Jobs (the namespaced install grants only
@@ -127,7 +88,7 @@ func TestMigrationHookRunsOnEveryBump(t *testing.T) {
 	ctx := t.Context()
 	e.grantJobs()
 	e.startController(time.Hour)
-	e.push(shopChart("1.0", false), nil, "shop chart")
+	e.push(shopChart(t, "1.0", false), nil, "shop chart")
 	app := &kv1.Application{
 		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: appNS},
 		Spec: kv1.ApplicationSpec{
@@ -205,7 +166,7 @@ func TestMigrationHookRunsOnEveryBump(t *testing.T) {
 	}
 
 	t.Log("a failing migration keeps the last good image and runs SyncFail")
-	bad := e.push(shopChart("1.3", true), nil, "shop 1.3 with a broken migration")
+	bad := e.push(shopChart(t, "1.3", true), nil, "shop 1.3 with a broken migration")
 	failed := e.waitApp("shop", "the failed hook reported", 90*time.Second, func(a *kv1.Application) bool {
 		return a.Status.LastAttemptedRevision == bad && apimeta.IsStatusConditionTrue(a.Status.Conditions, kv1.StalledCondition)
 	})

@@ -131,14 +131,17 @@ func (e *Engine) applySimple(ctx context.Context, p *prepared, opts ApplyOptions
 	if err := e.pruneAndSave(ctx, res, p.old, refs, nil, opts); err != nil {
 		return res, err
 	}
-	if opts.Wait > 0 && len(refs) > 0 {
-		health, err := e.Wait(ctx, refs, WaitOptions{Timeout: opts.Wait, Interval: opts.WaitInterval, Progress: opts.Progress})
-		res.Health = health
-		if err != nil {
-			return res, err
-		}
+	return res, e.waitIfAsked(ctx, res, refs, opts)
+}
+
+// waitIfAsked waits for refs when opts.Wait is set, recording their health in res.
+func (e *Engine) waitIfAsked(ctx context.Context, res *Result, refs []ObjectRef, opts ApplyOptions) error {
+	if opts.Wait <= 0 || len(refs) == 0 {
+		return nil
 	}
-	return res, nil
+	health, err := e.Wait(ctx, refs, WaitOptions{Timeout: opts.Wait, Interval: opts.WaitInterval, Progress: opts.Progress})
+	res.Health = health
+	return err
 }
 
 // applyError names what went wrong with an apply: a missing namespace, an

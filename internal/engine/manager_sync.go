@@ -74,14 +74,7 @@ func (e *Engine) applyPlan(ctx context.Context, p *prepared, opts ApplyOptions) 
 			return res, err
 		}
 	}
-	if opts.Wait > 0 && len(refs) > 0 {
-		health, err := e.Wait(ctx, refs, WaitOptions{Timeout: opts.Wait, Interval: opts.WaitInterval, Progress: opts.Progress})
-		res.Health = health
-		if err != nil {
-			return res, err
-		}
-	}
-	return res, nil
+	return res, e.waitIfAsked(ctx, res, refs, opts)
 }
 
 // validatePlan dry-runs every ordinary object (server-side apply) and every

@@ -15,66 +15,14 @@ import (
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
-// migrationChart is the most common Helm pattern: a pre-install,pre-upgrade
-// Job running the migration with the app's own image, a SyncFail hook
-// paging someone, and the Deployment.
-var migrationChart = map[string]string{
-	"Chart.yaml":  "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
-	"values.yaml": "image:\n  tag: \"1.0\"\nmigrate:\n  fail: false\n",
-	"templates/migrate.yaml": `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {{ .Release.Name }}-migrate
-  annotations:
-    helm.sh/hook: pre-install,pre-upgrade
-    helm.sh/hook-weight: "-5"
-spec:
-  backoffLimit: 0
-  template:
-    {{- if .Values.migrate.fail }}
-    metadata:
-      annotations:
-        keyless.dev/kwok-fail: "true"
-    {{- end }}
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: migrate
-        image: registry.example.com/shop:{{ .Values.image.tag }}
-        args: [migrate]
-`,
-	"templates/page.yaml": `apiVersion: v1
-kind: ConfigMap
-metadata:
-  generateName: {{ .Release.Name }}-sync-failed-
-  annotations:
-    argocd.argoproj.io/hook: SyncFail
-data:
-  tag: "{{ .Values.image.tag }}"
-`,
-	"templates/deployment.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: shop}
-  template:
-    metadata:
-      labels: {app: shop}
-    spec:
-      containers:
-      - name: app
-        image: registry.example.com/shop:{{ .Values.image.tag }}
-`,
-}
+// shopChart is the migration chart the engine, CLI and controller tests
+// share: a pre-install,pre-upgrade Job with the app's image, a SyncFail
+// hook, a pre-delete hook and the Deployment.
+const shopChart = "../lifecycle/testdata/shop"
 
-func renderChart(t *testing.T, files map[string]string, ns string, values map[string]any) []*unstructured.Unstructured {
+func renderChart(t *testing.T, ns string, values map[string]any) []*unstructured.Unstructured {
 	t.Helper()
-	root := t.TempDir()
-	writeFiles(t, root, files)
-	res, err := render.Render(t.Context(), render.Options{Root: root, Path: ".", Namespace: ns, Helm: render.HelmOptions{ReleaseName: "shop", Values: values}})
+	res, err := render.Render(t.Context(), render.Options{Root: shopChart, Path: ".", Namespace: ns, Helm: render.HelmOptions{ReleaseName: "shop", Values: values}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +42,7 @@ func TestHelmMigrationHookRunsBeforeTheDeploymentChanges(t *testing.T) {
 
 	var lastJobUID string
 	for i, tag := range []string{"1.0", "1.1", "1.2"} {
-		res, err := e.Apply(ctx, renderChart(t, migrationChart, ns, map[string]any{"image": map[string]any{"tag": tag}}), opts)
+		res, err := e.Apply(ctx, renderChart(t, ns, map[string]any{"image": map[string]any{"tag": tag}}), opts)
 		if err != nil {
 			t.Fatalf("sync %d (tag %s): %v", i+1, tag, err)
 		}
@@ -136,7 +84,7 @@ func TestHelmMigrationHookRunsBeforeTheDeploymentChanges(t *testing.T) {
 	}
 
 	// A failing migration: the Deployment keeps 1.2, the error names the hook, SyncFail ran.
-	_, err = e.Apply(ctx, renderChart(t, migrationChart, ns, map[string]any{"image": map[string]any{"tag": "1.3"}, "migrate": map[string]any{"fail": true}}), opts)
+	_, err = e.Apply(ctx, renderChart(t, ns, map[string]any{"image": map[string]any{"tag": "1.3"}, "migrate": map[string]any{"fail": true}}), opts)
 	var he *HookError
 	if !errors.As(err, &he) || he.Hook.Name != "shop-migrate" || he.Phase != lifecycle.PhasePreSync {
 		t.Fatalf("failed migration: err = %v, want a *HookError naming the PreSync hook Job/shop-migrate", err)
