@@ -33,18 +33,7 @@ func TestUnwatchableKindHealsAtInterval(t *testing.T) {
 	files := manifests("registry.example.com/web:1.0", "hello")
 	files["deploy/sa.yaml"] = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\nautomountServiceAccountToken: false\n"
 	e.push(files, nil, "web with its own ServiceAccount")
-	app := &kv1.Application{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: appNS},
-		Spec: kv1.ApplicationSpec{
-			Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: "deploy",
-				SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}},
-			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}},
-			Interval:   &metav1.Duration{Duration: 5 * time.Second},
-		},
-	}
-	if err := e.admin.Create(ctx, app); err != nil {
-		t.Fatal(err)
-	}
+	e.createApp("web", "deploy", 5 * time.Second)
 	// The deployer's new Role takes effect asynchronously: a 403 is retried.
 	e.waitApp("web", "Ready", 60*time.Second, ready)
 

@@ -89,18 +89,7 @@ func TestMigrationHookRunsOnEveryBump(t *testing.T) {
 	e.grantJobs()
 	e.startController(time.Hour)
 	e.push(shopChart(t, "1.0", false), nil, "shop chart")
-	app := &kv1.Application{
-		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: appNS},
-		Spec: kv1.ApplicationSpec{
-			Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: "chart",
-				SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}},
-			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}},
-			Interval:   &metav1.Duration{Duration: 2 * time.Second},
-		},
-	}
-	if err := e.admin.Create(ctx, app); err != nil {
-		t.Fatal(err)
-	}
+	e.createApp("shop", "chart", 2 * time.Second)
 	got := e.waitApp("shop", "first sync", 90*time.Second, ready)
 	if h := got.Status.History; len(h) == 0 || len(h[0].Hooks) != 1 || h[0].Hooks[0].Name != "shop-migrate" || h[0].Hooks[0].Phase != "PreSync" || h[0].Hooks[0].Result != "Succeeded" {
 		t.Fatalf("history after the first sync: %+v", got.Status.History)

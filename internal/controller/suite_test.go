@@ -244,3 +244,21 @@ func testLogger() logr.Logger {
 	}
 	return logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, nil))
 }
+
+// createApp creates an automated (prune, selfHeal) Application name of the
+// test repository's path, reading it with the myapp-git credential.
+func (e *env) createApp(name, path string, interval time.Duration) {
+	e.t.Helper()
+	app := &kv1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appNS},
+		Spec: kv1.ApplicationSpec{
+			Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: path,
+				SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}},
+			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}},
+			Interval:   &metav1.Duration{Duration: interval},
+		},
+	}
+	if err := e.admin.Create(e.t.Context(), app); err != nil {
+		e.t.Fatal(err)
+	}
+}
