@@ -33,7 +33,7 @@ func TestUnwatchableKindHealsAtInterval(t *testing.T) {
 	files := manifests("registry.example.com/web:1.0", "hello")
 	files["deploy/sa.yaml"] = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\nautomountServiceAccountToken: false\n"
 	e.push(files, nil, "web with its own ServiceAccount")
-	e.createApp("web", "deploy", 5 * time.Second)
+	e.createApp("web", "deploy", 5*time.Second)
 	// The deployer's new Role takes effect asynchronously: a 403 is retried.
 	e.waitApp("web", "Ready", 60*time.Second, ready)
 

@@ -89,7 +89,7 @@ func TestMigrationHookRunsOnEveryBump(t *testing.T) {
 	e.grantJobs()
 	e.startController(time.Hour)
 	e.push(shopChart(t, "1.0", false), nil, "shop chart")
-	e.createApp("shop", "chart", 2 * time.Second)
+	e.createApp("shop", "chart", 2*time.Second)
 	got := e.waitApp("shop", "first sync", 90*time.Second, ready)
 	if h := got.Status.History; len(h) == 0 || len(h[0].Hooks) != 1 || h[0].Hooks[0].Name != "shop-migrate" || h[0].Hooks[0].Phase != "PreSync" || h[0].Hooks[0].Result != "Succeeded" {
 		t.Fatalf("history after the first sync: %+v", got.Status.History)
