@@ -70,6 +70,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/gitsource -run '^$$' -fuzz FuzzWriteTree -fuzztime $(FUZZTIME)
 	go test ./internal/render -run '^$$' -fuzz FuzzKustomizationRemoteRefs -fuzztime $(FUZZTIME)
 	go test ./internal/render -run '^$$' -fuzz FuzzSchemaRemoteRefs -fuzztime $(FUZZTIME)
+	go test ./internal/render -run '^$$' -fuzz FuzzWithGenerateNamesAsNames -fuzztime $(FUZZTIME)
+	go test ./internal/lifecycle -run '^$$' -fuzz FuzzLifecycleOf -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m

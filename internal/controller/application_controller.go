@@ -9,10 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -23,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -52,38 +49,28 @@ const (
 // progressingRequeue is how soon health is checked again while objects roll out.
 const progressingRequeue = 2 * time.Second
 
-// ApplicationReconciler reconciles Application objects.
+// ApplicationReconciler reconciles Application objects. Run builds it
+// complete with newApplicationReconciler.
 type ApplicationReconciler struct {
-	Client client.Client
-	// APIReader reads Secrets uncached, so the controller needs only get on them.
-	APIReader client.Reader
-	// Config is the controller's own identity; writes impersonate the deployer.
-	Config          *rest.Config
-	HTTPClient      *http.Client
-	Mapper          meta.RESTMapper
-	Source          *gitsource.Source
-	Recorder        recorder.EventRecorder
-	DefaultInterval time.Duration
-	Audit           *auditLog
-	Drift           *driftTracker
-	Metrics         *metrics
-	// AllowInsecureHTTP lets credentials travel over plain http:// (loopback
+	client client.Client
+	// apiReader reads Secrets uncached, so the controller needs only get on them.
+	apiReader       client.Reader
+	source          *gitsource.Source
+	recorder        recorder.EventRecorder
+	defaultInterval time.Duration
+	audit           *auditLog
+	drift           *driftTracker
+	metrics         *metrics
+	// allowInsecureHTTP lets credentials travel over plain http:// (loopback
 	// tests and the demo only).
-	AllowInsecureHTTP bool
-	// Renderer renders a checkout; the controller gives every render its own
+	allowInsecureHTTP bool
+	// renderer renders a checkout; the controller gives every render its own
 	// bounded child process (renderproc), so no render can crash or stall it.
-	Renderer Renderer
-
-	enginesMu sync.Mutex
-	engines   map[string]*engine.Engine
-	renderMu  sync.Mutex
-	renders   map[types.NamespacedName]renderEntry // the last render of each Application
-}
-
-// renderEntry is an Application's last render and what it was rendered from.
-type renderEntry struct {
-	key  string
-	objs []*unstructured.Unstructured
+	renderer Renderer
+	// engines impersonate each Application's deployer; renders keeps each
+	// Application's last render. Both forget an Application when it goes.
+	engines *enginePool
+	renders *renderCache
 }
 
 // Renderer renders a directory of a checkout into objects.
@@ -97,17 +84,14 @@ type Renderer interface {
 func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	start := time.Now()
 	app := &kv1.Application{}
-	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
+	if err := r.client.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Drift.forget(req.NamespacedName)
-			r.renderMu.Lock()
-			delete(r.renders, req.NamespacedName)
-			r.renderMu.Unlock()
+			r.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
-	defer func() { r.Metrics.observeReconcile(start, retErr) }()
+	defer func() { r.metrics.observeReconcile(start, retErr) }()
 
 	if !app.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, app)
@@ -115,7 +99,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if !controllerutil.ContainsFinalizer(app, Finalizer) {
 		patch := client.MergeFrom(app.DeepCopy())
 		controllerutil.AddFinalizer(app, Finalizer)
-		if err := r.Client.Patch(ctx, app, patch); err != nil {
+		if err := r.client.Patch(ctx, app, patch); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
 	}
@@ -151,28 +135,28 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	}
 	src := app.Spec.Source
 	if syncRequested(app) {
-		r.Source.Invalidate(src.RepoURL) // an explicit request always asks the server
+		r.source.Invalidate(src.RepoURL) // an explicit request always asks the server
 	}
-	rev, err := r.Source.Resolve(ctx, src.RepoURL, src.TargetRevision, auth)
+	rev, err := r.source.Resolve(ctx, src.RepoURL, src.TargetRevision, auth)
 	if err != nil {
 		setReady(app, false, ReasonGitFailed, err.Error())
 		return ctrl.Result{}, fmt.Errorf("resolving %s: %w", src.TargetRevision, err)
 	}
 
-	driftSeen := r.Drift.mark(key)
+	driftSeen := r.drift.mark(key)
 	trigger := r.trigger(app, rev.SHA, driftSeen)
-	if trigger == "" && r.Drift.blindDue(ctx, key, inventoryRefs(app), interval) {
+	if trigger == "" && r.drift.blindDue(ctx, key, inventoryRefs(app), interval) {
 		trigger = TriggerDrift
 	}
 	if trigger == "" {
 		// Nothing moved: refresh health while objects roll out, else sleep.
 		return r.refreshHealth(ctx, app, interval)
 	}
-	if err := r.Source.Fetch(ctx, src.RepoURL, rev, auth); err != nil {
+	if err := r.source.Fetch(ctx, src.RepoURL, rev, auth); err != nil {
 		setReady(app, false, ReasonGitFailed, err.Error())
 		return ctrl.Result{}, err
 	}
-	commit, err := r.Source.CommitInfo(src.RepoURL, rev.SHA)
+	commit, err := r.source.CommitInfo(src.RepoURL, rev.SHA)
 	if err != nil {
 		setReady(app, false, ReasonGitFailed, err.Error())
 		return ctrl.Result{}, err
@@ -218,7 +202,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 			app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusOutOfSync, Revision: rev.SHA, Drifted: driftedObjects(diff)}
 		}
 		app.Status.ObservedGeneration = app.Generation
-		r.Drift.clear(key, driftSeen)
+		r.drift.clear(key, driftSeen)
 		if diff.Changed() {
 			msg := "out of sync: " + strings.Join(app.Status.Sync.Drifted, ", ")
 			if automated {
@@ -227,7 +211,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 				msg += " (no automated sync policy: run `keyless sync " + app.Name + " -n " + app.Namespace + "`)"
 			}
 			setReady(app, false, ReasonOutOfSync, msg)
-			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonOutOfSync, "Diff", "%s", msg)
+			r.recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonOutOfSync, "Diff", "%s", msg)
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
 		return r.refreshHealth(ctx, app, interval)
@@ -243,10 +227,10 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		ReplaceAll: app.SyncOptionTrue("Replace") || app.SyncOptionTrue("Force"),
 		OnStep:     r.operationReporter(ctx, app),
 	})
-	r.Metrics.observeSync(syncStart, err)
+	r.metrics.observeSync(syncStart, err)
 	r.endOperation(ctx, app)
 	for _, w := range resultWarnings(res) {
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "SyncWarning", "Sync", "%s", w)
+		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "SyncWarning", "Sync", "%s", w)
 	}
 	if requested {
 		app.Status.LastHandledSyncRequest = app.Annotations[kv1.SyncRequestedAnnotation]
@@ -259,8 +243,8 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		}
 		return ctrl.Result{}, err
 	}
-	r.Drift.clear(key, driftSeen)
-	r.Drift.watch(ctx, res)
+	r.drift.clear(key, driftSeen)
+	r.drift.watch(ctx, res)
 	app.Status.LastAppliedRevision = rev.SHA
 	app.Status.ObservedGeneration = app.Generation
 	app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: rev.SHA}
@@ -271,12 +255,12 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		record.Changes = changeSummary(res)
 		record.Hooks = hookRecords(res)
 		addHistory(app, record)
-		r.Audit.write(AuditRecord{
+		r.audit.write(AuditRecord{
 			Time: record.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rev.SHA,
 			Author: commit.Author, Committer: commit.Committer, Signer: record.Signer, Message: commit.Message,
 			Trigger: trigger, ServiceAccount: serviceAccountOf(app), Result: record.Result, Changes: auditChanges(res), Hooks: record.Hooks,
 		})
-		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Synced", "Sync",
+		r.recorder.Eventf(app, nil, corev1.EventTypeNormal, "Synced", "Sync",
 			"synced %s (%s) by %s: %s", short(rev.SHA), commit.Message, commit.Author, record.Changes)
 	}
 	return r.refreshHealth(ctx, app, interval)
@@ -316,7 +300,7 @@ func (r *ApplicationReconciler) refreshHealth(ctx context.Context, app *kv1.Appl
 		return ctrl.Result{}, err
 	}
 	app.Status.Health = health(statuses)
-	r.Drift.setProgressing(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, app.Status.Health.Status == kv1.HealthProgressing)
+	r.drift.setProgressing(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, app.Status.Health.Status == kv1.HealthProgressing)
 	if meta.IsStatusConditionTrue(app.Status.Conditions, kv1.StalledCondition) && app.Status.LastAttemptedRevision != app.Status.LastAppliedRevision {
 		// A newer revision failed for good (a failed hook, a refused object…):
 		// the last good state runs, and the conditions keep saying why until
@@ -350,12 +334,12 @@ func (r *ApplicationReconciler) fail(app *kv1.Application, rec kv1.SyncRecord, r
 	rec.Hooks = hookRecords(res)
 	if len(app.Status.History) == 0 || app.Status.History[0].Revision != rec.Revision || app.Status.History[0].Error != msg {
 		addHistory(app, rec)
-		r.Audit.write(AuditRecord{
+		r.audit.write(AuditRecord{
 			Time: rec.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rec.Revision,
 			Author: rec.Author, Committer: rec.Committer, Signer: rec.Signer, Message: rec.Message, Trigger: rec.Trigger,
 			ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: msg, Changes: auditChanges(res), Hooks: rec.Hooks,
 		})
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, reason, "Sync", "%s", msg)
+		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, reason, "Sync", "%s", msg)
 	}
 }
 
@@ -382,7 +366,7 @@ func syncRequested(app *kv1.Application) bool {
 }
 
 func (r *ApplicationReconciler) interval(app *kv1.Application) time.Duration {
-	return app.IntervalOr(r.DefaultInterval)
+	return app.IntervalOr(r.defaultInterval)
 }
 
 // validateSpec enforces the pull model: an Application deploys into its own
@@ -409,17 +393,17 @@ func validateSpec(app *kv1.Application) error {
 // gitAuth reads the Application's Git credential Secret, if any.
 func (r *ApplicationReconciler) gitAuth(ctx context.Context, app *kv1.Application) (transport.AuthMethod, error) {
 	ref := app.Spec.Source.SecretRef
-	if err := checkEmbeddedCredential(app.Spec.Source.RepoURL, r.AllowInsecureHTTP); err != nil {
+	if err := checkEmbeddedCredential(app.Spec.Source.RepoURL, r.allowInsecureHTTP); err != nil {
 		return nil, err
 	}
 	if ref == nil {
 		return nil, nil
 	}
 	s := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: ref.Name}, s); err != nil {
+	if err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: ref.Name}, s); err != nil {
 		return nil, fmt.Errorf("reading Git secret %s/%s (spec.source.secretRef): %w", app.Namespace, ref.Name, err)
 	}
-	if err := checkCredential(s, app.Spec.Source.RepoURL, r.AllowInsecureHTTP); err != nil {
+	if err := checkCredential(s, app.Spec.Source.RepoURL, r.allowInsecureHTTP); err != nil {
 		return nil, err
 	}
 	auth, err := gitsource.AuthFromSecret(app.Spec.Source.RepoURL, s.Data)
@@ -448,28 +432,20 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	}
 	cacheKey := fmt.Sprintf("%s|%s|%s|%+v", src.RepoURL, sha, app.Namespace, opts)
 	appKey := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
-	r.renderMu.Lock()
-	cached, ok := r.renders[appKey]
-	r.renderMu.Unlock()
-	if ok && cached.key == cacheKey {
-		return cached.objs, nil
+	if objs, ok := r.renders.get(appKey, cacheKey); ok {
+		return objs, nil
 	}
-	dir, release, err := r.Source.Checkout(src.RepoURL, sha)
+	dir, release, err := r.source.Checkout(src.RepoURL, sha)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	opts.Root = dir
-	res, err := r.Renderer.Render(ctx, opts)
+	res, err := r.renderer.Render(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	r.renderMu.Lock()
-	if r.renders == nil {
-		r.renders = map[types.NamespacedName]renderEntry{}
-	}
-	r.renders[appKey] = renderEntry{key: cacheKey, objs: res.Objects}
-	r.renderMu.Unlock()
+	r.renders.put(appKey, cacheKey, res.Objects)
 	return res.Objects, nil
 }
 
@@ -487,27 +463,15 @@ func HelmValues(params []kv1.HelmParameter) (map[string]any, error) {
 
 // engineFor returns the engine that impersonates the app's deployer.
 func (r *ApplicationReconciler) engineFor(app *kv1.Application) (*engine.Engine, error) {
-	user := "system:serviceaccount:" + app.Namespace + ":" + serviceAccountOf(app)
-	r.enginesMu.Lock()
-	defer r.enginesMu.Unlock()
-	if e, ok := r.engines[user]; ok {
-		return e, nil
-	}
-	cfg := rest.CopyConfig(r.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	httpClient, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return nil, err
-	}
-	e, err := engine.NewWithMapper(cfg, httpClient, r.Mapper, engine.FieldManager)
-	if err != nil {
-		return nil, err
-	}
-	if r.engines == nil {
-		r.engines = map[string]*engine.Engine{}
-	}
-	r.engines[user] = e
-	return e, nil
+	return r.engines.get(types.NamespacedName{Namespace: app.Namespace, Name: app.Name},
+		"system:serviceaccount:"+app.Namespace+":"+serviceAccountOf(app))
+}
+
+// forget drops what the reconciler holds for an Application that is gone.
+func (r *ApplicationReconciler) forget(key types.NamespacedName) {
+	r.drift.forget(key)
+	r.renders.forget(key)
+	r.engines.forget(key)
 }
 
 // finalize deletes what the app deployed (unless annotated to orphan), then
@@ -523,18 +487,18 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 		}
 		res, err := eng.Apply(ctx, r.deleteHooks(ctx, app), engine.ApplyOptions{Namespace: app.Namespace, Name: app.Name, Inventory: statusInventory{app: app}, Prune: true, AllowEmpty: true})
 		if err != nil {
-			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteFailed", "Delete", "deleting deployed objects: %v", err)
+			r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteFailed", "Delete", "deleting deployed objects: %v", err)
 			return ctrl.Result{}, err
 		}
-		r.Audit.write(AuditRecord{Time: time.Now(), App: app.Name, Namespace: app.Namespace, Revision: app.Status.LastAppliedRevision,
+		r.audit.write(AuditRecord{Time: time.Now(), App: app.Name, Namespace: app.Namespace, Revision: app.Status.LastAppliedRevision,
 			Trigger: "delete", ServiceAccount: serviceAccountOf(app), Result: kv1.SyncResultSucceeded, Changes: auditChanges(res), Hooks: hookRecords(res)})
 	}
 	patch := client.MergeFrom(app.DeepCopy())
 	controllerutil.RemoveFinalizer(app, Finalizer)
-	if err := r.Client.Patch(ctx, app, patch); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.client.Patch(ctx, app, patch); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err
 	}
-	r.Drift.forget(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	r.forget(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 	return ctrl.Result{}, nil
 }
 
@@ -548,7 +512,7 @@ func (r *ApplicationReconciler) deleteHooks(ctx context.Context, app *kv1.Applic
 	}
 	objs, err := r.render(ctx, app, app.Status.LastAppliedRevision)
 	if err != nil {
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteHooksSkipped", "Delete",
+		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteHooksSkipped", "Delete",
 			"rendering %s to find its delete hooks: %v; deleting without them", short(app.Status.LastAppliedRevision), err)
 		return nil
 	}
@@ -567,7 +531,7 @@ func (r *ApplicationReconciler) patchStatus(ctx context.Context, before, app *kv
 	if equalStatus(before.Status, app.Status) {
 		return nil
 	}
-	if err := r.Client.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.client.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("writing status: %w", err)
 	}
 	return nil

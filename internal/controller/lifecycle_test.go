@@ -188,9 +188,22 @@ func TestMigrationHookRunsOnEveryBump(t *testing.T) {
 	})
 	cleanup, err := e.cs.BatchV1().Jobs(appNS).Get(ctx, "shop-cleanup", metav1.GetOptions{})
 	if err != nil || cleanup.Status.CompletionTime == nil || cleanup.Labels["keyless.dev/hook-phase"] != "PreDelete" {
-		t.Fatalf("pre-delete hook: %v %+v", err, cleanup)
+		t.Fatalf("pre-delete hook: %v %+v\nEvents:\n%s", err, cleanup.Status, e.events(appNS))
 	}
 	if img := e.shopImage(); img != "" {
 		t.Errorf("the Deployment survived the Application's deletion (image %s)", img)
 	}
+}
+
+// events lists a namespace's Events, oldest first, for a failure message.
+func (e *env) events(ns string) string {
+	list, err := e.cs.CoreV1().Events(ns).List(e.t.Context(), metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, ev := range list.Items {
+		fmt.Fprintf(&b, "  %s %s/%s %s: %s\n", ev.Type, ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Reason, ev.Message)
+	}
+	return b.String()
 }

@@ -217,10 +217,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	drift := newDriftTracker(managedCache, m)
 	drift.access = &watchAccess{client: mgr.GetClient(), mapper: mgr.GetRESTMapper(), namespaces: opts.Namespaces}
 	r := &ApplicationReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: cfg, HTTPClient: mgr.GetHTTPClient(),
-		Mapper: mgr.GetRESTMapper(), Source: src, Recorder: mgr.GetEventRecorder("keyless-controller"),
-		DefaultInterval: opts.DefaultInterval, Audit: &auditLog{w: opts.AuditOut}, Drift: drift, Metrics: m,
-		Renderer: renderer, AllowInsecureHTTP: opts.AllowInsecureHTTP,
+		client: mgr.GetClient(), apiReader: mgr.GetAPIReader(), source: src, recorder: mgr.GetEventRecorder("keyless-controller"),
+		defaultInterval: opts.DefaultInterval, audit: &auditLog{w: opts.AuditOut}, drift: drift, metrics: m,
+		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP,
+		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(),
 	}
 	triggers := make(chan event.GenericEvent, 256)
 	c, err := builder.ControllerManagedBy(mgr).

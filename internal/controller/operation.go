@@ -39,7 +39,7 @@ func (r *ApplicationReconciler) writeOperation(ctx context.Context, app *kv1.App
 	snapshot := app.DeepCopy()
 	snapshot.Status.Operation = op
 	patch := client.MergeFrom(app.DeepCopy())
-	if err := r.Client.Status().Patch(ctx, snapshot, patch); err != nil {
+	if err := r.client.Status().Patch(ctx, snapshot, patch); err != nil {
 		log.FromContext(ctx).Info("could not write the sync's progress", "error", err.Error())
 		return
 	}

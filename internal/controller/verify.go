@@ -16,7 +16,7 @@ import (
 func (r *ApplicationReconciler) verify(ctx context.Context, app *kv1.Application, commit *gitsource.Commit) (string, error) {
 	v := app.Spec.Source.Verify
 	s := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: v.SecretRef.Name}, s); err != nil {
+	if err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: v.SecretRef.Name}, s); err != nil {
 		return "", fmt.Errorf("reading trusted keys %s/%s (spec.source.verify.secretRef): %w", app.Namespace, v.SecretRef.Name, err)
 	}
 	keys, err := gitsource.ParseTrustedKeys(s.Data)

@@ -162,13 +162,15 @@ func (e *Engine) runStep(ctx context.Context, step lifecycle.Step, replace map[s
 
 // runHookSteps runs hook-only steps (SyncFail, PreDelete, PostDelete) and
 // returns their runs; a failure there is recorded in the runs, not returned.
+// A hook that could not be created is a failed run, so a PreDelete hook the
+// deployer may not create stops the deletion as a failing one does.
 func (e *Engine) runHookSteps(ctx context.Context, steps []lifecycle.Step, opts ApplyOptions, res *Result) []HookRun {
 	start := len(res.Hooks)
 	for _, step := range steps {
 		hooks, err := e.createHooks(ctx, step, opts)
 		if err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s hooks: %v", step.Phase, err))
-			continue
+			notCreated := step.Hooks[len(hooks)]
+			res.Hooks = append(res.Hooks, HookRun{Ref: RefOf(notCreated), Phase: step.Phase, Wave: step.Wave, Result: HookFailed, Message: err.Error()})
 		}
 		refs := make([]ObjectRef, len(hooks))
 		for i, h := range hooks {

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 
 	"github.com/keyless-cd/keyless/internal/lifecycle"
 	"github.com/keyless-cd/keyless/internal/render"
@@ -362,5 +364,45 @@ func TestOwnNamespaceManifestIsSkipped(t *testing.T) {
 	other := renderFiles(t, map[string]string{"kustomization.yaml": "resources: [namespace.yaml, cm.yaml]\n", "namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: someone-else\n", "cm.yaml": configMap("settings", "1")})
 	if _, err := e.Apply(ctx, other, ApplyOptions{Namespace: ns, Name: "overlay"}); !errors.Is(err, ErrRefused) {
 		t.Errorf("a Namespace of another name: err = %v, want ErrRefused", err)
+	}
+}
+
+// TestPreDeleteHookThatCannotRunStopsTheDeletion: removing a whole set
+// runs its PreDelete hooks first; when one cannot even be created (here an
+// object of its name exists that keyless did not make), nothing is pruned,
+// as when the hook fails — Helm's uninstall and Argo CD stop there too.
+func TestPreDeleteHookThatCannotRunStopsTheDeletion(t *testing.T) {
+	ctx := t.Context()
+	e := newEngine(t)
+	cs := clientset(t)
+	ns := newNamespace(t)
+	opts := ApplyOptions{Namespace: ns, Name: "shop", Prune: true, WaitInterval: 200 * time.Millisecond, StepTimeout: time.Minute}
+	objs := renderChart(t, ns, map[string]any{"image": map[string]any{"tag": "1.0"}})
+	if _, err := e.Apply(ctx, objs, opts); err != nil {
+		t.Fatal(err)
+	}
+	var deleteHooks []*unstructured.Unstructured
+	for _, o := range objs {
+		if l, _ := lifecycle.Of(o, false); l.Has(lifecycle.PhasePreDelete) {
+			deleteHooks = append(deleteHooks, o)
+		}
+	}
+	if len(deleteHooks) != 1 {
+		t.Fatalf("the chart has %d pre-delete hooks, want 1", len(deleteHooks))
+	}
+	squatter := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "shop-cleanup", Namespace: ns}, Spec: batchv1.JobSpec{Suspend: ptr.To(true),
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "x"}}}}}}
+	if _, err := cs.BatchV1().Jobs(ns).Create(ctx, squatter, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	opts.AllowEmpty = true
+	res, err := e.Apply(ctx, deleteHooks, opts)
+	var he *HookError
+	if !errors.As(err, &he) || he.Phase != lifecycle.PhasePreDelete || he.Hook.Name != "shop-cleanup" {
+		t.Fatalf("deleting with an uncreatable pre-delete hook: err = %v (result %+v), want a *HookError naming it", err, res)
+	}
+	if _, err := cs.AppsV1().Deployments(ns).Get(ctx, "shop", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the Deployment was deleted although its pre-delete hook never ran: %v", err)
 	}
 }

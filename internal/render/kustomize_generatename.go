@@ -31,22 +31,15 @@ func withGenerateNamesAsNames(path string, data []byte) []byte {
 	if !bytes.Contains(data, []byte("generateName")) {
 		return data
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var docs []*yaml.Node
+	docs, err := decodeDocuments(data)
+	if err != nil {
+		return data // let kustomize report the file's own error
+	}
 	changed := false
-	for {
-		doc := &yaml.Node{}
-		err := dec.Decode(doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return data // let kustomize report the file's own error
-		}
+	for _, doc := range docs {
 		if len(doc.Content) == 1 && nameGenerateName(doc.Content[0]) {
 			changed = true
 		}
-		docs = append(docs, doc)
 	}
 	if !changed {
 		return data
@@ -60,6 +53,23 @@ func withGenerateNamesAsNames(path string, data []byte) []byte {
 	}
 	_ = enc.Close()
 	return out.Bytes()
+}
+
+// decodeDocuments decodes every YAML document of data as a node tree.
+func decodeDocuments(data []byte) ([]*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []*yaml.Node
+	for {
+		doc := &yaml.Node{}
+		err := dec.Decode(doc)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, doc)
+	}
 }
 
 // nameGenerateName gives a hook document with generateName and no name
