@@ -72,6 +72,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/render -run '^$$' -fuzz FuzzSchemaRemoteRefs -fuzztime $(FUZZTIME)
 	go test ./internal/render -run '^$$' -fuzz FuzzWithGenerateNamesAsNames -fuzztime $(FUZZTIME)
 	go test ./internal/lifecycle -run '^$$' -fuzz FuzzLifecycleOf -fuzztime $(FUZZTIME)
+	go test ./internal/webhook -run '^$$' -fuzz FuzzWebhookPayloads -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m

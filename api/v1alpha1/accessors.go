@@ -52,3 +52,12 @@ func (a *Application) SyncOptionTrue(name string) bool {
 // HonouredSyncOptions are the syncOptions keyless accepts; the first two
 // change what it does, the others describe what it always does.
 var HonouredSyncOptions = []string{"Replace=true", "Force=true", "ServerSideApply=true", "ApplyOutOfSyncOnly=true", "PruneLast=true"}
+
+// ShortSHA is a commit's first 7 hex digits, as Git shows it (what status,
+// Events and the CLI print); shorter input is returned as it is.
+func ShortSHA(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

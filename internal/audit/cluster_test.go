@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -127,7 +126,7 @@ func TestScanClusterFindsSeededRisks(t *testing.T) {
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: "auditor"}
 	// RBAC takes effect asynchronously; wait until the Role applies.
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		rep, err = ScanCluster(context.Background(), kubernetes.NewForConfigOrDie(cfg), ClusterOptions{Namespace: "myapp"})
+		rep, err = ScanCluster(t.Context(), kubernetes.NewForConfigOrDie(cfg), ClusterOptions{Namespace: "myapp"})
 		if err != nil {
 			t.Fatal(err)
 		}

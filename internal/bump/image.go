@@ -234,11 +234,14 @@ func lastLine(n *yaml.Node) int {
 	return line
 }
 
+// podTemplateSpec is where a workload keeps its pod spec.
+var podTemplateSpec = []string{"spec", "template", "spec"}
+
 // podSpecPaths are where each workload kind keeps its pod spec.
 var podSpecPaths = map[string][]string{
-	"Deployment": {"spec", "template", "spec"}, "StatefulSet": {"spec", "template", "spec"},
-	"DaemonSet": {"spec", "template", "spec"}, "ReplicaSet": {"spec", "template", "spec"},
-	"Job": {"spec", "template", "spec"}, "CronJob": {"spec", "jobTemplate", "spec", "template", "spec"},
+	"Deployment": podTemplateSpec, "StatefulSet": podTemplateSpec,
+	"DaemonSet": podTemplateSpec, "ReplicaSet": podTemplateSpec,
+	"Job": podTemplateSpec, "CronJob": append([]string{"spec", "jobTemplate"}, podTemplateSpec...),
 	"Pod": {"spec"},
 }
 

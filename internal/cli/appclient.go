@@ -34,10 +34,3 @@ func age(d time.Duration) string {
 	}
 	return (d.Round(24*time.Hour) / (24 * time.Hour)).String() + "d"
 }
-
-func shortSHA(s string) string {
-	if len(s) > 7 {
-		return s[:7]
-	}
-	return s
-}

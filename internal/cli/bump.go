@@ -208,11 +208,7 @@ func (f *bumpFlags) auth(getenv func(string) string) (transport.AuthMethod, erro
 		if err != nil {
 			return nil, fmt.Errorf("--known-hosts-file: %w", err)
 		}
-		url := f.repo
-		if url == "" {
-			url = "ssh://remote"
-		}
-		return gitsource.AuthFromSecret(url, map[string][]byte{gitsource.KeyIdentity: key, gitsource.KeyKnownHosts: kh})
+		return gitsource.SSHAuth("", key, "", kh)
 	}
 	return nil, nil
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/keyless-cd/keyless/internal/controller"
+	"github.com/keyless-cd/keyless/internal/webhook"
 )
 
 // defaultMemoryLimit is the controller's soft Go heap limit unless GOMEMLIMIT is set.
@@ -104,7 +105,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 			return fmt.Errorf("reading %s: %w", flag, err)
 		}
 		b = bytes.TrimSpace(b)
-		if err := controller.CheckWebhookSecret(b); err != nil {
+		if err := webhook.CheckSecret(b); err != nil {
 			return fmt.Errorf("%s %s: %w", flag, file, err)
 		}
 		secrets[flag] = b

@@ -110,14 +110,14 @@ func runDeploy(cmd *cobra.Command, streams IOStreams, f *deployFlags, dir string
 	target := oidc.Target{Server: f.server, CAData: ca, Token: token}
 	started := time.Now()
 	opts := f.options(streams, f.namespace, name, started)
+	var authenticated func(string)
 	if f.output == "text" {
-		who, err := oidc.WhoAmI(cmd.Context(), target)
-		if err != nil {
-			return err
-		}
-		_, _ = fmt.Fprintf(streams.ErrOut, "authenticated as %s\n", who.Username)
+		authenticated = func(user string) { _, _ = fmt.Fprintf(streams.ErrOut, "authenticated as %s\n", user) }
 	}
-	user, res, err := oidc.Deploy(cmd.Context(), target, rendered.Objects, opts)
+	user, res, err := oidc.Deploy(cmd.Context(), target, rendered.Objects, opts, authenticated)
+	if user == "" && err != nil && f.output == "text" {
+		return err // the token was refused: nothing was applied, nothing to print
+	}
 	if perr := f.printResult(streams, res, map[string]any{"user": user}, fmt.Sprintf("namespace %s, inventory %s, as %s", f.namespace, name, user), started); perr != nil {
 		return perr
 	}

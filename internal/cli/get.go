@@ -87,7 +87,7 @@ func runGetApps(cmd *cobra.Command, streams IOStreams, f *getAppsFlags) error {
 			sync = fmt.Sprintf("Syncing (%s wave %d)", op.Phase, op.Wave)
 		}
 		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, sync, orUnknown(a.Status.Health.Status),
-			shortSHA(a.Status.LastAppliedRevision), author, age(time.Since(a.CreationTimestamp.Time)))
+			kv1.ShortSHA(a.Status.LastAppliedRevision), author, age(time.Since(a.CreationTimestamp.Time)))
 	}
 	return w.Flush()
 }

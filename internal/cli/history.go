@@ -58,7 +58,7 @@ func runHistory(cmd *cobra.Command, streams IOStreams, f *historyFlags, name str
 		if h.Error != "" {
 			changes = h.Error
 		}
-		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortSHA(h.Revision), h.Result, h.Trigger, h.Author, h.Committer,
+		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kv1.ShortSHA(h.Revision), h.Result, h.Trigger, h.Author, h.Committer,
 			orDash(h.Signer), h.FinishedAt.UTC().Format("2006-01-02 15:04:05Z"), firstLine(changes, 80), firstLine(h.Message, 60))
 	}
 	return w.Flush()

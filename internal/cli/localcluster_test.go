@@ -92,7 +92,7 @@ func TestLocalclusterUp(t *testing.T) {
 	if !strings.Contains(errOut.String(), "logs are in "+filepath.Join(dir, "state", "logs")) {
 		t.Errorf("stderr does not say where the logs are:\n%s", errOut.String())
 	}
-	if _, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Nodes().List(context.Background(), metav1.ListOptions{}); err == nil {
+	if _, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Nodes().List(t.Context(), metav1.ListOptions{}); err == nil {
 		t.Error("apiserver still answers after the command stopped")
 	}
 }

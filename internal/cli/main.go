@@ -56,7 +56,7 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // Main runs keyless with args and returns the process exit code. SIGINT and
 // SIGTERM cancel the command's context so long-running commands clean up.
 func Main(args []string, streams IOStreams) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) //nolint:forbidigo // the process entry point: no caller context exists
 	defer stop()
 	return Run(ctx, args, streams)
 }

@@ -85,7 +85,7 @@ func runSync(cmd *cobra.Command, streams IOStreams, f *syncFlags, name string) e
 	}
 	if len(app.Status.History) > 0 {
 		h := app.Status.History[0]
-		_, _ = fmt.Fprintf(streams.Out, "%s %s: %s by %s (%s)\n", shortSHA(h.Revision), h.Result, firstLine(h.Message, 60), h.Author, orDash(h.Changes))
+		_, _ = fmt.Fprintf(streams.Out, "%s %s: %s by %s (%s)\n", kv1.ShortSHA(h.Revision), h.Result, firstLine(h.Message, 60), h.Author, orDash(h.Changes))
 		if h.Result == kv1.SyncResultFailed {
 			return errors.New(h.Error)
 		}

@@ -37,15 +37,6 @@ import (
 // Finalizer makes deleting an Application delete what it deployed.
 const Finalizer = "keyless.dev/finalizer"
 
-// Triggers of a sync, recorded in history and the audit line.
-const (
-	TriggerRevision = "revision"
-	TriggerDrift    = "drift"
-	TriggerRequest  = "request"
-	TriggerSpec     = "spec"
-	TriggerRetry    = "retry"
-)
-
 // progressingRequeue is how soon health is checked again while objects roll out.
 const progressingRequeue = 2 * time.Second
 
@@ -144,7 +135,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	}
 
 	driftSeen := r.drift.mark(key)
-	trigger := r.trigger(app, rev.SHA, driftSeen)
+	trigger := triggerOf(app, rev.SHA, driftSeen)
 	if trigger == "" && r.drift.blindDue(ctx, key, inventoryRefs(app), interval) {
 		trigger = TriggerDrift
 	}
@@ -152,60 +143,57 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		// Nothing moved: refresh health while objects roll out, else sleep.
 		return r.refreshHealth(ctx, app, interval)
 	}
-	if err := r.source.Fetch(ctx, src.RepoURL, rev, auth); err != nil {
-		setReady(app, false, ReasonGitFailed, err.Error())
-		return ctrl.Result{}, err
+	plan := planSync(app, rev.SHA, trigger)
+	sha := plan.Revision
+	if sha == rev.SHA {
+		if err := r.source.Fetch(ctx, src.RepoURL, rev, auth); err != nil {
+			setReady(app, false, ReasonGitFailed, err.Error())
+			return ctrl.Result{}, err
+		}
+		app.Status.LastAttemptedRevision = sha
 	}
-	commit, err := r.source.CommitInfo(src.RepoURL, rev.SHA)
+	commit, err := r.source.CommitInfo(src.RepoURL, sha)
 	if err != nil {
 		setReady(app, false, ReasonGitFailed, err.Error())
 		return ctrl.Result{}, err
 	}
-	app.Status.LastAttemptedRevision = rev.SHA
 	record := kv1.SyncRecord{
-		Revision: rev.SHA, Author: commit.Author, Committer: commit.Committer, Message: commit.Message,
+		Revision: sha, Author: commit.Author, Committer: commit.Committer, Message: commit.Message,
 		Trigger: trigger, StartedAt: metav1.Now(),
 	}
 	if src.Verify != nil {
 		signer, err := r.verify(ctx, app, commit)
 		if err != nil {
-			r.fail(app, record, nil, ReasonVerificationFailed, fmt.Sprintf("commit %s refused: %v", short(rev.SHA), err), true)
+			r.fail(app, record, nil, ReasonVerificationFailed, fmt.Sprintf("commit %s refused: %v", kv1.ShortSHA(sha), err), true)
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
 		record.Signer = signer
 	}
 
-	objs, err := r.render(ctx, app, rev.SHA)
+	objs, err := r.render(ctx, app, sha)
 	if err != nil {
-		r.fail(app, record, nil, ReasonRenderFailed, fmt.Sprintf("rendering %s at %s: %v", displayPath(src.Path), short(rev.SHA), err), true)
+		r.fail(app, record, nil, ReasonRenderFailed, fmt.Sprintf("rendering %s at %s: %v", displayPath(src.Path), kv1.ShortSHA(sha), err), true)
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 	eng, err := r.engineFor(app)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	automated := app.Automated()
-	requested := syncRequested(app)
-	selfHeal := app.SelfHeals()
-	doApply := requested || (automated && (trigger != TriggerDrift || selfHeal))
-
-	inv := statusInventory{app: app}
-	if !doApply {
-		diff, err := eng.Diff(ctx, objs, engine.DiffOptions{Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: app.Prunes(), AllowEmpty: app.AllowsEmpty(),
-			ReplaceAll: app.SyncOptionTrue("Replace") || app.SyncOptionTrue("Force")})
+	if !plan.Apply {
+		diff, err := eng.Diff(ctx, objs, plan.diffOptions(app))
 		if err != nil {
 			r.fail(app, record, nil, failureReason(err), err.Error(), engine.IsPermanent(err))
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
-		app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: rev.SHA}
+		app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: sha}
 		if diff.Changed() {
-			app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusOutOfSync, Revision: rev.SHA, Drifted: driftedObjects(diff)}
+			app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusOutOfSync, Revision: sha, Drifted: driftedObjects(diff)}
 		}
 		app.Status.ObservedGeneration = app.Generation
 		r.drift.clear(key, driftSeen)
 		if diff.Changed() {
 			msg := "out of sync: " + strings.Join(app.Status.Sync.Drifted, ", ")
-			if automated {
+			if app.Automated() {
 				msg += " (selfHeal is off)"
 			} else {
 				msg += " (no automated sync policy: run `keyless sync " + app.Name + " -n " + app.Namespace + "`)"
@@ -217,16 +205,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return r.refreshHealth(ctx, app, interval)
 	}
 
-	prune := app.Prunes()
+	requested := syncRequested(app)
 	syncStart := time.Now()
-	res, err := eng.Apply(ctx, objs, engine.ApplyOptions{
-		Namespace: app.Namespace, Name: app.Name, Inventory: inv, Prune: prune, AllowEmpty: app.AllowsEmpty(),
-		// A self-heal revert re-applies what drifted; hooks run for new
-		// revisions, specs and requests only.
-		SkipHooks:  trigger == TriggerDrift,
-		ReplaceAll: app.SyncOptionTrue("Replace") || app.SyncOptionTrue("Force"),
-		OnStep:     r.operationReporter(ctx, app),
-	})
+	res, err := eng.Apply(ctx, objs, plan.applyOptions(app, r.operationReporter(ctx, app)))
 	r.metrics.observeSync(syncStart, err)
 	r.endOperation(ctx, app)
 	for _, w := range resultWarnings(res) {
@@ -237,7 +218,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	}
 	if err != nil {
 		r.fail(app, record, res, failureReason(err), err.Error(), engine.IsPermanent(err))
-		logger.Info("sync failed, last good state left running", "revision", rev.SHA, "error", err.Error())
+		logger.Info("sync failed, last good state left running", "revision", sha, "error", err.Error())
 		if engine.IsPermanent(err) {
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
@@ -245,45 +226,14 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	}
 	r.drift.clear(key, driftSeen)
 	r.drift.watch(ctx, res)
-	app.Status.LastAppliedRevision = rev.SHA
+	app.Status.LastAppliedRevision = sha
 	app.Status.ObservedGeneration = app.Generation
-	app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: rev.SHA}
-	changed := res.Changed()
-	if changed || trigger != TriggerDrift {
-		record.FinishedAt = metav1.Now()
-		record.Result = kv1.SyncResultSucceeded
-		record.Changes = changeSummary(res)
-		record.Hooks = hookRecords(res)
-		addHistory(app, record)
-		r.audit.write(AuditRecord{
-			Time: record.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rev.SHA,
-			Author: commit.Author, Committer: commit.Committer, Signer: record.Signer, Message: commit.Message,
-			Trigger: trigger, ServiceAccount: serviceAccountOf(app), Result: record.Result, Changes: auditChanges(res), Hooks: record.Hooks,
-		})
-		r.recorder.Eventf(app, nil, corev1.EventTypeNormal, "Synced", "Sync",
-			"synced %s (%s) by %s: %s", short(rev.SHA), commit.Message, commit.Author, record.Changes)
+	app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: sha}
+	if res.Changed() || trigger != TriggerDrift {
+		r.recordSync(app, record, res, syncEvent{Type: corev1.EventTypeNormal, Reason: "Synced",
+			Message: fmt.Sprintf("synced %s (%s) by %s: %s", kv1.ShortSHA(sha), commit.Message, commit.Author, changeSummary(res))})
 	}
 	return r.refreshHealth(ctx, app, interval)
-}
-
-// trigger says why this reconcile must sync, or "" when nothing moved.
-// drift is the tracker's mark for app (0: no drift seen).
-func (r *ApplicationReconciler) trigger(app *kv1.Application, sha string, drift uint64) string {
-	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, kv1.StalledCondition)
-	switch {
-	case syncRequested(app):
-		return TriggerRequest
-	case sha != app.Status.LastAppliedRevision && sha != app.Status.LastAttemptedRevision:
-		return TriggerRevision
-	case app.Generation != app.Status.ObservedGeneration:
-		return TriggerSpec
-	case drift != 0:
-		return TriggerDrift
-	case sha != app.Status.LastAppliedRevision && !stalled:
-		// The last attempt at this revision failed transiently: try again.
-		return TriggerRetry
-	}
-	return ""
 }
 
 // refreshHealth reads the deployed objects' kstatus and sets health and Ready.
@@ -309,7 +259,7 @@ func (r *ApplicationReconciler) refreshHealth(ctx context.Context, app *kv1.Appl
 	}
 	switch app.Status.Health.Status {
 	case kv1.HealthHealthy:
-		setReady(app, true, ReasonSucceeded, fmt.Sprintf("applied revision %s; %s", short(app.Status.LastAppliedRevision), app.Status.Health.Message))
+		setReady(app, true, ReasonSucceeded, fmt.Sprintf("applied revision %s; %s", kv1.ShortSHA(app.Status.LastAppliedRevision), app.Status.Health.Message))
 	case kv1.HealthProgressing:
 		setProgressing(app, app.Status.Health.Message)
 		return ctrl.Result{RequeueAfter: progressingRequeue}, nil
@@ -327,19 +277,10 @@ func (r *ApplicationReconciler) fail(app *kv1.Application, rec kv1.SyncRecord, r
 		setReady(app, false, reason, msg)
 	}
 	app.Status.ObservedGeneration = app.Generation
-	rec.FinishedAt = metav1.Now()
 	rec.Result = kv1.SyncResultFailed
 	rec.Error = msg
-	rec.Changes = changeSummary(res)
-	rec.Hooks = hookRecords(res)
 	if len(app.Status.History) == 0 || app.Status.History[0].Revision != rec.Revision || app.Status.History[0].Error != msg {
-		addHistory(app, rec)
-		r.audit.write(AuditRecord{
-			Time: rec.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rec.Revision,
-			Author: rec.Author, Committer: rec.Committer, Signer: rec.Signer, Message: rec.Message, Trigger: rec.Trigger,
-			ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: msg, Changes: auditChanges(res), Hooks: rec.Hooks,
-		})
-		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, reason, "Sync", "%s", msg)
+		r.recordSync(app, rec, res, syncEvent{Type: corev1.EventTypeWarning, Reason: reason, Message: msg})
 	}
 }
 
@@ -435,7 +376,7 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	if objs, ok := r.renders.get(appKey, cacheKey); ok {
 		return objs, nil
 	}
-	dir, release, err := r.source.Checkout(src.RepoURL, sha)
+	dir, release, err := r.source.Checkout(ctx, src.RepoURL, sha)
 	if err != nil {
 		return nil, err
 	}
@@ -490,8 +431,7 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 			r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteFailed", "Delete", "deleting deployed objects: %v", err)
 			return ctrl.Result{}, err
 		}
-		r.audit.write(AuditRecord{Time: time.Now(), App: app.Name, Namespace: app.Namespace, Revision: app.Status.LastAppliedRevision,
-			Trigger: "delete", ServiceAccount: serviceAccountOf(app), Result: kv1.SyncResultSucceeded, Changes: auditChanges(res), Hooks: hookRecords(res)})
+		r.recordSync(app, kv1.SyncRecord{Revision: app.Status.LastAppliedRevision, Trigger: TriggerDelete, StartedAt: metav1.Now()}, res, syncEvent{})
 	}
 	patch := client.MergeFrom(app.DeepCopy())
 	controllerutil.RemoveFinalizer(app, Finalizer)
@@ -513,7 +453,7 @@ func (r *ApplicationReconciler) deleteHooks(ctx context.Context, app *kv1.Applic
 	objs, err := r.render(ctx, app, app.Status.LastAppliedRevision)
 	if err != nil {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteHooksSkipped", "Delete",
-			"rendering %s to find its delete hooks: %v; deleting without them", short(app.Status.LastAppliedRevision), err)
+			"rendering %s to find its delete hooks: %v; deleting without them", kv1.ShortSHA(app.Status.LastAppliedRevision), err)
 		return nil
 	}
 	var hooks []*unstructured.Unstructured
@@ -539,13 +479,6 @@ func (r *ApplicationReconciler) patchStatus(ctx context.Context, before, app *kv
 
 func equalStatus(a, b kv1.ApplicationStatus) bool {
 	return equality.Semantic.DeepEqual(a, b)
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }
 
 func displayPath(p string) string {

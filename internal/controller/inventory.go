@@ -14,11 +14,7 @@ type statusInventory struct {
 }
 
 func (s statusInventory) Load(context.Context) (*engine.Inventory, error) {
-	refs := make([]engine.ObjectRef, 0, len(s.app.Status.Inventory))
-	for _, e := range s.app.Status.Inventory {
-		refs = append(refs, engine.ObjectRef{Group: e.Group, Version: e.Version, Kind: e.Kind, Namespace: s.app.Namespace, Name: e.Name})
-	}
-	return engine.NewInventory(refs), nil
+	return engine.NewInventory(inventoryRefs(s.app)), nil
 }
 
 func (s statusInventory) Save(_ context.Context, inv *engine.Inventory) error {
@@ -30,8 +26,11 @@ func (s statusInventory) Save(_ context.Context, inv *engine.Inventory) error {
 	return nil
 }
 
-// inventoryRefs returns the refs of the app's inventory.
+// inventoryRefs returns the refs of the app's inventory (status.inventory).
 func inventoryRefs(app *kv1.Application) []engine.ObjectRef {
-	inv, _ := statusInventory{app: app}.Load(context.Background())
-	return inv.Entries
+	refs := make([]engine.ObjectRef, 0, len(app.Status.Inventory))
+	for _, e := range app.Status.Inventory {
+		refs = append(refs, engine.ObjectRef{Group: e.Group, Version: e.Version, Kind: e.Kind, Namespace: app.Namespace, Name: e.Name})
+	}
+	return refs
 }

@@ -14,6 +14,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -67,6 +68,28 @@ func (e *env) migrationJob() *batchv1.Job {
 		e.t.Fatal(err)
 	}
 	return j
+}
+
+// scaleShopAndWaitReverted edits the Deployment's replicas (drift) and
+// waits until selfHeal put them back.
+func (e *env) scaleShopAndWaitReverted() {
+	e.t.Helper()
+	ctx := e.t.Context()
+	d, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	d.Spec.Replicas = ptr.To(int32(5))
+	if _, err := e.cs.AppsV1().Deployments(appNS).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	waitFor(e.t, 30*time.Second, "drift reverted", func() (bool, string) {
+		d, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "shop", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return *d.Spec.Replicas == 1, fmt.Sprintf("replicas %d", *d.Spec.Replicas)
+	})
 }
 
 func (e *env) shopImage() string {
@@ -134,22 +157,7 @@ func TestMigrationHookRunsOnEveryBump(t *testing.T) {
 	}
 
 	t.Log("a drift revert does not re-run the migration")
-	d, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "shop", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	five := int32(5)
-	d.Spec.Replicas = &five
-	if _, err := e.cs.AppsV1().Deployments(appNS).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "drift reverted", func() (bool, string) {
-		d, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "shop", metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error()
-		}
-		return *d.Spec.Replicas == 1, fmt.Sprintf("replicas %d", *d.Spec.Replicas)
-	})
+	e.scaleShopAndWaitReverted()
 	if e.migrationJob().UID != uid {
 		t.Error("reverting drift re-ran the migration hook")
 	}
@@ -176,6 +184,16 @@ func TestMigrationHookRunsOnEveryBump(t *testing.T) {
 	}
 	if _, err := e.cs.BatchV1().Jobs(appNS).Get(ctx, "shop-cleanup", metav1.GetOptions{}); err == nil {
 		t.Fatal("the pre-delete hook ran during a sync")
+	}
+
+	t.Log("a drift revert after the failed migration restores the last good revision, not the failed one without its migration")
+	failedRun := e.migrationJob().UID
+	e.scaleShopAndWaitReverted()
+	if img := e.shopImage(); img != "registry.example.com/shop:1.2" {
+		t.Errorf("the drift revert applied %s, want the last good 1.2 (the 1.3 migration failed)", img)
+	}
+	if e.migrationJob().UID != failedRun {
+		t.Error("the drift revert ran the migration hook")
 	}
 
 	t.Log("deleting the Application runs its pre-delete hook, then deletes what it deployed")

@@ -33,6 +33,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/renderproc"
+	"github.com/keyless-cd/keyless/internal/webhook"
 )
 
 // Options configure the controller. Namespaces is required.
@@ -89,15 +90,11 @@ type Options struct {
 	Ready chan<- struct{}
 }
 
-// Run runs the controller until ctx ends.
-func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+// withDefaults checks opts and fills in the documented defaults, in one place.
+func (opts Options) withDefaults() (Options, error) {
 	if len(opts.Namespaces) == 0 {
-		return errors.New("at least one namespace is required (--namespaces): keyless watches and caches nothing else")
+		return opts, errors.New("at least one namespace is required (--namespaces): keyless watches and caches nothing else")
 	}
-	if opts.WebhookListener != nil {
-		defer func() { _ = opts.WebhookListener.Close() }() // also when Run fails before serving
-	}
-	webhook := opts.WebhookBindAddress != "" || opts.WebhookListener != nil
 	if len(opts.WebhookGitHubSecret) == 0 {
 		opts.WebhookGitHubSecret = opts.WebhookSecret
 	}
@@ -108,12 +105,12 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if len(secret) == 0 {
 			continue
 		}
-		if err := CheckWebhookSecret(secret); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		if err := webhook.CheckSecret(secret); err != nil {
+			return opts, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	if (opts.WebhookTLSCertFile == "") != (opts.WebhookTLSKeyFile == "") {
-		return errors.New("--webhook-tls-cert-file and --webhook-tls-key-file go together")
+		return opts, errors.New("--webhook-tls-cert-file and --webhook-tls-key-file go together")
 	}
 	if opts.MetricsBindAddress == "" {
 		opts.MetricsBindAddress = ":8080"
@@ -136,6 +133,19 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.LeaderElectionNamespace == "" {
 		opts.LeaderElectionNamespace = opts.Namespaces[0]
 	}
+	return opts, nil
+}
+
+// Run runs the controller until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	if opts.WebhookListener != nil {
+		defer func() { _ = opts.WebhookListener.Close() }() // also when Run fails before serving
+	}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
+	}
+	serveWebhook := opts.WebhookBindAddress != "" || opts.WebhookListener != nil
 	cacheDir := opts.CacheDir
 	if cacheDir == "" {
 		dir, err := os.MkdirTemp("", "keyless-git-cache-")
@@ -152,35 +162,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		cfg = rest.CopyConfig(cfg)
 		cfg.QPS, cfg.Burst = 200, 400
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := kv1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	nsConfig := map[string]cache.Config{}
-	for _, ns := range opts.Namespaces {
-		nsConfig[ns] = cache.Config{}
-	}
-	ctrl.SetLogger(opts.Logger)
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Logger:                  opts.Logger,
-		Cache:                   cache.Options{DefaultNamespaces: nsConfig},
-		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
-		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
-		LeaderElection:          opts.LeaderElect,
-		LeaderElectionID:        "keyless-controller",
-		LeaderElectionNamespace: opts.LeaderElectionNamespace,
-	})
+	scheme, nsConfig, mgr, err := newManager(cfg, opts)
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
 
@@ -235,9 +218,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	drift.setController(c)
 
-	if webhook {
-		recv := &WebhookReceiver{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Source: src, Namespaces: opts.Namespaces,
-			GitHubSecret: opts.WebhookGitHubSecret, GitLabToken: opts.WebhookGitLabToken, Trigger: triggers}
+	if serveWebhook {
+		recv := newWebhookReceiver(&webhookTargets{client: mgr.GetClient(), secrets: mgr.GetAPIReader(), source: src,
+			githubSecret: opts.WebhookGitHubSecret, gitlabToken: opts.WebhookGitLabToken, queue: triggers}, opts.Namespaces)
 		if err := mgr.Add(&webhookRunnable{addr: opts.WebhookBindAddress, listener: opts.WebhookListener, h: recv,
 			certFile: opts.WebhookTLSCertFile, keyFile: opts.WebhookTLSKeyFile}); err != nil {
 			return err
@@ -252,6 +235,44 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 	}
 	return mgr.Start(ctx)
+}
+
+// newManager builds the controller-runtime manager: the scheme, caches
+// restricted to opts.Namespaces, metrics, probes and leader election.
+func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cache.Config, ctrl.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := kv1.AddToScheme(scheme); err != nil {
+		return nil, nil, nil, err
+	}
+	nsConfig := map[string]cache.Config{}
+	for _, ns := range opts.Namespaces {
+		nsConfig[ns] = cache.Config{}
+	}
+	ctrl.SetLogger(opts.Logger)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Logger:                  opts.Logger,
+		Cache:                   cache.Options{DefaultNamespaces: nsConfig},
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
+		LeaderElection:          opts.LeaderElect,
+		LeaderElectionID:        "keyless-controller",
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return nil, nil, nil, err
+	}
+
+	return scheme, nsConfig, mgr, nil
 }
 
 // webhookRunnable runs the receiver until the manager stops, on listener or
@@ -278,7 +299,7 @@ func (w *webhookRunnable) Start(ctx context.Context) error {
 	srv := &http.Server{Handler: w.h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()

@@ -160,7 +160,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 	}
 	e.hookURL = "http://" + l.Addr().String()
 	e.cacheDir = e.t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(e.t.Context())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"math/big"
 	"net"
 	"net/http"
@@ -17,27 +16,10 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/keyless-cd/keyless/internal/webhook"
 )
 
-func TestCheckWebhookSecret(t *testing.T) {
-	for secret, ok := range map[string]bool{
-		placeholderWebhookSecret: false,
-		"":                       false,
-		"short":                  false,
-		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa": false,
-		"abababababababababababababababab":         false,
-		"0f3c9a1e7b2d4c6a8e0f1b3d5c7a9e2f":         true,
-		"a-webhook-secret-of-some-length":          true,
-	} {
-		err := CheckWebhookSecret([]byte(secret))
-		if ok != (err == nil) || (!ok && !errors.Is(err, ErrWeakWebhookSecret)) {
-			t.Errorf("CheckWebhookSecret(%q) = %v, want ok=%v", secret, err, ok)
-		}
-	}
-}
-
-// TestWebhookListenerServesTLS starts the listener with a certificate and
-// talks HTTPS to it.
 func TestWebhookListenerServesTLS(t *testing.T) {
 	dir := t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -65,7 +47,7 @@ func TestWebhookListenerServesTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &webhookRunnable{listener: l, h: &WebhookReceiver{}, certFile: certFile, keyFile: keyFile}
+	w := &webhookRunnable{listener: l, h: &webhook.Receiver{}, certFile: certFile, keyFile: keyFile}
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { done <- w.Start(ctx) }()

@@ -122,7 +122,7 @@ func (e *env) setup(ctx context.Context) ([]string, error) {
 	if e.firstCommit, err = e.commit(ctx, chartFiles("1.0.0", true), nil, "myapp 1.0.0: Helm chart and migration"); err != nil {
 		return nil, err
 	}
-	ev = append(ev, fmt.Sprintf("Git server (smart HTTP, token auth) with %s: a Helm chart + values, commit %s", e.repoURL, short(e.firstCommit)))
+	ev = append(ev, fmt.Sprintf("Git server (smart HTTP, token auth) with %s: a Helm chart + values, commit %s", e.repoURL, kv1.ShortSHA(e.firstCommit)))
 
 	if err := install.Apply(ctx, e.cluster.Config, install.Options{Namespaces: []string{appNS}}); err != nil {
 		return nil, err

@@ -96,7 +96,7 @@ func (e *env) waitApp(ctx context.Context, revision string) (*kv1.Application, e
 		app = a
 		ready := apimeta.IsStatusConditionTrue(a.Status.Conditions, kv1.ReadyCondition) && a.Status.ObservedGeneration == a.Generation
 		return ready && a.Status.Sync.Status == kv1.SyncStatusSynced && a.Status.Health.Status == kv1.HealthHealthy &&
-			(revision == "" || a.Status.LastAppliedRevision == revision), fmt.Sprintf("sync=%s health=%s revision=%s", a.Status.Sync.Status, a.Status.Health.Status, short(a.Status.LastAppliedRevision))
+			(revision == "" || a.Status.LastAppliedRevision == revision), fmt.Sprintf("sync=%s health=%s revision=%s", a.Status.Sync.Status, a.Status.Health.Status, kv1.ShortSHA(a.Status.LastAppliedRevision))
 	})
 	return app, err
 }
@@ -142,7 +142,7 @@ func (e *env) stepImport(ctx context.Context) ([]string, error) {
 	}
 	return []string{
 		"keyless import argocd argocd-application.yaml  → Application " + appNS + "/" + appName + " (+ spec.source.secretRef: myapp-git)",
-		fmt.Sprintf("Synced/Healthy at %s, %d objects: %s", short(got.Status.LastAppliedRevision), len(got.Status.Inventory), inventory(got)),
+		fmt.Sprintf("Synced/Healthy at %s, %d objects: %s", kv1.ShortSHA(got.Status.LastAppliedRevision), len(got.Status.Inventory), inventory(got)),
 	}, nil
 }
 
@@ -173,7 +173,7 @@ func (e *env) stepBump(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	if c.Author.Email != developer.Email || c.Committer.Email != "ci@example.com" || !strings.Contains(c.Message, "[skip ci]") {
-		return nil, fmt.Errorf("bump commit %s: author %s, committer %s, message %q", short(sha), c.Author.Email, c.Committer.Email, c.Message)
+		return nil, fmt.Errorf("bump commit %s: author %s, committer %s, message %q", kv1.ShortSHA(sha), c.Author.Email, c.Committer.Email, c.Message)
 	}
 	if err := e.gitlabHook(ctx); err != nil {
 		return nil, err
@@ -188,7 +188,7 @@ func (e *env) stepBump(ctx context.Context) ([]string, error) {
 	}
 	return []string{
 		"keyless bump --file " + valuesFile + " --set image.tag=1.1.0 --push --token-env CI_JOB_TOKEN --skip-ci  (GitLab job environment)",
-		fmt.Sprintf("commit %s %q — author %s <%s>, committer %s <%s>", short(sha), firstLine(c.Message), c.Author.Name, c.Author.Email, c.Committer.Name, c.Committer.Email),
+		fmt.Sprintf("commit %s %q — author %s <%s>, committer %s <%s>", kv1.ShortSHA(sha), firstLine(c.Message), c.Author.Name, c.Author.Email, c.Committer.Name, c.Committer.Email),
 		fmt.Sprintf("GitLab push webhook → %s running on every replica: push to running in %s", image, latency.Round(10*time.Millisecond)),
 	}, nil
 }
@@ -251,7 +251,7 @@ func (e *env) stepPrune(ctx context.Context) ([]string, error) {
 	if _, err := e.waitApp(ctx, sha); err != nil {
 		return nil, err
 	}
-	ev := []string{fmt.Sprintf("commit %s removes templates/configmap.yaml → ConfigMap myapp-banner pruned", short(sha))}
+	ev := []string{fmt.Sprintf("commit %s removes templates/configmap.yaml → ConfigMap myapp-banner pruned", kv1.ShortSHA(sha))}
 
 	files := chartFiles("1.1.0", false)
 	empty, err := e.commit(ctx, map[string]string{valuesFile: files[valuesFile]}, nil, "oops: enabled: false")
@@ -291,7 +291,7 @@ func (e *env) stepPrune(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("an object was removed by the empty render: %w", err)
 		}
 	}
-	ev = append(ev, fmt.Sprintf("commit %s renders nothing → refused: %q; Deployment and Service kept", short(empty), firstLine(refusal)))
+	ev = append(ev, fmt.Sprintf("commit %s renders nothing → refused: %q; Deployment and Service kept", kv1.ShortSHA(empty), firstLine(refusal)))
 
 	fixed, err := e.commit(ctx, map[string]string{valuesFile: values("1.1.0", true)}, nil, "revert: enabled: true")
 	if err != nil {
@@ -303,7 +303,7 @@ func (e *env) stepPrune(ctx context.Context) ([]string, error) {
 	if _, err := e.waitApp(ctx, fixed); err != nil {
 		return nil, err
 	}
-	return append(ev, fmt.Sprintf("commit %s fixes it → Synced/Healthy again", short(fixed))), nil
+	return append(ev, fmt.Sprintf("commit %s fixes it → Synced/Healthy again", kv1.ShortSHA(fixed))), nil
 }
 
 // 5. The push path: the policy's RBAC, then tokens from CI.
@@ -469,7 +469,7 @@ func (e *env) stepHistory(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("audit trail line %d: %w", lines+1, err)
 		}
 		if rec.ServiceAccount != "keyless-deployer" {
-			return nil, fmt.Errorf("audit trail line %d: sync of %s made as %q, not keyless-deployer", lines+1, short(rec.Revision), rec.ServiceAccount)
+			return nil, fmt.Errorf("audit trail line %d: sync of %s made as %q, not keyless-deployer", lines+1, kv1.ShortSHA(rec.Revision), rec.ServiceAccount)
 		}
 		lines++
 	}

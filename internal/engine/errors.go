@@ -16,6 +16,11 @@ import (
 // fails: nothing was or would be applied.
 var ErrDryRun = errors.New("dry-run failed")
 
+// ErrNoNamespace is returned when an apply, diff or guard is given no
+// target namespace: keyless writes into exactly one namespace, never a
+// default one.
+var ErrNoNamespace = errors.New("a target namespace is required (-n/--namespace)")
+
 // IsPermanent reports errors that retrying cannot fix without a new commit:
 // refused or empty sets, objects the API server finds invalid, a failed
 // dry-run, an immutable change, a failed hook or wave, a bad lifecycle

@@ -18,7 +18,7 @@ var ErrRefused = errors.New("objects refused")
 // not know are refused, all of them listed in one error.
 func Confine(objs []*unstructured.Unstructured, namespace string, mapper meta.RESTMapper) error {
 	if namespace == "" {
-		return errors.New("a target namespace is required")
+		return ErrNoNamespace
 	}
 	var refused []string
 	for _, o := range objs {

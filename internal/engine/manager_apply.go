@@ -65,7 +65,7 @@ const DefaultStepTimeout = 5 * time.Minute
 
 func (o *ApplyOptions) defaults(e *Engine) error {
 	if o.Namespace == "" {
-		return errors.New("a target namespace is required (-n/--namespace)")
+		return ErrNoNamespace
 	}
 	if err := ValidateInventoryName(o.Name); err != nil {
 		return err

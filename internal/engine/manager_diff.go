@@ -35,7 +35,7 @@ type DiffOptions struct {
 // on apply.
 func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, opts DiffOptions) (*Result, error) {
 	if opts.Namespace == "" {
-		return nil, errors.New("a target namespace is required (-n/--namespace)")
+		return nil, ErrNoNamespace
 	}
 	if err := ValidateInventoryName(opts.Name); err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ import (
 //     inventory keeps what was applied so far and what was there before.
 func (e *Engine) applyPlan(ctx context.Context, p *prepared, opts ApplyOptions) (*Result, error) {
 	res := &Result{}
-	replace, err := e.validatePlan(ctx, p.plan, opts.Name)
+	replace, err := e.validatePlan(ctx, p.plan)
 	if err != nil {
 		if nsErr := missingNamespace(err, opts.Namespace); nsErr != nil {
 			return nil, nsErr
@@ -80,7 +80,7 @@ func (e *Engine) applyPlan(ctx context.Context, p *prepared, opts ApplyOptions) 
 // validatePlan dry-runs every ordinary object (server-side apply) and every
 // hook (create) of the plan. It returns the objects to recreate: those whose
 // change the API server refuses as immutable and that opt into Replace.
-func (e *Engine) validatePlan(ctx context.Context, plan *lifecycle.Plan, name string) (map[string]bool, error) {
+func (e *Engine) validatePlan(ctx context.Context, plan *lifecycle.Plan) (map[string]bool, error) {
 	replace := map[string]bool{}
 	var errs []error
 	for _, o := range plan.Objects() {

@@ -103,7 +103,7 @@ func (s *Server) SetDown(down bool) {
 
 // Stop closes the listener and waits up to 5 s for requests in flight.
 func (s *Server) Stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) //nolint:forbidigo // Stop runs from test cleanup, which has no context left
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
 }

@@ -40,24 +40,11 @@ func AuthFromSecret(repoURL string, data map[string][]byte) (transport.AuthMetho
 		if len(identity) == 0 {
 			return nil, fmt.Errorf("ssh repository %s needs the key %q (a private key) in the Git secret", Redact(repoURL), KeyIdentity)
 		}
-		user := "git"
-		if u := string(data[KeyUsername]); u != "" {
-			user = u
-		}
-		keys, err := gitssh.NewPublicKeys(user, identity, string(data[KeyPassword]))
-		if err != nil {
-			return nil, errors.New("git secret: key \"identity\" is not a usable private key")
-		}
 		kh := data[KeyKnownHosts]
 		if len(kh) == 0 {
 			return nil, fmt.Errorf("ssh repository %s needs the key %q in the Git secret: unknown host keys are refused", Redact(repoURL), KeyKnownHosts)
 		}
-		cb, err := knownHostsCallback(kh)
-		if err != nil {
-			return nil, err
-		}
-		keys.HostKeyCallback = cb
-		return keys, nil
+		return SSHAuth(string(data[KeyUsername]), identity, string(data[KeyPassword]), kh)
 	}
 	if tok := string(data[KeyBearerToken]); tok != "" {
 		return &githttp.TokenAuth{Token: tok}, nil
@@ -70,6 +57,26 @@ func AuthFromSecret(repoURL string, data map[string][]byte) (transport.AuthMetho
 		return &githttp.BasicAuth{Username: user, Password: pw}, nil
 	}
 	return nil, fmt.Errorf("git secret has none of %q, %q or %q", KeyPassword, KeyBearerToken, KeyIdentity)
+}
+
+// SSHAuth is SSH public-key authentication as user ("git" when empty) with
+// a private key (its passphrase may be empty), checking the server's host
+// key against knownHosts (OpenSSH known_hosts lines); an unknown host key is
+// refused. The key never appears in errors.
+func SSHAuth(user string, identity []byte, passphrase string, knownHosts []byte) (transport.AuthMethod, error) {
+	if user == "" {
+		user = "git"
+	}
+	keys, err := gitssh.NewPublicKeys(user, identity, passphrase)
+	if err != nil {
+		return nil, errors.New("git secret: key \"identity\" is not a usable private key")
+	}
+	cb, err := knownHostsCallback(knownHosts)
+	if err != nil {
+		return nil, err
+	}
+	keys.HostKeyCallback = cb
+	return keys, nil
 }
 
 func isSSH(url string) bool {

@@ -1,246 +1,161 @@
 package gitsource
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
-// ErrUnsafeTree is returned (wrapped) when a commit's tree holds an entry
-// that cannot be checked out safely: a duplicate or malformed name, a symlink
-// leaving the checkout, a tree nested too deep. The error names the entry.
-var ErrUnsafeTree = errors.New("unsafe tree")
+// Checkouts: one read-only directory per commit, held while in use, the
+// most recent kept, trusted by a tree record.
 
-// ErrCheckoutTooLarge is returned (wrapped) when a commit holds more files or
-// bytes than Options.MaxCheckoutFiles / MaxCheckoutBytes.
-var ErrCheckoutTooLarge = errors.New("checkout too large")
-
-// Limits of one tree that are not options: deeper nesting or longer names
-// than any real repository uses are refused.
-const (
-	maxTreeDepth     = 64
-	maxPathBytes     = 4096
-	maxSymlinkTarget = 4096
-)
-
-// treeSuffix names the file beside a finished checkout that records the tree
-// it holds; a checkout folder without a matching record is never trusted.
-const treeSuffix = ".tree"
-
-// treeWriter writes one commit's tree below root. Every write goes through
-// root (an os.Root), so no entry, symlink or crafted name can make it write
-// outside the checkout, whatever the tree holds.
-type treeWriter struct {
-	store    storer.EncodedObjectStorer
-	root     *os.Root
-	maxFiles int
-	maxBytes int64
-
-	files int
-	bytes int64
-	dirs  []string // created folders, parents first, made read-only at the end
-	links []string // symlinks written, resolved once the whole tree is there
+// Checkout returns a folder holding the files of commit sha (fetched before),
+// written once and then shared; treat it as read-only, and call release when
+// done reading it. Checkouts of a repository beyond the KeepCheckouts most
+// recently used, and not in use, are deleted.
+//
+// ctx stops a checkout being written (between files); a checkout already
+// written is returned whatever ctx says.
+func (s *Source) Checkout(ctx context.Context, url, sha string) (dir string, release func(), err error) {
+	dir = filepath.Join(s.opts.CacheDir, "checkouts", hashOf(url)+"-"+sha)
+	s.hold(dir)
+	release = func() { s.releaseCheckout(url, dir) }
+	if err := s.writeCheckout(ctx, url, sha, dir); err != nil {
+		release()
+		return "", nil, redactErr(url, err)
+	}
+	return dir, release, nil
 }
 
-// write writes tree t as folder dir ("." for the root) of the checkout.
-func (w *treeWriter) write(t *object.Tree, dir string, depth int) error {
-	if depth > maxTreeDepth {
-		return fmt.Errorf("%s: nested deeper than %d folders: %w", dir, maxTreeDepth, ErrUnsafeTree)
-	}
-	seen := make(map[string]struct{}, len(t.Entries))
-	for _, e := range t.Entries {
-		name := path.Join(dir, e.Name)
-		if err := checkEntryName(e.Name); err != nil {
-			return fmt.Errorf("entry %q in %s: %w", e.Name, dir, err)
-		}
-		if _, dup := seen[e.Name]; dup {
-			return fmt.Errorf("%s: the tree holds this name twice: %w", name, ErrUnsafeTree)
-		}
-		seen[e.Name] = struct{}{}
-		if len(name) > maxPathBytes {
-			return fmt.Errorf("%s…: path longer than %d bytes: %w", name[:64], maxPathBytes, ErrUnsafeTree)
-		}
-		if err := w.entry(e, name, depth); err != nil {
-			return err
-		}
-	}
-	return nil
+func (s *Source) hold(dir string) {
+	s.coMu.Lock()
+	s.inUse[dir]++
+	s.lastUsed[dir] = time.Now()
+	s.coMu.Unlock()
 }
 
-func (w *treeWriter) entry(e object.TreeEntry, name string, depth int) error {
-	switch e.Mode {
-	case filemode.Dir:
-		sub, err := object.GetTree(w.store, e.Hash)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if err := w.root.Mkdir(name, 0o755); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		w.dirs = append(w.dirs, name)
-		return w.write(sub, name, depth+1)
-	case filemode.Submodule:
-		return nil // not followed, like a checkout without --recurse-submodules
-	case filemode.Symlink:
-		if err := w.count(name, 0); err != nil {
-			return err
-		}
-		target, err := w.blob(e.Hash, maxSymlinkTarget)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if err := checkSymlink(name, string(target)); err != nil {
-			return err
-		}
-		if err := w.root.Symlink(string(target), name); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		w.links = append(w.links, name)
-		return nil
-	case filemode.Regular, filemode.Executable, filemode.Deprecated:
-		return w.file(e, name)
+// releaseCheckout drops a hold on dir, then deletes the repository's
+// checkouts that are neither in use nor among the most recently used.
+func (s *Source) releaseCheckout(url, dir string) {
+	s.coMu.Lock()
+	defer s.coMu.Unlock()
+	if s.inUse[dir]--; s.inUse[dir] <= 0 {
+		delete(s.inUse, dir)
 	}
-	return fmt.Errorf("%s: unknown file mode %o: %w", name, uint32(e.Mode), ErrUnsafeTree)
-}
-
-func (w *treeWriter) count(name string, size int64) error {
-	w.files++
-	w.bytes += size
-	if w.files > w.maxFiles {
-		return fmt.Errorf("more than %d files (at %s): %w", w.maxFiles, name, ErrCheckoutTooLarge)
-	}
-	if w.bytes > w.maxBytes {
-		return fmt.Errorf("more than %d bytes (at %s): %w", w.maxBytes, name, ErrCheckoutTooLarge)
-	}
-	return nil
-}
-
-func (w *treeWriter) file(e object.TreeEntry, name string) error {
-	blob, err := object.GetBlob(w.store, e.Hash)
+	root := filepath.Join(s.opts.CacheDir, "checkouts")
+	entries, err := os.ReadDir(root)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return
 	}
-	if err := w.count(name, blob.Size); err != nil {
+	prefix := hashOf(url) + "-"
+	var dirs []string
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+			dirs = append(dirs, filepath.Join(root, e.Name()))
+		}
+	}
+	// Most recently used first; checkouts from before a restart are oldest.
+	sort.Slice(dirs, func(i, j int) bool { return s.lastUsed[dirs[i]].After(s.lastUsed[dirs[j]]) })
+	for i, d := range dirs {
+		if i < s.opts.KeepCheckouts || s.inUse[d] > 0 {
+			continue
+		}
+		if err := removeCheckout(d); err == nil {
+			delete(s.lastUsed, d)
+			delete(s.verified, d)
+		}
+	}
+}
+
+// writeCheckout writes the files of sha into dir unless a checkout of the
+// same tree is there. A folder is trusted only when the record beside it
+// (dir + ".tree", written after the folder was complete) names the commit's
+// tree; anything else in its place is deleted and written anew.
+func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error {
+	if s.trusted(dir) {
+		return nil
+	}
+	r := s.repo(url)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	repo, err := r.open()
+	if err != nil {
 		return err
 	}
-	rd, err := blob.Reader()
+	c, err := repo.CommitObject(plumbing.NewHash(sha))
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("commit %s: %w", sha, err)
 	}
-	defer func() { _ = rd.Close() }()
-	perm := os.FileMode(0o444)
-	if e.Mode == filemode.Executable {
-		perm = 0o555
-	}
-	// O_EXCL: a name can only be written once, never through a link.
-	out, err := w.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	tree, err := c.Tree()
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("commit %s: %w", sha, err)
 	}
-	if _, err := io.Copy(out, io.LimitReader(rd, blob.Size)); err != nil {
-		_ = out.Close()
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return out.Close()
-}
-
-// blob reads a small blob (a symlink target) of at most limit bytes.
-func (w *treeWriter) blob(h plumbing.Hash, limit int64) ([]byte, error) {
-	b, err := object.GetBlob(w.store, h)
-	if err != nil {
-		return nil, err
-	}
-	if b.Size > limit {
-		return nil, fmt.Errorf("symlink target longer than %d bytes: %w", limit, ErrUnsafeTree)
-	}
-	rd, err := b.Reader()
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rd.Close() }()
-	return io.ReadAll(io.LimitReader(rd, limit))
-}
-
-// checkLinks resolves every written symlink inside the finished checkout:
-// a chain of links that each look local but together leave it (d -> .,
-// e -> d/..), or a cycle, is refused. A link to a missing file is allowed.
-func (w *treeWriter) checkLinks() error {
-	for _, name := range w.links {
-		if _, err := w.root.Stat(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: symlink leaves the checkout or loops: %w", name, ErrUnsafeTree)
+	if rec, err := os.ReadFile(dir + treeSuffix); err == nil && string(rec) == tree.Hash.String() {
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+			s.trust(dir)
+			return nil
 		}
 	}
-	return nil
-}
-
-// readOnly makes the written folders read-only, deepest first.
-func (w *treeWriter) readOnly() error {
-	for i := len(w.dirs) - 1; i >= 0; i-- {
-		if err := w.root.Chmod(w.dirs[i], 0o555); err != nil {
-			return fmt.Errorf("%s: %w", w.dirs[i], err)
-		}
+	_ = os.Remove(dir + treeSuffix)
+	if err := removeTree(dir); err != nil {
+		return fmt.Errorf("removing a stale checkout %s: %w", dir, err)
 	}
-	return nil
-}
-
-// checkEntryName refuses names Git itself never writes into a tree, and the
-// ones a checkout must not hold.
-func checkEntryName(name string) error {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return fmt.Errorf("not a file name: %w", ErrUnsafeTree)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("a name may not contain '/' or NUL: %w", ErrUnsafeTree)
-	case strings.EqualFold(name, ".git"):
-		return fmt.Errorf("a tree may not hold .git: %w", ErrUnsafeTree)
-	}
-	return nil
-}
-
-// checkSymlink refuses a link at name (slash path in the checkout) whose
-// target is absolute or, joined to the link's folder, leaves the checkout.
-func checkSymlink(name, target string) error {
-	switch {
-	case target == "" || strings.ContainsRune(target, 0):
-		return fmt.Errorf("%s: empty or malformed symlink target: %w", name, ErrUnsafeTree)
-	case path.IsAbs(target):
-		return fmt.Errorf("%s: symlink to the absolute path %q leaves the checkout: %w", name, target, ErrUnsafeTree)
-	}
-	joined := path.Join(path.Dir(name), target)
-	if joined == ".." || strings.HasPrefix(joined, "../") {
-		return fmt.Errorf("%s: symlink to %q leaves the checkout: %w", name, target, ErrUnsafeTree)
-	}
-	return nil
-}
-
-// removeTree deletes a checkout (or any cache folder) that was made
-// read-only: folders are made writable again first. Symlinks are never
-// followed.
-func removeTree(dir string) error {
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
-}
-
-// removeCheckout deletes a checkout and its tree record (the record first, so
-// a half-deleted folder is never trusted).
-func removeCheckout(dir string) error {
-	if err := os.Remove(dir + treeSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	tmp, err := os.MkdirTemp(filepath.Join(s.opts.CacheDir, "checkouts"), ".tmp-")
+	if err != nil {
 		return err
 	}
-	return removeTree(dir)
+	if err := s.writeTree(ctx, repo.Storer, tree, tmp); err != nil {
+		_ = removeTree(tmp)
+		return fmt.Errorf("checking out %s: %w", sha, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		_ = removeTree(tmp)
+		return err
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		return err
+	}
+	if err := os.WriteFile(dir+treeSuffix, []byte(tree.Hash.String()), 0o400); err != nil {
+		return fmt.Errorf("recording checkout %s: %w", dir, err)
+	}
+	s.trust(dir)
+	return nil
+}
+
+// writeTree writes tree into the empty folder dir, confined to it.
+func (s *Source) writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *object.Tree, dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }()
+	w := &treeWriter{ctx: ctx, store: store, root: root, maxFiles: s.opts.MaxCheckoutFiles, maxBytes: s.opts.MaxCheckoutBytes}
+	if err := w.write(tree, ".", 0); err != nil {
+		return err
+	}
+	if err := w.checkLinks(); err != nil {
+		return err
+	}
+	return w.readOnly()
+}
+
+// trusted reports a checkout this process wrote or verified.
+func (s *Source) trusted(dir string) bool {
+	s.coMu.Lock()
+	defer s.coMu.Unlock()
+	return s.verified[dir]
+}
+
+func (s *Source) trust(dir string) {
+	s.coMu.Lock()
+	s.verified[dir] = true
+	s.coMu.Unlock()
 }

@@ -105,7 +105,7 @@ func FuzzWriteTree(f *testing.F) {
 			t.Fatal(err)
 		}
 		s := &Source{opts: Options{MaxCheckoutFiles: 100, MaxCheckoutBytes: 1 << 20}}
-		_ = s.writeTree(st, tree, dir)
+		_ = s.writeTree(t.Context(), st, tree, dir)
 		defer func() { _ = removeTree(dir) }()
 		entries, err := os.ReadDir(parent)
 		if err != nil {

@@ -86,7 +86,7 @@ func (tn *tenants) sync(t *testing.T, url, revision string, auth transport.AuthM
 	if err := tn.src.Fetch(ctx, url, rev, auth); err != nil {
 		return "", err
 	}
-	dir, release, err := tn.src.Checkout(url, rev.SHA)
+	dir, release, err := tn.src.Checkout(t.Context(), url, rev.SHA)
 	if err != nil {
 		return "", err
 	}
@@ -212,7 +212,7 @@ func TestCheckoutIsReadOnlyAndRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, release, err := src.Checkout(tn.victim, tn.shaA)
+	got, release, err := src.Checkout(t.Context(), tn.victim, tn.shaA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,7 @@ func TestGitServerThatNeverAnswers(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := src.Resolve(context.Background(), "http://"+addr+"/tarpit.git", "main", nil)
+		_, err := src.Resolve(t.Context(), "http://"+addr+"/tarpit.git", "main", nil)
 		done <- err
 	}()
 	select {
@@ -515,7 +515,7 @@ func TestSSHServerThatNeverAnswers(t *testing.T) {
 	url := "ssh://git@" + addr + "/tarpit.git"
 	done := make(chan error, 1)
 	go func() {
-		_, err := src.Resolve(context.Background(), url, "main", auth)
+		_, err := src.Resolve(t.Context(), url, "main", auth)
 		done <- err
 	}()
 	select {

@@ -39,7 +39,7 @@ func TestRetainDeletesUnusedRepositories(t *testing.T) {
 		if err := src.Fetch(ctx, url, rev, nil); err != nil {
 			t.Fatal(err)
 		}
-		_, release, err = src.Checkout(url, sha)
+		_, release, err = src.Checkout(t.Context(), url, sha)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestRetainDeletesUnusedRepositories(t *testing.T) {
 	if err := src.Fetch(ctx, url, rev, nil); err != nil {
 		t.Fatalf("fetching a repository whose cache was deleted: %v", err)
 	}
-	dir, release, err := src.Checkout(url, goneSHA)
+	dir, release, err := src.Checkout(t.Context(), url, goneSHA)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func TestResolveFetchCheckout(t *testing.T) {
 	if n := cnt.get("fetch"); n != 1 {
 		t.Errorf("fetches = %d, want 1 (no fetch when the commit is cached)", n)
 	}
-	dir, release, err := src.Checkout(url, first)
+	dir, release, err := src.Checkout(t.Context(), url, first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestResolveFetchCheckout(t *testing.T) {
 	if err := src.Fetch(ctx, url, rev, auth); err != nil {
 		t.Fatal(err)
 	}
-	dir, release, err = src.Checkout(url, second)
+	dir, release, err = src.Checkout(t.Context(), url, second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestCheckoutsAreCollected(t *testing.T) {
 		if err := src.Fetch(ctx, url, rev, nil); err != nil {
 			t.Fatal(err)
 		}
-		dir, release, err := src.Checkout(url, sha)
+		dir, release, err := src.Checkout(t.Context(), url, sha)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +230,7 @@ func TestCheckoutsAreCollected(t *testing.T) {
 		t.Error("a released old checkout was not collected")
 	}
 	// A checkout collected is written again when needed.
-	if _, release, err := src.Checkout(url, filepath.Base(dirs[1])[len(hashOf(url))+1:]); err != nil {
+	if _, release, err := src.Checkout(t.Context(), url, filepath.Base(dirs[1])[len(hashOf(url))+1:]); err != nil {
 		t.Fatal(err)
 	} else {
 		release()

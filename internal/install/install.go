@@ -28,6 +28,10 @@ import (
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
+// installManager is the field manager and inventory name of what
+// `keyless install` applies.
+const installManager = "keyless-install"
+
 // DefaultControllerNamespace is where the controller runs.
 const DefaultControllerNamespace = "keyless-system"
 
@@ -81,7 +85,7 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	for _, o := range crds.Objects {
-		if _, err := dyn.Resource(crdGVR).Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: "keyless-install", Force: true}); err != nil {
+		if _, err := dyn.Resource(crdGVR).Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: installManager, Force: true}); err != nil {
 			return fmt.Errorf("applying CustomResourceDefinition %s: %w", o.GetName(), err)
 		}
 	}
@@ -121,7 +125,7 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 		o.SetNamespace(opts.ControllerNamespace)
 		objs = append(objs, o)
 	}
-	if _, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: opts.ControllerNamespace, Name: "keyless-install"}); err != nil {
+	if _, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: opts.ControllerNamespace, Name: installManager}); err != nil {
 		return fmt.Errorf("installing the controller into %s: %w", opts.ControllerNamespace, err)
 	}
 	for _, ns := range opts.Namespaces {
@@ -135,7 +139,7 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 				setControllerSubjectNamespace(o, opts.ControllerNamespace)
 			}
 		}
-		if _, err := eng.Apply(ctx, per.Objects, engine.ApplyOptions{Namespace: ns, Name: "keyless-install"}); err != nil {
+		if _, err := eng.Apply(ctx, per.Objects, engine.ApplyOptions{Namespace: ns, Name: installManager}); err != nil {
 			return fmt.Errorf("installing into namespace %s: %w", ns, err)
 		}
 	}
@@ -154,7 +158,7 @@ const (
 func labelPodSecurity(ctx context.Context, cs kubernetes.Interface, ns, level string) error {
 	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q,%q:%q,%q:%q}}}`,
 		PodSecurityEnforceLabel, level, PodSecurityAuditLabel, level, PodSecurityWarnLabel, level)
-	if _, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "keyless-install"}); err != nil {
+	if _, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: installManager}); err != nil {
 		return fmt.Errorf("labelling namespace %s for Pod Security %q: %w", ns, level, err)
 	}
 	return nil

@@ -256,7 +256,7 @@ pipelines:
 	var user string
 	var out *engine.Result
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		user, out, err = Deploy(ctx, target, res.Objects, engine.ApplyOptions{Namespace: "myapp", Name: "deploy", Prune: true, Wait: time.Minute})
+		user, out, err = Deploy(ctx, target, res.Objects, engine.ApplyOptions{Namespace: "myapp", Name: "deploy", Prune: true, Wait: time.Minute}, nil)
 		if err == nil || !apierrors.IsForbidden(err) || time.Now().After(deadline) {
 			break
 		}
@@ -276,14 +276,14 @@ pipelines:
 		j := job
 		j.Ref = "feature/x"
 		tok, _ := gitlab.Sign(ciissuer.GitLabClaims(j))
-		_, _, err := Deploy(ctx, Target{Server: c.Config.Host, CAData: c.Config.CAData, Token: tok}, res.Objects, engine.ApplyOptions{Namespace: "myapp", Name: "deploy"})
+		_, _, err := Deploy(ctx, Target{Server: c.Config.Host, CAData: c.Config.CAData, Token: tok}, res.Objects, engine.ApplyOptions{Namespace: "myapp", Name: "deploy"}, nil)
 		if err == nil || !apierrors.IsUnauthorized(err) || !strings.Contains(err.Error(), "did not accept the token") {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("another namespace is forbidden", func(t *testing.T) {
 		other, _ := render.Render(ctx, render.Options{Root: "testdata", Path: "deploy", Namespace: "other"})
-		_, _, err := Deploy(ctx, target, other.Objects, engine.ApplyOptions{Namespace: "other", Name: "deploy"})
+		_, _, err := Deploy(ctx, target, other.Objects, engine.ApplyOptions{Namespace: "other", Name: "deploy"}, nil)
 		if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `in the namespace "other"`) || !strings.Contains(err.Error(), "FederationPolicy entry") {
 			t.Fatalf("got %v", err)
 		}
@@ -294,7 +294,7 @@ pipelines:
 	t.Run("a kind outside the Role is forbidden and nothing is applied", func(t *testing.T) {
 		secret := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "sneaky"}, "stringData": map[string]any{"a": "b"}}}
 		cm := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "new-config"}}}
-		_, _, err := Deploy(ctx, target, append(res.Objects, secret, cm), engine.ApplyOptions{Namespace: "myapp", Name: "deploy"})
+		_, _, err := Deploy(ctx, target, append(res.Objects, secret, cm), engine.ApplyOptions{Namespace: "myapp", Name: "deploy"}, nil)
 		if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "secrets") || !strings.Contains(err.Error(), "keyless oidc rbac") {
 			t.Fatalf("got %v", err)
 		}

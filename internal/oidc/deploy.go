@@ -44,12 +44,16 @@ func WhoAmI(ctx context.Context, t Target) (authenticationv1.UserInfo, error) {
 	return r.Status.UserInfo, nil
 }
 
-// Deploy checks the token's identity, then applies objs with the engine as
-// that identity. It returns the username and the engine's result.
-func Deploy(ctx context.Context, t Target, objs []*unstructured.Unstructured, opts engine.ApplyOptions) (string, *engine.Result, error) {
+// Deploy checks the token's identity (one SelfSubjectReview), tells
+// authenticated (when not nil) who it is, then applies objs with the engine
+// as that identity. It returns the username and the engine's result.
+func Deploy(ctx context.Context, t Target, objs []*unstructured.Unstructured, opts engine.ApplyOptions, authenticated func(username string)) (string, *engine.Result, error) {
 	user, err := WhoAmI(ctx, t)
 	if err != nil {
 		return "", nil, err
+	}
+	if authenticated != nil {
+		authenticated(user.Username)
 	}
 	e, err := engine.New(t.config())
 	if err != nil {

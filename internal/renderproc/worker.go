@@ -55,7 +55,7 @@ func serve(in io.Reader, out io.Writer) int {
 		_, _ = fmt.Fprintln(os.Stderr, "render process: reading the request:", err)
 		return 3
 	}
-	res, err := render.Render(context.Background(), req.Options)
+	res, err := render.Render(context.Background(), req.Options) //nolint:forbidigo // the worker process entry: its parent bounds it by killing it
 	var resp response
 	if err != nil {
 		resp.Error = toWire(err)

@@ -52,7 +52,7 @@ func StartAudited(dir string, opts localcluster.Options) (*Cluster, error) {
 		opts.StateDir = filepath.Join(dir, "state")
 	}
 	opts.APIServerArgs = append(opts.APIServerArgs, "--audit-policy-file="+policy, "--audit-log-path="+c.AuditLogPath)
-	lc, err := localcluster.Start(context.Background(), opts)
+	lc, err := localcluster.Start(context.Background(), opts) //nolint:forbidigo // started from TestMain, before any test context exists
 	if err != nil {
 		return nil, err
 	}

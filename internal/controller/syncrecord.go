@@ -1,0 +1,38 @@
+package controller
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/engine"
+)
+
+// syncEvent is the Event a recorded sync emits (none when Reason is empty).
+type syncEvent struct {
+	Type, Reason, Message string
+}
+
+// recordSync completes rec (started with the revision, commit, trigger and
+// start time; Result and Error set by the caller, Result Succeeded when
+// empty) from the engine's result and records it where every sync is
+// recorded: the status history (not for a deletion, whose Application is
+// going), the audit line, and ev.
+func (r *ApplicationReconciler) recordSync(app *kv1.Application, rec kv1.SyncRecord, res *engine.Result, ev syncEvent) {
+	rec.FinishedAt = metav1.Now()
+	if rec.Result == "" {
+		rec.Result = kv1.SyncResultSucceeded
+	}
+	rec.Changes = changeSummary(res)
+	rec.Hooks = hookRecords(res)
+	if rec.Trigger != TriggerDelete {
+		addHistory(app, rec)
+	}
+	r.audit.write(AuditRecord{
+		Time: rec.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rec.Revision,
+		Author: rec.Author, Committer: rec.Committer, Signer: rec.Signer, Message: rec.Message, Trigger: rec.Trigger,
+		ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: rec.Error, Changes: auditChanges(res), Hooks: rec.Hooks,
+	})
+	if ev.Reason != "" {
+		r.recorder.Eventf(app, nil, ev.Type, ev.Reason, "Sync", "%s", ev.Message)
+	}
+}

@@ -1,0 +1,107 @@
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// Fetching a resolved revision into the bare repository of its URL.
+
+// remoteName is the one remote of every cached repository.
+const remoteName = "origin"
+
+// Fetch makes sure rev's commit is in the cache, fetching (shallow, just that
+// ref) only when it is missing. The caller must have resolved rev with its
+// own credential first, so the shared cache never serves a repository to
+// someone who cannot read it.
+func (s *Source) Fetch(ctx context.Context, url string, rev Revision, auth transport.AuthMethod) error {
+	auth, isSSH := withSSHTimeout(auth, s.opts.Timeout)
+	if !isSSH {
+		return redactErr(url, s.fetch(ctx, url, rev, auth))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	_, err := boundSSH(ctx, &s.repo(url).sshHanging, s.opts.Timeout, func() (struct{}, error) {
+		return struct{}{}, s.fetch(ctx, url, rev, auth)
+	})
+	return redactErr(url, err)
+}
+
+func (s *Source) fetch(ctx context.Context, url string, rev Revision, auth transport.AuthMethod) error {
+	r := s.repo(url)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	repo, err := r.open()
+	if err != nil {
+		return err
+	}
+	if _, err := repo.CommitObject(plumbing.NewHash(rev.SHA)); err == nil {
+		return nil
+	}
+	// The remote is built from the URL the caller resolved, never read from
+	// the cached repository's config: nothing in the cache decides where a
+	// credential is sent.
+	rem := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: remoteName, URLs: []string{r.url}})
+	start := time.Now()
+	err = s.fetchRevision(ctx, rem, rev, auth)
+	s.observe("fetch", start, err)
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %s (--git-timeout): %w", s.opts.Timeout, err)
+		}
+		return fmt.Errorf("fetching %s from %s: %w", rev.SHA, url, explain(err))
+	}
+	if _, err := repo.CommitObject(plumbing.NewHash(rev.SHA)); err != nil {
+		return fmt.Errorf("commit %s is not in %s (was the branch force-pushed?): %w", rev.SHA, url, err)
+	}
+	return nil
+}
+
+// fetchRevision fetches just what rev needs: the tip of its ref (depth 1),
+// or for a bare commit SHA that commit alone (depth 1) when the server allows
+// wants by SHA, else every branch.
+func (s *Source) fetchRevision(ctx context.Context, rem *git.Remote, rev Revision, auth transport.AuthMethod) error {
+	ctx, cancel := context.WithTimeout(withReadCap(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
+	defer cancel()
+	opts := &git.FetchOptions{RemoteName: remoteName, Auth: auth, Tags: git.NoTags, Force: true, Depth: 1}
+	switch {
+	case rev.Ref != "" && rev.Ref != "HEAD":
+		opts.RefSpecs = []config.RefSpec{config.RefSpec("+" + rev.Ref + ":refs/keyless/" + strings.TrimPrefix(rev.Ref, "refs/"))}
+	case rev.Ref == "HEAD":
+		opts.RefSpecs = []config.RefSpec{"+HEAD:refs/keyless/HEAD"}
+	default:
+		opts.RefSpecs = []config.RefSpec{config.RefSpec(rev.SHA + ":refs/keyless/pinned/" + rev.SHA)}
+		err := rem.FetchContext(ctx, opts)
+		if !errors.Is(err, git.ErrExactSHA1NotSupported) {
+			return err
+		}
+		opts.Depth = 0
+		opts.RefSpecs = []config.RefSpec{"+refs/heads/*:refs/keyless/heads/*", "+HEAD:refs/keyless/HEAD"}
+	}
+	return rem.FetchContext(ctx, opts)
+}
+
+func (r *repo) open() (*git.Repository, error) {
+	repo, err := git.PlainOpen(r.dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if repo, err = git.PlainInit(r.dir, true); err != nil {
+			return nil, fmt.Errorf("creating git cache %s: %w", r.dir, err)
+		}
+		if _, err := repo.CreateRemote(&config.RemoteConfig{Name: remoteName, URLs: []string{r.url}}); err != nil {
+			return nil, fmt.Errorf("creating git cache %s: %w", r.dir, err)
+		}
+		return repo, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening git cache %s: %w", r.dir, err)
+	}
+	return repo, nil
+}

@@ -1,0 +1,251 @@
+package gitsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// ErrUnsafeTree is returned (wrapped) when a commit's tree holds an entry
+// that cannot be checked out safely: a duplicate or malformed name, a symlink
+// leaving the checkout, a tree nested too deep. The error names the entry.
+var ErrUnsafeTree = errors.New("unsafe tree")
+
+// ErrCheckoutTooLarge is returned (wrapped) when a commit holds more files or
+// bytes than Options.MaxCheckoutFiles / MaxCheckoutBytes.
+var ErrCheckoutTooLarge = errors.New("checkout too large")
+
+// Limits of one tree that are not options: deeper nesting or longer names
+// than any real repository uses are refused.
+const (
+	maxTreeDepth     = 64
+	maxPathBytes     = 4096
+	maxSymlinkTarget = 4096
+)
+
+// treeSuffix names the file beside a finished checkout that records the tree
+// it holds; a checkout folder without a matching record is never trusted.
+const treeSuffix = ".tree"
+
+// treeWriter writes one commit's tree below root. Every write goes through
+// root (an os.Root), so no entry, symlink or crafted name can make it write
+// outside the checkout, whatever the tree holds.
+type treeWriter struct {
+	ctx      context.Context // stops the write between entries
+	store    storer.EncodedObjectStorer
+	root     *os.Root
+	maxFiles int
+	maxBytes int64
+
+	files int
+	bytes int64
+	dirs  []string // created folders, parents first, made read-only at the end
+	links []string // symlinks written, resolved once the whole tree is there
+}
+
+// write writes tree t as folder dir ("." for the root) of the checkout.
+func (w *treeWriter) write(t *object.Tree, dir string, depth int) error {
+	if depth > maxTreeDepth {
+		return fmt.Errorf("%s: nested deeper than %d folders: %w", dir, maxTreeDepth, ErrUnsafeTree)
+	}
+	seen := make(map[string]struct{}, len(t.Entries))
+	for _, e := range t.Entries {
+		name := path.Join(dir, e.Name)
+		if err := checkEntryName(e.Name); err != nil {
+			return fmt.Errorf("entry %q in %s: %w", e.Name, dir, err)
+		}
+		if _, dup := seen[e.Name]; dup {
+			return fmt.Errorf("%s: the tree holds this name twice: %w", name, ErrUnsafeTree)
+		}
+		seen[e.Name] = struct{}{}
+		if len(name) > maxPathBytes {
+			return fmt.Errorf("%s…: path longer than %d bytes: %w", name[:64], maxPathBytes, ErrUnsafeTree)
+		}
+		if err := w.entry(e, name, depth); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *treeWriter) entry(e object.TreeEntry, name string, depth int) error {
+	if err := w.ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	switch e.Mode {
+	case filemode.Dir:
+		sub, err := object.GetTree(w.store, e.Hash)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := w.root.Mkdir(name, 0o755); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		w.dirs = append(w.dirs, name)
+		return w.write(sub, name, depth+1)
+	case filemode.Submodule:
+		return nil // not followed, like a checkout without --recurse-submodules
+	case filemode.Symlink:
+		if err := w.count(name, 0); err != nil {
+			return err
+		}
+		target, err := w.blob(e.Hash, maxSymlinkTarget)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := checkSymlink(name, string(target)); err != nil {
+			return err
+		}
+		if err := w.root.Symlink(string(target), name); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		w.links = append(w.links, name)
+		return nil
+	case filemode.Regular, filemode.Executable, filemode.Deprecated:
+		return w.file(e, name)
+	}
+	return fmt.Errorf("%s: unknown file mode %o: %w", name, uint32(e.Mode), ErrUnsafeTree)
+}
+
+func (w *treeWriter) count(name string, size int64) error {
+	w.files++
+	w.bytes += size
+	if w.files > w.maxFiles {
+		return fmt.Errorf("more than %d files (at %s): %w", w.maxFiles, name, ErrCheckoutTooLarge)
+	}
+	if w.bytes > w.maxBytes {
+		return fmt.Errorf("more than %d bytes (at %s): %w", w.maxBytes, name, ErrCheckoutTooLarge)
+	}
+	return nil
+}
+
+func (w *treeWriter) file(e object.TreeEntry, name string) error {
+	blob, err := object.GetBlob(w.store, e.Hash)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := w.count(name, blob.Size); err != nil {
+		return err
+	}
+	rd, err := blob.Reader()
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer func() { _ = rd.Close() }()
+	perm := os.FileMode(0o444)
+	if e.Mode == filemode.Executable {
+		perm = 0o555
+	}
+	// O_EXCL: a name can only be written once, never through a link.
+	out, err := w.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if _, err := io.Copy(out, io.LimitReader(rd, blob.Size)); err != nil {
+		_ = out.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return out.Close()
+}
+
+// blob reads a small blob (a symlink target) of at most limit bytes.
+func (w *treeWriter) blob(h plumbing.Hash, limit int64) ([]byte, error) {
+	b, err := object.GetBlob(w.store, h)
+	if err != nil {
+		return nil, err
+	}
+	if b.Size > limit {
+		return nil, fmt.Errorf("symlink target longer than %d bytes: %w", limit, ErrUnsafeTree)
+	}
+	rd, err := b.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rd.Close() }()
+	return io.ReadAll(io.LimitReader(rd, limit))
+}
+
+// checkLinks resolves every written symlink inside the finished checkout:
+// a chain of links that each look local but together leave it (d -> .,
+// e -> d/..), or a cycle, is refused. A link to a missing file is allowed.
+func (w *treeWriter) checkLinks() error {
+	for _, name := range w.links {
+		if _, err := w.root.Stat(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: symlink leaves the checkout or loops: %w", name, ErrUnsafeTree)
+		}
+	}
+	return nil
+}
+
+// readOnly makes the written folders read-only, deepest first.
+func (w *treeWriter) readOnly() error {
+	for i := len(w.dirs) - 1; i >= 0; i-- {
+		if err := w.root.Chmod(w.dirs[i], 0o555); err != nil {
+			return fmt.Errorf("%s: %w", w.dirs[i], err)
+		}
+	}
+	return nil
+}
+
+// checkEntryName refuses names Git itself never writes into a tree, and the
+// ones a checkout must not hold.
+func checkEntryName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("not a file name: %w", ErrUnsafeTree)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("a name may not contain '/' or NUL: %w", ErrUnsafeTree)
+	case strings.EqualFold(name, ".git"):
+		return fmt.Errorf("a tree may not hold .git: %w", ErrUnsafeTree)
+	}
+	return nil
+}
+
+// checkSymlink refuses a link at name (slash path in the checkout) whose
+// target is absolute or, joined to the link's folder, leaves the checkout.
+func checkSymlink(name, target string) error {
+	switch {
+	case target == "" || strings.ContainsRune(target, 0):
+		return fmt.Errorf("%s: empty or malformed symlink target: %w", name, ErrUnsafeTree)
+	case path.IsAbs(target):
+		return fmt.Errorf("%s: symlink to the absolute path %q leaves the checkout: %w", name, target, ErrUnsafeTree)
+	}
+	joined := path.Join(path.Dir(name), target)
+	if joined == ".." || strings.HasPrefix(joined, "../") {
+		return fmt.Errorf("%s: symlink to %q leaves the checkout: %w", name, target, ErrUnsafeTree)
+	}
+	return nil
+}
+
+// removeTree deletes a checkout (or any cache folder) that was made
+// read-only: folders are made writable again first. Symlinks are never
+// followed.
+func removeTree(dir string) error {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+// removeCheckout deletes a checkout and its tree record (the record first, so
+// a half-deleted folder is never trusted).
+func removeCheckout(dir string) error {
+	if err := os.Remove(dir + treeSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return removeTree(dir)
+}
