@@ -421,6 +421,22 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 	if !controllerutil.ContainsFinalizer(app, Finalizer) {
 		return ctrl.Result{}, nil
 	}
+	// The cache may still show the finalizer an earlier reconcile already
+	// released (an event queued during that deletion runs before the cache
+	// sees the Application go): read it fresh, or its delete hooks would run
+	// a second time, deleting the first run's objects.
+	fresh := &kv1.Application{}
+	if err := r.apiReader.Get(ctx, client.ObjectKeyFromObject(app), fresh); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(client.ObjectKeyFromObject(app))
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("reading the Application being deleted: %w", err)
+	}
+	if !controllerutil.ContainsFinalizer(fresh, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	app = fresh
 	if app.Annotations[kv1.DeletionPolicyAnnotation] != kv1.DeletionPolicyOrphan && len(app.Status.Inventory) > 0 {
 		eng, err := r.engineFor(app)
 		if err != nil {
