@@ -27,6 +27,17 @@ func (s Severity) String() string {
 // MarshalText renders the severity by name in JSON.
 func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads a severity by name, so the JSON reports read back
+// into Findings.
+func (s *Severity) UnmarshalText(b []byte) error {
+	v, err := ParseSeverity(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
 // ParseSeverity parses low, medium, high or critical.
 func ParseSeverity(s string) (Severity, error) {
 	for _, v := range []Severity{Low, Medium, High, Critical} {

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/audit"
 	"github.com/keyless-cd/keyless/internal/ciissuer"
 	"github.com/keyless-cd/keyless/internal/controller"
 	"github.com/keyless-cd/keyless/internal/gitserver"
@@ -417,28 +418,33 @@ func (e *env) stepAudit(ctx context.Context) ([]string, error) {
 	if err := os.WriteFile(filepath.Join(legacy, ".gitlab-ci.yml"), []byte(legacyCI), 0o600); err != nil {
 		return nil, err
 	}
-	out, _, code := e.opts.Keyless(ctx, nil, "audit", "repo", legacy)
-	if code != 1 || !strings.Contains(out, "KL010") {
-		return nil, fmt.Errorf("keyless audit repo on a pipeline storing a kubeconfig: exit %d\n%s", code, out)
+	out, _, code := e.opts.Keyless(ctx, nil, "audit", "repo", legacy, "--format", "json")
+	var legacyReport struct {
+		Findings []audit.Finding `json:"findings"`
 	}
-	finding := ""
-	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, "KL010") {
-			finding = strings.Join(strings.Fields(l), " ")
-			break
-		}
+	if err := json.Unmarshal([]byte(out), &legacyReport); err != nil {
+		return nil, fmt.Errorf("keyless audit repo --format json: %w\n%s", err, out)
 	}
-	ev := []string{"keyless audit repo legacy-repo → exit 1: " + finding}
+	i := slices.IndexFunc(legacyReport.Findings, func(f audit.Finding) bool { return f.Rule == "KL010" })
+	if code != 1 || i < 0 {
+		return nil, fmt.Errorf("keyless audit repo on a pipeline storing a kubeconfig: exit %d, no KL010 finding\n%s", code, out)
+	}
+	f := legacyReport.Findings[i]
+	ev := []string{fmt.Sprintf("keyless audit repo legacy-repo → exit 1: %s %s %s:%d %s", f.Rule, f.Severity, f.File, f.Line, f.What)}
 	checkout := filepath.Join(e.dir, "ci-checkout")
 	if out, err := e.keyless(ctx, nil, "audit", "repo", checkout); err != nil {
 		return nil, fmt.Errorf("the demo repository is not clean: %w\n%s", err, out)
 	}
 	ev = append(ev, "keyless audit repo (the demo repository) → no findings: no stored cluster credential")
-	out, err := e.keyless(ctx, nil, "audit", "cluster", "-A", "--kubeconfig", e.cluster.KubeconfigPath)
+	out, err := e.keyless(ctx, nil, "audit", "cluster", "-A", "--kubeconfig", e.cluster.KubeconfigPath, "--format", "json")
 	if err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, out)
 	}
-	if !strings.Contains(out, "cluster-wide: none") {
+	var clusterReport audit.ClusterReport
+	if err := json.Unmarshal([]byte(out), &clusterReport); err != nil {
+		return nil, fmt.Errorf("keyless audit cluster --format json: %w\n%s", err, out)
+	}
+	if !clusterReport.InstallClusterWideChecked || len(clusterReport.Findings) != 0 {
 		return nil, fmt.Errorf("keyless audit cluster did not confirm the install holds no cluster-wide rights:\n%s", out)
 	}
 	return append(ev, "keyless audit cluster -A → no findings; keyless holds no ClusterRole, and none of its identities may act cluster-wide (SubjectAccessReview)"), nil
@@ -455,8 +461,18 @@ func (e *env) stepHistory(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !strings.Contains(hist, "GitLab CI") || !strings.Contains(hist, developer.Name) {
-		return nil, fmt.Errorf("keyless history does not name the person and the CI bot:\n%s", hist)
+	histJSON, err := e.keyless(ctx, nil, append([]string{"history", appName, "-n", appNS, "-o", "json"}, kc...)...)
+	if err != nil {
+		return nil, err
+	}
+	var records []kv1.SyncRecord
+	if err := json.Unmarshal([]byte(histJSON), &records); err != nil {
+		return nil, fmt.Errorf("keyless history -o json: %w\n%s", err, histJSON)
+	}
+	if !slices.ContainsFunc(records, func(r kv1.SyncRecord) bool {
+		return strings.Contains(r.Author, developer.Name) && strings.Contains(r.Committer, "GitLab CI")
+	}) {
+		return nil, fmt.Errorf("keyless history has no sync authored by the person and committed by the CI bot:\n%s", hist)
 	}
 	data, err := os.ReadFile(e.auditPath)
 	if err != nil {
