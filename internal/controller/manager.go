@@ -206,17 +206,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(),
 	}
 	triggers := make(chan event.GenericEvent, 256)
-	c, err := builder.ControllerManagedBy(mgr).
-		For(&kv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WatchesRawSource(source.Channel(triggers, &handler.EnqueueRequestForObject{})).
-		// One manager per process; tests restart it in-process.
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrency, SkipNameValidation: ptr.To(true)}).
-		Named("application").
-		Build(r)
-	if err != nil {
-		return fmt.Errorf("creating controller: %w", err)
+	if err := r.SetupWithManager(mgr, triggers, opts.Concurrency); err != nil {
+		return err
 	}
-	drift.setController(c)
 
 	if serveWebhook {
 		recv := newWebhookReceiver(&webhookTargets{client: mgr.GetClient(), secrets: mgr.GetAPIReader(), source: src,
@@ -273,6 +265,25 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 	}
 
 	return scheme, nsConfig, mgr, nil
+}
+
+// SetupWithManager registers the reconciler with mgr: Applications (spec
+// and annotation changes), pushes and other triggers sent on triggers, and
+// concurrency workers. The drift tracker enqueues through the controller
+// built here.
+func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, triggers <-chan event.GenericEvent, concurrency int) error {
+	c, err := builder.ControllerManagedBy(mgr).
+		For(&kv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesRawSource(source.Channel(triggers, &handler.EnqueueRequestForObject{})).
+		// One manager per process; tests restart it in-process.
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: ptr.To(true)}).
+		Named("application").
+		Build(r)
+	if err != nil {
+		return fmt.Errorf("creating controller: %w", err)
+	}
+	r.drift.setController(c)
+	return nil
 }
 
 // webhookRunnable runs the receiver until the manager stops, on listener or

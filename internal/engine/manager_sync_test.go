@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
 	"github.com/keyless-cd/keyless/internal/lifecycle"
@@ -106,19 +108,28 @@ func TestHelmMigrationHookRunsBeforeTheDeploymentChanges(t *testing.T) {
 	}
 }
 
+// replicaSetOf returns the ReplicaSet running image, waiting for the
+// Deployment controller to create it (an apply returns before it does).
 func replicaSetOf(t *testing.T, ns, image string) metav1.ObjectMeta {
 	t.Helper()
-	list, err := clientset(t).AppsV1().ReplicaSets(ns).List(t.Context(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rs := range list.Items {
-		if rs.Spec.Template.Spec.Containers[0].Image == image {
-			return rs.ObjectMeta
+	var found metav1.ObjectMeta
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		list, err := clientset(t).AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
 		}
+		for _, rs := range list.Items {
+			if rs.Spec.Template.Spec.Containers[0].Image == image {
+				found = rs.ObjectMeta
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no ReplicaSet runs %s: %v", image, err)
 	}
-	t.Fatalf("no ReplicaSet runs %s", image)
-	return metav1.ObjectMeta{}
+	return found
 }
 
 func rvOf(t *testing.T, rv string) int64 {
