@@ -4,14 +4,17 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/keyless-cd/keyless/internal/engine"
 )
 
 // TestDriftDuringSyncIsKept: an object edited while a sync runs is marked
 // after the reconcile read the mark; clearing what that reconcile saw must
 // leave the newer mark, or the edit is never healed (until the interval).
 func TestDriftDuringSyncIsKept(t *testing.T) {
-	d := newDriftTracker(nil, &metrics{driftEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"})})
+	d := newDriftMarks(&metrics{driftEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"})})
 	app := types.NamespacedName{Namespace: "team-a", Name: "web"}
 
 	d.markDirty(app) // the Deployment is edited
@@ -36,5 +39,23 @@ func TestDriftDuringSyncIsKept(t *testing.T) {
 	d.clear(clean, 0) // a reconcile that started before any drift
 	if d.mark(clean) == 0 {
 		t.Fatal("a reconcile that saw no drift cleared drift marked after it started")
+	}
+}
+
+// TestHookRunsAreNotDrift: a hook object (created, finished and deleted by
+// each sync) belongs to no Application for drift; a managed object does.
+func TestHookRunsAreNotDrift(t *testing.T) {
+	managed := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web",
+		Labels: map[string]string{engine.InventoryLabel: "web"}}}
+	if k, ok := owner(managed); !ok || k != (types.NamespacedName{Namespace: "team-a", Name: "web"}) {
+		t.Fatalf("owner of a managed object = %v, %v", k, ok)
+	}
+	hook := managed.DeepCopy()
+	hook.Labels[engine.HookLabel] = "0123abcd"
+	if k, ok := owner(hook); ok {
+		t.Fatalf("a hook run marks %v for drift", k)
+	}
+	if _, ok := owner(&metav1.PartialObjectMetadata{}); ok {
+		t.Fatal("an unlabelled object has an owner")
 	}
 }

@@ -197,8 +197,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	defer renderer.Close()
-	drift := newDriftTracker(managedCache, m)
-	drift.access = &watchAccess{client: mgr.GetClient(), mapper: mgr.GetRESTMapper(), namespaces: opts.Namespaces}
+	drift := newDriftTracker(managedCache, m, &watchAccess{client: mgr.GetClient(), mapper: mgr.GetRESTMapper(), namespaces: opts.Namespaces})
 	r := &ApplicationReconciler{
 		client: mgr.GetClient(), apiReader: mgr.GetAPIReader(), source: src, recorder: mgr.GetEventRecorder("keyless-controller"),
 		defaultInterval: opts.DefaultInterval, audit: &auditLog{w: opts.AuditOut}, drift: drift, metrics: m,

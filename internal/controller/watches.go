@@ -1,0 +1,243 @@
+package controller
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/keyless-cd/keyless/internal/engine"
+)
+
+// watchRegistry watches the kinds of managed objects — metadata only, in the
+// managed namespaces, filtered by the keyless.dev/inventory label — once
+// each, after asking whether the controller may (access), backing off from
+// kinds it may not, and never asking twice at once. Events go to marks.
+type watchRegistry struct {
+	cache  cache.Cache // label-filtered, metadata-only cache of managed objects
+	access *watchAccess
+	marks  *driftMarks
+
+	mu      sync.Mutex
+	ctrl    controller.Controller
+	watched map[schema.GroupVersionKind]bool
+	// denied records when a kind was found unwatchable, so it is asked
+	// again only after accessRecheck (an admin may grant it meanwhile).
+	denied   map[schema.GroupVersionKind]time.Time
+	checking map[schema.GroupVersionKind]bool // asked about by another reconcile right now
+}
+
+// accessRecheck is how long a kind the controller may not watch is left
+// unwatched before its access is asked again.
+const accessRecheck = 5 * time.Minute
+
+func newWatchRegistry(c cache.Cache, access *watchAccess, marks *driftMarks) *watchRegistry {
+	return &watchRegistry{cache: c, access: access, marks: marks, watched: map[schema.GroupVersionKind]bool{},
+		denied: map[schema.GroupVersionKind]time.Time{}, checking: map[schema.GroupVersionKind]bool{}}
+}
+
+func (d *watchRegistry) setController(c controller.Controller) {
+	d.mu.Lock()
+	d.ctrl = c
+	d.mu.Unlock()
+}
+
+// synced reports whether the metadata informer of gvk has listed its objects.
+func (d *watchRegistry) synced(ctx context.Context, gvk schema.GroupVersionKind) bool {
+	d.mu.Lock()
+	watched := d.watched[gvk]
+	d.mu.Unlock()
+	if !watched {
+		return false
+	}
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(gvk)
+	inf, err := d.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+	return err == nil && inf.HasSynced()
+}
+
+// watch makes sure every kind in res is watched.
+func (d *watchRegistry) watch(ctx context.Context, res *engine.Result) {
+	if res == nil {
+		return
+	}
+	refs := make([]engine.ObjectRef, 0, len(res.Changes))
+	for _, c := range res.Changes {
+		refs = append(refs, c.Ref)
+	}
+	d.watchRefs(ctx, refs)
+}
+
+// watchRefs makes sure the kinds of refs are watched (idempotent). A kind
+// the controller may not list and watch is left unwatched — its drift is
+// found once per interval by blindDue — and asked about again after
+// accessRecheck.
+func (d *watchRegistry) watchRefs(ctx context.Context, refs []engine.ObjectRef) {
+	for _, gvk := range d.unwatched(refs) {
+		d.checkWatch(ctx, gvk)
+	}
+}
+
+// checkWatch asks whether gvk may be watched and watches it if so.
+func (d *watchRegistry) checkWatch(ctx context.Context, gvk schema.GroupVersionKind) {
+	defer func() {
+		d.mu.Lock()
+		delete(d.checking, gvk)
+		d.mu.Unlock()
+	}()
+	if d.access != nil {
+		missing, err := d.access.check(ctx, gvk)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "cannot tell whether the controller may watch managed objects; trying to watch them", "kind", gvk.String())
+		} else if missing != "" {
+			d.mu.Lock()
+			_, known := d.denied[gvk]
+			d.denied[gvk] = time.Now()
+			d.mu.Unlock()
+			if !known {
+				log.FromContext(ctx).Info("the controller may not watch this kind: drift of these objects is looked for once per interval, by re-applying; grant list and watch in the controller's Role for immediate self-heal",
+					"kind", gvk.String(), "missing", missing)
+			}
+			return
+		}
+	}
+	d.startWatch(ctx, gvk)
+}
+
+// unwatched returns the kinds of refs that are neither watched, nor being
+// asked about by another reconcile, nor recently found unwatchable; the
+// caller must checkWatch each of them.
+func (d *watchRegistry) unwatched(refs []engine.ObjectRef) []schema.GroupVersionKind {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ctrl == nil {
+		return nil
+	}
+	var out []schema.GroupVersionKind
+	seen := map[schema.GroupVersionKind]bool{}
+	for _, r := range refs {
+		gvk := r.GVK()
+		if seen[gvk] || d.watched[gvk] || d.checking[gvk] {
+			continue
+		}
+		seen[gvk] = true
+		if at, ok := d.denied[gvk]; ok && time.Since(at) < accessRecheck {
+			continue
+		}
+		d.checking[gvk] = true
+		out = append(out, gvk)
+	}
+	return out
+}
+
+// startWatch adds an informer-backed watch of gvk to the controller, once.
+func (d *watchRegistry) startWatch(ctx context.Context, gvk schema.GroupVersionKind) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.watched[gvk] {
+		return
+	}
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(gvk)
+	if err := d.ctrl.Watch(source.Kind(d.cache, obj, d.handler())); err != nil {
+		log.FromContext(ctx).Error(err, "cannot watch managed objects; drift of this kind is looked for once per interval, by re-applying", "kind", gvk.String())
+		return
+	}
+	delete(d.denied, gvk)
+	d.watched[gvk] = true
+}
+
+// handler turns events of managed objects into reconciles: an edit of spec,
+// labels or annotations by someone other than keyless, or a deletion, marks
+// the owning Application dirty (drift); any other update (status) re-checks an
+// Application whose objects are still rolling out. The informer's initial
+// list is ignored.
+func (d *watchRegistry) handler() handler.TypedEventHandler[*metav1.PartialObjectMetadata, reconcile.Request] {
+	return handler.TypedFuncs[*metav1.PartialObjectMetadata, reconcile.Request]{
+		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			k, ok := owner(e.ObjectNew)
+			if !ok {
+				return
+			}
+			if isDrift(e.ObjectOld, e.ObjectNew) {
+				d.marks.markDirty(k)
+				q.Add(reconcile.Request{NamespacedName: k})
+				return
+			}
+			if d.marks.isProgressing(k) {
+				q.Add(reconcile.Request{NamespacedName: k})
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if k, ok := owner(e.Object); ok {
+				d.marks.markDirty(k)
+				q.Add(reconcile.Request{NamespacedName: k})
+			}
+		},
+	}
+}
+
+// owner is the Application an object belongs to (its inventory label).
+// Hooks carry that label too but are not managed state: their runs come
+// and go with each sync (and their delete policies), so they never drift.
+func owner(o *metav1.PartialObjectMetadata) (types.NamespacedName, bool) {
+	labels := o.GetLabels()
+	name := labels[engine.InventoryLabel]
+	if _, hook := labels[engine.HookLabel]; hook {
+		return types.NamespacedName{}, false
+	}
+	return types.NamespacedName{Namespace: o.GetNamespace(), Name: name}, name != ""
+}
+
+// isDrift reports a change of spec (generation), labels or annotations made by
+// someone other than keyless. Status-only updates (rollouts) are not drift.
+func isDrift(o, n *metav1.PartialObjectMetadata) bool {
+	changed := n.GetGeneration() != o.GetGeneration() ||
+		(n.GetGeneration() == 0 && n.GetResourceVersion() != o.GetResourceVersion()) ||
+		!equalMaps(n.GetLabels(), o.GetLabels()) || !equalMaps(n.GetAnnotations(), o.GetAnnotations())
+	return changed && lastWriter(n) != engine.FieldManager
+}
+
+// lastWriter is the field manager of the newest managedFields entry ("" on a tie).
+func lastWriter(o metav1.Object) string {
+	var newest *metav1.ManagedFieldsEntry
+	tie := false
+	for i, mf := range o.GetManagedFields() {
+		if mf.Time == nil {
+			continue
+		}
+		switch {
+		case newest == nil || mf.Time.After(newest.Time.Time):
+			newest, tie = &o.GetManagedFields()[i], false
+		case mf.Time.Equal(newest.Time) && mf.Manager != newest.Manager:
+			tie = true
+		}
+	}
+	if newest == nil || tie {
+		return ""
+	}
+	return newest.Manager
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if bv, ok := b[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
+}
