@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/keyless-cd/keyless/internal/controller"
+	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/webhook"
 )
 
@@ -39,6 +40,7 @@ type controllerFlags struct {
 	renderLimits            renderLimitFlags
 	allowInsecureHTTP       bool
 	gitTimeout              time.Duration
+	hookTimeout             time.Duration
 }
 
 func newControllerCommand(streams IOStreams) *cobra.Command {
@@ -83,6 +85,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.DurationVar(&f.cacheGCInterval, "cache-gc-interval", 10*time.Minute, "how often the cache of repositories no Application reads any more is deleted")
 	f.renderLimits.addFlags(fl)
 	fl.DurationVar(&f.gitTimeout, "git-timeout", 60*time.Second, "deadline of each ls-remote and fetch (a Git server that never answers holds a worker no longer)")
+	fl.DurationVar(&f.hookTimeout, "hook-timeout", engine.DefaultStepTimeout, "how long each wave's objects and hooks (a migration Job…) may take to become ready before a sync stops; a sync holds one of --concurrency workers while it waits")
 	fl.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let Git credentials travel over plain http:// (loopback tests and demos only; never in production)")
 	return cmd
 }
@@ -131,7 +134,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,
 		CacheDir: f.cacheDir, CacheGCInterval: f.cacheGCInterval, AuditOut: streams.Out, Logger: logger,
 		Render: f.renderLimits.options(), AllowInsecureHTTP: f.allowInsecureHTTP,
-		GitTimeout: f.gitTimeout,
+		GitTimeout: f.gitTimeout, HookTimeout: f.hookTimeout,
 	})
 }
 

@@ -58,6 +58,8 @@ type ApplicationReconciler struct {
 	// renderer renders a checkout; the controller gives every render its own
 	// bounded child process (renderproc), so no render can crash or stall it.
 	renderer Renderer
+	// hookTimeout bounds each wave's wait (engine.ApplyOptions.StepTimeout).
+	hookTimeout time.Duration
 	// engines impersonate each Application's deployer; renders keeps each
 	// Application's last render. Both forget an Application when it goes.
 	engines *enginePool
@@ -207,7 +209,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 
 	requested := syncRequested(app)
 	syncStart := time.Now()
-	res, err := eng.Apply(ctx, objs, plan.applyOptions(app, r.operationReporter(ctx, app)))
+	applyOpts := plan.applyOptions(app, r.operationReporter(ctx, app))
+	applyOpts.StepTimeout = r.hookTimeout
+	res, err := eng.Apply(ctx, objs, applyOpts)
 	r.metrics.observeSync(syncStart, err)
 	r.endOperation(ctx, app)
 	for _, w := range resultWarnings(res) {
@@ -442,7 +446,7 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		res, err := eng.Apply(ctx, r.deleteHooks(ctx, app), engine.ApplyOptions{Namespace: app.Namespace, Name: app.Name, Inventory: statusInventory{app: app}, Prune: true, AllowEmpty: true})
+		res, err := eng.Apply(ctx, r.deleteHooks(ctx, app), engine.ApplyOptions{Namespace: app.Namespace, Name: app.Name, Inventory: statusInventory{app: app}, Prune: true, AllowEmpty: true, StepTimeout: r.hookTimeout})
 		if err != nil {
 			r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteFailed", "Delete", "deleting deployed objects: %v", err)
 			return ctrl.Result{}, err

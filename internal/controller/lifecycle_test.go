@@ -225,3 +225,39 @@ func (e *env) events(ns string) string {
 	}
 	return b.String()
 }
+
+// TestHookTimeoutStopsTheSync: a PreSync hook that never completes (a
+// suspended Job) stops the sync after the controller's --hook-timeout: the
+// Application says which hook, nothing of the Sync phase is applied, and the
+// worker is free again (the next commit syncs).
+func TestHookTimeoutStopsTheSync(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	e.grantJobs()
+	e.hookTimeout = 3 * time.Second
+	e.startController(time.Hour)
+	stuck := "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: stuck-migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\n" +
+		"spec:\n  suspend: true\n  template:\n    spec:\n      restartPolicy: Never\n      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}\n" +
+		"      containers:\n      - name: m\n        image: registry.example.com/m:1\n        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n"
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stuck-config\ndata:\n  a: b\n"
+	e.push(map[string]string{"stuck/job.yaml": stuck, "stuck/cm.yaml": cm}, nil, "a migration that never runs")
+	started := time.Now()
+	e.createApp("stuck", "stuck", 2*time.Second)
+	app := e.waitApp("stuck", "the hook timeout reported", 60*time.Second, func(a *kv1.Application) bool {
+		return apimeta.IsStatusConditionTrue(a.Status.Conditions, kv1.StalledCondition)
+	})
+	c := apimeta.FindStatusCondition(app.Status.Conditions, kv1.StalledCondition)
+	if c.Reason != kv1.ReasonHookFailed || !strings.Contains(c.Message, "Job/stuck-migrate") {
+		t.Errorf("Stalled = %s: %s, want HookFailed naming Job/stuck-migrate", c.Reason, c.Message)
+	}
+	if _, err := e.cs.CoreV1().ConfigMaps(appNS).Get(ctx, "stuck-config", metav1.GetOptions{}); err == nil {
+		t.Error("the Sync phase was applied although its PreSync hook never completed")
+	}
+	t.Logf("stalled %s after the Application was created (hook timeout 3s)", time.Since(started).Round(100*time.Millisecond))
+
+	fixed := strings.Replace(stuck, "suspend: true", "suspend: false", 1)
+	sha := e.push(map[string]string{"stuck/job.yaml": fixed}, nil, "the migration runs")
+	e.waitApp("stuck", "the next commit synced", 60*time.Second, func(a *kv1.Application) bool {
+		return ready(a) && a.Status.LastAppliedRevision == sha
+	})
+}

@@ -73,6 +73,11 @@ type Options struct {
 	CacheDir string
 	// GitTimeout bounds each ls-remote and fetch. Default 60s.
 	GitTimeout time.Duration
+	// HookTimeout bounds how long each wave's objects and hooks may take to
+	// become ready (a migration Job to complete) before the sync stops with
+	// a failure; the sync holds a worker meanwhile. Default
+	// engine.DefaultStepTimeout (5m).
+	HookTimeout time.Duration
 	// CacheGCInterval is how often the cache of repositories no Application
 	// reads any more is deleted. Default 10m.
 	CacheGCInterval time.Duration
@@ -132,6 +137,9 @@ func (opts Options) withDefaults() (Options, error) {
 	}
 	if opts.LeaderElectionNamespace == "" {
 		opts.LeaderElectionNamespace = opts.Namespaces[0]
+	}
+	if opts.HookTimeout <= 0 {
+		opts.HookTimeout = engine.DefaultStepTimeout
 	}
 	return opts, nil
 }
@@ -201,7 +209,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	r := &ApplicationReconciler{
 		client: mgr.GetClient(), apiReader: mgr.GetAPIReader(), source: src, recorder: mgr.GetEventRecorder("keyless-controller"),
 		defaultInterval: opts.DefaultInterval, audit: &auditLog{w: opts.AuditOut}, drift: drift, metrics: m,
-		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP,
+		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP, hookTimeout: opts.HookTimeout,
 		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(),
 	}
 	triggers := make(chan event.GenericEvent, 256)

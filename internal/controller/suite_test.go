@@ -59,6 +59,8 @@ type env struct {
 	namespaces []string
 	// render bounds the controller's renders (zero: the defaults).
 	render renderproc.Options
+	// hookTimeout is the controller's --hook-timeout (zero: the default).
+	hookTimeout time.Duration
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -168,6 +170,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 			Namespaces: e.namespaces, MetricsBindAddress: "0", HealthProbeBindAddress: "0", Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: testLogger(), Ready: ready,
+			HookTimeout: e.hookTimeout,
 		})
 	}()
 	select {
