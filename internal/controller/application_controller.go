@@ -123,8 +123,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 
 	auth, err := r.gitAuth(ctx, app)
 	if err != nil {
-		setStalled(app, ReasonGitFailed, err.Error())
-		return ctrl.Result{RequeueAfter: interval}, nil
+		return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err, permanent: true}, interval)
 	}
 	src := app.Spec.Source
 	if syncRequested(app) {
@@ -132,8 +131,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	}
 	rev, err := r.source.Resolve(ctx, src.RepoURL, src.TargetRevision, auth)
 	if err != nil {
-		setReady(app, false, ReasonGitFailed, err.Error())
-		return ctrl.Result{}, fmt.Errorf("resolving %s: %w", src.TargetRevision, err)
+		return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err}, interval)
 	}
 
 	driftSeen := r.drift.mark(key)
@@ -149,15 +147,13 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	sha := plan.Revision
 	if sha == rev.SHA {
 		if err := r.source.Fetch(ctx, src.RepoURL, rev, auth); err != nil {
-			setReady(app, false, ReasonGitFailed, err.Error())
-			return ctrl.Result{}, err
+			return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err}, interval)
 		}
 		app.Status.LastAttemptedRevision = sha
 	}
 	commit, err := r.source.CommitInfo(src.RepoURL, sha)
 	if err != nil {
-		setReady(app, false, ReasonGitFailed, err.Error())
-		return ctrl.Result{}, err
+		return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err}, interval)
 	}
 	record := kv1.SyncRecord{
 		Revision: sha, Author: commit.Author, Committer: commit.Committer, Message: commit.Message,
@@ -166,16 +162,16 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	if src.Verify != nil {
 		signer, err := r.verify(ctx, app, commit)
 		if err != nil {
-			r.fail(app, record, nil, ReasonVerificationFailed, fmt.Sprintf("commit %s refused: %v", kv1.ShortSHA(sha), err), true)
-			return ctrl.Result{RequeueAfter: interval}, nil
+			return r.failStep(app, stepFailure{reason: ReasonVerificationFailed, err: fmt.Errorf("commit %s refused: %w", kv1.ShortSHA(sha), err),
+				permanent: true, record: &record}, interval)
 		}
 		record.Signer = signer
 	}
 
 	objs, err := r.render(ctx, app, sha)
 	if err != nil {
-		r.fail(app, record, nil, ReasonRenderFailed, fmt.Sprintf("rendering %s at %s: %v", displayPath(src.Path), kv1.ShortSHA(sha), err), true)
-		return ctrl.Result{RequeueAfter: interval}, nil
+		return r.failStep(app, stepFailure{reason: ReasonRenderFailed, err: fmt.Errorf("rendering %s at %s: %w", displayPath(src.Path), kv1.ShortSHA(sha), err),
+			permanent: true, record: &record}, interval)
 	}
 	eng, err := r.engineFor(app)
 	if err != nil {
@@ -184,8 +180,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	if !plan.Apply {
 		diff, err := eng.Diff(ctx, objs, plan.diffOptions(app))
 		if err != nil {
-			r.fail(app, record, nil, failureReason(err), err.Error(), engine.IsPermanent(err))
-			return ctrl.Result{RequeueAfter: interval}, nil
+			return r.failStep(app, syncFailure(err, &record, nil), interval)
 		}
 		app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: sha}
 		if diff.Changed() {
@@ -221,12 +216,8 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		app.Status.LastHandledSyncRequest = app.Annotations[kv1.SyncRequestedAnnotation]
 	}
 	if err != nil {
-		r.fail(app, record, res, failureReason(err), err.Error(), engine.IsPermanent(err))
 		logger.Info("sync failed, last good state left running", "revision", sha, "error", err.Error())
-		if engine.IsPermanent(err) {
-			return ctrl.Result{RequeueAfter: interval}, nil
-		}
-		return ctrl.Result{}, err
+		return r.failStep(app, syncFailure(err, &record, res), interval)
 	}
 	r.drift.clear(key, driftSeen)
 	r.drift.watch(ctx, res)
@@ -273,19 +264,49 @@ func (r *ApplicationReconciler) refreshHealth(ctx context.Context, app *kv1.Appl
 	return ctrl.Result{RequeueAfter: interval}, nil
 }
 
-// fail records a failed sync: the last good state stays running.
-func (r *ApplicationReconciler) fail(app *kv1.Application, rec kv1.SyncRecord, res *engine.Result, reason, msg string, stalled bool) {
-	if stalled {
-		setStalled(app, reason, msg)
+// stepFailure is a reconcile step that failed, and how to report it.
+type stepFailure struct {
+	reason string
+	err    error
+	// permanent: only a new commit or spec fixes it — Stalled, and the next
+	// attempt waits for the interval. Otherwise Ready=False and the
+	// controller retries with backoff.
+	permanent bool
+	// record is the sync the step belonged to (nil before a sync started):
+	// a failed sync goes to history, the audit line and an Event.
+	record *kv1.SyncRecord
+	res    *engine.Result
+}
+
+// syncFailure is the failure of the engine's diff or apply: its reason and
+// permanence come from the error's type.
+func syncFailure(err error, record *kv1.SyncRecord, res *engine.Result) stepFailure {
+	return stepFailure{reason: failureReason(err), err: err, permanent: engine.IsPermanent(err), record: record, res: res}
+}
+
+// failStep is the one mapping from a failed step to the Application's
+// conditions, its records and the controller's result. The last good state
+// stays running whatever failed.
+func (r *ApplicationReconciler) failStep(app *kv1.Application, f stepFailure, interval time.Duration) (ctrl.Result, error) {
+	msg := f.err.Error()
+	if f.permanent {
+		setStalled(app, f.reason, msg)
 	} else {
-		setReady(app, false, reason, msg)
+		setReady(app, false, f.reason, msg)
 	}
-	app.Status.ObservedGeneration = app.Generation
-	rec.Result = kv1.SyncResultFailed
-	rec.Error = msg
-	if len(app.Status.History) == 0 || app.Status.History[0].Revision != rec.Revision || app.Status.History[0].Error != msg {
-		r.recordSync(app, rec, res, syncEvent{Type: corev1.EventTypeWarning, Reason: reason, Message: msg})
+	if f.record != nil {
+		app.Status.ObservedGeneration = app.Generation
+		rec := *f.record
+		rec.Result = kv1.SyncResultFailed
+		rec.Error = msg
+		if len(app.Status.History) == 0 || app.Status.History[0].Revision != rec.Revision || app.Status.History[0].Error != msg {
+			r.recordSync(app, rec, f.res, syncEvent{Type: corev1.EventTypeWarning, Reason: f.reason, Message: msg})
+		}
 	}
+	if f.permanent {
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	return ctrl.Result{}, f.err
 }
 
 func failureReason(err error) string {
