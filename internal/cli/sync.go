@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spf13/cobra"
@@ -66,22 +68,20 @@ func runSync(cmd *cobra.Command, streams IOStreams, f *syncFlags, name string) e
 	if f.noWait {
 		return nil
 	}
-	deadline := time.Now().Add(f.timeout)
-	for {
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, f.timeout, true, func(ctx context.Context) (bool, error) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return false, ctx.Err() // the timeout, reported below
+			}
+			return false, err
 		}
-		if app.Status.LastHandledSyncRequest == token {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the controller did not handle the request within %s: is it running and does it manage namespace %q (--namespaces)?", f.timeout, app.Namespace)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+		return app.Status.LastHandledSyncRequest == token, nil
+	})
+	switch {
+	case wait.Interrupted(err) && ctx.Err() == nil:
+		return fmt.Errorf("the controller did not handle the request within %s: is it running and does it manage namespace %q (--namespaces)?", f.timeout, app.Namespace)
+	case err != nil:
+		return err
 	}
 	if len(app.Status.History) > 0 {
 		h := app.Status.History[0]

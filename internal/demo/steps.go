@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -62,23 +63,19 @@ func (e *env) gitlabHook(ctx context.Context) error {
 
 // waitFor polls cond until it holds, ctx ends or the step timeout passes.
 func (e *env) waitFor(ctx context.Context, what string, cond func() (bool, string)) error {
-	deadline := time.Now().Add(e.opts.StepTimeout)
 	last := ""
-	for {
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, e.opts.StepTimeout, true, func(context.Context) (bool, error) {
 		ok, state := cond()
-		if ok {
-			return nil
-		}
 		last = state
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s waiting for %s (last: %s)", e.opts.StepTimeout, what, last)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+		return ok, nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
 	}
+	return fmt.Errorf("timed out after %s waiting for %s (last: %s)", e.opts.StepTimeout, what, last)
 }
 
 func (e *env) app(ctx context.Context) (*kv1.Application, error) {

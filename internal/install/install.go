@@ -6,6 +6,7 @@
 package install
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -179,19 +181,15 @@ func setControllerSubjectNamespace(rb *unstructured.Unstructured, ns string) {
 // waitServed waits until Applications can be listed.
 func waitServed(ctx context.Context, dyn dynamic.Interface, opts Options) error {
 	apps := schema.GroupVersionResource{Group: "keyless.dev", Version: "v1alpha1", Resource: "applications"}
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	for {
-		_, err := dyn.Resource(apps).Namespace(opts.ControllerNamespace).List(ctx, metav1.ListOptions{Limit: 1})
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the Application API is not served after %s: %w", opts.Timeout, err)
-		case <-time.After(200 * time.Millisecond):
-		}
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, opts.Timeout, true, func(ctx context.Context) (bool, error) {
+		_, last = dyn.Resource(apps).Namespace(opts.ControllerNamespace).List(ctx, metav1.ListOptions{Limit: 1})
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the Application API is not served after %s: %w", opts.Timeout, cmp.Or(last, err))
 	}
+	return nil
 }
 
 // extract writes the embedded manifests to a temporary directory for render.
