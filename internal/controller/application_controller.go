@@ -40,8 +40,8 @@ const Finalizer = "keyless.dev/finalizer"
 // progressingRequeue is how soon health is checked again while objects roll out.
 const progressingRequeue = 2 * time.Second
 
-// ApplicationReconciler reconciles Application objects. Run builds it
-// complete with newApplicationReconciler.
+// ApplicationReconciler reconciles Application objects. Run builds it with
+// every field set.
 type ApplicationReconciler struct {
 	client client.Client
 	// apiReader reads Secrets uncached, so the controller needs only get on them.
@@ -145,10 +145,16 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	}
 	plan := planSync(app, rev.SHA, trigger)
 	sha := plan.Revision
+	fetch := rev
+	if sha != rev.SHA {
+		// A revert to the last applied commit: after a restart the fresh
+		// cache may not hold it yet.
+		fetch = gitsource.Revision{SHA: sha}
+	}
+	if err := r.source.Fetch(ctx, src.RepoURL, fetch, auth); err != nil {
+		return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err}, interval)
+	}
 	if sha == rev.SHA {
-		if err := r.source.Fetch(ctx, src.RepoURL, rev, auth); err != nil {
-			return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err}, interval)
-		}
 		app.Status.LastAttemptedRevision = sha
 	}
 	commit, err := r.source.CommitInfo(src.RepoURL, sha)
@@ -204,9 +210,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 
 	requested := syncRequested(app)
 	syncStart := time.Now()
-	applyOpts := plan.applyOptions(app, r.operationReporter(ctx, app))
-	applyOpts.StepTimeout = r.hookTimeout
-	res, err := eng.Apply(ctx, objs, applyOpts)
+	res, err := eng.Apply(ctx, objs, plan.applyOptions(app, r.hookTimeout, r.operationReporter(ctx, app)))
 	r.metrics.observeSync(syncStart, err)
 	r.endOperation(ctx, app)
 	for _, w := range resultWarnings(res) {

@@ -34,11 +34,11 @@ func newEnginePool(config *rest.Config, mapper meta.RESTMapper) *enginePool {
 func (p *enginePool) get(app types.NamespacedName, user string) (*engine.Engine, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if prev, ok := p.userOf[app]; ok && prev != user {
-		p.userOf[app] = user
-		p.dropUnused(prev)
-	}
+	prev, had := p.userOf[app]
 	p.userOf[app] = user
+	if had && prev != user {
+		p.dropUnused(prev) // the Application moved to another deployer
+	}
 	if e, ok := p.byUser[user]; ok {
 		return e, nil
 	}

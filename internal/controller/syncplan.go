@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"time"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -80,11 +82,13 @@ func planSync(app *kv1.Application, sha, trigger string) syncPlan {
 	return p
 }
 
-// applyOptions are the engine options of the plan for app.
-func (p syncPlan) applyOptions(app *kv1.Application, onStep func(engine.StepProgress)) engine.ApplyOptions {
+// applyOptions are the engine options of the plan for app; each wave may
+// take stepTimeout, and onStep hears of each.
+func (p syncPlan) applyOptions(app *kv1.Application, stepTimeout time.Duration, onStep func(engine.StepProgress)) engine.ApplyOptions {
 	return engine.ApplyOptions{
 		Namespace: app.Namespace, Name: app.Name, Inventory: statusInventory{app: app},
-		Prune: p.Prune, AllowEmpty: p.AllowEmpty, SkipHooks: p.SkipHooks, ReplaceAll: p.ReplaceAll, OnStep: onStep,
+		Prune: p.Prune, AllowEmpty: p.AllowEmpty, SkipHooks: p.SkipHooks, ReplaceAll: p.ReplaceAll,
+		StepTimeout: stepTimeout, OnStep: onStep,
 	}
 }
 

