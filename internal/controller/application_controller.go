@@ -134,6 +134,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err}, interval)
 	}
 
+	// Watch what the Application already deployed: after a restart nothing
+	// is watched until this (idempotent once its kinds are).
+	r.drift.watchRefs(ctx, inventoryRefs(app))
 	driftSeen := r.drift.mark(key)
 	trigger := triggerOf(app, rev.SHA, driftSeen)
 	if trigger == "" && r.drift.blindDue(ctx, key, inventoryRefs(app), interval) {

@@ -357,6 +357,9 @@ func TestSeedFlow(t *testing.T) {
 		t.Fatalf("restart made writes:\n%s", strings.Join(extra, "\n"))
 	}
 
+	t.Log("after the restart, drift is seen by a watch again (the interval is an hour)")
+	e.editUntilReverted("web")
+
 	t.Log("keyless sync asks the controller for a sync and reports it")
 	code, out, errOut = e.keyless("", "sync", "web", "-n", appNS, "--timeout", "30s")
 	if code != 0 || !strings.Contains(out, "Succeeded") {

@@ -50,6 +50,11 @@ func (d *driftTracker) setProgressing(k types.NamespacedName, on bool) {
 // watch makes sure every kind in res is watched.
 func (d *driftTracker) watch(ctx context.Context, res *engine.Result) { d.watches.watch(ctx, res) }
 
+// watchRefs makes sure the kinds of refs (an inventory) are watched.
+func (d *driftTracker) watchRefs(ctx context.Context, refs []engine.ObjectRef) {
+	d.watches.watchRefs(ctx, refs)
+}
+
 // blindDue reports whether k has objects of an unwatched kind and is due
 // for its once-per-interval re-apply.
 func (d *driftTracker) blindDue(ctx context.Context, k types.NamespacedName, refs []engine.ObjectRef, interval time.Duration) bool {

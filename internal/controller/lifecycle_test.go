@@ -196,6 +196,19 @@ func TestMigrationHookRunsOnEveryBump(t *testing.T) {
 		t.Error("the drift revert ran the migration hook")
 	}
 
+	t.Log("after a restart (a fresh Git cache, no watch yet) a drift revert still restores the last good revision")
+	e.stopController()
+	reconciles := reconcileCount(t)
+	e.startController(time.Hour)
+	waitFor(t, 20*time.Second, "the first reconcile after the restart", func() (bool, string) {
+		n := reconcileCount(t)
+		return n > reconciles, fmt.Sprint(n)
+	})
+	e.editUntilReverted("shop")
+	if img := e.shopImage(); img != "registry.example.com/shop:1.2" {
+		t.Errorf("after a restart the drift revert applied %s, want the last good 1.2", img)
+	}
+
 	t.Log("deleting the Application runs its pre-delete hook, then deletes what it deployed")
 	if err := e.admin.Delete(ctx, e.app("shop")); err != nil {
 		t.Fatal(err)
@@ -259,5 +272,34 @@ func TestHookTimeoutStopsTheSync(t *testing.T) {
 	sha := e.push(map[string]string{"stuck/job.yaml": fixed}, nil, "the migration runs")
 	e.waitApp("stuck", "the next commit synced", 60*time.Second, func(a *kv1.Application) bool {
 		return ready(a) && a.Status.LastAppliedRevision == sha
+	})
+}
+
+// editUntilReverted edits Deployment name's replicas (drift) until selfHeal
+// puts them back. A watch started by a reconcile lists the Deployment
+// before it reports edits, and no test can see when it has: an edit made in
+// that window is part of the list, not an event. So the edit is repeated
+// every 3 s until one is reverted.
+func (e *env) editUntilReverted(name string) {
+	e.t.Helper()
+	ctx := e.t.Context()
+	waitFor(e.t, 40*time.Second, "an edit of Deployment "+name+" reverted", func() (bool, string) {
+		d, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		edited, _ := time.Parse(time.RFC3339Nano, d.Annotations["edited"])
+		if *d.Spec.Replicas == 1 && !edited.IsZero() {
+			return true, ""
+		}
+		if time.Since(edited) > 3*time.Second {
+			d.Spec.Replicas = ptr.To(int32(5))
+			if d.Annotations == nil {
+				d.Annotations = map[string]string{}
+			}
+			d.Annotations["edited"] = time.Now().Format(time.RFC3339Nano)
+			_, _ = e.cs.AppsV1().Deployments(appNS).Update(ctx, d, metav1.UpdateOptions{})
+		}
+		return false, fmt.Sprintf("replicas %d", *d.Spec.Replicas)
 	})
 }
