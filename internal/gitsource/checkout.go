@@ -83,13 +83,11 @@ func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error 
 	if s.trusted(dir) {
 		return nil
 	}
-	r := s.repo(url)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	repo, err := r.open()
+	repo, unlock, err := s.openLocked(url)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	c, err := repo.CommitObject(plumbing.NewHash(sha))
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", sha, err)

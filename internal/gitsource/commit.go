@@ -22,13 +22,11 @@ type Commit struct {
 
 // CommitInfo returns the metadata of sha (fetched before).
 func (s *Source) CommitInfo(url, sha string) (*Commit, error) {
-	r := s.repo(url)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	repo, err := r.open()
+	repo, unlock, err := s.openLocked(url)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	c, err := repo.CommitObject(plumbing.NewHash(sha))
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", sha, err)

@@ -36,20 +36,18 @@ func (s *Source) Fetch(ctx context.Context, url string, rev Revision, auth trans
 }
 
 func (s *Source) fetch(ctx context.Context, url string, rev Revision, auth transport.AuthMethod) error {
-	r := s.repo(url)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	repo, err := r.open()
+	repo, unlock, err := s.openLocked(url)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	if _, err := repo.CommitObject(plumbing.NewHash(rev.SHA)); err == nil {
 		return nil
 	}
 	// The remote is built from the URL the caller resolved, never read from
 	// the cached repository's config: nothing in the cache decides where a
 	// credential is sent.
-	rem := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: remoteName, URLs: []string{r.url}})
+	rem := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: remoteName, URLs: []string{url}})
 	start := time.Now()
 	err = s.fetchRevision(ctx, rem, rev, auth)
 	s.observe("fetch", start, err)
@@ -87,6 +85,19 @@ func (s *Source) fetchRevision(ctx context.Context, rem *git.Remote, rev Revisio
 		opts.RefSpecs = []config.RefSpec{"+refs/heads/*:refs/keyless/heads/*", "+HEAD:refs/keyless/HEAD"}
 	}
 	return rem.FetchContext(ctx, opts)
+}
+
+// openLocked opens url's cached repository (creating it when missing) and
+// holds its lock, so no fetch or checkout write of that URL runs meanwhile;
+// call unlock when done.
+func (s *Source) openLocked(url string) (repo *git.Repository, unlock func(), err error) {
+	r := s.repo(url)
+	r.mu.Lock()
+	if repo, err = r.open(); err != nil {
+		r.mu.Unlock()
+		return nil, nil, err
+	}
+	return repo, r.mu.Unlock, nil
 }
 
 func (r *repo) open() (*git.Repository, error) {
