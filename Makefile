@@ -73,6 +73,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/render -run '^$$' -fuzz FuzzWithGenerateNamesAsNames -fuzztime $(FUZZTIME)
 	go test ./internal/lifecycle -run '^$$' -fuzz FuzzLifecycleOf -fuzztime $(FUZZTIME)
 	go test ./internal/webhook -run '^$$' -fuzz FuzzWebhookPayloads -fuzztime $(FUZZTIME)
+	go test ./internal/confine -run '^$$' -fuzz FuzzLexical -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m

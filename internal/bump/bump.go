@@ -12,6 +12,8 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/keyless-cd/keyless/internal/confine"
+
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -111,13 +113,9 @@ type Result struct {
 // EditFile applies req to the file in root. It writes nothing when every
 // value is already at its target, and nothing at all on any error.
 func EditFile(root string, req Request) ([]Change, bool, error) {
-	path, err := confined(root, req.File)
+	rel, err := confine.Lexical(root, root, req.File)
 	if err != nil {
-		return nil, false, err
-	}
-	rel, err := filepath.Rel(root, path)
-	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("--file %s: %w", req.File, err)
 	}
 	// Every read and write goes through root, and no part of the path may be
 	// a symlink: a committed link must not make CI edit a file elsewhere.
@@ -126,8 +124,11 @@ func EditFile(root string, req Request) ([]Change, bool, error) {
 		return nil, false, err
 	}
 	defer func() { _ = r.Close() }()
-	if err := refuseSymlinks(r, req.File, rel); err != nil {
-		return nil, false, err
+	if err := confine.NoSymlinks(r, rel); err != nil {
+		if errors.Is(err, confine.ErrSymlink) {
+			return nil, false, fmt.Errorf("--file %s: %w: %w; name the file it points to", req.File, err, ErrSymlink)
+		}
+		return nil, false, fmt.Errorf("%s: %w", req.File, err)
 	}
 	fi, err := r.Stat(rel)
 	if err != nil {
@@ -175,33 +176,6 @@ func EditFile(root string, req Request) ([]Change, bool, error) {
 // ErrSymlink is returned (wrapped) when the file to edit, or a folder on
 // its way, is a symlink.
 var ErrSymlink = errors.New("refusing to edit through a symlink")
-
-func refuseSymlinks(r *os.Root, name, rel string) error {
-	parts := strings.Split(filepath.ToSlash(rel), "/")
-	for i := range parts {
-		p := filepath.FromSlash(strings.Join(parts[:i+1], "/"))
-		fi, err := r.Lstat(p)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("--file %s: %s is a symlink: %w; name the file it points to", name, filepath.ToSlash(p), ErrSymlink)
-		}
-	}
-	return nil
-}
-
-func confined(root, rel string) (string, error) {
-	if filepath.IsAbs(rel) {
-		return "", fmt.Errorf("--file %s: give a path relative to the repository", rel)
-	}
-	p := filepath.Join(root, rel)
-	r, err := filepath.Rel(root, p)
-	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
-		return "", fmt.Errorf("--file %s: leaves the repository", rel)
-	}
-	return p, nil
-}
 
 // Run edits, and optionally commits and pushes, retrying a rejected push by
 // re-applying the same edit on the new tip (not by rebasing the old commit).

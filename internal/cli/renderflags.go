@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keyless-cd/keyless/internal/confine"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -57,10 +59,10 @@ func (f *renderFlags) render(ctx context.Context, warnings io.Writer, dir, names
 	if err != nil {
 		return nil, err
 	}
-	rel, err := filepath.Rel(root, absDir)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return nil, fmt.Errorf("%s is outside the root %s", dir, root)
+	if !confine.Within(root, absDir) {
+		return nil, fmt.Errorf("%s is outside the root %s: %w", dir, root, confine.ErrOutsideRoot)
 	}
+	rel := confine.Rel(root, absDir)
 	opts := render.Options{
 		Root: root, Path: rel, Namespace: namespace,
 		Helm:   render.HelmOptions{ReleaseName: f.releaseName},

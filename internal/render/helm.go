@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/keyless-cd/keyless/internal/confine"
+
 	"helm.sh/helm/v4/pkg/action"
 	helmchart "helm.sh/helm/v4/pkg/chart"
 	"helm.sh/helm/v4/pkg/chart/common"
@@ -28,7 +30,7 @@ import (
 // CRDs included (and then refused by the engine's namespace guard), chart
 // dependencies taken from the vendored charts/ folder.
 func renderHelm(ctx context.Context, root, dir string, opts Options) ([]sourced, error) {
-	rel := relToRoot(root, dir)
+	rel := confine.Rel(root, dir)
 	if err := checkChartFiles(root, dir, opts.Limits); err != nil {
 		return nil, err
 	}
@@ -50,17 +52,17 @@ func renderHelm(ctx context.Context, root, dir string, opts Options) ([]sourced,
 	}
 	vals := map[string]any{}
 	for _, vf := range opts.Helm.ValueFiles {
-		path, err := confinedPath(root, dir, vf)
+		path, err := confine.Join(root, dir, vf)
 		if err != nil {
 			return nil, fmt.Errorf("chart %s: values file %w", rel, err)
 		}
-		data, err := readLimited(path, relToRoot(root, path), opts.Limits.MaxFileBytes)
+		data, err := readLimited(path, confine.Rel(root, path), opts.Limits.MaxFileBytes)
 		if err != nil {
 			return nil, err
 		}
 		var m map[string]any
 		if err := yaml.Unmarshal(data, &m); err != nil {
-			return nil, decodeError(relToRoot(root, path), document{line: 1, data: data}, err)
+			return nil, decodeError(confine.Rel(root, path), document{line: 1, data: data}, err)
 		}
 		vals = mergeMaps(vals, m)
 	}
@@ -143,22 +145,22 @@ func checkChartFiles(root, dir string, lim Limits) error {
 // through to reach it, so a link back into one of them is a cycle.
 func walkChart(root, dir string, lim Limits, ancestors []string) error {
 	if len(ancestors) > maxChartLinkDepth {
-		return &LimitError{Limit: "chart symlink depth", Where: relToRoot(root, dir), Detail: fmt.Sprintf("symlinks nested more than %d deep", maxChartLinkDepth)}
+		return &LimitError{Limit: "chart symlink depth", Where: confine.Rel(root, dir), Detail: fmt.Sprintf("symlinks nested more than %d deep", maxChartLinkDepth)}
 	}
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return fmt.Errorf("reading chart %s: %w", relToRoot(root, path), err)
+			return fmt.Errorf("reading chart %s: %w", confine.Rel(root, path), err)
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
-			resolved, err := confinedPath(root, filepath.Dir(path), d.Name())
+			resolved, err := confine.Join(root, filepath.Dir(path), d.Name())
 			if err != nil {
-				return fmt.Errorf("chart file %s: %w", relToRoot(root, path), err)
+				return fmt.Errorf("chart file %s: %w", confine.Rel(root, path), err)
 			}
 			if fi, err := os.Stat(resolved); err == nil && fi.IsDir() {
 				here, _ := filepath.EvalSymlinks(filepath.Dir(path))
 				for _, a := range append(ancestors, here) {
-					if within(resolved, a) {
-						return fmt.Errorf("chart file %s is a symlink to %s, a folder that contains it: %w", relToRoot(root, path), relToRoot(root, resolved), ErrSymlinkCycle)
+					if confine.Within(resolved, a) {
+						return fmt.Errorf("chart file %s is a symlink to %s, a folder that contains it: %w", confine.Rel(root, path), confine.Rel(root, resolved), ErrSymlinkCycle)
 					}
 				}
 				return walkChart(root, resolved, lim, append(ancestors, here))
@@ -169,10 +171,10 @@ func walkChart(root, dir string, lim Limits, ancestors []string) error {
 		}
 		fi, err := os.Stat(path)
 		if err != nil {
-			return fmt.Errorf("chart file %s: %w", relToRoot(root, path), err)
+			return fmt.Errorf("chart file %s: %w", confine.Rel(root, path), err)
 		}
 		if fi.Size() > lim.MaxFileBytes {
-			return fileTooLarge(relToRoot(root, path), fi.Size(), lim.MaxFileBytes)
+			return fileTooLarge(confine.Rel(root, path), fi.Size(), lim.MaxFileBytes)
 		}
 		return nil
 	})

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/keyless-cd/keyless/internal/confine"
+
 	fluxkustomize "github.com/fluxcd/pkg/kustomize"
 	securefs "github.com/fluxcd/pkg/kustomize/filesys"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -14,7 +16,7 @@ import (
 // Flux's secure filesystem: nothing outside root is read, plugins are off,
 // and remote bases are refused unless opts.AllowRemoteBases.
 func renderKustomize(root, dir string, opts Options) ([]sourced, error) {
-	rel := relToRoot(root, dir)
+	rel := confine.Rel(root, dir)
 	if !opts.AllowRemoteBases {
 		if err := checkKustomizationsOffline(root, dir, opts.Limits); err != nil {
 			return nil, err
@@ -79,14 +81,14 @@ func (l *limitedFS) ReadFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if fi.Size() > l.max {
-		return nil, l.limit(fileTooLarge(relToRoot(l.root, path), fi.Size(), l.max))
+		return nil, l.limit(fileTooLarge(confine.Rel(l.root, path), fi.Size(), l.max))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, l.max+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(data)) > l.max {
-		return nil, l.limit(fileTooLarge(relToRoot(l.root, path), 0, l.max))
+		return nil, l.limit(fileTooLarge(confine.Rel(l.root, path), 0, l.max))
 	}
 	return withGenerateNamesAsNames(path, data), nil
 }

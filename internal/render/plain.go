@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/keyless-cd/keyless/internal/confine"
 )
 
 // manifestExts are the file endings read from a plain directory.
@@ -21,7 +23,7 @@ func renderPlain(root, dir string, lim Limits) ([]sourced, []unrenderedFile, err
 	var unrendered []unrenderedFile
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", relToRoot(root, path), err)
+			return fmt.Errorf("reading %s: %w", confine.Rel(root, path), err)
 		}
 		name := d.Name()
 		if path != dir && strings.HasPrefix(name, ".") {
@@ -33,12 +35,12 @@ func renderPlain(root, dir string, lim Limits) ([]sourced, []unrenderedFile, err
 		if d.IsDir() || !manifestExts[strings.ToLower(filepath.Ext(name))] {
 			if d.Type()&fs.ModeSymlink != 0 {
 				// A symlink to a directory is not followed; one that leaves the root is an error.
-				if _, err := confinedPath(root, filepath.Dir(path), name); err != nil {
+				if _, err := confine.Join(root, filepath.Dir(path), name); err != nil {
 					return err
 				}
 			}
 			if !d.IsDir() && len(unrendered) < maxUnrenderedListed {
-				unrendered = append(unrendered, unrenderedFile{path: relToRoot(root, path), why: whyNotRendered(name)})
+				unrendered = append(unrendered, unrenderedFile{path: confine.Rel(root, path), why: whyNotRendered(name)})
 			}
 			return nil
 		}
@@ -51,8 +53,8 @@ func renderPlain(root, dir string, lim Limits) ([]sourced, []unrenderedFile, err
 	sort.Strings(files)
 	var out []sourced
 	for _, path := range files {
-		rel := relToRoot(root, path)
-		resolved, err := confinedPath(root, filepath.Dir(path), filepath.Base(path))
+		rel := confine.Rel(root, path)
+		resolved, err := confine.Join(root, filepath.Dir(path), filepath.Base(path))
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", rel, err)
 		}

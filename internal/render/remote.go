@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/keyless-cd/keyless/internal/confine"
+
 	"sigs.k8s.io/yaml"
 )
 
@@ -155,8 +157,8 @@ func checkKustomizationsOffline(root, dir string, lim Limits) error {
 		if file == "" {
 			return nil
 		}
-		rel := relToRoot(root, file)
-		resolved, err := confinedPath(root, dir, filepath.Base(file))
+		rel := confine.Rel(root, file)
+		resolved, err := confine.Join(root, dir, filepath.Base(file))
 		if err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
@@ -169,13 +171,13 @@ func checkKustomizationsOffline(root, dir string, lim Limits) error {
 			return decodeError(rel, document{line: 1, data: data}, err)
 		}
 		if len(refs) > 0 {
-			return fmt.Errorf("kustomize build %s: %s: %q is fetched from the network, which renders never do; vendor it into the repository: %w", relToRoot(root, dir), rel, refs[0], ErrRemoteReference)
+			return fmt.Errorf("kustomize build %s: %s: %q is fetched from the network, which renders never do; vendor it into the repository: %w", confine.Rel(root, dir), rel, refs[0], ErrRemoteReference)
 		}
 		var k map[string]any
 		_ = yaml.Unmarshal(data, &k)
 		for _, f := range []string{"resources", "bases", "components"} {
 			for _, s := range strings_(k[f]) {
-				sub, err := confinedPath(root, dir, s)
+				sub, err := confine.Join(root, dir, s)
 				if err != nil {
 					continue // kustomize's own secure FS reports it
 				}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/keyless-cd/keyless/internal/confine"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -103,11 +105,11 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Path == "" {
 		opts.Path = "."
 	}
-	root, err := resolveRoot(opts.Root)
+	root, err := confine.Root(opts.Root)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := confinedPath(root, root, opts.Path)
+	dir, err := confine.Join(root, root, opts.Path)
 	if err != nil {
 		return nil, fmt.Errorf("path %w", err)
 	}
