@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -366,41 +368,39 @@ func (c *Cluster) start(assets, name string, args []string) (*process, error) {
 // the wait.
 func waitFor(ctx context.Context, p *process, what string, check func(context.Context) error) error {
 	var last error
-	for {
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		if p.exited() {
+			return false, p.exitError()
+		}
 		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
 		last = check(cctx)
-		cancel()
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-p.done:
-			return p.exitError()
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last error: %w; logs in %s)", what, ctx.Err(), last, filepath.Dir(p.logPath))
-		case <-time.After(100 * time.Millisecond):
-		}
+		return last == nil, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("waiting for %s: %w (last error: %w; logs in %s)", what, ctx.Err(), last, filepath.Dir(p.logPath))
 	}
+	return err
 }
 
 // waitAll polls check until it succeeds, ctx ends, or any component exits.
 func (c *Cluster) waitAll(ctx context.Context, what string, check func(context.Context) error) error {
 	var last error
-	for {
+	err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		if last = check(ctx); last == nil {
-			return nil
+			return true, nil
 		}
 		for _, p := range c.procs {
 			if p.exited() {
-				return p.exitError()
+				return false, p.exitError()
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last error: %w; logs in %s)", what, ctx.Err(), last, c.LogDir)
-		case <-time.After(200 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("waiting for %s: %w (last error: %w; logs in %s)", what, ctx.Err(), last, c.LogDir)
 	}
+	return err
 }
 
 func httpOK(ctx context.Context, client *http.Client, url string) error {
@@ -457,18 +457,15 @@ func createNode(ctx context.Context, cs kubernetes.Interface) error {
 		},
 		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
 	}
-	for {
-		_, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-		if err == nil || apierrors.IsAlreadyExists(err) {
-			return nil
-		}
-		// The apiserver may still be bootstrapping its RBAC and priority levels.
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("creating node %s: %w", NodeName, err)
-		case <-time.After(200 * time.Millisecond):
-		}
+	// The apiserver may still be bootstrapping its RBAC and priority levels.
+	var last error
+	if err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		_, last = cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		return last == nil || apierrors.IsAlreadyExists(last), nil
+	}); err != nil {
+		return fmt.Errorf("creating node %s: %w (last error: %w)", NodeName, err, last)
 	}
+	return nil
 }
 
 func nodeAndSAReady(ctx context.Context, cs kubernetes.Interface) error {

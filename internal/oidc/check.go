@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"k8s.io/apiserver/pkg/apis/apiserver"
@@ -91,12 +93,10 @@ func Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("the configuration for issuer %s is invalid: %w", iss, err)
 		}
-		for a.HealthCheck() != nil {
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("could not load the keys of %s (discovery/JWKS): %w; pass --jwks to check offline", iss, a.HealthCheck())
-			case <-time.After(100 * time.Millisecond):
-			}
+		if err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+			return a.HealthCheck() == nil, nil
+		}); err != nil {
+			return nil, fmt.Errorf("could not load the keys of %s (discovery/JWKS): %w; pass --jwks to check offline", iss, a.HealthCheck())
 		}
 		resp, ok, err := a.AuthenticateToken(ctx, token)
 		if err != nil {
