@@ -7,6 +7,7 @@ include internal/version/versions.env
 
 K8S_BIN       ?= $(CURDIR)/bin/k8s
 KEYLESS       := $(CURDIR)/bin/keyless
+KEYLESS_DEV   := $(CURDIR)/bin/keyless-dev
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS       := -X github.com/keyless-cd/keyless/internal/version.version=$(VERSION)
 GO_TEST_FLAGS ?= -timeout 30m
@@ -26,8 +27,9 @@ all: build
 help: ## Show the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## Build bin/keyless
+build: ## Build bin/keyless (the product) and bin/keyless-dev (local cluster, dev issuer, demo)
 	go build -ldflags "$(LDFLAGS)" -o $(KEYLESS) ./cmd/keyless
+	go build -ldflags "$(LDFLAGS)" -o $(KEYLESS_DEV) ./cmd/keyless-dev
 
 $(CONTROLLER_GEN): hack/tools/go.mod
 	$(TOOL_BUILD) sigs.k8s.io/controller-tools/cmd/controller-gen
@@ -44,10 +46,10 @@ k8s-bins: ## Build the local control plane into bin/k8s (skips what is already b
 
 CLUSTER_FLAGS ?=
 demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this machine (DEMO_FLAGS="--keep" to explore)
-	$(KEYLESS) demo --assets $(K8S_BIN) $(DEMO_FLAGS)
+	$(KEYLESS_DEV) demo --assets $(K8S_BIN) $(DEMO_FLAGS)
 
 cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (extra flags: CLUSTER_FLAGS="...")
-	$(KEYLESS) localcluster up --assets $(K8S_BIN) $(CLUSTER_FLAGS)
+	$(KEYLESS_DEV) localcluster up --assets $(K8S_BIN) $(CLUSTER_FLAGS)
 
 test: k8s-bins vet lint ## Build what is missing, then vet, lint and run every test
 	KUBEBUILDER_ASSETS=$(K8S_BIN) go test $(GO_TEST_FLAGS) ./...

@@ -1,5 +1,5 @@
 // Package config carries keyless's install manifests (the CRD and the
-// namespaced install) inside the binary, so `keyless demo` and tests install
+// namespaced install) inside the binary, so `keyless-dev demo` and tests install
 // exactly what a cluster admin applies with `kubectl apply -k`.
 package config
 

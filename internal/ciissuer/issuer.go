@@ -40,7 +40,7 @@ type Issuer struct {
 func Start() (*Issuer, error) { return StartOn("127.0.0.1:0", false) }
 
 // StartOn serves on addr (a loopback address); with mint, POST /mint issues
-// tokens for the CLI's `keyless dev-issuer token` (loopback, dev use only).
+// tokens for the CLI's `keyless-dev dev-issuer token` (loopback, dev use only).
 func StartOn(addr string, mint bool) (*Issuer, error) {
 	if host, _, err := net.SplitHostPort(addr); err != nil || (host != "127.0.0.1" && host != "localhost") {
 		return nil, fmt.Errorf("the dev issuer listens on loopback only (127.0.0.1:PORT), not %q", addr)

@@ -33,21 +33,6 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestLocalclusterUpMissingAssets(t *testing.T) {
-	code, out, errOut := run(t.Context(), t, "localcluster", "up", "--assets", "/nonexistent")
-	if code == 0 {
-		t.Fatal("exit 0 with missing binaries")
-	}
-	if strings.Contains(out, "ready:") {
-		t.Fatalf("printed ready with missing binaries: %q", out)
-	}
-	for _, want := range []string{"kube-apiserver", "etcd", "/nonexistent", "make k8s-bins"} {
-		if !strings.Contains(errOut, want) {
-			t.Errorf("stderr %q does not mention %q", errOut, want)
-		}
-	}
-}
-
 func TestUnknownCommandFails(t *testing.T) {
 	code, _, errOut := run(t.Context(), t, "frobnicate")
 	if code == 0 || !strings.Contains(errOut, "unknown command") {

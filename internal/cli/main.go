@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 // IOStreams are the standard streams a command reads and writes; tests inject
@@ -19,7 +21,7 @@ type IOStreams struct {
 	Out    io.Writer
 	ErrOut io.Writer
 	// Getenv reads the environment (CI variables, token variables). Default
-	// os.Getenv; `keyless demo` and tests inject a CI job's environment.
+	// os.Getenv; `keyless-dev demo` and tests inject a CI job's environment.
 	Getenv func(string) string
 }
 
@@ -56,14 +58,25 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // Main runs keyless with args and returns the process exit code. SIGINT and
 // SIGTERM cancel the command's context so long-running commands clean up.
 func Main(args []string, streams IOStreams) int {
+	return MainWith(NewRootCommand, args, streams)
+}
+
+// MainWith is Main for the command tree newRoot builds (keyless-dev's).
+func MainWith(newRoot func(IOStreams) *cobra.Command, args []string, streams IOStreams) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) //nolint:forbidigo // the process entry point: no caller context exists
 	defer stop()
-	return Run(ctx, args, streams)
+	return Execute(ctx, newRoot(streams), args, streams)
 }
 
 // Run executes the command line args with ctx and returns the exit code.
 func Run(ctx context.Context, args []string, streams IOStreams) int {
-	cmd := NewRootCommand(streams)
+	return Execute(ctx, NewRootCommand(streams), args, streams)
+}
+
+// Execute runs cmd (a root command built on streams) with args and returns
+// the exit code: an *ExitError's code, 1 for any other error (printed as
+// "Error: …" on ErrOut), else 0. keyless-dev's root runs through it too.
+func Execute(ctx context.Context, cmd *cobra.Command, args []string, streams IOStreams) int {
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {

@@ -16,15 +16,10 @@ stored outside the cluster.
                  into the Application's own namespace, with namespaced Roles only.
   Push (OIDC):   a CI job deploys with the short-lived JWT its platform issues;
                  the apiserver trusts the issuer and RBAC grants one pipeline a small Role.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
 	}
-	root.SetIn(streams.In)
-	root.SetOut(streams.Out)
-	root.SetErr(streams.ErrOut)
+	WireRoot(root, streams)
 	root.AddCommand(
 		newVersionCommand(streams),
-		newLocalclusterCommand(streams),
 		newRenderCommand(streams),
 		newDiffCommand(streams),
 		newApplyCommand(streams),
@@ -37,9 +32,16 @@ stored outside the cluster.
 		newOIDCCommand(streams),
 		newDeployCommand(streams),
 		newKubeconfigCommand(streams),
-		newDevIssuerCommand(streams),
 		newAuditCommand(streams),
-		newDemoCommand(streams),
 	)
 	return root
+}
+
+// WireRoot makes cmd a root command on streams: its output goes to them, and
+// errors are printed once, by Execute, without the usage text.
+func WireRoot(cmd *cobra.Command, streams IOStreams) {
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	cmd.SetIn(streams.In)
+	cmd.SetOut(streams.Out)
+	cmd.SetErr(streams.ErrOut)
 }

@@ -2,7 +2,7 @@
 // a local control plane, a Git server, a CI OIDC issuer, keyless's namespaced
 // install and its controller, then the steps of the seed documents — import,
 // CI bump, self-heal, prune, OIDC deploy, audit, history — each checked, timed
-// and shown with its evidence. `keyless demo` (and `make demo`) run it; its
+// and shown with its evidence. `keyless-dev demo` (and `make demo`) run it; its
 // test runs it in `make test`.
 package demo
 
@@ -43,6 +43,9 @@ type Options struct {
 	// Command is how the explore hints (--keep) invoke keyless, e.g.
 	// "bin/keyless". Default "keyless".
 	Command string
+	// DevCommand is how they invoke keyless-dev (for dev-issuer token),
+	// e.g. "bin/keyless-dev". Default "keyless-dev".
+	DevCommand string
 }
 
 // StepResult is one step's outcome.
@@ -93,6 +96,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Command == "" {
 		opts.Command = "keyless"
 	}
+	if opts.DevCommand == "" {
+		opts.DevCommand = "keyless-dev"
+	}
 	e := &env{opts: opts, dir: opts.Dir}
 	if e.dir == "" {
 		d, err := os.MkdirTemp("", "keyless-demo-")
@@ -109,7 +115,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	defer func() { e.teardown(keepFiles) }()
 
 	rep := &Report{}
-	_, _ = fmt.Fprintf(opts.Out, "keyless demo: the credential-free pipeline, on loopback (files in %s)\n\n", e.dir)
+	_, _ = fmt.Fprintf(opts.Out, "keyless-dev demo: the credential-free pipeline, on loopback (files in %s)\n\n", e.dir)
 	setup := e.runStep(ctx, rep, 0, step{"Start: CI issuer, control plane, Git server, keyless install, controller", e.setup})
 	if !setup.OK {
 		keepFiles = ctx.Err() == nil
@@ -208,12 +214,12 @@ Everything is still running (--keep). Explore, then press Ctrl-C to stop and cle
 
   Git repository   %s  (token: %s)
   webhook          %s/hooks/gitlab  (X-Gitlab-Token: %s)
-  CI issuer        %[11]s  (CA %[12]s; mint a token: %[13]s dev-issuer token --issuer %[11]s --ca %[12]s --gitlab %[14]s --project-id %[15]d --ref main --audience %[16]s)
+  CI issuer        %[11]s  (CA %[12]s; mint a token: %[20]s dev-issuer token --issuer %[11]s --ca %[12]s --gitlab %[14]s --project-id %[15]d --ref main --audience %[16]s)
   controller       audit trail %[17]s, log %[18]s
 `, e.cluster.KubeconfigPath, appNS, appName, appNS, e.ctrlConfig, appNS,
 		e.repoURL, e.gitTok, e.hookURL, e.hookSecret,
 		e.issuer.URL(), e.caFile, e.opts.Command, project, projectID, audience,
-		e.auditPath, e.dir+"/controller.log", e.kubectl())
+		e.auditPath, e.dir+"/controller.log", e.kubectl(), e.opts.DevCommand)
 }
 
 // kubectl is the kubectl built with the control plane when there is one.

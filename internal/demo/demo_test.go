@@ -17,7 +17,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
 )
 
-// TestDemo runs `keyless demo`'s steps against real components, so the demo
+// TestDemo runs `keyless-dev demo`'s steps against real components, so the demo
 // cannot rot: every step must pass, with its evidence.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer

@@ -51,7 +51,7 @@ type Options struct {
 	PodSecurity string
 	// WithDeployment also applies the controller Deployment and its webhook
 	// Secret. Default false: the caller runs the controller itself (tests,
-	// `keyless demo`) as the keyless-controller ServiceAccount.
+	// `keyless-dev demo`) as the keyless-controller ServiceAccount.
 	WithDeployment bool
 	// Timeout bounds waiting for the CRD to be served. Default 1m.
 	Timeout time.Duration

@@ -1,4 +1,4 @@
-package cli
+package devcli
 
 import (
 	"bytes"
@@ -16,9 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyless-cd/keyless/internal/ciissuer"
+	"github.com/keyless-cd/keyless/internal/cli"
 )
 
-func newDevIssuerCommand(streams IOStreams) *cobra.Command {
+func newDevIssuerCommand(streams cli.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dev-issuer",
 		Short: "A local OIDC issuer that mints GitLab/GitHub-shaped CI tokens (for trying OIDC on make cluster)",
@@ -36,12 +37,12 @@ type devIssuerUpFlags struct {
 	caOut string
 }
 
-func newDevIssuerUpCommand(streams IOStreams) *cobra.Command {
+func newDevIssuerUpCommand(streams cli.IOStreams) *cobra.Command {
 	f := &devIssuerUpFlags{}
 	cmd := &cobra.Command{
 		Use:     "up --addr 127.0.0.1:9443 --ca-out ca.pem",
 		Short:   "Run the issuer until Ctrl-C",
-		Example: `  keyless dev-issuer up --addr 127.0.0.1:9443 --ca-out /tmp/issuer-ca.pem`,
+		Example: `  keyless-dev dev-issuer up --addr 127.0.0.1:9443 --ca-out /tmp/issuer-ca.pem`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			is, err := ciissuer.StartOn(f.addr, true)
@@ -53,7 +54,7 @@ func newDevIssuerUpCommand(streams IOStreams) *cobra.Command {
 				return fmt.Errorf("--ca-out: %w", err)
 			}
 			_, _ = fmt.Fprintf(streams.Out, "issuer: %s\nca: %s\n", is.URL(), f.caOut)
-			_, _ = fmt.Fprintln(streams.ErrOut, "minting with: keyless dev-issuer token --issuer "+is.URL()+" --ca "+f.caOut+" …; Ctrl-C to stop")
+			_, _ = fmt.Fprintln(streams.ErrOut, "minting with: keyless-dev dev-issuer token --issuer "+is.URL()+" --ca "+f.caOut+" …; Ctrl-C to stop")
 			<-cmd.Context().Done()
 			return nil
 		},
@@ -72,12 +73,12 @@ type devIssuerTokenFlags struct {
 	expired                    bool
 }
 
-func newDevIssuerTokenCommand(streams IOStreams) *cobra.Command {
+func newDevIssuerTokenCommand(streams cli.IOStreams) *cobra.Command {
 	f := &devIssuerTokenFlags{}
 	cmd := &cobra.Command{
 		Use:   "token --issuer URL --ca F (--gitlab PROJECT | --github REPO) --project-id N --audience A",
 		Short: "Mint a CI job token from a running dev issuer",
-		Example: `  keyless dev-issuer token --issuer https://127.0.0.1:9443 --ca /tmp/issuer-ca.pem \
+		Example: `  keyless-dev dev-issuer token --issuer https://127.0.0.1:9443 --ca /tmp/issuer-ca.pem \
     --gitlab myorg/myapp --project-id 4242 --ref main --audience k8s-prod`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -117,7 +118,7 @@ func newDevIssuerTokenCommand(streams IOStreams) *cobra.Command {
 			}
 			resp, err := client.Do(hreq)
 			if err != nil {
-				return fmt.Errorf("asking the dev issuer (is `keyless dev-issuer up` running?): %w", err)
+				return fmt.Errorf("asking the dev issuer (is `keyless-dev dev-issuer up` running?): %w", err)
 			}
 			defer func() { _ = resp.Body.Close() }()
 			out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -1,4 +1,4 @@
-package cli
+package devcli
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/keyless-cd/keyless/internal/cli"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
 )
 
@@ -48,7 +49,7 @@ func TestLocalclusterUp(t *testing.T) {
 	go func() {
 		done <- Run(ctx, []string{"localcluster", "up", "--assets", clustertest.Assets(),
 			"--state-dir", filepath.Join(dir, "state"), "--kubeconfig-out", kubeconfig},
-			IOStreams{In: strings.NewReader(""), Out: outW, ErrOut: errOut})
+			cli.IOStreams{In: strings.NewReader(""), Out: outW, ErrOut: errOut})
 		_ = outW.Close()
 	}()
 

@@ -1,4 +1,4 @@
-package cli
+package devcli
 
 import (
 	"fmt"
@@ -7,10 +7,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyless-cd/keyless/internal/cli"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 )
 
-func newLocalclusterCommand(streams IOStreams) *cobra.Command {
+func newLocalclusterCommand(streams cli.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "localcluster",
 		Short: "Run a real local Kubernetes control plane (etcd, apiserver, controllers, kwok node)",
@@ -27,7 +28,7 @@ type localclusterUpFlags struct {
 	timeout       time.Duration
 }
 
-func newLocalclusterUpCommand(streams IOStreams) *cobra.Command {
+func newLocalclusterUpCommand(streams cli.IOStreams) *cobra.Command {
 	f := &localclusterUpFlags{}
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -45,11 +46,11 @@ CA; treat it as a secret and never copy it into CI.
 The binaries come from --assets, else $KUBEBUILDER_ASSETS, else ./bin/k8s
 (build them with "make k8s-bins").`,
 		Example: `  # start a cluster and use it from another terminal
-  keyless localcluster up --kubeconfig-out /tmp/kl.kubeconfig
+  keyless-dev localcluster up --kubeconfig-out /tmp/kl.kubeconfig
   kubectl --kubeconfig /tmp/kl.kubeconfig get nodes
 
   # pass extra kube-apiserver flags (repeatable)
-  keyless localcluster up --apiserver-arg=--authentication-config=/etc/keyless/authn.yaml`,
+  keyless-dev localcluster up --apiserver-arg=--authentication-config=/etc/keyless/authn.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runLocalclusterUp(cmd, streams, f)
@@ -64,7 +65,7 @@ The binaries come from --assets, else $KUBEBUILDER_ASSETS, else ./bin/k8s
 	return cmd
 }
 
-func runLocalclusterUp(cmd *cobra.Command, streams IOStreams, f *localclusterUpFlags) error {
+func runLocalclusterUp(cmd *cobra.Command, streams cli.IOStreams, f *localclusterUpFlags) error {
 	ctx := cmd.Context()
 	c, err := localcluster.Start(ctx, localcluster.Options{
 		Assets:        f.assets,

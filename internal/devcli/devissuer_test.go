@@ -1,4 +1,4 @@
-package cli
+package devcli
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyless-cd/keyless/internal/cli"
 )
 
 func TestDevIssuerMintsTokens(t *testing.T) {
@@ -17,7 +19,7 @@ func TestDevIssuerMintsTokens(t *testing.T) {
 	done := make(chan int, 1)
 	out := &syncBuffer{}
 	go func() {
-		done <- Run(ctx, []string{"dev-issuer", "up", "--addr", "127.0.0.1:0", "--ca-out", ca}, IOStreams{In: strings.NewReader(""), Out: out, ErrOut: &syncBuffer{}})
+		done <- Run(ctx, []string{"dev-issuer", "up", "--addr", "127.0.0.1:0", "--ca-out", ca}, cli.IOStreams{In: strings.NewReader(""), Out: out, ErrOut: &syncBuffer{}})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	// Port 0: the issuer says which port it got.

@@ -1,15 +1,15 @@
-package cli
+package devcli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
-	"strings"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyless-cd/keyless/internal/cli"
 	"github.com/keyless-cd/keyless/internal/demo"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 )
@@ -21,7 +21,7 @@ type demoFlags struct {
 	stepTimeout time.Duration
 }
 
-func newDemoCommand(streams IOStreams) *cobra.Command {
+func newDemoCommand(streams cli.IOStreams) *cobra.Command {
 	f := &demoFlags{}
 	cmd := &cobra.Command{
 		Use:   "demo [--keep]",
@@ -50,9 +50,9 @@ Ctrl-C. Ctrl-C at any point stops everything and cleans up.
 
 The control-plane binaries come from --assets, else $KUBEBUILDER_ASSETS, else
 ./bin/k8s (make k8s-bins builds them; make demo does both).`,
-		Example: `  make demo                     # builds what is missing, then runs keyless demo
-  keyless demo --keep           # leave it running to explore; Ctrl-C cleans up
-  keyless demo --assets /opt/k8s/bin`,
+		Example: `  make demo                     # builds what is missing, then runs keyless-dev demo
+  keyless-dev demo --keep           # leave it running to explore; Ctrl-C cleans up
+  keyless-dev demo --assets /opt/k8s/bin`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), streams, f)
@@ -66,32 +66,27 @@ The control-plane binaries come from --assets, else $KUBEBUILDER_ASSETS, else
 	return cmd
 }
 
-func runDemo(ctx context.Context, streams IOStreams, f *demoFlags) error {
+func runDemo(ctx context.Context, streams cli.IOStreams, f *demoFlags) error {
 	assets := localcluster.ResolveAssets(f.assets)
 	if err := localcluster.CheckAssets(assets); err != nil {
-		return &ExitError{Code: 2, Err: err}
+		return &cli.ExitError{Code: 2, Err: err}
 	}
 	_, err := demo.Run(ctx, demo.Options{
-		Out: streams.Out, Keyless: InProcess, Assets: assets, Dir: f.dir, Keep: f.keep, StepTimeout: f.stepTimeout,
-		Command: os.Args[0],
+		Out: streams.Out, Keyless: cli.InProcess, Assets: assets, Dir: f.dir, Keep: f.keep, StepTimeout: f.stepTimeout,
+		Command: keylessBeside(os.Args[0]), DevCommand: os.Args[0],
 	})
 	if errors.Is(err, demo.ErrFailed) {
-		return &ExitError{Code: 1}
+		return &cli.ExitError{Code: 1}
 	}
 	return err
 }
 
-// InProcess runs a keyless command line in this process, with vars (then the
-// process environment) as its environment: how the demo plays a person or a
-// CI job.
-func InProcess(ctx context.Context, vars map[string]string, args ...string) (string, string, int) {
-	var out, errOut bytes.Buffer
-	getenv := func(k string) string {
-		if v, ok := vars[k]; ok {
-			return v
-		}
-		return os.Getenv(k)
+// keylessBeside names the keyless binary next to keyless-dev (make builds
+// both into bin/), for the demo's hints; "keyless" when there is none.
+func keylessBeside(devCommand string) string {
+	k := filepath.Join(filepath.Dir(devCommand), "keyless")
+	if fi, err := os.Stat(k); err == nil && !fi.IsDir() {
+		return k
 	}
-	code := Run(ctx, args, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: getenv})
-	return out.String(), errOut.String(), code
+	return "keyless"
 }
