@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyless-cd/keyless/internal/confine"
+	"github.com/keyless-cd/keyless/internal/gitsource"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
@@ -192,6 +193,8 @@ func Run(ctx context.Context, req Request, opts Options) (*Result, error) {
 	var err error
 	switch {
 	case opts.RepoURL != "":
+		// The user an SSH URL names is the SSH user, as with git.
+		opts.Auth = gitsource.ForURL(opts.Auth, opts.RepoURL)
 		tmp, err := os.MkdirTemp("", "keyless-bump-")
 		if err != nil {
 			return nil, err
@@ -208,6 +211,9 @@ func Run(ctx context.Context, req Request, opts Options) (*Result, error) {
 	case opts.Commit:
 		if repo, err = git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true}); err != nil {
 			return nil, fmt.Errorf("opening the Git checkout at %s: %w", dir, err)
+		}
+		if origin, err := repo.Remote("origin"); err == nil && len(origin.Config().URLs) > 0 {
+			opts.Auth = gitsource.ForURL(opts.Auth, origin.Config().URLs[0])
 		}
 	}
 	if !opts.Commit {

@@ -72,7 +72,7 @@ token), never a cluster one.`,
 
   # another repository (the GitOps repo), with a deploy key
   keyless bump --repo git@gitlab.example.com:myorg/deploy.git --file apps/myapp/values.yml \
-    --set image.tag=abc123 --push --ssh-key-file ~/.ssh/deploy_key --known-hosts-file known_hosts`,
+    --set image.tag=abc123 --push --ssh-key ~/.ssh/deploy_key --known-hosts known_hosts`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBump(cmd, streams, f)
@@ -91,8 +91,13 @@ token), never a cluster one.`,
 	fl.StringVar(&f.committer, "committer", "keyless bump <keyless-bump@users.noreply.invalid>", `committer, "Name <email>" (the CI bot)`)
 	fl.StringVar(&f.tokenEnv, "token-env", "", "environment variable holding an HTTPS token (CI_JOB_TOKEN, GITHUB_TOKEN, a project access token)")
 	fl.StringVar(&f.tokenUsername, "token-username", "", "username sent with the token (default gitlab-ci-token for CI_JOB_TOKEN, x-access-token for GITHUB_TOKEN, else oauth2)")
-	fl.StringVar(&f.sshKeyFile, "ssh-key-file", "", "SSH deploy key for ssh:// or git@ repositories")
-	fl.StringVar(&f.knownHostsFile, "known-hosts-file", "", "known_hosts for SSH (required with --ssh-key-file; unknown hosts are refused)")
+	fl.StringVar(&f.sshKeyFile, "ssh-key", "", "SSH deploy key (a private key file) for ssh:// or user@host: repositories; the SSH user is the URL's (default git)")
+	fl.StringVar(&f.knownHostsFile, "known-hosts", "", "known_hosts file for SSH (required with --ssh-key; unknown or changed host keys are refused)")
+	// The names before the ship issue; kept so existing pipelines run.
+	fl.StringVar(&f.sshKeyFile, "ssh-key-file", "", "")
+	fl.StringVar(&f.knownHostsFile, "known-hosts-file", "", "")
+	_ = fl.MarkDeprecated("ssh-key-file", "use --ssh-key")
+	_ = fl.MarkDeprecated("known-hosts-file", "use --known-hosts")
 	fl.StringVar(&f.signSSHKey, "sign-ssh-key", "", "sign the commit with this SSH private key (accepted by the controller's verify mode)")
 	fl.IntVar(&f.retries, "retries", 10, "retries of a push rejected because the branch moved")
 	fl.BoolVar(&f.skipCI, "skip-ci", false, `append "[skip ci]" to the subject so the push does not start another pipeline`)
@@ -174,11 +179,11 @@ func runBump(cmd *cobra.Command, streams IOStreams, f *bumpFlags) error {
 	return nil
 }
 
-// auth builds the Git credential from --token-env or --ssh-key-file.
+// auth builds the Git credential from --token-env or --ssh-key.
 func (f *bumpFlags) auth(getenv func(string) string) (transport.AuthMethod, error) {
 	switch {
 	case f.tokenEnv != "" && f.sshKeyFile != "":
-		return nil, errors.New("--token-env and --ssh-key-file exclude each other")
+		return nil, errors.New("--token-env and --ssh-key exclude each other")
 	case f.tokenEnv != "":
 		tok := getenv(f.tokenEnv)
 		if tok == "" {
@@ -199,14 +204,14 @@ func (f *bumpFlags) auth(getenv func(string) string) (transport.AuthMethod, erro
 	case f.sshKeyFile != "":
 		key, err := os.ReadFile(f.sshKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("--ssh-key-file: %w", err)
+			return nil, fmt.Errorf("--ssh-key: %w", err)
 		}
 		if f.knownHostsFile == "" {
-			return nil, errors.New("--ssh-key-file needs --known-hosts-file: unknown SSH host keys are refused")
+			return nil, errors.New("--ssh-key needs --known-hosts: unknown SSH host keys are refused")
 		}
 		kh, err := os.ReadFile(f.knownHostsFile)
 		if err != nil {
-			return nil, fmt.Errorf("--known-hosts-file: %w", err)
+			return nil, fmt.Errorf("--known-hosts: %w", err)
 		}
 		return gitsource.SSHAuth("", key, "", kh)
 	}

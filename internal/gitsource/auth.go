@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 
@@ -17,6 +18,10 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
+
+// ErrHostKey is returned (wrapped) when an SSH server's host key is unknown
+// or not the one known_hosts lists.
+var ErrHostKey = errors.New("ssh host key refused")
 
 // Credential keys read from an Application's secretRef Secret.
 const (
@@ -30,7 +35,9 @@ const (
 // AuthFromSecret builds go-git credentials for repoURL from a Secret's data.
 // HTTPS takes username/password (or just password, as with GitLab tokens) or
 // bearerToken; SSH takes identity (a private key) and known_hosts, and refuses
-// unknown host keys. Secret values never appear in errors.
+// unknown host keys. The SSH user is the one the URL names
+// (ssh://deploy@host/…, deploy@host:org/repo), else the Secret's username,
+// else "git". Secret values never appear in errors.
 func AuthFromSecret(repoURL string, data map[string][]byte) (transport.AuthMethod, error) {
 	if data == nil {
 		return nil, nil
@@ -44,7 +51,11 @@ func AuthFromSecret(repoURL string, data map[string][]byte) (transport.AuthMetho
 		if len(kh) == 0 {
 			return nil, fmt.Errorf("ssh repository %s needs the key %q in the Git secret: unknown host keys are refused", Redact(repoURL), KeyKnownHosts)
 		}
-		return SSHAuth(string(data[KeyUsername]), identity, string(data[KeyPassword]), kh)
+		user := URLUser(repoURL)
+		if user == "" {
+			user = string(data[KeyUsername])
+		}
+		return SSHAuth(user, identity, string(data[KeyPassword]), kh)
 	}
 	if tok := string(data[KeyBearerToken]); tok != "" {
 		return &githttp.TokenAuth{Token: tok}, nil
@@ -79,6 +90,39 @@ func SSHAuth(user string, identity []byte, passphrase string, knownHosts []byte)
 	return keys, nil
 }
 
+// URLUser returns the user an SSH URL names — ssh://deploy@host/org/repo or
+// the scp-like deploy@host:org/repo — or "" (none, or not an SSH URL).
+func URLUser(repoURL string) string {
+	if !isSSH(repoURL) {
+		return ""
+	}
+	if strings.HasPrefix(repoURL, "ssh://") {
+		u, err := url.Parse(repoURL)
+		if err != nil || u.User == nil {
+			return ""
+		}
+		return u.User.Username()
+	}
+	user, _, _ := strings.Cut(repoURL, "@")
+	if strings.ContainsAny(user, ":/") {
+		return ""
+	}
+	return user
+}
+
+// ForURL returns auth with its SSH user set to the one repoURL names, when
+// it names one (git uses the URL's user too); other auth is returned as is.
+func ForURL(auth transport.AuthMethod, repoURL string) transport.AuthMethod {
+	keys, ok := auth.(*gitssh.PublicKeys)
+	user := URLUser(repoURL)
+	if !ok || user == "" || keys.User == user {
+		return auth
+	}
+	c := *keys
+	c.User = user
+	return &c
+}
+
 func isSSH(url string) bool {
 	return strings.HasPrefix(url, "ssh://") || (!strings.Contains(url, "://") && strings.Contains(url, "@"))
 }
@@ -101,9 +145,17 @@ func knownHostsCallback(data []byte) (ssh.HostKeyCallback, error) {
 		return nil, fmt.Errorf("git secret: key %q: %w", KeyKnownHosts, err)
 	}
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		if err := cb(hostname, remote, key); err != nil {
-			return fmt.Errorf("host key of %s is not in known_hosts: %w", hostname, err)
+		err := cb(hostname, remote, key)
+		if err == nil {
+			return nil
 		}
-		return nil
+		fp := ssh.FingerprintSHA256(key)
+		var ke *knownhosts.KeyError
+		if errors.As(err, &ke) && len(ke.Want) > 0 {
+			return fmt.Errorf("host key of %s changed: it presents %s %s, known_hosts has another (line %d); if the server's key was rotated, update known_hosts in the Git secret, else someone may be in the middle: %w",
+				hostname, key.Type(), fp, ke.Want[0].Line, ErrHostKey)
+		}
+		return fmt.Errorf("host key of %s (%s %s) is not in known_hosts; add the server's key to known_hosts in the Git secret (ssh-keyscan, checked against the forge's published fingerprints): %w",
+			hostname, key.Type(), fp, ErrHostKey)
 	}, nil
 }
