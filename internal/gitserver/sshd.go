@@ -219,3 +219,21 @@ func (s *SSHServer) Stop() {
 		_ = os.RemoveAll(s.dir)
 	})
 }
+
+// NewDeployKey makes an ed25519 key pair: the OpenSSH private key (what a
+// Git Secret's identity or `keyless bump --ssh-key` holds) and its signer.
+func NewDeployKey() ([]byte, ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "deploy key")
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(block), signer, nil
+}

@@ -1,9 +1,6 @@
 package gitsource
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -18,23 +15,13 @@ import (
 	"github.com/keyless-cd/keyless/internal/gitserver"
 )
 
-// deployKey makes an ed25519 key: its OpenSSH private key (what a Secret's
-// identity holds) and its signer.
 func deployKey(t *testing.T) ([]byte, ssh.Signer) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	key, signer, err := gitserver.NewDeployKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "deploy key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(block), signer
+	return key, signer
 }
 
 // sshRepo serves one repository with a signed commit over HTTP (to make
