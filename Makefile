@@ -20,7 +20,7 @@ TOOL_BUILD    := go build -modfile=$(CURDIR)/hack/tools/go.mod -o $(TOOLS_BIN)/
 CONTROLLER_GEN := $(TOOLS_BIN)/controller-gen
 GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 
-.PHONY: bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: image bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -43,6 +43,11 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → co
 
 k8s-bins: ## Build the local control plane into bin/k8s (skips what is already built)
 	@hack/build-k8s-bins.sh $(K8S_BIN)
+
+REGISTRY  ?=
+IMAGE_TAG ?= $(VERSION)
+image: ## The controller image (linux/amd64+arm64) without Docker: an OCI layout in bin/image, or pushed with REGISTRY=host:port/keyless
+	go run ./hack/image --version $(VERSION) $(if $(REGISTRY),--push $(REGISTRY):$(IMAGE_TAG),--out $(CURDIR)/bin/image)
 
 CLUSTER_FLAGS ?=
 demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this machine (DEMO_FLAGS="--keep" to explore)

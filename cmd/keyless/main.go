@@ -5,6 +5,10 @@ package main
 import (
 	"os"
 
+	// Mozilla's roots, used only where the system has none: the image
+	// carries no CA bundle, and must still verify HTTPS forges.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/keyless-cd/keyless/internal/cli"
 	"github.com/keyless-cd/keyless/internal/renderproc"
 )
