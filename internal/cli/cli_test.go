@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -10,9 +9,7 @@ import (
 // run executes keyless with args and returns exit code, stdout and stderr.
 func run(ctx context.Context, t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	code := Run(ctx, args, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
-	return code, out.String(), errOut.String()
+	return runIn(ctx, t, "", args...)
 }
 
 func TestVersion(t *testing.T) {

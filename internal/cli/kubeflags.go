@@ -17,9 +17,15 @@ type kubeFlags struct {
 }
 
 func (f *kubeFlags) addFlags(fl *pflag.FlagSet) {
+	f.addKubeconfigFlags(fl)
+	fl.StringVarP(&f.namespace, "namespace", "n", "", "target namespace (default the context's namespace); nothing is written outside it")
+}
+
+// addKubeconfigFlags adds --kubeconfig and --context only: for commands that
+// write to fixed namespaces of their own (install), where -n means nothing.
+func (f *kubeFlags) addKubeconfigFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default $KUBECONFIG, else ~/.kube/config)")
 	fl.StringVar(&f.context, "context", "", "kubeconfig context to use (default the current context)")
-	fl.StringVarP(&f.namespace, "namespace", "n", "", "target namespace (default the context's namespace); nothing is written outside it")
 }
 
 func (f *kubeFlags) clientConfig() clientcmd.ClientConfig {

@@ -33,6 +33,8 @@ stored outside the cluster.
 		newDeployCommand(streams),
 		newKubeconfigCommand(streams),
 		newAuditCommand(streams),
+		newInstallCommand(streams),
+		newUninstallCommand(streams),
 	)
 	return root
 }

@@ -8,6 +8,7 @@ package install
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -53,40 +54,141 @@ type Options struct {
 	// Secret. Default false: the caller runs the controller itself (tests,
 	// `keyless-dev demo`) as the keyless-controller ServiceAccount.
 	WithDeployment bool
+	// Image is the controller image (pin it by digest). Default the
+	// manifests' (ghcr.io/keyless-cd/keyless).
+	Image string
+	// ExtraArgs are more `keyless controller` flags for the Deployment.
+	ExtraArgs []string
 	// Timeout bounds waiting for the CRD to be served. Default 1m.
 	Timeout time.Duration
 }
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// Apply installs keyless with cfg (a cluster admin's credentials): namespaces
-// are created when missing, everything else is applied server-side, and it
-// returns once the Application API is served.
-func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
-	if opts.ControllerNamespace == "" {
-		opts.ControllerNamespace = DefaultControllerNamespace
+// Manifests are the whole install, rendered from the embedded config/ for
+// one set of Options, in the order they are applied.
+type Manifests struct {
+	// CRDs are the Application CustomResourceDefinition.
+	CRDs []*unstructured.Unstructured
+	// Namespaces are the controller's and each managed one (with its Pod
+	// Security labels).
+	Namespaces []*unstructured.Unstructured
+	// Controller are the objects in the controller's namespace: its
+	// ServiceAccount and Role, and with WithDeployment the Deployment, its
+	// Service and NetworkPolicy. The webhook Secret is never among them:
+	// Apply creates it with a random value, and an export leaves it to the
+	// admin (its value must not be in Git).
+	Controller []*unstructured.Unstructured
+	// PerNamespace are each managed namespace's controller Role and
+	// keyless-deployer, by namespace.
+	PerNamespace map[string][]*unstructured.Unstructured
+}
+
+// All returns every object, in apply order.
+func (m *Manifests) All(namespaces []string) []*unstructured.Unstructured {
+	out := append(append(append([]*unstructured.Unstructured{}, m.Namespaces...), m.CRDs...), m.Controller...)
+	for _, ns := range namespaces {
+		out = append(out, m.PerNamespace[ns]...)
 	}
-	if opts.Timeout == 0 {
-		opts.Timeout = time.Minute
+	return out
+}
+
+func (o *Options) withDefaults() {
+	if o.ControllerNamespace == "" {
+		o.ControllerNamespace = DefaultControllerNamespace
 	}
-	if opts.PodSecurity == "" {
-		opts.PodSecurity = PodSecurityRestricted
+	if o.Timeout == 0 {
+		o.Timeout = time.Minute
 	}
+	if o.PodSecurity == "" {
+		o.PodSecurity = PodSecurityRestricted
+	}
+}
+
+// Render renders the install for opts without touching a cluster.
+func Render(ctx context.Context, opts Options) (*Manifests, error) {
+	opts.withDefaults()
 	root, err := extract()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = os.RemoveAll(root) }()
-
+	m := &Manifests{PerNamespace: map[string][]*unstructured.Unstructured{}}
 	crds, err := render.Render(ctx, render.Options{Root: root, Path: "crd"})
 	if err != nil {
-		return fmt.Errorf("rendering the CRD: %w", err)
+		return nil, fmt.Errorf("rendering the CRD: %w", err)
+	}
+	m.CRDs = crds.Objects
+	m.Namespaces = append(m.Namespaces, namespace(opts.ControllerNamespace, ""))
+	for _, ns := range opts.Namespaces {
+		m.Namespaces = append(m.Namespaces, namespace(ns, opts.PodSecurity))
+	}
+	ctl, err := render.Render(ctx, render.Options{Root: root, Path: "install/controller", Namespace: opts.ControllerNamespace})
+	if err != nil {
+		return nil, fmt.Errorf("rendering install/controller: %w", err)
+	}
+	for _, o := range ctl.Objects {
+		switch o.GetKind() {
+		case "Namespace", "Secret":
+			continue
+		case "Deployment", "Service", "NetworkPolicy":
+			if !opts.WithDeployment {
+				continue
+			}
+		}
+		o.SetNamespace(opts.ControllerNamespace)
+		if o.GetKind() == "Deployment" {
+			if err := customizeDeployment(o, opts); err != nil {
+				return nil, err
+			}
+		}
+		m.Controller = append(m.Controller, o)
+	}
+	for _, ns := range opts.Namespaces {
+		per, err := render.Render(ctx, render.Options{Root: root, Path: "install/namespace", Namespace: ns})
+		if err != nil {
+			return nil, fmt.Errorf("rendering install/namespace: %w", err)
+		}
+		for _, o := range per.Objects {
+			o.SetNamespace(ns)
+			if o.GetKind() == "RoleBinding" {
+				setControllerSubjectNamespace(o, opts.ControllerNamespace)
+			}
+		}
+		m.PerNamespace[ns] = per.Objects
+	}
+	return m, nil
+}
+
+func namespace(name, podSecurity string) *unstructured.Unstructured {
+	ns := &unstructured.Unstructured{}
+	ns.SetAPIVersion("v1")
+	ns.SetKind("Namespace")
+	ns.SetName(name)
+	if podSecurity != "" {
+		ns.SetLabels(map[string]string{PodSecurityEnforceLabel: podSecurity, PodSecurityAuditLabel: podSecurity, PodSecurityWarnLabel: podSecurity})
+	}
+	return ns
+}
+
+// Apply installs keyless with cfg (a cluster admin's credentials): namespaces
+// are created when missing, everything else is applied server-side, and it
+// returns once the Application API is served. Re-running it upgrades: what
+// changed is applied, nothing else is touched.
+func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
+	opts.withDefaults()
+	if opts.WithDeployment && len(opts.Namespaces) == 0 {
+		return errors.New("the controller needs at least one namespace to manage")
+	}
+	m, err := Render(ctx, opts)
+	if err != nil {
+		return err
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
-	for _, o := range crds.Objects {
+	for _, o := range m.CRDs {
 		if _, err := dyn.Resource(crdGVR).Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: installManager, Force: true}); err != nil {
 			return fmt.Errorf("applying CustomResourceDefinition %s: %w", o.GetName(), err)
 		}
@@ -106,42 +208,20 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 			return err
 		}
 	}
+	if opts.WithDeployment {
+		if err := ensureWebhookSecret(ctx, cs, opts.ControllerNamespace); err != nil {
+			return err
+		}
+	}
 	eng, err := engine.New(cfg)
 	if err != nil {
 		return err
 	}
-	ctl, err := render.Render(ctx, render.Options{Root: root, Path: "install/controller", Namespace: opts.ControllerNamespace})
-	if err != nil {
-		return fmt.Errorf("rendering install/controller: %w", err)
-	}
-	var objs []*unstructured.Unstructured
-	for _, o := range ctl.Objects {
-		switch o.GetKind() {
-		case "Namespace":
-			continue
-		case "Deployment", "Secret":
-			if !opts.WithDeployment {
-				continue
-			}
-		}
-		o.SetNamespace(opts.ControllerNamespace)
-		objs = append(objs, o)
-	}
-	if _, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: opts.ControllerNamespace, Name: installManager}); err != nil {
+	if _, err := eng.Apply(ctx, m.Controller, engine.ApplyOptions{Namespace: opts.ControllerNamespace, Name: installManager}); err != nil {
 		return fmt.Errorf("installing the controller into %s: %w", opts.ControllerNamespace, err)
 	}
 	for _, ns := range opts.Namespaces {
-		per, err := render.Render(ctx, render.Options{Root: root, Path: "install/namespace", Namespace: ns})
-		if err != nil {
-			return fmt.Errorf("rendering install/namespace: %w", err)
-		}
-		for _, o := range per.Objects {
-			o.SetNamespace(ns)
-			if o.GetKind() == "RoleBinding" {
-				setControllerSubjectNamespace(o, opts.ControllerNamespace)
-			}
-		}
-		if _, err := eng.Apply(ctx, per.Objects, engine.ApplyOptions{Namespace: ns, Name: installManager}); err != nil {
+		if _, err := eng.Apply(ctx, m.PerNamespace[ns], engine.ApplyOptions{Namespace: ns, Name: installManager}); err != nil {
 			return fmt.Errorf("installing into namespace %s: %w", ns, err)
 		}
 	}

@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/keyless-cd/keyless/internal/install"
+)
+
+type installFlags struct {
+	kube                kubeFlags
+	namespaces          []string
+	controllerNamespace string
+	image               string
+	podSecurity         string
+	export              bool
+	timeout             time.Duration
+}
+
+func newInstallCommand(streams IOStreams) *cobra.Command {
+	f := &installFlags{}
+	cmd := &cobra.Command{
+		Use:   "install --namespaces a,b [--image REF] [--export]",
+		Short: "Install keyless into a cluster (CRD, controller, per-namespace Roles), or print the install for GitOps",
+		Long: `Install keyless with the caller's kubeconfig (a cluster admin's, once): the Application
+CRD, the controller's namespace with its ServiceAccount, Role, Deployment, Service and
+NetworkPolicy, and in each managed namespace the controller's Role and the keyless-deployer
+ServiceAccount — no ClusterRole, no ClusterRoleBinding. Managed namespaces are created when
+missing and labelled for Pod Security "restricted". The webhook Secret is created with a
+random value the first time (never printed; read it with kubectl) and kept afterwards.
+It then waits for the controller to be ready and says what it did.
+
+Re-running it upgrades: what changed is applied, nothing else is touched.
+
+With --export nothing is applied: the whole install is printed as YAML, to commit and
+apply with keyless itself or any GitOps tool (like flux install --export); create the
+webhook Secret yourself, it is not in the export.`,
+		Example: `  keyless install --namespaces team-a,team-b --image ghcr.io/keyless-cd/keyless@sha256:…
+  keyless install --namespaces team-a --export > keyless-install.yaml
+  keyless uninstall --namespaces team-a,team-b`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, streams, f) },
+	}
+	fl := cmd.Flags()
+	f.kube.addKubeconfigFlags(fl)
+	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "namespaces the controller manages (required; comma-separated)")
+	fl.StringVar(&f.controllerNamespace, "controller-namespace", install.DefaultControllerNamespace, "the controller's own namespace")
+	fl.StringVar(&f.image, "image", "", "controller image, pinned by digest (default the manifests' ghcr.io/keyless-cd/keyless)")
+	fl.StringVar(&f.podSecurity, "pod-security", install.PodSecurityRestricted, "Pod Security level the managed namespaces are labelled with")
+	fl.BoolVar(&f.export, "export", false, "print the install as YAML instead of applying it")
+	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the controller to be ready")
+	return cmd
+}
+
+func runInstall(cmd *cobra.Command, streams IOStreams, f *installFlags) error {
+	if len(f.namespaces) == 0 {
+		return errors.New("--namespaces is required: name the namespaces the controller manages")
+	}
+	opts := install.Options{ControllerNamespace: f.controllerNamespace, Namespaces: f.namespaces, Image: f.image,
+		PodSecurity: f.podSecurity, WithDeployment: true}
+	ctx := cmd.Context()
+	if f.export {
+		m, err := install.Render(ctx, opts)
+		if err != nil {
+			return err
+		}
+		return writeYAMLDocs(streams.Out, m.All(f.namespaces))
+	}
+	cfg, err := f.kube.restConfig()
+	if err != nil {
+		return err
+	}
+	_, _ = fmt.Fprintf(streams.ErrOut, "installing keyless: controller in %s, managing %s ...\n", f.controllerNamespace, strings.Join(f.namespaces, ", "))
+	if err := install.Apply(ctx, cfg, opts); err != nil {
+		return err
+	}
+	_, _ = fmt.Fprintln(streams.ErrOut, "applied the CRD, the controller's objects and each namespace's Roles; waiting for the controller ...")
+	if err := install.WaitReady(ctx, cfg, f.controllerNamespace, f.timeout, streams.ErrOut); err != nil {
+		return err
+	}
+	_, _ = fmt.Fprintf(streams.Out, `keyless is installed and ready.
+  controller   deployment %[1]s/%[2]s (leader-elected), service %[1]s/%[2]s (webhooks :9292, metrics :8080)
+  namespaces   %[3]s: Role keyless-controller, ServiceAccount keyless-deployer (grant it what your manifests need)
+  webhooks     point the forge at /hooks/gitlab or /hooks/github; the secret:
+               kubectl -n %[1]s get secret %[4]s -o jsonpath='{.data.%[5]s}' | base64 -d
+`, f.controllerNamespace, install.DeploymentName, strings.Join(f.namespaces, ", "), install.WebhookSecretName, install.WebhookSecretKey)
+	return nil
+}
+
+// writeYAMLDocs writes objs as one YAML stream.
+func writeYAMLDocs(w io.Writer, objs []*unstructured.Unstructured) error {
+	for i, o := range objs {
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			if _, err := io.WriteString(w, "---\n"); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type uninstallFlags struct {
+	kube                kubeFlags
+	namespaces          []string
+	controllerNamespace string
+	deleteCRD           bool
+	yes                 bool
+}
+
+func newUninstallCommand(streams IOStreams) *cobra.Command {
+	f := &uninstallFlags{}
+	cmd := &cobra.Command{
+		Use:   "uninstall --namespaces a,b [--delete-crd]",
+		Short: "Remove what keyless install created (the CRD only when asked)",
+		Long: `Delete the controller's objects and each managed namespace's keyless Roles and
+ServiceAccount. Namespaces are kept (they hold the teams' workloads), and so are the
+workloads keyless deployed. The Application CRD is deleted only with --delete-crd, after a
+confirmation (or --yes): deleting it deletes every Application in the cluster.`,
+		Example: `  keyless uninstall --namespaces team-a,team-b
+  keyless uninstall --namespaces team-a,team-b --delete-crd --yes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runUninstall(cmd, streams, f) },
+	}
+	fl := cmd.Flags()
+	f.kube.addKubeconfigFlags(fl)
+	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "the managed namespaces to remove keyless's Roles from (comma-separated)")
+	fl.StringVar(&f.controllerNamespace, "controller-namespace", install.DefaultControllerNamespace, "the controller's own namespace")
+	fl.BoolVar(&f.deleteCRD, "delete-crd", false, "also delete the Application CRD, and with it every Application")
+	fl.BoolVar(&f.yes, "yes", false, "do not ask before deleting the CRD")
+	return cmd
+}
+
+func runUninstall(cmd *cobra.Command, streams IOStreams, f *uninstallFlags) error {
+	if f.deleteCRD && !f.yes {
+		_, _ = fmt.Fprint(streams.ErrOut, "Deleting the Application CRD deletes every Application in the cluster. Type yes to go on: ")
+		answer, _ := bufio.NewReader(io.LimitReader(streams.In, 64)).ReadString('\n')
+		if strings.TrimSpace(answer) != "yes" {
+			return errors.New("not confirmed: nothing was deleted (pass --yes to skip the question)")
+		}
+	}
+	cfg, err := f.kube.restConfig()
+	if err != nil {
+		return err
+	}
+	deleted, err := install.Uninstall(cmd.Context(), cfg, install.UninstallOptions{ControllerNamespace: f.controllerNamespace, Namespaces: f.namespaces, DeleteCRD: f.deleteCRD})
+	for _, d := range deleted {
+		_, _ = fmt.Fprintf(streams.Out, "deleted %s\n", d)
+	}
+	if err != nil {
+		return err
+	}
+	if len(deleted) == 0 {
+		_, _ = fmt.Fprintln(streams.ErrOut, "nothing to delete: keyless is not installed there")
+	}
+	return nil
+}
