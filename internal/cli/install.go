@@ -49,6 +49,7 @@ webhook Secret yourself, it is not in the export.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, streams, f) },
 	}
+	cmd.AddCommand(newInstallNamespaceCommand(streams))
 	fl := cmd.Flags()
 	f.kube.addKubeconfigFlags(fl)
 	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "namespaces the controller manages (required; comma-separated)")

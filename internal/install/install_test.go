@@ -1,14 +1,21 @@
 package install
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
+	"github.com/keyless-cd/keyless/internal/rbacgen"
+	"github.com/keyless-cd/keyless/internal/render"
 )
 
 // TestApplyIsNamespacedAndIdempotent: the install serves the Application API,
@@ -63,5 +70,55 @@ func TestApplyIsNamespacedAndIdempotent(t *testing.T) {
 		if strings.Contains(b.Name, "keyless") {
 			t.Errorf("ClusterRoleBinding %s", b.Name)
 		}
+	}
+}
+
+// TestForManifests: the deployer Role lists exactly the manifests' kinds; the
+// controller keeps its own rules and watches exactly those kinds; a
+// cluster-scoped object is refused, naming its file.
+func TestForManifests(t *testing.T) {
+	root := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n")
+	write("job.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: m, image: busybox}]\n")
+	res, err := render.Render(t.Context(), render.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := ForManifests(t.Context(), NamespaceOptions{Namespace: "team-a", Manifests: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := map[string]string{}
+	for _, o := range objs {
+		if o.GetKind() != "Role" {
+			continue
+		}
+		list, _, _ := unstructured.NestedSlice(o.Object, "rules")
+		var got []string
+		for _, r := range list {
+			m := r.(map[string]any)
+			got = append(got, fmt.Sprint(m["apiGroups"], m["resources"], m["verbs"]))
+		}
+		rules[o.GetName()] = strings.Join(got, "; ")
+	}
+	if want := "[] [configmaps] [get list create patch update delete]; [batch] [jobs] [get list create patch update delete]"; rules["keyless-deployer"] != want {
+		t.Errorf("deployer rules:\n got %s\nwant %s", rules["keyless-deployer"], want)
+	}
+	c := rules["keyless-controller"]
+	if !strings.Contains(c, "[impersonate]") || !strings.Contains(c, "[batch] [jobs] [list watch]") || strings.Contains(c, "deployments") {
+		t.Errorf("controller rules: %s", c)
+	}
+	write("cr.yaml", "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: all\n")
+	res, err = render.Render(t.Context(), render.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ForManifests(t.Context(), NamespaceOptions{Namespace: "team-a", Manifests: res}); !errors.Is(err, rbacgen.ErrClusterScoped) || !strings.Contains(err.Error(), "cr.yaml") {
+		t.Fatalf("a ClusterRole in the manifests: %v", err)
 	}
 }
