@@ -6,11 +6,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/keyless-cd/keyless/internal/install"
 )
 
 // keylessImage is the image name `make image REGISTRY=ghcr.io/keyless-cd/keyless`
 // publishes: the only keyless image examples and config may name.
-const keylessImage = "ghcr.io/keyless-cd/keyless"
+const keylessImage = install.ImageRepository
 
 // ciFiles are the files that show a user how to run keyless.
 func ciFiles(t *testing.T) []string {

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/keyless-cd/keyless/internal/install"
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 type installFlags struct {
@@ -54,7 +55,7 @@ webhook Secret yourself, it is not in the export.`,
 	f.kube.addKubeconfigFlags(fl)
 	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "namespaces the controller manages (required; comma-separated)")
 	fl.StringVar(&f.controllerNamespace, "controller-namespace", install.DefaultControllerNamespace, "the controller's own namespace")
-	fl.StringVar(&f.image, "image", "", "controller image, pinned by digest (default the manifests' ghcr.io/keyless-cd/keyless)")
+	fl.StringVar(&f.image, "image", "", "controller image, pinned by digest (default ghcr.io/keyless-cd/keyless tagged with this binary's release version, else :latest, with a warning)")
 	fl.StringVar(&f.podSecurity, "pod-security", install.PodSecurityRestricted, "Pod Security level the managed namespaces are labelled with")
 	fl.BoolVar(&f.export, "export", false, "print the install as YAML instead of applying it")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the controller to be ready")
@@ -65,7 +66,11 @@ func runInstall(cmd *cobra.Command, streams IOStreams, f *installFlags) error {
 	if len(f.namespaces) == 0 {
 		return errors.New("--namespaces is required: name the namespaces the controller manages")
 	}
-	opts := install.Options{ControllerNamespace: f.controllerNamespace, Namespaces: f.namespaces, Image: f.image,
+	image, pinned := install.DefaultImage(f.image, version.Version())
+	if !pinned {
+		_, _ = fmt.Fprintf(streams.ErrOut, "warning: the controller image is %s, not pinned by digest; pass --image %s@sha256:… (make image prints it)\n", image, install.ImageRepository)
+	}
+	opts := install.Options{ControllerNamespace: f.controllerNamespace, Namespaces: f.namespaces, Image: image,
 		PodSecurity: f.podSecurity, WithDeployment: true}
 	ctx := cmd.Context()
 	if f.export {
