@@ -40,6 +40,11 @@ const (
 	DeletionPolicyOrphan = "orphan"
 )
 
+// ShardLabel on an Application names the controller shard that owns it
+// (`keyless controller --shard KEY`); a controller started without --shard
+// owns the Applications without it. Flux's sharding convention.
+const ShardLabel = "sharding.keyless.dev/key"
+
 // A Secret named by spec.source.secretRef must be meant as a Git credential
 // for the repository's host: labelled CredentialLabel=CredentialGit, and
 // annotated GitHostAnnotation with the host (host[:port], comma-separated

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
@@ -27,6 +29,7 @@ type controllerFlags struct {
 	probeAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
+	shard                   string
 	concurrency             int
 	defaultInterval         time.Duration
 	webhookAddr             string
@@ -73,6 +76,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", `/healthz and /readyz address ("0" disables)`)
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "run one active replica (a Lease in the controller's namespace)")
 	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default $POD_NAMESPACE, else the first of --namespaces)")
+	fl.StringVar(&f.shard, "shard", "", "own only the Applications labelled "+kv1.ShardLabel+"=SHARD (default: those without the label); one Lease per shard")
 	fl.IntVar(&f.concurrency, "concurrency", 4, "Applications reconciled at once")
 	fl.DurationVar(&f.defaultInterval, "default-interval", 3*time.Minute, "check interval for Applications without spec.interval")
 	fl.StringVar(&f.webhookAddr, "webhook-bind-address", "", "address for POST /hooks/github and /hooks/gitlab (empty disables)")
@@ -128,7 +132,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(streams.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return controller.Run(cmd.Context(), cfg, controller.Options{
 		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr,
-		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, Concurrency: f.concurrency,
+		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, Shard: f.shard, Concurrency: f.concurrency,
 		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secrets["--webhook-secret-file"],
 		WebhookGitHubSecret: secrets["--webhook-github-secret-file"], WebhookGitLabToken: secrets["--webhook-gitlab-token-file"],
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,

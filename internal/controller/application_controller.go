@@ -43,6 +43,10 @@ const progressingRequeue = 2 * time.Second
 // ApplicationReconciler reconciles Application objects. Run builds it with
 // every field set.
 type ApplicationReconciler struct {
+	// shard is Options.Shard: the value of kv1.ShardLabel this controller owns.
+	shard string
+	// stale tells a cached Application older than keyless's own last write.
+	stale  *staleReads
 	client client.Client
 	// apiReader reads Secrets uncached, so the controller needs only get on them.
 	apiReader       client.Reader
@@ -83,6 +87,20 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
+	}
+	if r.stale.isStale(req.NamespacedName, app.ResourceVersion) {
+		// The cache has not seen our last status write yet: read past it.
+		if err := r.apiReader.Get(ctx, req.NamespacedName, app); err != nil {
+			if apierrors.IsNotFound(err) {
+				r.forget(req.NamespacedName)
+				return ctrl.Result{}, nil
+			}
+			return ctrl.Result{}, err
+		}
+		if app.Labels[kv1.ShardLabel] != r.shard {
+			r.forget(req.NamespacedName) // moved to another shard meanwhile
+			return ctrl.Result{}, nil
+		}
 	}
 	defer func() { r.metrics.observeReconcile(start, retErr) }()
 
@@ -442,6 +460,7 @@ func (r *ApplicationReconciler) engineFor(app *kv1.Application) (*engine.Engine,
 
 // forget drops what the reconciler holds for an Application that is gone.
 func (r *ApplicationReconciler) forget(key types.NamespacedName) {
+	r.stale.forget(key)
 	r.drift.forget(key)
 	r.renders.forget(key)
 	r.engines.forget(key)
@@ -466,6 +485,11 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 		return ctrl.Result{}, fmt.Errorf("reading the Application being deleted: %w", err)
 	}
 	if !controllerutil.ContainsFinalizer(fresh, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if fresh.Labels[kv1.ShardLabel] != r.shard {
+		// Moved to another shard meanwhile: that controller finalizes it.
+		r.forget(client.ObjectKeyFromObject(app))
 		return ctrl.Result{}, nil
 	}
 	app = fresh
@@ -519,9 +543,13 @@ func (r *ApplicationReconciler) patchStatus(ctx context.Context, before, app *kv
 	if equalStatus(before.Status, app.Status) {
 		return nil
 	}
-	if err := r.client.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.client.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
 		return fmt.Errorf("writing status: %w", err)
 	}
+	r.stale.wrote(client.ObjectKeyFromObject(app), before.ResourceVersion)
 	return nil
 }
 

@@ -33,8 +33,9 @@ exec "$@"`
 
 // startControllerProcess runs `keyless controller` as its ServiceAccount in a
 // process of its own, on a read-only root filesystem with only --cache-dir
-// writable, as config/install/controller/deployment.yaml runs it.
-func (e *env) startControllerProcess() {
+// writable, as config/install/controller/deployment.yaml runs it, with
+// extraArgs. It returns the path of the process's log (audit lines included).
+func (e *env) startControllerProcess(extraArgs ...string) string {
 	e.t.Helper()
 	dir := e.t.TempDir()
 	kubeconfig := filepath.Join(dir, "controller.kubeconfig")
@@ -59,6 +60,7 @@ func (e *env) startControllerProcess() {
 	cmd := exec.Command("unshare", "--mount", "sh", "-c", readOnlyRoot, "sh", e.cacheDir, //nolint:gosec // the test binary, run as keyless
 		self, "controller", "--kubeconfig", kubeconfig, "--namespaces", strings.Join(e.namespaces, ","),
 		"--cache-dir", e.cacheDir, "--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--default-interval", "1h")
+	cmd.Args = append(cmd.Args, extraArgs...)
 	cmd.Env = append(os.Environ(), runCLIEnv+"=1", "TMPDIR=/tmp", "HOME=/nonexistent")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -80,6 +82,7 @@ func (e *env) startControllerProcess() {
 			e.t.Logf("controller log:\n%s", b)
 		}
 	})
+	return log
 }
 
 // TestSSHDeployKeyUnderTheDeploymentsConstraints: an Application reading its

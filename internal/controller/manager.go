@@ -9,18 +9,21 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -47,6 +50,10 @@ type Options struct {
 	// LeaderElect runs one active replica, with a Lease in LeaderElectionNamespace.
 	LeaderElect             bool
 	LeaderElectionNamespace string
+	// Shard, when set, makes this controller own only the Applications
+	// labelled kv1.ShardLabel=Shard; unset, it owns those without the label.
+	// Each shard elects its own leader. Default "" (the unlabelled ones).
+	Shard string
 	// Concurrency is how many Applications reconcile at once. Default 4.
 	Concurrency int
 	// DefaultInterval applies to Applications without spec.interval. Default 3m.
@@ -99,6 +106,9 @@ type Options struct {
 func (opts Options) withDefaults() (Options, error) {
 	if len(opts.Namespaces) == 0 {
 		return opts, errors.New("at least one namespace is required (--namespaces): keyless watches and caches nothing else")
+	}
+	if err := ValidateShard(opts.Shard); err != nil {
+		return opts, err
 	}
 	if len(opts.WebhookGitHubSecret) == 0 {
 		opts.WebhookGitHubSecret = opts.WebhookSecret
@@ -210,7 +220,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		client: mgr.GetClient(), apiReader: mgr.GetAPIReader(), source: src, recorder: mgr.GetEventRecorder("keyless-controller"),
 		defaultInterval: opts.DefaultInterval, audit: &auditLog{w: opts.AuditOut}, drift: drift, metrics: m,
 		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP, hookTimeout: opts.HookTimeout,
-		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(),
+		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), shard: opts.Shard, stale: newStaleReads(),
 	}
 	triggers := make(chan event.GenericEvent, 256)
 	if err := r.SetupWithManager(mgr, triggers, opts.Concurrency); err != nil {
@@ -254,11 +264,11 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  opts.Logger,
-		Cache:                   cache.Options{DefaultNamespaces: nsConfig},
+		Cache:                   cache.Options{DefaultNamespaces: nsConfig, ByObject: map[client.Object]cache.ByObject{&kv1.Application{}: {Label: shardSelector(opts.Shard)}}},
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
 		LeaderElection:          opts.LeaderElect,
-		LeaderElectionID:        "keyless-controller",
+		LeaderElectionID:        leaderElectionID(opts.Shard),
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
 	})
 	if err != nil {
@@ -338,5 +348,43 @@ type readySignal chan<- struct{}
 
 func (r readySignal) Start(context.Context) error {
 	close(r)
+	return nil
+}
+
+// shardSelector selects the Applications shard owns: those labelled
+// kv1.ShardLabel=shard, or, for the unnamed shard, those without the label.
+// An Application relabelled to another shard leaves this controller's cache
+// (a delete event: it is forgotten, not finalized) and enters the other's.
+func shardSelector(shard string) labels.Selector {
+	op := selection.Equals
+	values := []string{shard}
+	if shard == "" {
+		op, values = selection.DoesNotExist, nil
+	}
+	req, err := labels.NewRequirement(kv1.ShardLabel, op, values)
+	if err != nil {
+		// ValidateShard ran first; a key that is no label value cannot get here.
+		panic(err)
+	}
+	return labels.NewSelector().Add(*req)
+}
+
+// leaderElectionID is the Lease name: one per shard, so the shards' replicas
+// elect a leader each instead of one for all.
+func leaderElectionID(shard string) string {
+	if shard == "" {
+		return "keyless-controller"
+	}
+	return "keyless-controller-" + shard
+}
+
+// ValidateShard checks that shard can be a label value (and a Lease name suffix).
+func ValidateShard(shard string) error {
+	if shard == "" {
+		return nil
+	}
+	if errs := validation.IsDNS1123Label(shard); len(errs) > 0 {
+		return fmt.Errorf("--shard %q: %s", shard, strings.Join(errs, "; "))
+	}
 	return nil
 }

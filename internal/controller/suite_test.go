@@ -81,9 +81,16 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) records(t *testing.T) []controller.AuditRecord {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return auditLines(t, s.b.String(), false)
+}
+
+// auditLines parses the audit lines in text; with mixed, other lines (a
+// process's log) are skipped, else every line must be one.
+func auditLines(t *testing.T, text string, mixed bool) []controller.AuditRecord {
+	t.Helper()
 	var out []controller.AuditRecord
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
-		if line == "" {
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		if line == "" || (mixed && !strings.Contains(line, `"audit":`)) {
 			continue
 		}
 		var r controller.AuditRecord

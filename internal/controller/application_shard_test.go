@@ -1,0 +1,106 @@
+package controller_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/controller"
+)
+
+// auditOf reads the audit lines of a controller process's log.
+func auditOf(t *testing.T, log string) []controller.AuditRecord {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return auditLines(t, string(b), true)
+}
+
+func syncsOf(recs []controller.AuditRecord, app string) []string {
+	var revs []string
+	for _, r := range recs {
+		if r.App == app {
+			revs = append(revs, r.Revision)
+		}
+	}
+	return revs
+}
+
+// TestShardsOwnTheirApplications: a controller without --shard owns the
+// unlabelled Applications and one with --shard b those labelled
+// sharding.keyless.dev/key=b, each synced by exactly one of them; relabelling
+// an Application hands it over: the next commit is synced once, by the new
+// owner, and the handover itself syncs nothing.
+func TestShardsOwnTheirApplications(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	files := manifests("registry.example.com/web:1.0", "hello")
+	files["api/cm.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api-settings\ndata:\n  a: \"1\"\n"
+	first := e.push(files, nil, "two applications")
+	e.startController(time.Hour)
+	logB := e.startControllerProcess("--shard", "b", "--allow-insecure-http") // the Git server is loopback HTTP
+	e.createApp("web", "deploy", time.Hour)
+	api := &kv1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: appNS, Labels: map[string]string{kv1.ShardLabel: "b"}},
+		Spec: kv1.ApplicationSpec{
+			Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: "api",
+				SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}},
+			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}},
+		},
+	}
+	if err := e.admin.Create(ctx, api); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web", "api"} {
+		e.waitApp(name, "Ready", 60*time.Second, func(a *kv1.Application) bool { return ready(a) && a.Status.LastAppliedRevision == first })
+	}
+	if got := syncsOf(e.audit.records(t), "api"); len(got) != 0 {
+		t.Fatalf("the unsharded controller synced the shard-b Application: %v", got)
+	}
+	if got := syncsOf(auditOf(t, logB), "web"); len(got) != 0 {
+		t.Fatalf("shard b synced the unlabelled Application: %v", got)
+	}
+	if got := syncsOf(auditOf(t, logB), "api"); len(got) == 0 {
+		t.Fatal("shard b did not sync its Application")
+	}
+
+	t.Log("relabelling web hands it to shard b")
+	webSyncsA := len(syncsOf(e.audit.records(t), "web"))
+	web := e.app("web")
+	patch := client.MergeFrom(web.DeepCopy())
+	web.Labels = map[string]string{kv1.ShardLabel: "b"}
+	if err := e.admin.Patch(ctx, web, patch); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // both controllers see the label change
+	if got := syncsOf(auditOf(t, logB), "web"); len(got) != 0 {
+		t.Fatalf("the handover itself made shard b sync web: %v", got)
+	}
+	next := e.bumpTo("registry.example.com/web:1.1")
+	requestSync(t, e, "after the handover")
+	e.waitApp("web", "synced by shard b", 30*time.Second, func(a *kv1.Application) bool { return ready(a) && a.Status.LastAppliedRevision == next })
+	if got := syncsOf(auditOf(t, logB), "web"); len(got) != 1 || got[0] != next {
+		t.Fatalf("shard b's syncs of web: %v, want exactly %s", got, next)
+	}
+	if n := len(syncsOf(e.audit.records(t), "web")); n != webSyncsA {
+		t.Fatalf("the old owner synced web after the handover (%d → %d)", webSyncsA, n)
+	}
+	var atNext int
+	for _, h := range e.app("web").Status.History {
+		if h.Revision == next {
+			atNext++
+		}
+	}
+	if atNext != 1 {
+		t.Fatalf("history holds %s %d times", next, atNext)
+	}
+	if _, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "web", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the handover lost the Deployment: %v", err)
+	}
+}
