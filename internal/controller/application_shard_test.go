@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"os"
 	"testing"
 	"time"
 
@@ -11,16 +10,6 @@ import (
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/controller"
 )
-
-// auditOf reads the audit lines of a controller process's log.
-func auditOf(t *testing.T, log string) []controller.AuditRecord {
-	t.Helper()
-	b, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return auditLines(t, string(b), true)
-}
 
 func syncsOf(recs []controller.AuditRecord, app string) []string {
 	var revs []string
@@ -44,7 +33,7 @@ func TestShardsOwnTheirApplications(t *testing.T) {
 	files["api/cm.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api-settings\ndata:\n  a: \"1\"\n"
 	first := e.push(files, nil, "two applications")
 	e.startController(time.Hour)
-	logB := e.startControllerProcess("--shard", "b", "--allow-insecure-http") // the Git server is loopback HTTP
+	b := e.startControllerProcess("--shard", "b", "--allow-insecure-http") // the Git server is loopback HTTP
 	e.createApp("web", "deploy", time.Hour)
 	api := &kv1.Application{
 		ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: appNS, Labels: map[string]string{kv1.ShardLabel: "b"}},
@@ -63,10 +52,10 @@ func TestShardsOwnTheirApplications(t *testing.T) {
 	if got := syncsOf(e.audit.records(t), "api"); len(got) != 0 {
 		t.Fatalf("the unsharded controller synced the shard-b Application: %v", got)
 	}
-	if got := syncsOf(auditOf(t, logB), "web"); len(got) != 0 {
+	if got := syncsOf(auditLines(t, b.logs(t), true), "web"); len(got) != 0 {
 		t.Fatalf("shard b synced the unlabelled Application: %v", got)
 	}
-	if got := syncsOf(auditOf(t, logB), "api"); len(got) == 0 {
+	if got := syncsOf(auditLines(t, b.logs(t), true), "api"); len(got) == 0 {
 		t.Fatal("shard b did not sync its Application")
 	}
 
@@ -79,13 +68,13 @@ func TestShardsOwnTheirApplications(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // both controllers see the label change
-	if got := syncsOf(auditOf(t, logB), "web"); len(got) != 0 {
+	if got := syncsOf(auditLines(t, b.logs(t), true), "web"); len(got) != 0 {
 		t.Fatalf("the handover itself made shard b sync web: %v", got)
 	}
 	next := e.bumpTo("registry.example.com/web:1.1")
 	requestSync(t, e, "after the handover")
 	e.waitApp("web", "synced by shard b", 30*time.Second, func(a *kv1.Application) bool { return ready(a) && a.Status.LastAppliedRevision == next })
-	if got := syncsOf(auditOf(t, logB), "web"); len(got) != 1 || got[0] != next {
+	if got := syncsOf(auditLines(t, b.logs(t), true), "web"); len(got) != 1 || got[0] != next {
 		t.Fatalf("shard b's syncs of web: %v, want exactly %s", got, next)
 	}
 	if n := len(syncsOf(e.audit.records(t), "web")); n != webSyncsA {

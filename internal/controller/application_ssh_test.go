@@ -2,10 +2,7 @@ package controller_test
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,77 +10,12 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/gitserver"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 )
-
-// readOnlyRoot is the shipped Deployment's filesystem, made with a private
-// mount namespace: / read-only, only the cache folder ($1) writable.
-const readOnlyRoot = `set -e
-mount --make-rprivate /
-mount --bind "$1" "$1"
-mount -o remount,bind,ro /
-shift
-exec "$@"`
-
-// startControllerProcess runs `keyless controller` as its ServiceAccount in a
-// process of its own, on a read-only root filesystem with only --cache-dir
-// writable, as config/install/controller/deployment.yaml runs it, with
-// extraArgs. It returns the path of the process's log (audit lines included).
-func (e *env) startControllerProcess(extraArgs ...string) string {
-	e.t.Helper()
-	dir := e.t.TempDir()
-	kubeconfig := filepath.Join(dir, "controller.kubeconfig")
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: e.ctrlCfg.Host, CertificateAuthorityData: e.ctrlCfg.CAData}
-	cfg.AuthInfos["controller"] = &clientcmdapi.AuthInfo{Token: e.ctrlCfg.BearerToken}
-	cfg.Contexts["controller"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "controller"}
-	cfg.CurrentContext = "controller"
-	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
-		e.t.Fatal(err)
-	}
-	e.cacheDir = e.t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	log := filepath.Join(dir, "controller.log")
-	out, err := os.Create(log)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cmd := exec.Command("unshare", "--mount", "sh", "-c", readOnlyRoot, "sh", e.cacheDir, //nolint:gosec // the test binary, run as keyless
-		self, "controller", "--kubeconfig", kubeconfig, "--namespaces", strings.Join(e.namespaces, ","),
-		"--cache-dir", e.cacheDir, "--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--default-interval", "1h")
-	cmd.Args = append(cmd.Args, extraArgs...)
-	cmd.Env = append(os.Environ(), runCLIEnv+"=1", "TMPDIR=/tmp", "HOME=/nonexistent")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		e.t.Fatalf("starting the controller under unshare (needs root or user namespaces): %v", err)
-	}
-	e.t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		_ = out.Close()
-		if e.t.Failed() {
-			b, _ := os.ReadFile(log)
-			e.t.Logf("controller log:\n%s", b)
-		}
-	})
-	return log
-}
 
 // TestSSHDeployKeyUnderTheDeploymentsConstraints: an Application reading its
 // repository over SSH with a deploy key from its Secret (the user is the

@@ -270,6 +270,11 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 		LeaderElection:          opts.LeaderElect,
 		LeaderElectionID:        leaderElectionID(opts.Shard),
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		// Lease timing: controller-runtime's defaults (15s lease, 10s renew
+		// deadline, 2s retry), so a killed leader is replaced within ~15s. On
+		// SIGTERM the lease is released at once: the standby takes over in
+		// one retry period.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("creating manager: %w", err)
