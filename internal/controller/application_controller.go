@@ -97,7 +97,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 			return ctrl.Result{}, err
 		}
-		if app.Labels[kv1.ShardLabel] != r.shard {
+		if !r.owns(app) {
 			r.forget(req.NamespacedName) // moved to another shard meanwhile
 			return ctrl.Result{}, nil
 		}
@@ -458,6 +458,12 @@ func (r *ApplicationReconciler) engineFor(app *kv1.Application) (*engine.Engine,
 		"system:serviceaccount:"+app.Namespace+":"+serviceAccountOf(app))
 }
 
+// owns reports whether app belongs to this controller's shard (read
+// uncached, the cache's label selector has not filtered it).
+func (r *ApplicationReconciler) owns(app *kv1.Application) bool {
+	return app.Labels[kv1.ShardLabel] == r.shard
+}
+
 // forget drops what the reconciler holds for an Application that is gone.
 func (r *ApplicationReconciler) forget(key types.NamespacedName) {
 	r.stale.forget(key)
@@ -487,7 +493,7 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 	if !controllerutil.ContainsFinalizer(fresh, Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	if fresh.Labels[kv1.ShardLabel] != r.shard {
+	if !r.owns(fresh) {
 		// Moved to another shard meanwhile: that controller finalizes it.
 		r.forget(client.ObjectKeyFromObject(app))
 		return ctrl.Result{}, nil
