@@ -5,10 +5,6 @@ package main
 import (
 	"os"
 
-	// Mozilla's roots, used only where the system has none: the image
-	// carries no CA bundle, and must still verify HTTPS forges.
-	_ "golang.org/x/crypto/x509roots/fallback"
-
 	"github.com/keyless-cd/keyless/internal/cli"
 	"github.com/keyless-cd/keyless/internal/renderproc"
 )
@@ -16,5 +12,6 @@ import (
 func main() {
 	// A render child (started by the controller or the CLI) renders and exits.
 	renderproc.ServeIfWorker()
+	useFallbackRoots()
 	os.Exit(cli.Main(os.Args[1:], cli.StdStreams()))
 }
