@@ -110,12 +110,7 @@ Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			err := runAuditRepo(streams, f, dir)
-			var exit *ExitError
-			if err != nil && !asExit(err, &exit) {
-				return &ExitError{Code: 2, Err: err}
-			}
-			return err
+			return errorExits2(runAuditRepo(streams, f, dir))
 		},
 	}
 	cmd.Flags().StringVar(&f.format, "format", "table", "table, json, sarif (SARIF 2.1.0, for GitHub code scanning) or codequality (GitLab merge request widget)")
@@ -264,12 +259,7 @@ Exit status: 1 when a finding is at or above --fail-on, else 0; 2 on error.`,
   keyless audit cluster -n myapp --format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			err := runAuditCluster(cmd, streams, f)
-			var exit *ExitError
-			if err != nil && !asExit(err, &exit) {
-				return &ExitError{Code: 2, Err: err}
-			}
-			return err
+			return errorExits2(runAuditCluster(cmd, streams, f))
 		},
 	}
 	f.addFlags(cmd.Flags())

@@ -33,12 +33,7 @@ Exit status, as kubectl diff: 0 no changes, 1 changes, 2 error.`,
   keyless diff charts/myapp -n myapp --helm-values values/prod.yml --name myapp`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := runDiff(cmd, streams, f, args[0])
-			var exit *ExitError
-			if err != nil && !asExit(err, &exit) {
-				return &ExitError{Code: 2, Err: err}
-			}
-			return err
+			return errorExits2(runDiff(cmd, streams, f, args[0]))
 		},
 	}
 	f.kubeFlags.addFlags(cmd.Flags())

@@ -93,5 +93,16 @@ func Execute(ctx context.Context, cmd *cobra.Command, args []string, streams IOS
 	return 1
 }
 
+// errorExits2 gives err exit status 2 unless it carries its own: for the
+// commands whose status 1 means "found something" (diff, preview, audit,
+// oidc check), as kubectl diff does.
+func errorExits2(err error) error {
+	var exit *ExitError
+	if err != nil && !asExit(err, &exit) {
+		return &ExitError{Code: 2, Err: err}
+	}
+	return err
+}
+
 // asExit reports whether err is (or wraps) an *ExitError, storing it in target.
 func asExit(err error, target **ExitError) bool { return errors.As(err, target) }

@@ -57,12 +57,7 @@ Exit status: 0 accepted, 1 denied, 2 error.`,
   keyless oidc check --config authn.yaml --claims '{"sub":"project_path:myorg/myapp:ref_type:branch:ref:main", ...}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			err := runOIDCCheck(cmd, streams, f)
-			var exit *ExitError
-			if err != nil && !asExit(err, &exit) {
-				return &ExitError{Code: 2, Err: err}
-			}
-			return err
+			return errorExits2(runOIDCCheck(cmd, streams, f))
 		},
 	}
 	fl := cmd.Flags()

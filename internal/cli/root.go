@@ -22,6 +22,7 @@ stored outside the cluster.
 		newVersionCommand(streams),
 		newRenderCommand(streams),
 		newDiffCommand(streams),
+		newPreviewCommand(streams),
 		newApplyCommand(streams),
 		newControllerCommand(streams),
 		newGetCommand(streams),

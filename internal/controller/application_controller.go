@@ -409,17 +409,9 @@ func (r *ApplicationReconciler) gitAuth(ctx context.Context, app *kv1.Applicatio
 // number of Applications and a periodic pass renders nothing.
 func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, sha string) ([]*unstructured.Unstructured, error) {
 	src := app.Spec.Source
-	opts := render.Options{Path: src.Path, Namespace: app.Namespace, Helm: render.HelmOptions{ReleaseName: app.Name}}
-	if h := src.Helm; h != nil {
-		opts.Helm.ValueFiles = h.ValueFiles
-		if h.ReleaseName != "" {
-			opts.Helm.ReleaseName = h.ReleaseName
-		}
-		vals, err := HelmValues(h.Parameters)
-		if err != nil {
-			return nil, err
-		}
-		opts.Helm.Values = vals
+	opts, err := RenderOptions(app)
+	if err != nil {
+		return nil, err
 	}
 	cacheKey := fmt.Sprintf("%s|%s|%s|%+v", src.RepoURL, sha, app.Namespace, opts)
 	appKey := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
@@ -438,6 +430,26 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	}
 	r.renders.put(appKey, cacheKey, res.Objects)
 	return res.Objects, nil
+}
+
+// RenderOptions are the options app's path is rendered with (Root left
+// for the caller: the checkout of the revision): the controller and
+// `keyless preview` render an Application through this one function.
+func RenderOptions(app *kv1.Application) (render.Options, error) {
+	src := app.Spec.Source
+	opts := render.Options{Path: src.Path, Namespace: app.Namespace, Helm: render.HelmOptions{ReleaseName: app.Name}}
+	if h := src.Helm; h != nil {
+		opts.Helm.ValueFiles = h.ValueFiles
+		if h.ReleaseName != "" {
+			opts.Helm.ReleaseName = h.ReleaseName
+		}
+		vals, err := HelmValues(h.Parameters)
+		if err != nil {
+			return render.Options{}, err
+		}
+		opts.Helm.Values = vals
+	}
+	return opts, nil
 }
 
 // HelmValues turns spec.source.helm.parameters into values with Helm's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/fluxcd/pkg/ssa"
@@ -147,8 +148,7 @@ func (e *Engine) diffObject(ctx context.Context, o *unstructured.Unstructured, r
 // serverFields are metadata fields the server sets; they are left out of diffs.
 var serverFields = []string{"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"}
 
-// cleanForDiff returns a copy of u without status, server-set metadata, and
-// with Secret values masked.
+// cleanForDiff returns a copy of u without status and server-set metadata.
 func cleanForDiff(u *unstructured.Unstructured) map[string]any {
 	if u == nil {
 		return nil
@@ -162,36 +162,78 @@ func cleanForDiff(u *unstructured.Unstructured) map[string]any {
 	if ann := c.GetAnnotations(); ann != nil && len(ann) == 0 {
 		unstructured.RemoveNestedField(c.Object, "metadata", "annotations")
 	}
-	if c.GetKind() == "Secret" && c.GroupVersionKind().Group == "" {
-		for _, key := range []string{"data", "stringData"} {
-			if m, ok := c.Object[key].(map[string]any); ok {
-				for k := range m {
-					m[k] = "***"
-				}
-			}
-		}
-	}
 	return c.Object
 }
 
-// unifiedDiff renders from → to as a unified YAML diff ("" for no change).
-func unifiedDiff(r ObjectRef, from, to *unstructured.Unstructured) (string, error) {
-	a, err := toYAML(cleanForDiff(from))
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", r, err)
+// Masks a diff shows in place of a Secret's values.
+const (
+	MaskedValue        = "***"
+	MaskedChangedValue = "*** (changed)"
+)
+
+// maskSecrets replaces every value of a core Secret's data and stringData
+// in from and to (cleaned copies) by MaskedValue, and by MaskedChangedValue
+// on the to side where the value differs from the from side's.
+func maskSecrets(from, to map[string]any) {
+	isSecret := func(m map[string]any) bool {
+		return m != nil && m["kind"] == "Secret" && (m["apiVersion"] == "v1" || m["apiVersion"] == nil)
 	}
-	b, err := toYAML(cleanForDiff(to))
+	for _, key := range []string{"data", "stringData"} {
+		var before map[string]any
+		if isSecret(from) {
+			before, _ = from[key].(map[string]any)
+		}
+		if isSecret(to) {
+			if after, ok := to[key].(map[string]any); ok {
+				for k, v := range after {
+					old, had := before[k]
+					if had && !reflect.DeepEqual(old, v) {
+						after[k] = MaskedChangedValue
+					} else {
+						after[k] = MaskedValue
+					}
+				}
+			}
+		}
+		for k := range before {
+			before[k] = MaskedValue
+		}
+	}
+}
+
+// UnifiedDiff renders from → to (either may be nil) as a unified YAML diff
+// labelled fromFile and toFile, "" for no change. Status and server-set
+// metadata are left out; a Secret's values never appear: each shows as
+// MaskedValue, or MaskedChangedValue where it changed, so a changed key is
+// visible without either value.
+func UnifiedDiff(fromFile, toFile string, from, to *unstructured.Unstructured) (string, error) {
+	f, t := cleanForDiff(from), cleanForDiff(to)
+	maskSecrets(f, t)
+	a, err := toYAML(f)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", r, err)
+		return "", err
+	}
+	b, err := toYAML(t)
+	if err != nil {
+		return "", err
 	}
 	if a == b {
 		return "", nil
 	}
-	name := strings.ToLower(r.Kind) + "/" + r.Name
 	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 		A: splitLines(a), B: splitLines(b),
-		FromFile: "live/" + name, ToFile: "desired/" + name, Context: 3,
+		FromFile: fromFile, ToFile: toFile, Context: 3,
 	})
+}
+
+// unifiedDiff is UnifiedDiff of the live object and the desired one.
+func unifiedDiff(r ObjectRef, from, to *unstructured.Unstructured) (string, error) {
+	name := strings.ToLower(r.Kind) + "/" + r.Name
+	d, err := UnifiedDiff("live/"+name, "desired/"+name, from, to)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", r, err)
+	}
+	return d, nil
 }
 
 // splitLines splits s into lines keeping their ends; "" has no lines.

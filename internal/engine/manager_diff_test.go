@@ -3,6 +3,8 @@ package engine
 import (
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func TestDiffReportsEachKindOfChange(t *testing.T) {
@@ -47,5 +49,34 @@ func TestDiffReportsEachKindOfChange(t *testing.T) {
 	}
 	if after := len(adminWrites(t, ns)); after != before {
 		t.Errorf("diff made %d writes", after-before)
+	}
+}
+
+// TestUnifiedDiffMasksSecrets: neither side's value of a Secret ever shows;
+// a changed key is marked, an unchanged one is not.
+func TestUnifiedDiffMasksSecrets(t *testing.T) {
+	sec := func(data map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "db"}, "data": data,
+		}}
+	}
+	from := sec(map[string]any{"password": "aHVudGVyMg==", "user": "YWRtaW4="})
+	to := sec(map[string]any{"password": "Y29ycmVjdA==", "user": "YWRtaW4=", "token": "bmV3"})
+	d, err := UnifiedDiff("live/secret/db", "desired/secret/db", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"aHVudGVyMg", "Y29ycmVjdA", "YWRtaW4", "bmV3"} {
+		if strings.Contains(d, v) {
+			t.Errorf("diff shows value %s:\n%s", v, d)
+		}
+	}
+	for _, want := range []string{"-  password: '***'", "+  password: '*** (changed)'", "+  token: '***'", "   user: '***'"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("diff lacks %q:\n%s", want, d)
+		}
+	}
+	if d, _ := UnifiedDiff("a", "b", from, from.DeepCopy()); d != "" {
+		t.Errorf("an unchanged Secret diffs:\n%s", d)
 	}
 }

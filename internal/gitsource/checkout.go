@@ -110,7 +110,7 @@ func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error 
 	if err != nil {
 		return err
 	}
-	if err := s.writeTree(ctx, repo.Storer, tree, tmp); err != nil {
+	if err := writeTree(ctx, repo.Storer, tree, tmp, s.opts.MaxCheckoutFiles, s.opts.MaxCheckoutBytes); err != nil {
 		_ = removeTree(tmp)
 		return fmt.Errorf("checking out %s: %w", sha, err)
 	}
@@ -128,14 +128,15 @@ func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error 
 	return nil
 }
 
-// writeTree writes tree into the empty folder dir, confined to it.
-func (s *Source) writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *object.Tree, dir string) error {
+// writeTree writes tree into the empty folder dir, confined to it, with at
+// most maxFiles files and maxBytes bytes.
+func writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *object.Tree, dir string, maxFiles int, maxBytes int64) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = root.Close() }()
-	w := &treeWriter{ctx: ctx, store: store, root: root, maxFiles: s.opts.MaxCheckoutFiles, maxBytes: s.opts.MaxCheckoutBytes}
+	w := &treeWriter{ctx: ctx, store: store, root: root, maxFiles: maxFiles, maxBytes: maxBytes}
 	if err := w.write(tree, ".", 0); err != nil {
 		return err
 	}

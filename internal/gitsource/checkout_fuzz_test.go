@@ -104,8 +104,7 @@ func FuzzWriteTree(f *testing.F) {
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		s := &Source{opts: Options{MaxCheckoutFiles: 100, MaxCheckoutBytes: 1 << 20}}
-		_ = s.writeTree(t.Context(), st, tree, dir)
+		_ = writeTree(t.Context(), st, tree, dir, 100, 1<<20)
 		defer func() { _ = removeTree(dir) }()
 		entries, err := os.ReadDir(parent)
 		if err != nil {

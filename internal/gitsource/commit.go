@@ -31,6 +31,11 @@ func (s *Source) CommitInfo(url, sha string) (*Commit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", sha, err)
 	}
+	return commitOf(sha, c), nil
+}
+
+// commitOf is the metadata of commit c.
+func commitOf(sha string, c *object.Commit) *Commit {
 	subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
 	return &Commit{
 		SHA:       sha,
@@ -39,5 +44,5 @@ func (s *Source) CommitInfo(url, sha string) (*Commit, error) {
 		Message:   subject,
 		Time:      c.Committer.When,
 		object:    c,
-	}, nil
+	}
 }

@@ -180,3 +180,20 @@ func listItems(source string, list *unstructured.Unstructured) ([]sourced, error
 	}
 	return out, nil
 }
+
+// DecodeManifests decodes every document of data (named file in messages)
+// as a render of a plain directory does — List kinds unwrapped, at most
+// maxObjects objects (a *LimitError past that) — and returns the objects with where
+// each came from (file:line).
+func DecodeManifests(file string, data []byte, maxObjects int) ([]*unstructured.Unstructured, []string, error) {
+	docs, err := decodeObjects(file, data, maxObjects)
+	if err != nil {
+		return nil, nil, err
+	}
+	objs := make([]*unstructured.Unstructured, len(docs))
+	sources := make([]string, len(docs))
+	for i, d := range docs {
+		objs[i], sources[i] = d.obj, d.source
+	}
+	return objs, sources, nil
+}

@@ -1,0 +1,149 @@
+package preview
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Report is what a change does to each Application of a repository.
+type Report struct {
+	Base Commit `json:"base"`
+	Head Commit `json:"head"`
+	// Applications previewed, by namespace/name.
+	Applications []AppReport `json:"applications"`
+	// Skipped Applications and why (another repository's).
+	Skipped []Skipped `json:"skipped,omitempty"`
+	// Warnings about manifests that could not be read as Applications.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Commit is one revision of the preview.
+type Commit struct {
+	Revision string `json:"revision"` // as given
+	SHA      string `json:"sha"`
+	Author   string `json:"author"`
+	Message  string `json:"message"` // subject line
+}
+
+// Short is the commit's abbreviated SHA.
+func (c Commit) Short() string {
+	if len(c.SHA) > 12 {
+		return c.SHA[:12]
+	}
+	return c.SHA
+}
+
+// Skipped is an Application found but not previewed.
+type Skipped struct {
+	Application string `json:"application"`
+	Reason      string `json:"reason"`
+}
+
+// AppState says what the change does to an Application as a whole.
+type AppState string
+
+// The states of an AppReport.
+const (
+	AppAdded     AppState = "added"     // the Application is new at head
+	AppRemoved   AppState = "removed"   // the Application is gone at head
+	AppChanged   AppState = "changed"   // it or what it renders changed
+	AppUnchanged AppState = "unchanged" // renders the same objects
+	AppFailed    AppState = "failed"    // does not render at head
+)
+
+// AppReport is the preview of one Application.
+type AppReport struct {
+	// Application is namespace/name.
+	Application string   `json:"application"`
+	State       AppState `json:"state"`
+	// Source is the Application manifest's file:line (head, else base).
+	Source string `json:"source"`
+	// Path is spec.source.path (head, else base).
+	Path string `json:"path"`
+	// Prune says whether objects that leave the render are deleted
+	// (spec.syncPolicy.automated.prune) or left in the cluster.
+	Prune bool `json:"prune"`
+	// HeadError is why the Application does not render at head, naming
+	// the file and line.
+	HeadError string `json:"headError,omitempty"`
+	// BaseError is why it did not render at base; its head objects then
+	// show as added.
+	BaseError string `json:"baseError,omitempty"`
+	// Changes are the objects added, changed and removed, the
+	// Application's own manifest first when it changed.
+	Changes []Change `json:"changes,omitempty"`
+}
+
+// Count returns how many changes have action a.
+func (a *AppReport) Count(act Action) int {
+	n := 0
+	for _, c := range a.Changes {
+		if c.Action == act {
+			n++
+		}
+	}
+	return n
+}
+
+// Action is what happens to one object.
+type Action string
+
+// The actions of a Change.
+const (
+	Added   Action = "added"
+	Changed Action = "changed"
+	Removed Action = "removed"
+)
+
+// Change is one object the change adds, changes or removes.
+type Change struct {
+	Action     Action `json:"action"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace,omitempty"`
+	Name       string `json:"name"`
+	// Source is where the object comes from (file:line, template), at head
+	// (at base for a removal).
+	Source string `json:"source,omitempty"`
+	// Sync is the object's phase and wave when it has lifecycle
+	// annotations ("PreSync hook, wave -1"), else "".
+	Sync string `json:"sync,omitempty"`
+	// Manifest marks the change of the Application's own manifest.
+	Manifest bool `json:"manifest,omitempty"`
+	// Diff is the unified YAML diff, Secret values masked.
+	Diff string `json:"diff"`
+}
+
+// Ref is "apps/v1 Deployment ns/name".
+func (c Change) Ref() string {
+	name := c.Name
+	if c.Namespace != "" {
+		name = c.Namespace + "/" + name
+	}
+	return c.APIVersion + " " + c.Kind + " " + name
+}
+
+// Changed reports whether any Application changes (or fails).
+func (r *Report) Changed() bool {
+	for _, a := range r.Applications {
+		if a.State != AppUnchanged {
+			return true
+		}
+	}
+	return false
+}
+
+// Err is nil unless an Application does not render at head: then an error
+// wrapping ErrRenderFailed names each.
+func (r *Report) Err() error {
+	var failed []string
+	for _, a := range r.Applications {
+		if a.State == AppFailed {
+			failed = append(failed, a.Application+": "+a.HeadError)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrRenderFailed, strings.Join(failed, "; "))
+}
