@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"github.com/keyless-cd/keyless/internal/gitsource"
 
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -243,74 +241,36 @@ func Run(ctx context.Context, req Request, opts Options) (*Result, error) {
 		}
 		opts.Branch = head.Name().Short()
 	}
-	for attempt := 1; ; attempt++ {
-		res.Attempts = attempt
+	attempt := func(n int) (plumbing.Hash, bool, error) {
 		changes, changed, err := EditFile(root, req)
 		if err != nil {
-			return res, err
+			return plumbing.ZeroHash, false, err
 		}
 		res.Changes = changes
 		if !changed {
 			res.UpToDate = true
-			return res, nil
+			return plumbing.ZeroHash, false, nil
 		}
 		hash, err := commit(wt, req, changes, opts)
 		if err != nil {
-			return res, err
+			return plumbing.ZeroHash, false, err
 		}
 		res.Commit = hash.String()
-		if !opts.Push {
-			return res, nil
-		}
-		branch := plumbing.NewBranchReferenceName(opts.Branch)
-		err = repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", Auth: opts.Auth,
-			RefSpecs: []config.RefSpec{config.RefSpec(branch + ":" + branch)}})
-		if err == nil {
-			return res, nil
-		}
-		if !isRejected(err) || attempt > opts.Retries {
-			return res, fmt.Errorf("pushing %s (attempt %d): %w", opts.Branch, attempt, err)
-		}
-		// Someone pushed first: take the new tip and apply the same edit again.
-		backoff := time.Duration(50*attempt)*time.Millisecond + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(backoff):
-		}
-		if err := resetToRemote(ctx, repo, wt, opts); err != nil {
-			return res, err
-		}
+		return hash, true, nil
 	}
-}
-
-func isRejected(err error) bool {
-	// go-git checks fast-forward locally: a remote tip it has never seen (a
-	// shallow clone, someone pushed first) shows as a missing object.
-	if errors.Is(err, git.ErrNonFastForwardUpdate) || errors.Is(err, plumbing.ErrObjectNotFound) {
-		return true
+	if !opts.Push {
+		res.Attempts = 1
+		_, _, err := attempt(1)
+		return res, err
 	}
-	msg := err.Error()
-	for _, s := range []string{"non-fast-forward", "fetch first", "failed to update ref", "failed to lock", "stale info", "cannot lock ref"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func resetToRemote(ctx context.Context, repo *git.Repository, wt *git.Worktree, opts Options) error {
-	remoteRef := plumbing.NewRemoteReferenceName("origin", opts.Branch)
-	err := repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", Auth: opts.Auth, Depth: 1, Force: true,
-		RefSpecs: []config.RefSpec{config.RefSpec("+" + plumbing.NewBranchReferenceName(opts.Branch) + ":" + remoteRef)}})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("fetching the new tip of %s: %w", opts.Branch, err)
-	}
-	ref, err := repo.Reference(remoteRef, true)
-	if err != nil {
-		return err
-	}
-	return wt.Reset(&git.ResetOptions{Commit: ref.Hash(), Mode: git.HardReset})
+	pushed, err := PushRetrying(ctx, repo, PushOptions{
+		Branch: opts.Branch, Auth: opts.Auth, Retries: opts.Retries, FetchDepth: 1,
+		Reset: func(tip plumbing.Hash) error {
+			return wt.Reset(&git.ResetOptions{Commit: tip, Mode: git.HardReset})
+		},
+	}, attempt)
+	res.Attempts = pushed.Attempts
+	return res, err
 }
 
 // DefaultMessage is the commit message template when none is given.

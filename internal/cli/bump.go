@@ -3,37 +3,28 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
-	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/keyless-cd/keyless/internal/bump"
-	"github.com/keyless-cd/keyless/internal/gitsource"
 )
 
 type bumpFlags struct {
-	file           string
-	sets           []string
-	images         []string
-	dir            string
-	repo           string
-	branch         string
-	commit         bool
-	push           bool
-	message        string
-	committer      string
-	tokenEnv       string
-	tokenUsername  string
-	sshKeyFile     string
-	knownHostsFile string
-	signSSHKey     string
-	retries        int
-	skipCI         bool
-	output         string
+	file      string
+	sets      []string
+	images    []string
+	dir       string
+	repo      string
+	branch    string
+	commit    bool
+	push      bool
+	message   string
+	committer string
+	gitAuthFlags
+	signSSHKey string
+	retries    int
+	skipCI     bool
+	output     string
 }
 
 func newBumpCommand(streams IOStreams) *cobra.Command {
@@ -89,10 +80,7 @@ token), never a cluster one.`,
 	fl.BoolVar(&f.push, "push", false, "commit and push the change")
 	fl.StringVar(&f.message, "message", "", "commit message, a Go template over .File and .Changes (.Path .Old .New); default \""+bump.DefaultMessage+"\"")
 	fl.StringVar(&f.committer, "committer", "keyless bump <keyless-bump@users.noreply.invalid>", `committer, "Name <email>" (the CI bot)`)
-	fl.StringVar(&f.tokenEnv, "token-env", "", "environment variable holding an HTTPS token (CI_JOB_TOKEN, GITHUB_TOKEN, a project access token)")
-	fl.StringVar(&f.tokenUsername, "token-username", "", "username sent with the token (default gitlab-ci-token for CI_JOB_TOKEN, x-access-token for GITHUB_TOKEN, else oauth2)")
-	fl.StringVar(&f.sshKeyFile, "ssh-key", "", "SSH deploy key (a private key file) for ssh:// or user@host: repositories; the SSH user is the URL's (default git)")
-	fl.StringVar(&f.knownHostsFile, "known-hosts", "", "known_hosts file for SSH (required with --ssh-key; unknown or changed host keys are refused)")
+	f.addFlags(fl)
 	// The names before the ship issue; kept so existing pipelines run.
 	fl.StringVar(&f.sshKeyFile, "ssh-key-file", "", "")
 	fl.StringVar(&f.knownHostsFile, "known-hosts-file", "", "")
@@ -142,16 +130,8 @@ func runBump(cmd *cobra.Command, streams IOStreams, f *bumpFlags) error {
 	if opts.Auth, err = f.auth(streams.getenv); err != nil {
 		return err
 	}
-	if f.signSSHKey != "" {
-		key, err := os.ReadFile(f.signSSHKey)
-		if err != nil {
-			return fmt.Errorf("--sign-ssh-key: %w", err)
-		}
-		signer, err := ssh.ParsePrivateKey(key)
-		if err != nil {
-			return fmt.Errorf("--sign-ssh-key %s: not a usable private key (passphrase-protected keys are not supported)", f.signSSHKey)
-		}
-		opts.Signer = gitsource.SSHSigner{Signer: signer}
+	if opts.Signer, err = commitSigner(f.signSSHKey); err != nil {
+		return err
 	}
 	res, err := bump.Run(cmd.Context(), req, opts)
 	if err != nil {
@@ -177,43 +157,4 @@ func runBump(cmd *cobra.Command, streams IOStreams, f *bumpFlags) error {
 		_, _ = fmt.Fprintln(streams.Out, res.Commit)
 	}
 	return nil
-}
-
-// auth builds the Git credential from --token-env or --ssh-key.
-func (f *bumpFlags) auth(getenv func(string) string) (transport.AuthMethod, error) {
-	switch {
-	case f.tokenEnv != "" && f.sshKeyFile != "":
-		return nil, errors.New("--token-env and --ssh-key exclude each other")
-	case f.tokenEnv != "":
-		tok := getenv(f.tokenEnv)
-		if tok == "" {
-			return nil, fmt.Errorf("--token-env %s: the variable is empty or unset", f.tokenEnv)
-		}
-		user := f.tokenUsername
-		if user == "" {
-			switch strings.ToUpper(f.tokenEnv) {
-			case "CI_JOB_TOKEN":
-				user = "gitlab-ci-token"
-			case "GITHUB_TOKEN", "GH_TOKEN":
-				user = "x-access-token"
-			default:
-				user = "oauth2"
-			}
-		}
-		return &githttp.BasicAuth{Username: user, Password: tok}, nil
-	case f.sshKeyFile != "":
-		key, err := os.ReadFile(f.sshKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ssh-key: %w", err)
-		}
-		if f.knownHostsFile == "" {
-			return nil, errors.New("--ssh-key needs --known-hosts: unknown SSH host keys are refused")
-		}
-		kh, err := os.ReadFile(f.knownHostsFile)
-		if err != nil {
-			return nil, fmt.Errorf("--known-hosts: %w", err)
-		}
-		return gitsource.SSHAuth("", key, "", kh)
-	}
-	return nil, nil
 }

@@ -28,6 +28,7 @@ stored outside the cluster.
 		newGetCommand(streams),
 		newSyncCommand(streams),
 		newHistoryCommand(streams),
+		newRollbackCommand(streams),
 		newImportCommand(streams),
 		newBumpCommand(streams),
 		newOIDCCommand(streams),

@@ -26,11 +26,14 @@ type Local struct {
 }
 
 // OpenLocal opens the repository holding dir (dir or an ancestor holds
-// .git; linked worktrees are followed). maxFiles and maxBytes bound one
+// .git; linked worktrees are followed), or the bare repository dir. maxFiles and maxBytes bound one
 // checkout as Options.MaxCheckoutFiles and MaxCheckoutBytes do (0: the
 // controller's defaults).
 func OpenLocal(dir string, maxFiles int, maxBytes int64) (*Local, error) {
 	r, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		r, err = git.PlainOpen(dir) // a bare repository
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the Git repository at %s: %w", dir, err)
 	}

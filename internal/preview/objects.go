@@ -39,7 +39,7 @@ func previewApp(ctx context.Context, r Renderer, key string, base, head *revisio
 		}
 		before = res
 	}
-	if b != nil && h != nil {
+	if b != nil && h != nil && b.object != nil && h.object != nil {
 		if d, _ := engine.UnifiedDiff("base/"+b.source, "head/"+h.source, b.object, h.object); d != "" {
 			rep.Changes = append(rep.Changes, Change{
 				Action: Changed, APIVersion: h.object.GetAPIVersion(), Kind: h.object.GetKind(),

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/confine"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/render"
@@ -41,6 +42,10 @@ type Options struct {
 	// the repository at either revision whose spec.source.repoURL is one of
 	// the checkout's remotes.
 	Files []string
+	// Applications, when set, are previewed at both revisions as they are
+	// (e.g. read from the cluster by `keyless rollback --dry-run`) instead
+	// of manifests read from the repository; Files is then ignored.
+	Applications []*kv1.Application
 	// Renderer renders each Application's path. Required.
 	Renderer Renderer
 	// MaxCheckoutFiles and MaxCheckoutBytes bound each revision's checkout
@@ -82,7 +87,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep := &Report{}
 	var sides [2]*revision
 	for i, rev := range []string{opts.Base, opts.Head} {
-		sides[i], err = checkout(ctx, repo, rev, filepath.Join(tmp, fmt.Sprint(i)), files)
+		sides[i], err = checkout(ctx, repo, rev, filepath.Join(tmp, fmt.Sprint(i)), files, opts.Applications)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +97,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	remotes := repo.RemoteURLs()
 	for _, key := range appKeys(base.apps, head.apps) {
 		b, h := base.apps[key], head.apps[key]
-		if len(files) == 0 && !fromRemote(b, h, remotes) {
+		if len(files) == 0 && len(opts.Applications) == 0 && !fromRemote(b, h, remotes) {
 			rep.Skipped = append(rep.Skipped, Skipped{Application: key, Reason: "spec.source.repoURL is not a remote of this checkout (" + repoURLOf(b, h) + "); pass its manifest as an argument to preview it against this repository"})
 			continue
 		}
@@ -110,9 +115,9 @@ type revision struct {
 	warnings []string
 }
 
-// checkout writes rev's tree into dir and finds its Applications (those in
-// files when given, else all).
-func checkout(ctx context.Context, repo *gitsource.Local, rev, dir string, files []string) (*revision, error) {
+// checkout writes rev's tree into dir and finds its Applications (apps when
+// given, else those in files when given, else all).
+func checkout(ctx context.Context, repo *gitsource.Local, rev, dir string, files []string, apps []*kv1.Application) (*revision, error) {
 	sha, err := repo.Resolve(rev)
 	if err != nil {
 		return nil, err
@@ -128,6 +133,13 @@ func checkout(ctx context.Context, repo *gitsource.Local, rev, dir string, files
 		return nil, err
 	}
 	r := &revision{commit: Commit{Revision: rev, SHA: sha, Author: c.Author, Message: c.Message}, dir: dir}
+	if len(apps) > 0 {
+		r.apps = map[string]*found{}
+		for _, a := range apps {
+			r.apps[a.Namespace+"/"+a.Name] = &found{app: a, source: "Application " + a.Namespace + "/" + a.Name}
+		}
+		return r, nil
+	}
 	r.apps, r.warnings, err = findApplications(dir, files)
 	if err != nil {
 		return nil, fmt.Errorf("at %s: %w", rev, err)

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/spf13/pflag"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/keyless-cd/keyless/internal/gitsource"
+)
+
+// gitAuthFlags select a Git credential (a token or a deploy key, never a
+// cluster one), for the commands that push: bump and rollback.
+type gitAuthFlags struct {
+	tokenEnv       string
+	tokenUsername  string
+	sshKeyFile     string
+	knownHostsFile string
+}
+
+func (f *gitAuthFlags) addFlags(fl *pflag.FlagSet) {
+	fl.StringVar(&f.tokenEnv, "token-env", "", "environment variable holding an HTTPS token (CI_JOB_TOKEN, GITHUB_TOKEN, a project access token)")
+	fl.StringVar(&f.tokenUsername, "token-username", "", "username sent with the token (default gitlab-ci-token for CI_JOB_TOKEN, x-access-token for GITHUB_TOKEN, else oauth2)")
+	fl.StringVar(&f.sshKeyFile, "ssh-key", "", "SSH deploy key (a private key file) for ssh:// or user@host: repositories; the SSH user is the URL's (default git)")
+	fl.StringVar(&f.knownHostsFile, "known-hosts", "", "known_hosts file for SSH (required with --ssh-key; unknown or changed host keys are refused)")
+}
+
+// given reports whether a credential flag was set.
+func (f *gitAuthFlags) given() bool { return f.tokenEnv != "" || f.sshKeyFile != "" }
+
+// auth builds the Git credential from --token-env or --ssh-key (nil when
+// neither is given).
+func (f *gitAuthFlags) auth(getenv func(string) string) (transport.AuthMethod, error) {
+	switch {
+	case f.tokenEnv != "" && f.sshKeyFile != "":
+		return nil, errors.New("--token-env and --ssh-key exclude each other")
+	case f.tokenEnv != "":
+		tok := getenv(f.tokenEnv)
+		if tok == "" {
+			return nil, fmt.Errorf("--token-env %s: the variable is empty or unset", f.tokenEnv)
+		}
+		user := f.tokenUsername
+		if user == "" {
+			switch strings.ToUpper(f.tokenEnv) {
+			case "CI_JOB_TOKEN":
+				user = "gitlab-ci-token"
+			case "GITHUB_TOKEN", "GH_TOKEN":
+				user = "x-access-token"
+			default:
+				user = "oauth2"
+			}
+		}
+		return &githttp.BasicAuth{Username: user, Password: tok}, nil
+	case f.sshKeyFile != "":
+		key, err := os.ReadFile(f.sshKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ssh-key: %w", err)
+		}
+		if f.knownHostsFile == "" {
+			return nil, errors.New("--ssh-key needs --known-hosts: unknown SSH host keys are refused")
+		}
+		kh, err := os.ReadFile(f.knownHostsFile)
+		if err != nil {
+			return nil, fmt.Errorf("--known-hosts: %w", err)
+		}
+		return gitsource.SSHAuth("", key, "", kh)
+	}
+	return nil, nil
+}
+
+// commitSigner is the SSH signer of --sign-ssh-key (nil for "").
+func commitSigner(keyFile string) (git.Signer, error) {
+	if keyFile == "" {
+		return nil, nil
+	}
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--sign-ssh-key: %w", err)
+	}
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("--sign-ssh-key %s: not a usable private key (passphrase-protected keys are not supported)", keyFile)
+	}
+	return gitsource.SSHSigner{Signer: signer}, nil
+}

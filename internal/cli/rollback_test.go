@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/memory"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/gitserver"
+	"github.com/keyless-cd/keyless/internal/install"
+	"github.com/keyless-cd/keyless/internal/localcluster"
+	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
+)
+
+// runWithEnv is run with env as the whole environment keyless reads.
+func runWithEnv(ctx context.Context, t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Run(ctx, args, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut, Getenv: func(k string) string { return env[k] }})
+	return code, out.String(), errOut.String()
+}
+
+// TestRollbackCommand: the Application is read from the cluster, its own Git
+// Secret is the credential; without --push the diff of what the rollback
+// deploys is shown and nothing is pushed; with --push the rollback commit,
+// authored by the person running it, is the branch's new tip.
+func TestRollbackCommand(t *testing.T) {
+	ctx := t.Context()
+	c := clustertest.Start(t, localcluster.Options{})
+	if err := install.Apply(ctx, c.Config, install.Options{Namespaces: []string{"team-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	kc := "--kubeconfig=" + c.KubeconfigPath
+	const token = "rollback-token"
+	srv, err := gitserver.Start(gitserver.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	if err := srv.CreateRepo(ctx, "apps", "main"); err != nil {
+		t.Fatal(err)
+	}
+	cm := func(color string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {color: " + color + "}\n"
+	}
+	good, err := srv.Commit(ctx, "apps", gitserver.Commit{Message: "good", Files: map[string]string{"deploy/web/cm.yaml": cm("blue")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := srv.Commit(ctx, "apps", gitserver.Commit{Message: "bad", Files: map[string]string{"deploy/web/cm.yaml": cm("red"), "other/x.yaml": cm("green")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := (&kubeFlags{kubeconfig: c.KubeconfigPath}).appClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git", Namespace: "team-a"}, StringData: map[string]string{"password": token}}); err != nil {
+		t.Fatal(err)
+	}
+	app := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team-a"}, Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{
+		RepoURL: srv.RepoURL("apps"), TargetRevision: "main", Path: "deploy/web", SecretRef: &kv1.LocalObjectReference{Name: "git"},
+	}}}
+	if err := cl.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	tip := func() *object.Commit {
+		t.Helper()
+		repo, err := git.CloneContext(ctx, memory.NewStorage(), nil, &git.CloneOptions{URL: srv.RepoURL("apps"), Auth: srv.Auth()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, _ := repo.Head()
+		commit, err := repo.CommitObject(ref.Hash())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return commit
+	}
+
+	code, out, errOut := run(ctx, t, "rollback", "web", "-n", "team-a", "--to", good[:8], "--author", "Ada <ada@example.com>", kc)
+	if code != 0 || !strings.Contains(out, "~ v1 ConfigMap settings") || !strings.Contains(out, "-  color: red") || !strings.Contains(out, "+  color: blue") || !strings.Contains(errOut, "not pushed") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, out, errOut)
+	}
+	if tip().Hash.String() != bad {
+		t.Fatal("a rollback without --push pushed")
+	}
+
+	t.Setenv("HOME", t.TempDir()) // no ~/.gitconfig naming a user
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	code, out, errOut = runWithEnv(ctx, t, nil, "rollback", "web", "-n", "team-a", "--to", good, "--push", kc)
+	if code != 1 || !strings.Contains(errOut, "--author") {
+		t.Fatalf("no author anywhere: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runWithEnv(ctx, t, map[string]string{"GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com"},
+		"rollback", "web", "-n", "team-a", "--to", good, "--push", kc)
+	if code != 0 {
+		t.Fatalf("push: exit %d\n%s%s", code, out, errOut)
+	}
+	head := tip()
+	if strings.TrimSpace(out) != head.Hash.String() || head.ParentHashes[0].String() != bad || head.Author.Email != "ada@example.com" {
+		t.Fatalf("tip %s (parent %v, author %v), stdout %q", head.Hash, head.ParentHashes, head.Author, out)
+	}
+	f, err := head.File("deploy/web/cm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := f.Contents(); s != cm("blue") {
+		t.Errorf("deploy/web/cm.yaml after rollback = %q", s)
+	}
+	if _, err := head.File("other/x.yaml"); err != nil {
+		t.Errorf("a file outside the Application's path was touched: %v", err)
+	}
+	code, _, errOut = run(ctx, t, "rollback", "web", "-n", "team-a", "--to", good, "--author", "Ada <ada@example.com>", "--push", kc)
+	if code != 0 || !strings.Contains(errOut, "nothing to roll back") {
+		t.Errorf("again: exit %d, %s", code, errOut)
+	}
+}
