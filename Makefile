@@ -6,6 +6,7 @@ SHELL := /usr/bin/env bash
 include internal/version/versions.env
 
 K8S_BIN       ?= $(CURDIR)/bin/k8s
+GITEA         ?= $(CURDIR)/bin/gitea
 KEYLESS       := $(CURDIR)/bin/keyless
 KEYLESS_DEV   := $(CURDIR)/bin/keyless-dev
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
@@ -20,7 +21,7 @@ TOOL_BUILD    := go build -modfile=$(CURDIR)/hack/tools/go.mod -o $(TOOLS_BIN)/
 CONTROLLER_GEN := $(TOOLS_BIN)/controller-gen
 GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 
-.PHONY: image bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: gitea image bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -40,6 +41,9 @@ $(GOLANGCI_LINT): hack/tools/go.mod
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → config/crd/)
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+
+gitea: ## Build Gitea, the real forge of the forge tests, into bin/gitea (skips it when built)
+	@hack/build-gitea.sh $(GITEA)
 
 k8s-bins: ## Build the local control plane into bin/k8s (skips what is already built)
 	@hack/build-k8s-bins.sh $(K8S_BIN)
