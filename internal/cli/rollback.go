@@ -112,27 +112,27 @@ func runRollback(cmd *cobra.Command, streams IOStreams, f *rollbackFlags, name s
 	}
 	defer plan.Close()
 	if plan.Commit == "" {
-		_, _ = fmt.Fprintf(streams.ErrOut, "%s already holds %s's content at %s: nothing to roll back\n", plan.Branch, opts.Paths, short(plan.To))
+		_, _ = fmt.Fprintf(streams.ErrOut, "%s already holds %s's content at %s: nothing to roll back\n", plan.Branch, opts.Paths, kv1.ShortSHA(plan.To))
 		return nil
 	}
 	if err := f.showDiff(ctx, streams, plan, app); err != nil {
 		return err
 	}
 	if !f.push || f.dryRun {
-		_, _ = fmt.Fprintf(streams.ErrOut, "dry run: rollback of %s to %s (%q) not pushed; pass --push to push it\n", opts.Application, short(plan.To), plan.ToSubject)
+		_, _ = fmt.Fprintf(streams.ErrOut, "dry run: rollback of %s to %s (%q) not pushed; pass --push to push it\n", opts.Application, kv1.ShortSHA(plan.To), plan.ToSubject)
 		return nil
 	}
 	if err := plan.Push(ctx); err != nil {
 		return err
 	}
 	if plan.Commit == "" {
-		_, _ = fmt.Fprintf(streams.ErrOut, "%s reached %s's content meanwhile: nothing pushed\n", plan.Branch, short(plan.To))
+		_, _ = fmt.Fprintf(streams.ErrOut, "%s reached %s's content meanwhile: nothing pushed\n", plan.Branch, kv1.ShortSHA(plan.To))
 		return nil
 	}
 	if plan.Attempts > 1 {
 		_, _ = fmt.Fprintf(streams.ErrOut, "pushed after %d attempts (the branch moved meanwhile)\n", plan.Attempts)
 	}
-	_, _ = fmt.Fprintf(streams.ErrOut, "pushed the rollback of %s to %s on %s; the controller deploys it on its next poll or webhook\n", opts.Application, short(plan.To), plan.Branch)
+	_, _ = fmt.Fprintf(streams.ErrOut, "pushed the rollback of %s to %s on %s; the controller deploys it on its next poll or webhook\n", opts.Application, kv1.ShortSHA(plan.To), plan.Branch)
 	_, _ = fmt.Fprintln(streams.Out, plan.Commit)
 	return nil
 }
@@ -243,11 +243,4 @@ func (f *rollbackFlags) showDiff(ctx context.Context, streams IOStreams, plan *r
 		return err
 	}
 	return rep.Err()
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }
