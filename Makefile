@@ -60,11 +60,11 @@ demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this 
 cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (extra flags: CLUSTER_FLAGS="...")
 	$(KEYLESS_DEV) localcluster up --assets $(K8S_BIN) $(CLUSTER_FLAGS)
 
-test: k8s-bins vet lint ## Build what is missing, then vet, lint and run every test
-	KUBEBUILDER_ASSETS=$(K8S_BIN) go test $(GO_TEST_FLAGS) ./...
+test: k8s-bins gitea vet lint ## Build what is missing, then vet, lint and run every test
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) go test $(GO_TEST_FLAGS) ./...
 
 unit: ## Run the tests without building anything first
-	KUBEBUILDER_ASSETS=$(K8S_BIN) go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) go test $(GO_TEST_FLAGS) ./...
 
 vet: ## go vet
 	go vet ./...
@@ -76,6 +76,7 @@ FUZZTIME ?= 30s
 fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/render -run '^$$' -fuzz FuzzDecodeObjects -fuzztime $(FUZZTIME)
 	go test ./internal/bump -run '^$$' -fuzz FuzzSet -fuzztime $(FUZZTIME)
+	go test ./internal/forge -run '^$$' -fuzz FuzzParseRepoURL -fuzztime $(FUZZTIME)
 	go test ./internal/audit -run '^$$' -fuzz FuzzScanFile -fuzztime $(FUZZTIME)
 	go test ./internal/audit -run '^$$' -fuzz FuzzIncludeLocals -fuzztime $(FUZZTIME)
 	go test ./internal/gitsource -run '^$$' -fuzz FuzzWriteTree -fuzztime $(FUZZTIME)

@@ -1,6 +1,9 @@
 package v1alpha1
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // MinInterval is the shortest spec.interval honoured.
 const MinInterval = 5 * time.Second
@@ -60,4 +63,23 @@ func ShortSHA(sha string) string {
 		return sha[:7]
 	}
 	return sha
+}
+
+// Wants reports whether n is sent for event (every event when Events is empty).
+func (n Notification) Wants(event string) bool {
+	return len(n.Events) == 0 || slices.Contains(n.Events, event)
+}
+
+// StatusContext is the commit-status context an Application reports under:
+// keyless/<namespace>/<name>.
+func (a *Application) StatusContext() string {
+	return "keyless/" + a.Namespace + "/" + a.Name
+}
+
+// TargetURLOrEmpty is c's TargetURL, "" when c is nil.
+func (c *CommitStatus) TargetURLOrEmpty() string {
+	if c == nil {
+		return ""
+	}
+	return c.TargetURL
 }

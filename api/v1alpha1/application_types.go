@@ -92,6 +92,93 @@ type ApplicationSpec struct {
 	// Suspend stops syncing until unset.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// CommitStatus reports each sync's result on its commit at the forge
+	// (pending while syncing, success when Synced and Healthy, failure with
+	// the reason), under the context keyless/<namespace>/<name>.
+	// +optional
+	CommitStatus *CommitStatus `json:"commitStatus,omitempty"`
+
+	// Notifications are sent when a sync succeeds or fails, health degrades
+	// or drift is reverted. Deliveries retry with backoff and never block a sync.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	Notifications []Notification `json:"notifications,omitempty"`
+}
+
+// Forge providers of spec.commitStatus.provider.
+const (
+	ForgeGitea   = "gitea"
+	ForgeForgejo = "forgejo"
+	ForgeGitHub  = "github"
+	ForgeGitLab  = "gitlab"
+)
+
+// CommitStatusTokenKey is the key of spec.commitStatus.secretRef's Secret
+// that holds the forge API token.
+const CommitStatusTokenKey = "token"
+
+// CommitStatus configures reporting sync results to the forge.
+type CommitStatus struct {
+	// Provider is the forge's API: gitea, forgejo, github or gitlab.
+	// +kubebuilder:validation:Enum=gitea;forgejo;github;gitlab
+	Provider string `json:"provider"`
+	// SecretRef names a Secret in the Application's namespace whose key
+	// "token" is an API token allowed to set commit statuses.
+	SecretRef LocalObjectReference `json:"secretRef"`
+	// APIURL is the forge's API base, e.g. https://gitea.example.com/api/v1.
+	// Default: derived from spec.source.repoURL (api.github.com for
+	// github.com, /api/v3 for GitHub Enterprise, /api/v4 for GitLab, /api/v1
+	// for Gitea and Forgejo). It must be on the repository's host, over https.
+	// +optional
+	APIURL string `json:"apiURL,omitempty"`
+	// TargetURL is the link the forge shows beside the status (a dashboard, say).
+	// +optional
+	// +kubebuilder:validation:Pattern=`^https?://`
+	TargetURL string `json:"targetURL,omitempty"`
+}
+
+// Notification types of spec.notifications[].type.
+const (
+	// NotifyWebhook posts the JSON audit record, HMAC-signed.
+	NotifyWebhook = "webhook"
+	// NotifySlack posts a Slack-compatible incoming-webhook message.
+	NotifySlack = "slack"
+)
+
+// Keys of spec.notifications[].secretRef's Secret.
+const (
+	// NotificationAddressKey is the URL deliveries are posted to.
+	NotificationAddressKey = "address"
+	// NotificationHMACKey signs a webhook's body (X-Keyless-Signature-256).
+	NotificationHMACKey = "hmacKey"
+)
+
+// Notification events of spec.notifications[].events.
+const (
+	EventSynced         = "Synced"
+	EventSyncFailed     = "SyncFailed"
+	EventHealthDegraded = "HealthDegraded"
+	EventDriftReverted  = "DriftReverted"
+)
+
+// NotificationEvents are every event a notification can be sent for.
+var NotificationEvents = []string{EventSynced, EventSyncFailed, EventHealthDegraded, EventDriftReverted}
+
+// Notification is one receiver of sync events.
+type Notification struct {
+	// Type is webhook (the JSON audit record, HMAC-SHA256-signed) or slack
+	// (an incoming-webhook message; Mattermost and others accept it too).
+	// +kubebuilder:validation:Enum=webhook;slack
+	Type string `json:"type"`
+	// SecretRef names a Secret in the Application's namespace with the key
+	// "address" (the URL) and, for type webhook, "hmacKey".
+	SecretRef LocalObjectReference `json:"secretRef"`
+	// Events to send: Synced, SyncFailed, HealthDegraded, DriftReverted. Default: all.
+	// +optional
+	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:items:Enum=Synced;SyncFailed;HealthDegraded;DriftReverted
+	Events []string `json:"events,omitempty"`
 }
 
 // ApplicationSource is where the manifests come from.

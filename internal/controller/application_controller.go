@@ -29,6 +29,7 @@ import (
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/engine"
+	"github.com/keyless-cd/keyless/internal/forge"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/lifecycle"
 	"github.com/keyless-cd/keyless/internal/render"
@@ -68,6 +69,10 @@ type ApplicationReconciler struct {
 	// Application's last render. Both forget an Application when it goes.
 	engines *enginePool
 	renders *renderCache
+	// commits reports sync results on their commits at the forge;
+	// notifier sends notifications. Both deliver off the reconcile path.
+	commits  *commitReporter
+	notifier *notifier
 }
 
 // Renderer renders a directory of a checkout into objects.
@@ -119,6 +124,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if err := r.patchStatus(ctx, before, app); err != nil && retErr == nil {
 			retErr = err
 		}
+		r.commits.report(app)
 	}()
 
 	if app.Spec.Suspend {
@@ -230,6 +236,10 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	}
 
 	requested := syncRequested(app)
+	if trigger != TriggerDrift {
+		r.commits.observe(app, forge.Status{SHA: sha, State: forge.StatePending, Context: app.StatusContext(),
+			TargetURL: app.Spec.CommitStatus.TargetURLOrEmpty(), Description: "syncing"})
+	}
 	syncStart := time.Now()
 	res, err := eng.Apply(ctx, objs, plan.applyOptions(app, r.hookTimeout, r.operationReporter(ctx, app)))
 	r.metrics.observeSync(syncStart, err)
@@ -269,7 +279,14 @@ func (r *ApplicationReconciler) refreshHealth(ctx context.Context, app *kv1.Appl
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	previous := app.Status.Health.Status
 	app.Status.Health = health(statuses)
+	if app.Status.Health.Status == kv1.HealthDegraded && previous != kv1.HealthDegraded {
+		r.notifier.notify(app, kv1.EventHealthDegraded, AuditRecord{
+			Time: time.Now(), App: app.Name, Namespace: app.Namespace, Revision: app.Status.LastAppliedRevision,
+			Trigger: "health", ServiceAccount: serviceAccountOf(app), Result: kv1.HealthDegraded, Error: app.Status.Health.Message, Changes: []AuditChange{},
+		}, "health degraded: "+app.Status.Health.Message)
+	}
 	r.drift.setProgressing(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, app.Status.Health.Status == kv1.HealthProgressing)
 	if meta.IsStatusConditionTrue(app.Status.Conditions, kv1.StalledCondition) && app.Status.LastAttemptedRevision != app.Status.LastAppliedRevision {
 		// A newer revision failed for good (a failed hook, a refused object…):
@@ -482,6 +499,7 @@ func (r *ApplicationReconciler) forget(key types.NamespacedName) {
 	r.drift.forget(key)
 	r.renders.forget(key)
 	r.engines.forget(key)
+	r.commits.forget(key)
 }
 
 // finalize deletes what the app deployed (unless annotated to orphan), then

@@ -17,9 +17,12 @@ type AuditChange struct {
 	Action string `json:"action"`
 }
 
+// auditKind marks keyless's audit lines (the "audit" field).
+const auditKind = "keyless.dev/sync"
+
 // AuditRecord is the JSON line written for every sync: who did what.
 type AuditRecord struct {
-	Audit          string        `json:"audit"` // always "keyless.dev/sync"
+	Audit          string        `json:"audit"` // always auditKind
 	Time           time.Time     `json:"time"`
 	App            string        `json:"app"`
 	Namespace      string        `json:"namespace"`
@@ -47,7 +50,7 @@ func (a *auditLog) write(rec AuditRecord) {
 	if a == nil || a.w == nil {
 		return
 	}
-	rec.Audit = "keyless.dev/sync"
+	rec.Audit = auditKind
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return

@@ -222,6 +222,14 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP, hookTimeout: opts.HookTimeout,
 		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), shard: opts.Shard, stale: newStaleReads(),
 	}
+	r.commits = newCommitReporter(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), opts.AllowInsecureHTTP)
+	r.notifier = newNotifier(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), opts.AllowInsecureHTTP)
+	if err := mgr.Add(r.commits.queue); err != nil {
+		return err
+	}
+	if err := mgr.Add(r.notifier.queue); err != nil {
+		return err
+	}
 	triggers := make(chan event.GenericEvent, 256)
 	if err := r.SetupWithManager(mgr, triggers, opts.Concurrency); err != nil {
 		return err

@@ -15,7 +15,20 @@ type metrics struct {
 	gitOps       *prometheus.CounterVec
 	gitDuration  *prometheus.HistogramVec
 	driftEvents  prometheus.Counter
+	// deliveries counts commit statuses and notifications by kind
+	// (deliveryCommitStatus, deliveryNotification) and result (success,
+	// retry, failed, dropped).
+	deliveries *prometheus.CounterVec
 }
+
+// labelResult is the label every keyless counter splits results by.
+const labelResult = "result"
+
+// Kinds of keyless_deliveries_total.
+const (
+	deliveryCommitStatus = "commitStatus"
+	deliveryNotification = "notification"
+)
 
 var (
 	metricsOnce   sync.Once
@@ -32,14 +45,14 @@ func buildMetrics() *metrics {
 	m := &metrics{
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyless_reconcile_total", Help: "Application reconciles by result (success, error).",
-		}, []string{"result"}),
+		}, []string{labelResult}),
 		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "keyless_sync_duration_seconds", Help: "Duration of applies (dry-run, apply, prune).",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
-		}, []string{"result"}),
+		}, []string{labelResult}),
 		gitOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyless_git_operations_total", Help: "Git ls-remote and fetch operations by result.",
-		}, []string{"op", "result"}),
+		}, []string{"op", labelResult}),
 		gitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "keyless_git_operation_duration_seconds", Help: "Duration of Git ls-remote and fetch.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
@@ -47,8 +60,11 @@ func buildMetrics() *metrics {
 		driftEvents: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyless_drift_events_total", Help: "Changes to managed objects by someone other than keyless.",
 		}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyless_deliveries_total", Help: "Commit statuses and notifications sent, by kind and result (success, retry, failed, dropped).",
+		}, []string{"kind", labelResult}),
 	}
-	ctrlmetrics.Registry.MustRegister(m.reconciles, m.syncDuration, m.gitOps, m.gitDuration, m.driftEvents)
+	ctrlmetrics.Registry.MustRegister(m.reconciles, m.syncDuration, m.gitOps, m.gitDuration, m.driftEvents, m.deliveries)
 	return m
 }
 

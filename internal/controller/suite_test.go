@@ -272,3 +272,20 @@ func (e *env) createApp(name, path string, interval time.Duration) {
 		e.t.Fatal(err)
 	}
 }
+
+// waitForOr is waitFor whose failure also says what explain returns (the
+// Application's conditions and Events, say).
+func waitForOr(t *testing.T, timeout time.Duration, what string, cond func() (bool, string), explain func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last state: %s; %s", timeout, what, state, explain())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -27,12 +29,20 @@ func (r *ApplicationReconciler) recordSync(app *kv1.Application, rec kv1.SyncRec
 	if rec.Trigger != TriggerDelete {
 		addHistory(app, rec)
 	}
-	r.audit.write(AuditRecord{
+	audit := AuditRecord{
 		Time: rec.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rec.Revision,
 		Author: rec.Author, Committer: rec.Committer, Signer: rec.Signer, Message: rec.Message, Trigger: rec.Trigger,
 		ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: rec.Error, Changes: auditChanges(res), Hooks: rec.Hooks,
-	})
+	}
+	r.audit.write(audit)
 	if ev.Reason != "" {
 		r.recorder.Eventf(app, nil, ev.Type, ev.Reason, "Sync", "%s", ev.Message)
+	}
+	if event := syncEventOf(rec); event != "" {
+		text := ev.Message
+		if text == "" {
+			text = fmt.Sprintf("%s %s: %s", kv1.ShortSHA(rec.Revision), rec.Result, rec.Changes)
+		}
+		r.notifier.notify(app, event, audit, text)
 	}
 }

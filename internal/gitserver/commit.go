@@ -51,6 +51,11 @@ func (s *Server) Auth() transport.AuthMethod {
 // Commit clones repo over HTTP (in memory), applies c and pushes it, like a
 // developer or CI job would. It returns the new commit's SHA.
 func (s *Server) Commit(ctx context.Context, repo string, c Commit) (string, error) {
+	return pushCommit(ctx, s.RepoURL(repo), s.Auth(), c)
+}
+
+// pushCommit clones url with auth (in memory), applies c and pushes it.
+func pushCommit(ctx context.Context, url string, auth transport.AuthMethod, c Commit) (string, error) {
 	if c.Branch == "" {
 		c.Branch = "main"
 	}
@@ -66,16 +71,15 @@ func (s *Server) Commit(ctx context.Context, repo string, c Commit) (string, err
 		c.Committer = c.Author
 	}
 	branch := plumbing.NewBranchReferenceName(c.Branch)
-	url := s.RepoURL(repo)
 	fs := memfs.New()
 	st := memory.NewStorage()
-	r, err := git.CloneContext(ctx, st, fs, &git.CloneOptions{URL: url, Auth: s.Auth()})
+	r, err := git.CloneContext(ctx, st, fs, &git.CloneOptions{URL: url, Auth: auth})
 	switch {
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		// The failed clone left a half-initialised storage behind; start afresh.
 		fs, st = memfs.New(), memory.NewStorage()
 		if r, err = git.Init(st, fs); err != nil {
-			return "", fmt.Errorf("init %s: %w", repo, err)
+			return "", fmt.Errorf("init %s: %w", url, err)
 		}
 		if _, err = r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{url}}); err != nil {
 			return "", fmt.Errorf("adding remote: %w", err)
@@ -122,7 +126,7 @@ func (s *Server) Commit(ctx context.Context, repo string, c Commit) (string, err
 		return "", fmt.Errorf("committing: %w", err)
 	}
 	spec := config.RefSpec(branch.String() + ":" + branch.String())
-	if err := r.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: s.Auth()}); err != nil {
+	if err := r.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: auth}); err != nil {
 		return "", fmt.Errorf("pushing %s: %w", c.Branch, err)
 	}
 	return h.String(), nil
