@@ -21,7 +21,7 @@ TOOL_BUILD    := go build -modfile=$(CURDIR)/hack/tools/go.mod -o $(TOOLS_BIN)/
 CONTROLLER_GEN := $(TOOLS_BIN)/controller-gen
 GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 
-.PHONY: gitea image bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: gitea image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -93,6 +93,9 @@ BENCH_IDLE ?= 5m
 bench-controller: k8s-bins ## Controller latency, 100-app scale, RSS and idle CPU (figures for docs/benchmarks.md)
 	KUBEBUILDER_ASSETS=$(K8S_BIN) BENCH_APPS=$(BENCH_APPS) BENCH_IDLE=$(BENCH_IDLE) \
 		go test -tags bench -run TestBenchController -count=1 -timeout 60m -v ./test/bench/
+
+bench-forge: k8s-bins gitea ## Push → commit status success visible at a real Gitea, with Gitea's own webhook delivery as the floor
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) go test -tags bench -run TestBenchForge -count=1 -timeout 20m -v ./test/bench/
 
 bench-bump: ## One bump and 20 concurrent bumps against the local Git server
 	go test -tags bench -run TestBenchBump -count=1 -timeout 10m -v ./test/bench/

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,12 +12,16 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/spf13/pflag"
 	"golang.org/x/crypto/ssh"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 )
 
 // gitAuthFlags select a Git credential (a token or a deploy key, never a
-// cluster one), for the commands that push: bump and rollback.
+// cluster one), for the commands that read or push Git: bump, rollback and
+// history --changes.
 type gitAuthFlags struct {
 	tokenEnv       string
 	tokenUsername  string
@@ -88,4 +93,22 @@ func commitSigner(keyFile string) (git.Signer, error) {
 		return nil, fmt.Errorf("--sign-ssh-key %s: not a usable private key (passphrase-protected keys are not supported)", keyFile)
 	}
 	return gitsource.SSHSigner{Signer: signer}, nil
+}
+
+// credential is --token-env or --ssh-key, else the Application's own Git
+// Secret read with the caller's identity, else none.
+func (f *gitAuthFlags) credential(ctx context.Context, c client.Client, app *kv1.Application, getenv func(string) string) (transport.AuthMethod, error) {
+	if f.given() || app.Spec.Source.SecretRef == nil {
+		return f.auth(getenv)
+	}
+	ref := app.Spec.Source.SecretRef.Name
+	s := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: ref}, s); err != nil {
+		return nil, fmt.Errorf("reading the Application's Git secret %s/%s: %w (pass --token-env or --ssh-key instead)", app.Namespace, ref, err)
+	}
+	auth, err := gitsource.AuthFromSecret(app.Spec.Source.RepoURL, s.Data)
+	if err != nil {
+		return nil, fmt.Errorf("git secret %s/%s: %w", app.Namespace, ref, err)
+	}
+	return auth, nil
 }

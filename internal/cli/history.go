@@ -12,7 +12,10 @@ import (
 
 type historyFlags struct {
 	kubeFlags
-	output string
+	gitAuthFlags
+	output  string
+	changes bool
+	limits  renderLimitFlags
 }
 
 func newHistoryCommand(streams IOStreams) *cobra.Command {
@@ -23,16 +26,27 @@ func newHistoryCommand(streams IOStreams) *cobra.Command {
 		Long: `Print an Application's sync history, newest first: the commit, its author and
 committer, the key that signed it (with verify on), what triggered the sync, when it
 finished, the result and what changed. The same records are Kubernetes Events and
-JSON lines on the controller's stdout.`,
+JSON lines on the controller's stdout.
+
+The ROLLBACK column says which revisions ` + "`keyless rollback --to`" + ` can return to: "current"
+is what runs now, "target" a revision that synced successfully before, "-" one that
+failed. With --changes, keyless clones the Application's branch (with the Application's
+Git Secret, read as you, or --token-env/--ssh-key) and renders each target as the
+controller would, to show what a rollback to it would change against what runs now.
+No cluster write is made.`,
 		Example: `  keyless history web -n myapp
+  keyless history web -n myapp --changes
   keyless history web -n myapp -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runHistory(cmd, streams, f, args[0])
 		},
 	}
-	f.addFlags(cmd.Flags())
+	f.kubeFlags.addFlags(cmd.Flags())
+	f.gitAuthFlags.addFlags(cmd.Flags())
+	f.limits.addFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&f.changes, "changes", false, "render each rollback target and show what a rollback to it would change (clones the repository)")
 	return cmd
 }
 
@@ -51,15 +65,29 @@ func runHistory(cmd *cobra.Command, streams IOStreams, f *historyFlags, name str
 		_, err := fmt.Fprintf(streams.ErrOut, "Application %s/%s has not synced yet.\n", app.Namespace, app.Name)
 		return err
 	}
+	var would map[string]string
+	if f.changes {
+		if would, err = f.rollbackChanges(cmd, streams, app); err != nil {
+			return err
+		}
+	}
 	w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
-	_, _ = fmt.Fprintln(w, "REVISION\tRESULT\tTRIGGER\tAUTHOR\tCOMMITTER\tSIGNER\tFINISHED\tCHANGES\tMESSAGE")
+	header := "REVISION\tRESULT\tROLLBACK\tTRIGGER\tAUTHOR\tCOMMITTER\tSIGNER\tFINISHED\tCHANGES\tMESSAGE"
+	if f.changes {
+		header += "\tROLLBACK WOULD"
+	}
+	_, _ = fmt.Fprintln(w, header)
 	for _, h := range app.Status.History {
 		changes := h.Changes
 		if h.Error != "" {
 			changes = h.Error
 		}
-		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", kv1.ShortSHA(h.Revision), h.Result, h.Trigger, h.Author, h.Committer,
+		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", kv1.ShortSHA(h.Revision), h.Result, rollbackRole(app, h), h.Trigger, h.Author, h.Committer,
 			orDash(h.Signer), h.FinishedAt.UTC().Format("2006-01-02 15:04:05Z"), firstLine(changes, 80), firstLine(h.Message, 60))
+		if f.changes {
+			_, _ = fmt.Fprintf(w, "\t%s", orDash(would[h.Revision]))
+		}
+		_, _ = fmt.Fprintln(w)
 	}
 	return w.Flush()
 }

@@ -7,9 +7,7 @@ import (
 	"regexp"
 
 	gitconfig "github.com/go-git/go-git/v5/config"
-	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -173,24 +171,6 @@ func (f *rollbackFlags) options(ctx context.Context, streams IOStreams, c client
 		return rollback.Options{}, err
 	}
 	return opts, nil
-}
-
-// credential is --token-env or --ssh-key, else the Application's own Git
-// Secret read with the caller's identity, else none.
-func (f *rollbackFlags) credential(ctx context.Context, c client.Client, app *kv1.Application, getenv func(string) string) (transport.AuthMethod, error) {
-	if f.given() || app.Spec.Source.SecretRef == nil {
-		return f.auth(getenv)
-	}
-	ref := app.Spec.Source.SecretRef.Name
-	s := &corev1.Secret{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: ref}, s); err != nil {
-		return nil, fmt.Errorf("reading the Application's Git secret %s/%s: %w (pass --token-env or --ssh-key instead)", app.Namespace, ref, err)
-	}
-	auth, err := gitsource.AuthFromSecret(app.Spec.Source.RepoURL, s.Data)
-	if err != nil {
-		return nil, fmt.Errorf("git secret %s/%s: %w", app.Namespace, ref, err)
-	}
-	return auth, nil
 }
 
 // rollbackAuthor is --author, else GIT_AUTHOR_NAME/EMAIL, else the CI

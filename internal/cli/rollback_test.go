@@ -85,7 +85,37 @@ func TestRollbackCommand(t *testing.T) {
 		return commit
 	}
 
-	code, out, errOut := run(ctx, t, "rollback", "web", "-n", "team-a", "--to", good[:8], "--author", "Ada <ada@example.com>", kc)
+	t.Log("history: which revisions are rollback targets, and what a rollback to each would change")
+	app.Status.LastAppliedRevision = bad
+	app.Status.History = []kv1.SyncRecord{
+		{Revision: bad, Result: kv1.SyncResultSucceeded, Trigger: "revision", Message: "bad"},
+		{Revision: strings.Repeat("f", 40), Result: kv1.SyncResultFailed, Trigger: "revision", Error: "render failed"},
+		{Revision: good, Result: kv1.SyncResultSucceeded, Trigger: "revision", Message: "good"},
+	}
+	if err := cl.Status().Update(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(ctx, t, "history", "web", "-n", "team-a", "--changes", kc)
+	if code != 0 {
+		t.Fatalf("history --changes: exit %d\n%s%s", code, out, errOut)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 2 {
+			rows[f[0]] = line
+		}
+	}
+	if r := rows[kv1.ShortSHA(bad)]; !strings.Contains(r, "current") {
+		t.Errorf("the applied revision's row %q: want current", r)
+	}
+	if r := rows[kv1.ShortSHA(good)]; !strings.Contains(r, "target") || !strings.Contains(r, "0 added, 1 changed, 0 removed (c ConfigMap/settings)") {
+		t.Errorf("the good revision's row %q: want a target whose rollback changes ConfigMap/settings", r)
+	}
+	if r := rows["fffffff"]; strings.Contains(r, "target") {
+		t.Errorf("a failed sync's row %q is no rollback target", r)
+	}
+
+	code, out, errOut = run(ctx, t, "rollback", "web", "-n", "team-a", "--to", good[:8], "--author", "Ada <ada@example.com>", kc)
 	if code != 0 || !strings.Contains(out, "~ v1 ConfigMap settings") || !strings.Contains(out, "-  color: red") || !strings.Contains(out, "+  color: blue") || !strings.Contains(errOut, "not pushed") {
 		t.Fatalf("dry run: exit %d\n%s%s", code, out, errOut)
 	}

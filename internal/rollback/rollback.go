@@ -92,19 +92,11 @@ func Prepare(ctx context.Context, opts Options) (*Plan, error) {
 		opts.Paths[i] = strings.TrimPrefix(clean, "./")
 	}
 	opts.Auth = gitsource.ForURL(opts.Auth, opts.RepoURL)
-	dir, err := os.MkdirTemp(opts.TempDir, "keyless-rollback-")
+	dir, repo, err := cloneBranch(ctx, opts.RepoURL, opts.Branch, opts.Auth, opts.TempDir)
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Dir: dir, opts: opts}
-	clone := &git.CloneOptions{URL: opts.RepoURL, Auth: opts.Auth, SingleBranch: true, Tags: git.NoTags}
-	if opts.Branch != "" {
-		clone.ReferenceName = plumbing.NewBranchReferenceName(opts.Branch)
-	}
-	if p.repo, err = git.PlainCloneContext(ctx, dir, true, clone); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("cloning %s: %w", gitsource.Redact(opts.RepoURL), err)
-	}
+	p := &Plan{Dir: dir, opts: opts, repo: repo}
 	head, err := p.repo.Head()
 	if err != nil {
 		p.Close()
@@ -122,6 +114,32 @@ func Prepare(ctx context.Context, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// Clone clones branch's history (bare, that branch only; the remote's
+// default branch when empty) into a new folder under tempDir ("" for
+// os.TempDir()), where previews of its revisions render from. The caller
+// removes the folder.
+func Clone(ctx context.Context, repoURL, branch string, auth transport.AuthMethod, tempDir string) (string, error) {
+	dir, _, err := cloneBranch(ctx, repoURL, branch, gitsource.ForURL(auth, repoURL), tempDir)
+	return dir, err
+}
+
+func cloneBranch(ctx context.Context, repoURL, branch string, auth transport.AuthMethod, tempDir string) (string, *git.Repository, error) {
+	dir, err := os.MkdirTemp(tempDir, "keyless-rollback-")
+	if err != nil {
+		return "", nil, err
+	}
+	clone := &git.CloneOptions{URL: repoURL, Auth: auth, SingleBranch: true, Tags: git.NoTags}
+	if branch != "" {
+		clone.ReferenceName = plumbing.NewBranchReferenceName(branch)
+	}
+	repo, err := git.PlainCloneContext(ctx, dir, true, clone)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("cloning %s: %w", gitsource.Redact(repoURL), err)
+	}
+	return dir, repo, nil
 }
 
 // Push pushes the rollback commit; when the branch moved meanwhile, the
