@@ -111,6 +111,12 @@ func (s *Sender) Send(ctx context.Context, t Target, m Message) error {
 		req.Header.Set(DeliveryHeader, m.Delivery)
 	}
 	if _, err := egress.Do(ctx, s.HTTP, req); err != nil {
+		var se *egress.StatusError
+		if errors.As(err, &se) {
+			// Only the status code: the answer of an address a tenant chose
+			// (an internal service, say) is not shown back in an Event.
+			se.Body = ""
+		}
 		return fmt.Errorf("posting %s to the %s notification: %w", m.Event, t.Type, err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -71,6 +72,14 @@ func TestPermanence(t *testing.T) {
 		if err == nil || Permanent(err) != permanent {
 			t.Errorf("HTTP %d: err = %v, permanent %v, want %v", code, err, Permanent(err), permanent)
 		}
+	}
+	secretive := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte("internal-admin-panel v2"))
+	}))
+	defer secretive.Close()
+	if err := sender().Send(t.Context(), Target{Type: kv1.NotifySlack, Address: secretive.URL}, Message{}); err == nil || strings.Contains(err.Error(), "internal-admin-panel") {
+		t.Errorf("err = %v: want the status code without the receiver's answer", err)
 	}
 	err := sender().Send(t.Context(), Target{Type: kv1.NotifyWebhook, Address: "https://x.example"}, Message{})
 	if !errors.Is(err, ErrConfig) || !Permanent(err) {
