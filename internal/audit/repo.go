@@ -34,6 +34,7 @@ func ScanRepo(root string, opts ScanOptions) ([]Finding, error) {
 	}
 	matcher := gitignore.NewMatcher(patterns)
 	includes := gitlabIncludes(abs)
+	scripts := newCIScripts()
 	var findings []Finding
 	err = filepath.WalkDir(abs, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -61,9 +62,15 @@ func ScanRepo(root string, opts ScanOptions) ([]Finding, error) {
 			}
 			return nil // unreadable or binary: not a text secret
 		}
-		findings = append(findings, scanFile(name, data, isCIFile(name) || includes.matches(name))...)
+		ci := isCIFile(name) || includes.matches(name) || isCIByContent(name, data)
+		if ci {
+			scripts.called(name, data)
+		}
+		scripts.keep(name, data)
+		findings = append(findings, scanFile(name, data, ci)...)
 		return nil
 	})
+	findings = append(findings, scripts.scan()...)
 	sortFindings(findings)
 	return findings, err
 }
@@ -127,13 +134,16 @@ func scanFile(name string, data []byte, ci bool) []Finding {
 	return out
 }
 
-// isCIFile reports the CI definitions keyless reads.
+// isCIFile reports the CI definitions keyless reads, by name.
 func isCIFile(name string) bool {
 	base := filepath.Base(name)
+	yml := strings.HasSuffix(name, ".yml") || strings.HasSuffix(name, ".yaml")
 	switch {
 	case base == ".gitlab-ci.yml" || strings.HasSuffix(name, ".gitlab-ci.yml"),
-		strings.HasPrefix(name, ".github/workflows/") && (strings.HasSuffix(name, ".yml") || strings.HasSuffix(name, ".yaml")),
-		base == "Jenkinsfile", name == ".circleci/config.yml", base == "bitbucket-pipelines.yml", base == "azure-pipelines.yml":
+		strings.HasPrefix(name, ".github/workflows/") && yml,
+		strings.HasPrefix(name, ".github/actions/") && (base == "action.yml" || base == "action.yaml"),
+		base == "Jenkinsfile", name == ".circleci/config.yml", base == "bitbucket-pipelines.yml", base == "azure-pipelines.yml",
+		base == ".travis.yml":
 		return true
 	}
 	return false
@@ -326,43 +336,76 @@ func nodeText(n *yaml.Node) string {
 }
 
 var (
-	kubeconfigVar = regexp.MustCompile(`\$[{(]?\{?\s*(?:secrets\.|env\.|variables\.)?(KUBE_?CONFIG\w*|\w*_KUBECONFIG\w*|KUBE_TOKEN|KUBE_CA_PEM)\b`)
 	// Jenkins: the Kubernetes CLI plugin, or a kubeconfig file credential.
 	jenkinsKubeconfig = regexp.MustCompile(`withKubeConfig|withKubeCredentials|variable:\s*['"](KUBE_?CONFIG\w*)['"]`)
-	tokenFlag         = regexp.MustCompile(`--token[= ]["']?\$\{?\{?\s*(?:secrets\.)?(\w+)`)
 	setContext        = regexp.MustCompile(`azure/k8s-set-context`)
+	setContextSecret  = regexp.MustCompile(`^\s*(kubeconfig|k8s-secret):`)
 )
 
-// scanCI flags jobs that read a cluster credential from a CI variable. A token
-// variable declared under GitLab id_tokens is an OIDC token, not a finding.
+// scanCI flags jobs that read a cluster credential the CI platform stores:
+// by the variable's name, and by where any stored variable's value goes (a
+// kubeconfig, a credential flag, a Jenkins binding handed to kubectl). A
+// token variable declared under GitLab id_tokens is an OIDC token, and a
+// variable the file assigns a path or a command's output is not stored.
 func scanCI(name string, data []byte) []Finding {
-	oidcVars := idTokens(data)
+	lines := joinContinuations(strings.Split(string(data), "\n"))
+	vars := newCIVars(lines, idTokens(data))
+	jenkins := jenkinsBindings(lines)
 	var out []Finding
-	lines := strings.Split(string(data), "\n")
 	for i, l := range lines {
-		t := strings.TrimSpace(l)
-		if strings.HasPrefix(t, "#") || strings.HasPrefix(t, "//") {
-			continue
-		}
-		if m := kubeconfigVar.FindStringSubmatch(l); m != nil && !oidcVars[m[1]] {
-			out = append(out, Rules["KL010"].finding(name, i+1, fmt.Sprintf("the job reads the cluster credential variable %s", m[1])))
+		if comment(l) {
 			continue
 		}
 		if jenkinsKubeconfig.MatchString(l) {
 			out = append(out, Rules["KL010"].finding(name, i+1, "the job reads a kubeconfig stored as a Jenkins credential"))
 			continue
 		}
-		if m := tokenFlag.FindStringSubmatch(l); m != nil && !oidcVars[m[1]] && (strings.Contains(l, "kubectl") || strings.Contains(l, "helm") || strings.Contains(l, "set-credentials")) {
-			out = append(out, Rules["KL010"].finding(name, i+1, fmt.Sprintf("kubectl uses the static token variable %s", m[1])))
+		if f, ok := vars.flowFinding(name, i+1, l, jenkins); ok {
+			out = append(out, f)
+			continue
+		}
+		if gitlabCertIntegration.MatchString(l) {
+			out = append(out, Rules["KL012"].finding(name, i+1, "the job relies on GitLab's certificate-based cluster integration"))
 			continue
 		}
 		if setContext.MatchString(l) {
 			for j := i + 1; j < len(lines) && j < i+8; j++ {
-				if strings.Contains(lines[j], "kubeconfig:") && !kubeconfigVar.MatchString(lines[j]) {
-					out = append(out, Rules["KL010"].finding(name, j+1, "azure/k8s-set-context with a stored kubeconfig"))
+				if m := setContextSecret.FindStringSubmatch(lines[j]); m != nil && !comment(lines[j]) {
+					if _, fired := vars.flowFinding(name, j+1, lines[j], nil); !fired {
+						out = append(out, Rules["KL010"].finding(name, j+1, "azure/k8s-set-context with a stored "+m[1]))
+					}
 					break
 				}
 			}
+		}
+	}
+	out = append(out, cloudKeyFindings(name, lines)...)
+	out = append(out, embeddedFindings(name, data, lines)...)
+	return out
+}
+
+// joinContinuations keeps line numbers but appends a shell line ending in
+// a backslash to the line it continues, so a command split over lines is
+// read whole (at its first line).
+func joinContinuations(lines []string) []string {
+	out := make([]string, len(lines))
+	copy(out, lines)
+	for i := 0; i < len(out); i++ {
+		j := i
+		for strings.HasSuffix(strings.TrimRight(out[j], " \t"), "\\") && j+1 < len(out) {
+			j++
+		}
+		if j > i {
+			var b strings.Builder
+			for k := i; k <= j; k++ {
+				b.WriteString(strings.TrimSuffix(strings.TrimRight(lines[k], " \t"), "\\"))
+				b.WriteByte(' ')
+				if k > i {
+					out[k] = ""
+				}
+			}
+			out[i] = b.String()
+			i = j
 		}
 	}
 	return out

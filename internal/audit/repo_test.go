@@ -70,6 +70,9 @@ func FuzzScanFile(f *testing.F) {
 	f.Add(".github/workflows/a.yml", "jobs: {a: {steps: [{uses: azure/k8s-set-context@v4, with: {kubeconfig: x}}]}}")
 	f.Add("x.yaml", "kind: Role\nrules: [{verbs: '*'}]\n")
 	f.Add("notes.txt", "YWJj\n")
+	f.Add(".gitlab-ci.yml", "d:\n  script:\n    - |\n      cat > kc <<EOF\n      kind: Config\n      users: [{name: a, user: {token: t}}]\n      EOF\n    - kubectl --kubeconfig kc get pods \\\n      --token=$T\n")
+	f.Add("Jenkinsfile", "withCredentials([file(credentialsId: 'x', variable: 'KC')]) { sh 'kubectl --kubeconfig $KC get pods' }\n<<\n")
+	f.Add(".github/workflows/a.yml", "x: |\n  <<'E'\n  E\n  echo ${{ secrets.A }} | base64 -d > ~/.kube/config; echo $B > $KUBECONFIG\n")
 	f.Fuzz(func(t *testing.T, name, data string) {
 		for _, finding := range ScanFile(name, []byte(data)) {
 			if finding.Rule == "" || finding.Line < 1 {
