@@ -148,6 +148,16 @@ func TestNotificationsAreSignedRetriedAndNeverBlockASync(t *testing.T) {
 	hook.wait(t, `"event":"DriftReverted"`, 30*time.Second)
 	e.waitImage("registry.example.com/web:2.0", 10*time.Second)
 
+	t.Log("a rollout that cannot finish (no node matches): HealthDegraded")
+	stuck := manifests("registry.example.com/web:2.1", "hello")
+	stuck["deploy/deploy.yaml"] = strings.NewReplacer("  replicas: 1\n", "  replicas: 1\n  progressDeadlineSeconds: 2\n",
+		"    spec:\n      securityContext", "    spec:\n      nodeSelector: {keyless.dev/no-such-node: \"true\"}\n      securityContext").Replace(stuck["deploy/deploy.yaml"])
+	e.push(stuck, nil, "web 2.1 on no node")
+	d = hook.wait(t, `"event":"HealthDegraded"`, 60*time.Second)
+	if !strings.Contains(string(d.body), "Deployment/web") {
+		t.Errorf("HealthDegraded record %s: want the failing object named", d.body)
+	}
+
 	t.Log("a failing commit: SyncFailed to the webhook and, after two 503s, to Slack")
 	bad := manifests("registry.example.com/web:3.0", "hello")
 	bad["deploy/clusterrole.yaml"] = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: grab-everything\nrules: []\n"
