@@ -125,6 +125,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			retErr = err
 		}
 		r.commits.report(app)
+		r.metrics.apps.observe(app)
 	}()
 
 	if app.Spec.Suspend {
@@ -243,6 +244,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	syncStart := time.Now()
 	res, err := eng.Apply(ctx, objs, plan.applyOptions(app, r.hookTimeout, r.operationReporter(ctx, app)))
 	r.metrics.observeSync(syncStart, err)
+	r.metrics.apps.observeSync(app, syncStart, err)
 	r.endOperation(ctx, app)
 	for _, w := range resultWarnings(res) {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "SyncWarning", "Sync", "%s", w)
@@ -500,6 +502,7 @@ func (r *ApplicationReconciler) forget(key types.NamespacedName) {
 	r.renders.forget(key)
 	r.engines.forget(key)
 	r.commits.forget(key)
+	r.metrics.apps.forget(key)
 }
 
 // finalize deletes what the app deployed (unless annotated to orphan), then

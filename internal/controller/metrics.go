@@ -19,6 +19,8 @@ type metrics struct {
 	// (deliveryCommitStatus, deliveryNotification) and result (success,
 	// retry, failed, dropped).
 	deliveries *prometheus.CounterVec
+	// apps are the per-Application series (appmetrics.go).
+	apps *appMetrics
 }
 
 // labelResult is the label every keyless counter splits results by.
@@ -54,9 +56,9 @@ func buildMetrics() *metrics {
 			Name: "keyless_git_operations_total", Help: "Git ls-remote and fetch operations by result.",
 		}, []string{"op", labelResult}),
 		gitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "keyless_git_operation_duration_seconds", Help: "Duration of Git ls-remote and fetch.",
+			Name: "keyless_git_operation_duration_seconds", Help: "Duration of Git ls-remote and fetch, by repository host.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
-		}, []string{"op"}),
+		}, []string{"op", "host"}),
 		driftEvents: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyless_drift_events_total", Help: "Changes to managed objects by someone other than keyless.",
 		}),
@@ -64,7 +66,9 @@ func buildMetrics() *metrics {
 			Name: "keyless_deliveries_total", Help: "Commit statuses and notifications sent, by kind and result (success, retry, failed, dropped).",
 		}, []string{"kind", labelResult}),
 	}
-	ctrlmetrics.Registry.MustRegister(m.reconciles, m.syncDuration, m.gitOps, m.gitDuration, m.driftEvents, m.deliveries)
+	m.apps = newAppMetrics()
+	ctrlmetrics.Registry.MustRegister(m.reconciles, m.syncDuration, m.gitOps, m.gitDuration, m.driftEvents, m.deliveries,
+		m.apps.info, m.apps.syncs, m.apps.drift, m.apps.hooks)
 	return m
 }
 
@@ -84,7 +88,8 @@ func (m *metrics) observeSync(start time.Time, err error) {
 }
 
 // observeGit is gitsource's Observe hook.
-func (m *metrics) observeGit(op string, d time.Duration, err error) {
+func (m *metrics) observeGit(op, url string, d time.Duration, err error) {
+	host, _ := repoHost(url)
 	m.gitOps.WithLabelValues(op, result(err)).Inc()
-	m.gitDuration.WithLabelValues(op).Observe(d.Seconds())
+	m.gitDuration.WithLabelValues(op, host).Observe(d.Seconds())
 }

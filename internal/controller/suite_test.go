@@ -61,6 +61,8 @@ type env struct {
 	render renderproc.Options
 	// hookTimeout is the controller's --hook-timeout (zero: the default).
 	hookTimeout time.Duration
+	// metricsAddr is the controller's --metrics-bind-address ("": off).
+	metricsAddr string
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -172,9 +174,13 @@ func (e *env) startController(defaultInterval time.Duration) {
 	ctx, cancel := context.WithCancel(e.t.Context())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
+	metricsAddr := e.metricsAddr
+	if metricsAddr == "" {
+		metricsAddr = "0"
+	}
 	go func() {
 		done <- controller.Run(ctx, e.ctrlCfg, controller.Options{
-			Namespaces: e.namespaces, MetricsBindAddress: "0", HealthProbeBindAddress: "0", Render: e.render,
+			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: testLogger(), Ready: ready,
 			HookTimeout: e.hookTimeout,

@@ -35,6 +35,7 @@ func (r *ApplicationReconciler) recordSync(app *kv1.Application, rec kv1.SyncRec
 		ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: rec.Error, Changes: auditChanges(res), Hooks: rec.Hooks,
 	}
 	r.audit.write(audit)
+	r.metrics.apps.observeRecord(app, rec)
 	if ev.Reason != "" {
 		r.recorder.Eventf(app, nil, ev.Type, ev.Reason, "Sync", "%s", ev.Message)
 	}

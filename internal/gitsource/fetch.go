@@ -50,7 +50,7 @@ func (s *Source) fetch(ctx context.Context, url string, rev Revision, auth trans
 	rem := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: remoteName, URLs: []string{url}})
 	start := time.Now()
 	err = s.fetchRevision(ctx, rem, rev, auth)
-	s.observe("fetch", start, err)
+	s.observe("fetch", url, start, err)
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within %s (--git-timeout): %w", s.opts.Timeout, err)

@@ -109,7 +109,7 @@ func (s *Source) lsRemote(ctx context.Context, url string, auth transport.AuthMe
 	if err == nil && len(refs) > s.opts.MaxRefs {
 		err = fmt.Errorf("the server advertised %d refs, more than the limit of %d: %w", len(refs), s.opts.MaxRefs, ErrTooManyRefs)
 	}
-	s.observe("ls-remote", start, err)
+	s.observe("ls-remote", url, start, err)
 	if err != nil {
 		if lctx.Err() != nil && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within %s (--git-timeout): %w", s.opts.Timeout, err)

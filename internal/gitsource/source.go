@@ -40,8 +40,8 @@ type Options struct {
 	MaxAdvertisementBytes int64
 	// MaxFetchBytes bounds the bytes of one fetch (the pack). Default 512 MiB.
 	MaxFetchBytes int64
-	// Observe, when set, is told of every ls-remote and fetch (for metrics).
-	Observe func(op string, d time.Duration, err error)
+	// Observe, when set, is told of every ls-remote and fetch of url (for metrics).
+	Observe func(op, url string, d time.Duration, err error)
 }
 
 // Source is the shared Git cache of a controller. It is safe for concurrent use.
@@ -149,9 +149,9 @@ func (s *Source) repo(url string) *repo {
 	return r
 }
 
-func (s *Source) observe(op string, start time.Time, err error) {
+func (s *Source) observe(op, url string, start time.Time, err error) {
 	if s.opts.Observe != nil {
-		s.opts.Observe(op, time.Since(start), err)
+		s.opts.Observe(op, url, time.Since(start), err)
 	}
 }
 

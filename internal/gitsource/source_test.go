@@ -22,7 +22,7 @@ type counter struct {
 	ops map[string]int
 }
 
-func (c *counter) observe(op string, _ time.Duration, _ error) {
+func (c *counter) observe(op, _ string, _ time.Duration, _ error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ops[op]++
