@@ -163,10 +163,11 @@ func (c *commitReporter) deliver(ctx context.Context, key types.NamespacedName) 
 	if !ok || done {
 		return nil
 	}
-	token, err := readSecretKey(ctx, c.secrets, key.Namespace, rep.cs.SecretRef.Name, kv1.CommitStatusTokenKey, "spec.commitStatus.secretRef")
+	vals, err := readSecretKeys(ctx, c.secrets, key.Namespace, rep.cs.SecretRef.Name, "spec.commitStatus.secretRef", kv1.CommitStatusTokenKey)
 	if err != nil {
 		return err
 	}
+	token := vals[0]
 	cl, err := forge.New(forge.Options{Provider: rep.cs.Provider, RepoURL: rep.repo, APIURL: rep.cs.APIURL, Token: string(token),
 		AllowInsecureHTTP: c.allowInsecure, HTTP: c.http})
 	if err != nil {
@@ -198,18 +199,20 @@ func (c *commitReporter) giveUp(key types.NamespacedName, err error) {
 // errSecretKey is a Secret without the key a delivery needs.
 var errSecretKey = errors.New("secret key missing")
 
-// readSecretKey reads key of the Secret name in namespace (uncached);
-// field names the spec field that refers to it.
-func readSecretKey(ctx context.Context, r client.Reader, namespace, name, key, field string) ([]byte, error) {
+// readSecretKeys reads keys of the Secret name in namespace with one
+// uncached GET; field names the spec field that refers to it.
+func readSecretKeys(ctx context.Context, r client.Reader, namespace, name, field string, keys ...string) ([][]byte, error) {
 	s := &corev1.Secret{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, s); err != nil {
 		return nil, fmt.Errorf("reading Secret %s/%s (%s): %w", namespace, name, field, err)
 	}
-	v := s.Data[key]
-	if len(v) == 0 {
-		return nil, fmt.Errorf("%w: Secret %s/%s (%s) has no key %q", errSecretKey, namespace, name, field, key)
+	out := make([][]byte, len(keys))
+	for i, key := range keys {
+		if out[i] = s.Data[key]; len(out[i]) == 0 {
+			return nil, fmt.Errorf("%w: Secret %s/%s (%s) has no key %q", errSecretKey, namespace, name, field, key)
+		}
 	}
-	return v, nil
+	return out, nil
 }
 
 // permanentDelivery: configuration errors, refused addresses and 4xx other

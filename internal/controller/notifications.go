@@ -74,16 +74,17 @@ func (n *notifier) notify(app *kv1.Application, event string, rec AuditRecord, t
 }
 
 func (n *notifier) deliver(ctx context.Context, d *notification) error {
-	field := "spec.notifications secretRef"
-	address, err := readSecretKey(ctx, n.secrets, d.app.Namespace, d.spec.SecretRef.Name, kv1.NotificationAddressKey, field)
+	keys := []string{kv1.NotificationAddressKey}
+	if d.spec.Type == kv1.NotifyWebhook {
+		keys = append(keys, kv1.NotificationHMACKey)
+	}
+	vals, err := readSecretKeys(ctx, n.secrets, d.app.Namespace, d.spec.SecretRef.Name, "spec.notifications secretRef", keys...)
 	if err != nil {
 		return err
 	}
-	t := notify.Target{Type: d.spec.Type, Address: string(address)}
-	if d.spec.Type == kv1.NotifyWebhook {
-		if t.HMACKey, err = readSecretKey(ctx, n.secrets, d.app.Namespace, d.spec.SecretRef.Name, kv1.NotificationHMACKey, field); err != nil {
-			return err
-		}
+	t := notify.Target{Type: d.spec.Type, Address: string(vals[0])}
+	if len(vals) > 1 {
+		t.HMACKey = vals[1]
 	}
 	if err := n.sender.Send(ctx, t, d.msg); err != nil {
 		n.metrics.deliveries.WithLabelValues(deliveryNotification, "retry").Inc()

@@ -126,14 +126,7 @@ func TestBenchController(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Stop()
-	cs := kubernetes.NewForConfigOrDie(c.Config)
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = kv1.AddToScheme(scheme)
-	admin, err := client.New(c.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, admin := clients(t, c.Config)
 	install(t, c.Config, cs)
 
 	git, err := gitserver.Start(gitserver.Options{Root: filepath.Join(dir, "git")})
@@ -198,16 +191,6 @@ func TestBenchController(t *testing.T) {
 			return ""
 		}
 		return d.Spec.Template.Spec.Containers[0].Image
-	}
-	waitUntil := func(timeout time.Duration, cond func() bool) bool {
-		deadline := time.Now().Add(timeout)
-		for time.Now().Before(deadline) {
-			if cond() {
-				return true
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		return false
 	}
 
 	// Latency app.
@@ -395,6 +378,30 @@ func TestBenchController(t *testing.T) {
 	fmt.Printf("| %d apps (ConfigMap + Deployment + Service) → all Ready | %s (floor %s, ratio %.2f) | 1 |\n", apps, allReady.Round(100*time.Millisecond), floor.Round(100*time.Millisecond), allReady.Seconds()/floor.Seconds())
 	fmt.Printf("| controller peak RSS at %d apps | %.0f MiB (VmHWM): anonymous (heap, stacks) peak %.0f MiB + mapped binary pages peak %.0f MiB | |\n", apps, float64(rss)/1024, float64(anon)/1024, float64(file)/1024)
 	fmt.Printf("| idle CPU over %s at %d apps (periodic pass every 1m) | %.2f CPU-s | writes in the window: %d |\n", idle, apps, cpuIdle, idleWrites)
+}
+
+// clients are the cluster admin's clientset and controller-runtime client.
+func clients(t *testing.T, cfg *rest.Config) (kubernetes.Interface, client.Client) {
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = kv1.AddToScheme(scheme)
+	admin, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(cfg), admin
+}
+
+// waitUntil polls cond every 5 ms until it holds or timeout passes.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
 }
 
 func freeAddr(t *testing.T) string {

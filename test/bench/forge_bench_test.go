@@ -16,9 +16,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -36,14 +33,7 @@ func TestBenchForge(t *testing.T) {
 	rounds := envInt("BENCH_ROUNDS", 10)
 	dir := t.TempDir()
 	c := clustertest.Start(t, localcluster.Options{})
-	cs := kubernetes.NewForConfigOrDie(c.Config)
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = kv1.AddToScheme(scheme)
-	admin, err := client.New(c.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, admin := clients(t, c.Config)
 	install(t, c.Config, cs)
 
 	g, err := gitserver.StartGitea(ctx)
@@ -119,16 +109,6 @@ func TestBenchForge(t *testing.T) {
 	success := func(sha string) bool {
 		all, err := g.Statuses(ctx, repo, sha)
 		return err == nil && len(all) > 0 && all[0].State == "success"
-	}
-	waitUntil := func(timeout time.Duration, cond func() bool) bool {
-		deadline := time.Now().Add(timeout)
-		for time.Now().Before(deadline) {
-			if cond() {
-				return true
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		return false
 	}
 	if !waitUntil(2*time.Minute, func() bool {
 		a := &kv1.Application{}
