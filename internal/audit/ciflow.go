@@ -17,6 +17,9 @@ type ciVars struct {
 	// files are the paths the file passes to --kubeconfig or assigns to
 	// KUBECONFIG: writing a stored variable there is writing a kubeconfig.
 	files []string
+	// usesOIDC: the file mints OIDC tokens, so a CA certificate variable
+	// beside them is public data, not a stored credential.
+	usesOIDC bool
 }
 
 var (
@@ -38,14 +41,19 @@ var (
 	// secureFile: Azure's DownloadSecureFile input naming the file.
 	secureFile   = regexp.MustCompile(`secureFile:\s*['"]?([\w.-]+)`)
 	kubeFileName = regexp.MustCompile(`(?i)kube|k8s|cluster|aks|openshift`)
-	nameKey      = regexp.MustCompile(`^\s*-?\s*(?:name|displayName|description)\s*:`)
+	// publicName: a cluster's CA certificate, public data an OIDC job
+	// needs beside its token.
+	publicName = regexp.MustCompile(`(?i)_(?:CA|CA_PEM|CA_FILE|CERT|CA_CERT)$`)
+	// oidcUse: the file mints OIDC tokens (GitLab id_tokens, GitHub id-token: write).
+	oidcUse = regexp.MustCompile(`(?m)^\s*id_tokens:|id-token:\s*write`)
+	nameKey = regexp.MustCompile(`^\s*-?\s*(?:name|displayName|description)\s*:`)
 )
 
 // providedByCI are variables every CI platform sets to paths and metadata, never a credential.
 var providedByCI = regexp.MustCompile(`^(?:HOME|PWD|TMPDIR|PATH|WORKSPACE|CI|(?:CI|GITHUB|RUNNER|BITBUCKET|CIRCLE|BUILD|SYSTEM|AGENT|JENKINS|TRAVIS|PIPELINE|GIT)_\w+)$`)
 
 func newCIVars(lines []string, oidc map[string]bool) *ciVars {
-	v := &ciVars{oidc: oidc, plain: map[string]bool{}}
+	v := &ciVars{oidc: oidc, plain: map[string]bool{}, usesOIDC: oidcUse.MatchString(strings.Join(uncommented(lines), "\n"))}
 	// Two passes: an alias of a stored variable (KC=$KUBE_B64) stays stored.
 	for range 2 {
 		for _, l := range lines {
@@ -157,7 +165,7 @@ func (v *ciVars) flowFinding(name string, lineNo int, l string, jenkins map[stri
 	}
 	names, secret := refs(l)
 	for _, n := range names {
-		if credName.MatchString(n) && v.stored(n, secret[n]) {
+		if credName.MatchString(n) && v.stored(n, secret[n]) && !(v.usesOIDC && publicName.MatchString(n)) {
 			return Rules["KL010"].finding(name, lineNo, fmt.Sprintf("the job reads the cluster credential variable %s", n)), true
 		}
 	}

@@ -37,14 +37,16 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestCINamesWiderAndCaseInsensitive(t *testing.T) {
 	runCICases(t, map[string]ciCase{
-		"K8S_CONFIG":                     {".gitlab-ci.yml", "deploy:\n  script:\n    - echo \"$K8S_CONFIG\" > kc\n", []string{"KL010:3"}},
-		"KUBERNETES_TOKEN":               {".github/workflows/d.yml", "jobs:\n  d:\n    steps:\n      - run: kubectl get pods --token ${{ secrets.KUBERNETES_TOKEN }}\n", []string{"KL010:4"}},
-		"cluster_config":                 {".gitlab-ci.yml", "d:\n  script:\n    - cp \"${cluster_config}\" /tmp/x\n", []string{"KL010:3"}},
-		"OPENSHIFT_TOKEN":                {".gitlab-ci.yml", "d:\n  script:\n    - oc login --token=$OPENSHIFT_TOKEN https://api:6443\n", []string{"KL010:3"}},
-		"near-miss: comment":             {".gitlab-ci.yml", "d:\n  script:\n    # - echo $K8S_CONFIG > kc\n    - echo hi\n", nil},
-		"near-miss: id_token":            {".gitlab-ci.yml", "d:\n  id_tokens:\n    K8S_TOKEN: {aud: k8s}\n  script:\n    - keyless deploy --token-env K8S_TOKEN\n    - kubectl --token=$K8S_TOKEN get pods\n", nil},
-		"near-miss: a step's name":       {".github/workflows/d.yml", "jobs:\n  d:\n    steps:\n      - name: Write ${{ secrets.KUBE_CONFIG }} placeholder docs\n        run: echo done\n", nil},
-		"near-miss: placeholder in docs": {".gitlab-ci.yml", "d:\n  script:\n    - echo \"set CLUSTER_NAME\"\n", nil},
+		"K8S_CONFIG":                              {".gitlab-ci.yml", "deploy:\n  script:\n    - echo \"$K8S_CONFIG\" > kc\n", []string{"KL010:3"}},
+		"KUBERNETES_TOKEN":                        {".github/workflows/d.yml", "jobs:\n  d:\n    steps:\n      - run: kubectl get pods --token ${{ secrets.KUBERNETES_TOKEN }}\n", []string{"KL010:4"}},
+		"cluster_config":                          {".gitlab-ci.yml", "d:\n  script:\n    - cp \"${cluster_config}\" /tmp/x\n", []string{"KL010:3"}},
+		"OPENSHIFT_TOKEN":                         {".gitlab-ci.yml", "d:\n  script:\n    - oc login --token=$OPENSHIFT_TOKEN https://api:6443\n", []string{"KL010:3"}},
+		"near-miss: comment":                      {".gitlab-ci.yml", "d:\n  script:\n    # - echo $K8S_CONFIG > kc\n    - echo hi\n", nil},
+		"near-miss: id_token":                     {".gitlab-ci.yml", "d:\n  id_tokens:\n    K8S_TOKEN: {aud: k8s}\n  script:\n    - keyless deploy --token-env K8S_TOKEN\n    - kubectl --token=$K8S_TOKEN get pods\n", nil},
+		"near-miss: a step's name":                {".github/workflows/d.yml", "jobs:\n  d:\n    steps:\n      - name: Write ${{ secrets.KUBE_CONFIG }} placeholder docs\n        run: echo done\n", nil},
+		"CA variable of a static-token job":       {".gitlab-ci.yml", "d:\n  script:\n    - echo \"$K8S_CA\" > ca.pem\n", []string{"KL010:3"}},
+		"near-miss: CA file beside an OIDC token": {".gitlab-ci.yml", "d:\n  id_tokens:\n    K8S_TOKEN: {aud: k8s}\n  script:\n    - keyless deploy . --server $K8S_SERVER --certificate-authority $K8S_CA_FILE --token-env K8S_TOKEN\n", nil},
+		"near-miss: placeholder in docs":          {".gitlab-ci.yml", "d:\n  script:\n    - echo \"set CLUSTER_NAME\"\n", nil},
 	})
 }
 
