@@ -165,7 +165,7 @@ func (v *ciVars) flowFinding(name string, lineNo int, l string, jenkins map[stri
 	}
 	names, secret := refs(l)
 	for _, n := range names {
-		if credName.MatchString(n) && v.stored(n, secret[n]) && !(v.usesOIDC && publicName.MatchString(n)) {
+		if credName.MatchString(n) && v.stored(n, secret[n]) && (!v.usesOIDC || !publicName.MatchString(n)) {
 			return Rules["KL010"].finding(name, lineNo, fmt.Sprintf("the job reads the cluster credential variable %s", n)), true
 		}
 	}
