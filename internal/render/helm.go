@@ -13,6 +13,7 @@ import (
 	"text/template"
 
 	"github.com/keyless-cd/keyless/internal/confine"
+	"github.com/keyless-cd/keyless/internal/sopsfile"
 
 	"helm.sh/helm/v4/pkg/action"
 	helmchart "helm.sh/helm/v4/pkg/chart"
@@ -29,7 +30,7 @@ import (
 // release stored, test hooks skipped, other hooks rendered as ordinary objects,
 // CRDs included (and then refused by the engine's namespace guard), chart
 // dependencies taken from the vendored charts/ folder.
-func renderHelm(ctx context.Context, root, dir string, opts Options) ([]sourced, error) {
+func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decrypter) ([]sourced, error) {
 	rel := confine.Rel(root, dir)
 	if err := checkChartFiles(root, dir, opts.Limits); err != nil {
 		return nil, err
@@ -37,6 +38,9 @@ func renderHelm(ctx context.Context, root, dir string, opts Options) ([]sourced,
 	chrt, err := loader.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("loading chart %s: %w", rel, err)
+	}
+	if err := checkChartValuesPlain(rel, chrt); err != nil {
+		return nil, err
 	}
 	if err := checkSchemasOffline(rel, chrt, 0); err != nil {
 		return nil, err
@@ -58,6 +62,9 @@ func renderHelm(ctx context.Context, root, dir string, opts Options) ([]sourced,
 		}
 		data, err := readLimited(path, confine.Rel(root, path), opts.Limits.MaxFileBytes)
 		if err != nil {
+			return nil, err
+		}
+		if data, err = dec.read(confine.Rel(root, path), data); err != nil {
 			return nil, err
 		}
 		var m map[string]any
@@ -246,4 +253,16 @@ func mergeMaps(a, b map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// checkChartValuesPlain refuses a chart whose own values.yaml is
+// SOPS-encrypted: Helm would template the ciphertext. Encrypted values
+// belong in a file listed in helm.valueFiles, which is decrypted.
+func checkChartValuesPlain(rel string, chrt *chartv2.Chart) error {
+	for _, f := range chrt.Raw {
+		if f.Name == "values.yaml" && sopsfile.IsEncrypted(f.Name, f.Data) {
+			return &decryptionError{err: fmt.Errorf("%s/values.yaml is SOPS-encrypted; a chart's own values are not decrypted: move the secret values to a file listed in helm.valueFiles (--helm-values): %w", rel, sopsfile.ErrEncrypted)}
+		}
+	}
+	return nil
 }

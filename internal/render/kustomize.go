@@ -15,7 +15,7 @@ import (
 // renderKustomize builds the kustomization in dir in-process (krusty), through
 // Flux's secure filesystem: nothing outside root is read, plugins are off,
 // and remote bases are refused unless opts.AllowRemoteBases.
-func renderKustomize(root, dir string, opts Options) ([]sourced, error) {
+func renderKustomize(root, dir string, opts Options, dec *decrypter) ([]sourced, error) {
 	rel := confine.Rel(root, dir)
 	if !opts.AllowRemoteBases {
 		if err := checkKustomizationsOffline(root, dir, opts.Limits); err != nil {
@@ -32,11 +32,11 @@ func renderKustomize(root, dir string, opts Options) ([]sourced, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", rel, err)
 	}
-	lfs := &limitedFS{FileSystem: fs, root: root, max: opts.Limits.MaxFileBytes}
+	lfs := &limitedFS{FileSystem: fs, root: root, max: opts.Limits.MaxFileBytes, dec: dec}
 	resMap, err := fluxkustomize.Build(lfs, dir)
 	if err != nil {
 		if lfs.hit != nil {
-			return nil, lfs.hit // kustomize flattens errors to text; keep the limit's type
+			return nil, lfs.hit // kustomize flattens errors to text; keep the limit's (or decryption's) type
 		}
 		return nil, fmt.Errorf("kustomize build %s: %w", rel, err)
 	}
@@ -66,7 +66,8 @@ type limitedFS struct {
 	filesys.FileSystem
 	root string
 	max  int64
-	hit  error // the first limit hit
+	dec  *decrypter // decrypts SOPS files in memory as kustomize reads them
+	hit  error      // the first limit hit or decryption error
 }
 
 // ReadFile reads path unless it is larger than the limit.
@@ -89,6 +90,13 @@ func (l *limitedFS) ReadFile(path string) ([]byte, error) {
 	}
 	if int64(len(data)) > l.max {
 		return nil, l.limit(fileTooLarge(confine.Rel(l.root, path), 0, l.max))
+	}
+	// Every file kustomize reads comes through here: resources, patches and
+	// generator sources (files:, envs:), so a SOPS file is decrypted in
+	// memory before kustomize sees it, never written.
+	data, err = l.dec.read(confine.Rel(l.root, path), data)
+	if err != nil {
+		return nil, l.limit(err)
 	}
 	return withGenerateNamesAsNames(path, data), nil
 }

@@ -18,7 +18,7 @@ var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
 
 // renderPlain reads every *.yaml, *.yml and *.json file below dir (recursive,
 // hidden folders and files skipped, sorted by path), confined to root.
-func renderPlain(root, dir string, lim Limits) ([]sourced, []unrenderedFile, error) {
+func renderPlain(root, dir string, lim Limits, dec *decrypter) ([]sourced, []unrenderedFile, error) {
 	var files []string
 	var unrendered []unrenderedFile
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -60,6 +60,9 @@ func renderPlain(root, dir string, lim Limits) ([]sourced, []unrenderedFile, err
 		}
 		data, err := readLimited(resolved, rel, lim.MaxFileBytes)
 		if err != nil {
+			return nil, nil, err
+		}
+		if data, err = dec.read(rel, data); err != nil {
 			return nil, nil, err
 		}
 		objs, err := decodeObjects(rel, data, lim.MaxObjects-len(out))

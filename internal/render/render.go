@@ -63,6 +63,9 @@ type Options struct {
 	AllowRemoteBases bool
 	// Limits bound the render.
 	Limits Limits
+	// Decryption holds the keys of SOPS-encrypted files. Default nil: a
+	// SOPS-encrypted file is refused.
+	Decryption *Decryption `json:"decryption,omitempty"`
 }
 
 // Result is a successful render.
@@ -74,7 +77,10 @@ type Result struct {
 	// Warnings are things the user should know about the render, e.g. files
 	// of a plain directory that were not rendered and why.
 	Warnings []string
-	sources  map[*unstructured.Unstructured]string
+	// Decrypted are the SOPS files decrypted (relative to the root): when
+	// there are any, some objects hold plaintext that must not be kept.
+	Decrypted []string
+	sources   map[*unstructured.Unstructured]string
 }
 
 // NewResult makes a Result of objects rendered elsewhere (a render process);
@@ -116,18 +122,25 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("path %q is not a directory inside %s", opts.Path, root)
 	}
+	dec, err := newDecrypter(opts.Decryption)
+	if err != nil {
+		return nil, err
+	}
 	kind := Detect(dir)
 	var objs []sourced
 	var unrendered []unrenderedFile
 	switch kind {
 	case KindHelm:
-		objs, err = renderHelm(ctx, root, dir, opts)
+		objs, err = renderHelm(ctx, root, dir, opts, dec)
 	case KindKustomize:
-		objs, err = renderKustomize(root, dir, opts)
+		objs, err = renderKustomize(root, dir, opts, dec)
 	default:
-		objs, unrendered, err = renderPlain(root, dir, opts.Limits)
+		objs, unrendered, err = renderPlain(root, dir, opts.Limits, dec)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := checkNoSOPSMetadata(objs); err != nil {
 		return nil, err
 	}
 	// A directory of only docs (README.md) is an empty render (refused later
@@ -141,7 +154,7 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if err := validate(objs, opts.Namespace); err != nil {
 		return nil, err
 	}
-	res := &Result{Kind: kind, sources: make(map[*unstructured.Unstructured]string, len(objs))}
+	res := &Result{Kind: kind, Decrypted: dec.decrypted, sources: make(map[*unstructured.Unstructured]string, len(objs))}
 	if other := otherFormats(unrendered); len(other) > 0 {
 		res.Warnings = append(res.Warnings, "not rendered: "+describeUnrendered(other))
 	}

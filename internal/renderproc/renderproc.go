@@ -109,7 +109,9 @@ type response struct {
 	Kind     render.Kind  `json:"kind,omitempty"`
 	Objects  []wireObject `json:"objects,omitempty"`
 	Warnings []string     `json:"warnings,omitempty"`
-	Error    *wireError   `json:"error,omitempty"`
+	// Decrypted names the SOPS files decrypted (never their content).
+	Decrypted []string   `json:"decrypted,omitempty"`
+	Error     *wireError `json:"error,omitempty"`
 }
 
 type wireObject struct {

@@ -62,6 +62,7 @@ func serve(in io.Reader, out io.Writer) int {
 	} else {
 		resp.Kind = res.Kind
 		resp.Warnings = res.Warnings
+		resp.Decrypted = res.Decrypted
 		for _, o := range res.Objects {
 			js, err := o.MarshalJSON()
 			if err != nil {
@@ -137,6 +138,7 @@ const (
 	classOutside = "outside"
 	classCycle   = "cycle"
 	classMissing = "missing"
+	classDecrypt = "decryption"
 	classOther   = "other"
 )
 
@@ -158,6 +160,8 @@ func toWire(err error) *wireError {
 		w.Class = classOutside
 	case errors.Is(err, render.ErrSymlinkCycle):
 		w.Class = classCycle
+	case errors.Is(err, render.ErrDecryption):
+		w.Class = classDecrypt
 	case errors.Is(err, fs.ErrNotExist):
 		w.Class = classMissing
 	}
@@ -189,6 +193,8 @@ func (w *wireError) toError() error {
 		return &childError{msg: w.Message, class: render.ErrSymlinkCycle}
 	case classMissing:
 		return &childError{msg: w.Message, class: fs.ErrNotExist}
+	case classDecrypt:
+		return &childError{msg: w.Message, class: render.ErrDecryption}
 	}
 	return &childError{msg: w.Message, class: ErrWorker}
 }
@@ -206,5 +212,6 @@ func decodeResult(resp response) (*render.Result, error) {
 	}
 	res := render.NewResult(resp.Kind, objs, sources)
 	res.Warnings = resp.Warnings
+	res.Decrypted = resp.Decrypted
 	return res, nil
 }

@@ -1,0 +1,100 @@
+package render
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/keyless-cd/keyless/internal/sopsfile"
+)
+
+// Decryption holds the keys SOPS-encrypted files of a render are decrypted
+// with: the entries of an Application's spec.decryption Secret, or a key
+// file given to the CLI. The keys and the plaintext stay in memory.
+type Decryption struct {
+	// Keys are key entries by name: *.agekey (age identities) and *.asc
+	// (armored OpenPGP private keys); other names are ignored.
+	Keys map[string][]byte `json:"keys"`
+}
+
+// String shows a digest of the keys, never a key: Options print with %+v
+// into the controller's render cache key, which thus changes with a key.
+func (d *Decryption) String() string {
+	if d == nil {
+		return "<nil>"
+	}
+	names := make([]string, 0, len(d.Keys))
+	for n := range d.Keys {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		_, _ = fmt.Fprintf(h, "%s\x00%d\x00", n, len(d.Keys[n]))
+		h.Write(d.Keys[n])
+	}
+	return "sops:" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// ErrDecryption is wrapped by every error of decrypting a SOPS file (and of
+// finding one with no decryption configured); errors.Is with the sopsfile
+// sentinels (ErrEncrypted, ErrNoMatchingKey, ErrMAC) says more.
+var ErrDecryption = errors.New("SOPS decryption failed")
+
+// decryptionError wraps a sopsfile error with ErrDecryption.
+type decryptionError struct{ err error }
+
+func (e *decryptionError) Error() string   { return e.err.Error() }
+func (e *decryptionError) Unwrap() []error { return []error{e.err, ErrDecryption} }
+
+// decrypter decrypts the SOPS files a render reads, and remembers which.
+type decrypter struct {
+	keys      *sopsfile.Keys // nil: no decryption configured
+	decrypted []string
+}
+
+func newDecrypter(d *Decryption) (*decrypter, error) {
+	if d == nil {
+		return &decrypter{}, nil
+	}
+	keys, err := sopsfile.ParseKeys(d.Keys)
+	if err != nil {
+		return nil, &decryptionError{err: err}
+	}
+	return &decrypter{keys: keys}, nil
+}
+
+// read returns data, the content of the file rel, decrypted when it is a
+// SOPS file; one with no keys configured is refused, never passed on
+// encrypted.
+func (d *decrypter) read(rel string, data []byte) ([]byte, error) {
+	if d == nil || !sopsfile.IsEncrypted(rel, data) {
+		return data, nil
+	}
+	if d.keys == nil {
+		return nil, &decryptionError{err: fmt.Errorf("%s is SOPS-encrypted and no decryption is configured (spec.decryption on an Application, --decryption-key-file for the CLI): %w", rel, sopsfile.ErrEncrypted)}
+	}
+	plain, err := sopsfile.Decrypt(rel, data, d.keys)
+	if err != nil {
+		return nil, &decryptionError{err: err}
+	}
+	d.decrypted = append(d.decrypted, rel)
+	return plain, nil
+}
+
+// checkNoSOPSMetadata refuses a rendered object that still carries SOPS
+// metadata (from a file the render did not decrypt, e.g. a chart's own
+// values.yaml or a template): it would be applied encrypted.
+func checkNoSOPSMetadata(objs []sourced) error {
+	for _, o := range objs {
+		if md, ok := o.obj.Object["sops"].(map[string]any); ok {
+			if _, ok := md["mac"]; ok {
+				return &decryptionError{err: fmt.Errorf("%s: %s/%s carries SOPS metadata and was not decrypted; encrypted files are decrypted in plain directories, kustomizations and helm.valueFiles only: %w",
+					o.source, o.obj.GetKind(), o.obj.GetName(), sopsfile.ErrEncrypted)}
+			}
+		}
+	}
+	return nil
+}
