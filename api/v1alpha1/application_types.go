@@ -104,6 +104,27 @@ type ApplicationSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=8
 	Notifications []Notification `json:"notifications,omitempty"`
+
+	// Decryption decrypts SOPS-encrypted manifests, kustomize generator
+	// sources and helm.valueFiles in memory before the apply, with the keys
+	// of a Secret in the Application's own namespace (Flux's field names).
+	// Without it a SOPS-encrypted file is refused, never applied encrypted.
+	// +optional
+	Decryption *Decryption `json:"decryption,omitempty"`
+}
+
+// DecryptionProviderSOPS is the one provider of spec.decryption.
+const DecryptionProviderSOPS = "sops"
+
+// Decryption configures how encrypted files of the source are decrypted.
+type Decryption struct {
+	// Provider is sops (the only one).
+	// +kubebuilder:validation:Enum=sops
+	Provider string `json:"provider"`
+	// SecretRef names a Secret in the Application's namespace whose keys
+	// ending in .agekey hold age identities and in .asc armored OpenPGP
+	// private keys, as Flux's kustomize-controller reads them.
+	SecretRef LocalObjectReference `json:"secretRef"`
 }
 
 // Forge providers of spec.commitStatus.provider.

@@ -14,9 +14,13 @@ const (
 	// ReasonImmutable: the API server refused a change to an immutable field.
 	ReasonImmutable          = "ImmutableFieldChange"
 	ReasonVerificationFailed = "VerificationFailed"
-	ReasonInvalidSpec        = "InvalidSpec"
-	ReasonOutOfSync          = "OutOfSync"
-	ReasonSuspended          = "Suspended"
+	// ReasonDecryptionFailed: a SOPS file of the source could not be
+	// decrypted (no spec.decryption, no matching key, a bad MAC), or the
+	// decryption Secret could not be read.
+	ReasonDecryptionFailed = "DecryptionFailed"
+	ReasonInvalidSpec      = "InvalidSpec"
+	ReasonOutOfSync        = "OutOfSync"
+	ReasonSuspended        = "Suspended"
 )
 
 // Results of a sync, in status.history and the audit line.

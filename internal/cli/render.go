@@ -7,12 +7,14 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/lifecycle"
 )
 
 type renderCmdFlags struct {
 	renderFlags
-	namespace string
+	namespace   string
+	showSecrets bool
 }
 
 func newRenderCommand(streams IOStreams) *cobra.Command {
@@ -25,9 +27,14 @@ a YAML stream, each preceded by a comment naming its source. DIR holding Chart.y
 is a Helm chart (rendered like "helm template"), DIR holding kustomization.yaml is
 built in-process with kustomize, anything else is read as plain manifests
 (*.yaml, *.yml, *.json, recursively, hidden folders skipped). Nothing outside the
-repository root is read. No cluster is contacted.`,
+repository root is read. No cluster is contacted.
+
+SOPS-encrypted files are decrypted in memory with --decryption-key-file (or
+$SOPS_AGE_KEY_FILE), as the controller does with spec.decryption; the values of
+Secrets are then printed masked unless --show-secrets.`,
 		Example: `  keyless render deploy/
-  keyless render charts/myapp --helm-values values/prod.yml --helm-set image.tag=abc123 -n myapp`,
+  keyless render charts/myapp --helm-values values/prod.yml --helm-set image.tag=abc123 -n myapp
+  keyless render deploy/ --decryption-key-file ~/.config/sops/age/keys.txt`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRender(cmd, streams, f, args[0])
@@ -35,6 +42,7 @@ repository root is read. No cluster is contacted.`,
 	}
 	f.addFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "namespace to render for (Helm's .Release.Namespace)")
+	cmd.Flags().BoolVar(&f.showSecrets, "show-secrets", false, "print the values of Secrets decrypted from SOPS files (masked by default)")
 	return cmd
 }
 
@@ -43,8 +51,14 @@ func runRender(cmd *cobra.Command, streams IOStreams, f *renderCmdFlags, dir str
 	if err != nil {
 		return err
 	}
+	mask := len(res.Decrypted) > 0 && !f.showSecrets
 	for _, o := range res.Objects {
-		b, err := yaml.Marshal(o.Object)
+		obj := o.Object
+		if mask {
+			obj = o.DeepCopy().Object
+			engine.MaskSecretValues(obj)
+		}
+		b, err := yaml.Marshal(obj)
 		if err != nil {
 			return fmt.Errorf("%s/%s: %w", o.GetKind(), o.GetName(), err)
 		}
@@ -55,6 +69,13 @@ func runRender(cmd *cobra.Command, streams IOStreams, f *renderCmdFlags, dir str
 		if _, err := fmt.Fprintf(streams.Out, "---\n# Source: %s\n%s%s", res.Source(o), place, b); err != nil {
 			return err
 		}
+	}
+	if len(res.Decrypted) > 0 {
+		how := "Secret values masked; --show-secrets prints them"
+		if !mask {
+			how = "Secret values shown"
+		}
+		_, _ = fmt.Fprintf(streams.ErrOut, "decrypted %d SOPS files (%s)\n", len(res.Decrypted), how)
 	}
 	_, err = fmt.Fprintf(streams.ErrOut, "rendered %d objects (%s)\n", len(res.Objects), res.Kind)
 	return err

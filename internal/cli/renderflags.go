@@ -29,6 +29,7 @@ type renderFlags struct {
 	maxObjects  int
 	maxFileSize int64
 	limits      renderLimitFlags
+	keyFile     string
 }
 
 func (f *renderFlags) addFlags(fl *pflag.FlagSet) {
@@ -38,6 +39,7 @@ func (f *renderFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&f.releaseName, "release-name", "", "Helm release name (default the chart name)")
 	fl.IntVar(&f.maxObjects, "max-objects", render.DefaultLimits.MaxObjects, "refuse renders with more objects")
 	fl.Int64Var(&f.maxFileSize, "max-file-size", render.DefaultLimits.MaxFileBytes, "refuse files larger than this many bytes")
+	fl.StringVar(&f.keyFile, "decryption-key-file", "", "age identities (age-keygen's key file) or an armored OpenPGP private key to decrypt SOPS-encrypted files with, in memory (default $"+sopsAgeKeyFileEnv+" when set)")
 	f.limits.addFlags(fl)
 }
 
@@ -82,6 +84,9 @@ func (f *renderFlags) render(ctx context.Context, warnings io.Writer, dir, names
 		opts.Helm.ValueFiles = append(opts.Helm.ValueFiles, relToChart)
 	}
 	if opts.Helm.Values, err = parseSetValues(f.helmSet); err != nil {
+		return nil, err
+	}
+	if opts.Decryption, err = decryptionFromKeyFile(f.keyFile); err != nil {
 		return nil, err
 	}
 	// Rendered in a child process under the same limits as the controller's.

@@ -35,6 +35,7 @@ stored outside the cluster.
 		newDeployCommand(streams),
 		newKubeconfigCommand(streams),
 		newAuditCommand(streams),
+		newSecretCommand(streams),
 		newInstallCommand(streams),
 		newUninstallCommand(streams),
 	)

@@ -204,7 +204,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 
 	objs, err := r.render(ctx, app, sha)
 	if err != nil {
-		return r.failStep(app, stepFailure{reason: ReasonRenderFailed, err: fmt.Errorf("rendering %s at %s: %w", displayPath(src.Path), kv1.ShortSHA(sha), err),
+		return r.failStep(app, stepFailure{reason: renderFailureReason(err), err: fmt.Errorf("rendering %s at %s: %w", displayPath(src.Path), kv1.ShortSHA(sha), err),
 			permanent: true, record: &record}, interval)
 	}
 	eng, err := r.engineFor(app)
@@ -443,11 +443,18 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	}
 	defer release()
 	opts.Root = dir
+	if opts.Decryption, err = r.decryptionKeys(ctx, app); err != nil {
+		return nil, err
+	}
 	res, err := r.renderer.Render(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	r.renders.put(appKey, cacheKey, res.Objects)
+	if len(res.Decrypted) == 0 {
+		// A render that decrypted is not kept: plaintext lives only as
+		// long as the sync that applies it.
+		r.renders.put(appKey, cacheKey, res.Objects)
+	}
 	return res.Objects, nil
 }
 

@@ -32,6 +32,7 @@ const (
 // commitFailureReasons are the Ready reasons that fail the attempted commit.
 var commitFailureReasons = []string{
 	ReasonRenderFailed, ReasonRefused, ReasonApplyFailed, ReasonHookFailed, ReasonImmutable, ReasonVerificationFailed,
+	ReasonDecryptionFailed,
 }
 
 // commitStatusOf is the status the Application's attempted commit should

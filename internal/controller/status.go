@@ -24,6 +24,7 @@ const (
 	ReasonHookFailed         = kv1.ReasonHookFailed
 	ReasonImmutable          = kv1.ReasonImmutable
 	ReasonVerificationFailed = kv1.ReasonVerificationFailed
+	ReasonDecryptionFailed   = kv1.ReasonDecryptionFailed
 	ReasonInvalidSpec        = kv1.ReasonInvalidSpec
 	ReasonOutOfSync          = kv1.ReasonOutOfSync
 	ReasonSuspended          = kv1.ReasonSuspended

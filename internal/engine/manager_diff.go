@@ -201,6 +201,10 @@ func maskSecrets(from, to map[string]any) {
 	}
 }
 
+// MaskSecretValues replaces every value of obj's data and stringData by
+// MaskedValue when obj is a core Secret (a copy to print, not to apply).
+func MaskSecretValues(obj map[string]any) { maskSecrets(nil, obj) }
+
 // UnifiedDiff renders from → to (either may be nil) as a unified YAML diff
 // labelled fromFile and toFile, "" for no change. Status and server-set
 // metadata are left out; a Secret's values never appear: each shows as

@@ -80,15 +80,20 @@ func ParseKeys(files map[string][]byte) (*Keys, error) {
 // ParseKeyFile parses one key file given on the command line: age
 // identities, or an armored OpenPGP private key when it starts like one.
 func ParseKeyFile(name string, data []byte) (*Keys, error) {
-	suffix := AgeKeySuffix
-	if bytes.Contains(data, []byte("-----BEGIN PGP PRIVATE KEY BLOCK-----")) {
-		suffix = PGPKeySuffix
-	}
-	k, err := ParseKeys(map[string][]byte{name + suffix: data})
+	k, err := ParseKeys(map[string][]byte{KeyEntryName(name, data): data})
 	if err != nil {
 		return nil, fmt.Errorf("decryption key file %s: %w", name, err)
 	}
 	return k, nil
+}
+
+// KeyEntryName is the entry name a key file called name is read under: with
+// .asc when it holds an armored OpenPGP private key, else .agekey.
+func KeyEntryName(name string, data []byte) string {
+	if bytes.Contains(data, []byte("-----BEGIN PGP PRIVATE KEY BLOCK-----")) {
+		return name + PGPKeySuffix
+	}
+	return name + AgeKeySuffix
 }
 
 func (k *Keys) addAge(data []byte) error {
