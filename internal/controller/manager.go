@@ -268,6 +268,7 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 	for _, ns := range opts.Namespaces {
 		nsConfig[ns] = cache.Config{}
 	}
+	opts.Logger = capVerbosity(opts.Logger, maxLogVerbosity)
 	ctrl.SetLogger(opts.Logger)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,

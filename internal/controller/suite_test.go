@@ -63,6 +63,8 @@ type env struct {
 	hookTimeout time.Duration
 	// metricsAddr is the controller's --metrics-bind-address ("": off).
 	metricsAddr string
+	// logs, when set, receives the controller's log (JSON, every level).
+	logs *syncBuffer
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -178,11 +180,15 @@ func (e *env) startController(defaultInterval time.Duration) {
 	if metricsAddr == "" {
 		metricsAddr = "0"
 	}
+	logger := testLogger()
+	if e.logs != nil {
+		logger = logr.FromSlogHandler(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.Level(-10)}))
+	}
 	go func() {
 		done <- controller.Run(ctx, e.ctrlCfg, controller.Options{
 			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
-			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: testLogger(), Ready: ready,
+			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
 			HookTimeout: e.hookTimeout,
 		})
 	}()
@@ -294,4 +300,11 @@ func waitForOr(t *testing.T, timeout time.Duration, what string, cond func() (bo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// String is everything written so far.
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
