@@ -131,6 +131,7 @@ func scanFile(name string, data []byte, ci bool) []Finding {
 		out = append(out, scanYAML(name, data)...)
 	}
 	out = append(out, scanBase64(name, data)...)
+	out = append(out, privateKeyFindings(name, data)...)
 	return out
 }
 
@@ -153,7 +154,7 @@ func isCIFile(name string) bool {
 func placeholder(v string) bool {
 	v = strings.TrimSpace(v)
 	return v == "" || strings.Contains(v, "{{") || strings.Contains(v, "${") || strings.HasPrefix(v, "$") ||
-		strings.HasPrefix(v, "<") || strings.Contains(strings.ToLower(v), "changeme") || strings.Contains(strings.ToLower(v), "replace")
+		strings.HasPrefix(v, "<") || strings.Contains(strings.ToLower(v), "changeme") || strings.Contains(strings.ToLower(v), "change-me") || strings.Contains(strings.ToLower(v), "replace")
 }
 
 // scanYAML checks every document: kubeconfigs, token Secrets, RBAC, policies.
@@ -174,6 +175,8 @@ func scanYAML(name string, data []byte) []Finding {
 			out = append(out, kubeconfigCreds(name, m)...)
 		case kind == "Secret" && yamlnode.Scalar(m, "type") == "kubernetes.io/service-account-token":
 			out = append(out, Rules["KL020"].finding(name, m.Line, fmt.Sprintf("Secret %s of type kubernetes.io/service-account-token", yamlnode.Scalar(yamlnode.Get(m, "metadata"), "name"))))
+		case kind == "Secret":
+			out = append(out, plaintextSecretFindings(name, m)...)
 		case kind == "ClusterRoleBinding" || kind == "RoleBinding":
 			out = append(out, bindingFindings(name, m, kind)...)
 		case kind == "ClusterRole" || kind == "Role":

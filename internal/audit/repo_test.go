@@ -43,16 +43,17 @@ func TestScanRepoFixture(t *testing.T) {
 		"KL031 apiserver/authn.yaml:31", // self-hosted GitLab, known by its CI claims
 		"KL031 apiserver/authn.yaml:6",  // no project id pinned
 		"KL031 apiserver/authn.yaml:6",  // prefix "" and no system: rule
+		"KL040 k8s/opaque.yaml:5",       // a plaintext Secret, however harmless its value looks
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// Near-misses that must not fire: an exec-plugin kubeconfig, a template
-	// placeholder, id_tokens and GitHub OIDC workflows, an Opaque Secret, an
+	// placeholder, id_tokens and GitHub OIDC workflows, an
 	// impersonate limited by resourceNames, anything .gitignore'd, and a
 	// YAML file no pipeline includes.
 	for _, f := range findings {
-		for _, quiet := range []string{"exec-only/", "templates/", "oidc.yml", "opaque.yaml", "ignored/", "unused-snippet.yml"} {
+		for _, quiet := range []string{"exec-only/", "templates/", "oidc.yml", "ignored/", "unused-snippet.yml"} {
 			if strings.Contains(f.File, quiet) {
 				t.Errorf("near-miss fired: %+v", f)
 			}
