@@ -53,6 +53,7 @@ func runInstallNamespace(cmd *cobra.Command, streams IOStreams, f *installNamesp
 		return fmt.Errorf("--manifests is required: the folder namespace %s's Applications deploy", ns)
 	}
 	ctx := cmd.Context()
+	f.renderer.readEncrypted = true // the Role needs kinds, not a SOPS file's values
 	res, err := f.renderer.render(ctx, streams.ErrOut, f.manifests, ns)
 	if err != nil {
 		return err

@@ -30,6 +30,9 @@ type renderFlags struct {
 	maxFileSize int64
 	limits      renderLimitFlags
 	keyFile     string
+	// readEncrypted reads SOPS files as ciphertext when no key is given
+	// (set by commands that need only kinds and names, not values).
+	readEncrypted bool
 }
 
 func (f *renderFlags) addFlags(fl *pflag.FlagSet) {
@@ -89,6 +92,7 @@ func (f *renderFlags) render(ctx context.Context, warnings io.Writer, dir, names
 	if opts.Decryption, err = decryptionFromKeyFile(f.keyFile); err != nil {
 		return nil, err
 	}
+	opts.ReadEncrypted = f.readEncrypted
 	// Rendered in a child process under the same limits as the controller's.
 	runner, err := renderproc.New(f.limits.options())
 	if err != nil {

@@ -89,7 +89,7 @@ func (p *FederationPolicy) RBAC(ctx context.Context, opts RBACOptions) ([]*rbacv
 		if pl.Manifests == "" {
 			return nil, nil, fmt.Errorf("pipelines[%d]: manifests is required to derive the Role", i)
 		}
-		res, err := render.Render(ctx, render.Options{Root: opts.Root, Path: pl.Manifests, Namespace: pl.Namespace})
+		res, err := render.Render(ctx, render.Options{Root: opts.Root, Path: pl.Manifests, Namespace: pl.Namespace, ReadEncrypted: true}) // kinds only: SOPS files need no key
 		if err != nil {
 			return nil, nil, fmt.Errorf("pipelines[%d] (%s): %w", i, pl.Project, err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/preview"
+	"github.com/keyless-cd/keyless/internal/sopsfile/sopstest"
 )
 
 // apiApp is an Argo CD Application (Helm chart, a parameter, SSH URL of
@@ -238,5 +239,20 @@ func TestPreviewUnknownBase(t *testing.T) {
 	_, err := r.tryRun("0123456789abcdef0123456789abcdef01234567")
 	if !errors.Is(err, gitsource.ErrRevisionNotFound) || !strings.Contains(err.Error(), "fetch-depth: 0") {
 		t.Errorf("err = %v, want ErrRevisionNotFound saying how to fetch the base", err)
+	}
+}
+
+// TestPreviewOfASOPSFileNeedsNoKey: CI holds no decryption key; a
+// re-encrypted Secret previews as changed (masked), never refused.
+func TestPreviewOfASOPSFileNeedsNoKey(t *testing.T) {
+	k := sopstest.NewKey(t)
+	files := baseFiles()
+	files["deploy/web/secret.yaml"] = string(sopstest.Encrypt(t, k, "secret.yaml", secret("hunter2")))
+	r := newRepo(t, files)
+	r.commit("rotate the password", map[string]string{"deploy/web/secret.yaml": string(sopstest.Encrypt(t, k, "secret.yaml", secret("correct-horse")))})
+	web := app(t, r.run("main~1"), "team-a/web")
+	sec := changeOf(t, web, "Secret", "db")
+	if sec.Action != preview.Changed || !strings.Contains(sec.Diff, "password: '*** (changed)'") || strings.Contains(sec.Diff, "sops") {
+		t.Errorf("encrypted Secret change = %s, diff:\n%s", sec.Action, sec.Diff)
 	}
 }

@@ -52,12 +52,14 @@ func (e *decryptionError) Unwrap() []error { return []error{e.err, ErrDecryption
 // decrypter decrypts the SOPS files a render reads, and remembers which.
 type decrypter struct {
 	keys      *sopsfile.Keys // nil: no decryption configured
+	opaque    bool           // no keys: read SOPS files as ciphertext
 	decrypted []string
+	encrypted []string // read as ciphertext (opaque)
 }
 
-func newDecrypter(d *Decryption) (*decrypter, error) {
+func newDecrypter(d *Decryption, opaque bool) (*decrypter, error) {
 	if d == nil {
-		return &decrypter{}, nil
+		return &decrypter{opaque: opaque}, nil
 	}
 	keys, err := sopsfile.ParseKeys(d.Keys)
 	if err != nil {
@@ -72,6 +74,14 @@ func newDecrypter(d *Decryption) (*decrypter, error) {
 func (d *decrypter) read(rel string, data []byte) ([]byte, error) {
 	if d == nil || !sopsfile.IsEncrypted(rel, data) {
 		return data, nil
+	}
+	if d.keys == nil && d.opaque {
+		out, err := sopsfile.Ciphertext(rel, data)
+		if err != nil {
+			return nil, &decryptionError{err: err}
+		}
+		d.encrypted = append(d.encrypted, rel)
+		return out, nil
 	}
 	if d.keys == nil {
 		return nil, &decryptionError{err: fmt.Errorf("%s is SOPS-encrypted and no decryption is configured (spec.decryption on an Application, --decryption-key-file for the CLI): %w", rel, sopsfile.ErrEncrypted)}

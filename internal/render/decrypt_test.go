@@ -172,3 +172,22 @@ func TestRenderWithTheWrongKeyNamesFileAndRecipient(t *testing.T) {
 		t.Error("Decryption.String shows a key")
 	}
 }
+
+// TestRenderReadEncryptedKeepsCiphertext: a preview or a Role derivation
+// reads a SOPS file without its key: kinds and names, no value, no metadata.
+func TestRenderReadEncryptedKeepsCiphertext(t *testing.T) {
+	k := sopstest.NewKey(t)
+	root := writeFiles(t, map[string][]byte{"plain/secret.yaml": sopstest.Encrypt(t, k, "secret.yaml", plainSecret)})
+	res, err := Render(t.Context(), Options{Root: root, Path: "plain", Namespace: "team-a", ReadEncrypted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := find(t, res.Objects, "Secret", "db")
+	v, _, _ := unstructured.NestedString(s.Object, "stringData", "password")
+	if !strings.HasPrefix(v, "ENC[") || s.Object["sops"] != nil || len(res.Decrypted) != 0 {
+		t.Errorf("password = %q, sops = %v, decrypted %v: want the ciphertext without metadata", v, s.Object["sops"], res.Decrypted)
+	}
+	if len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "plain/secret.yaml") {
+		t.Errorf("warnings = %v, want the file read encrypted named", res.Warnings)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/keyless-cd/keyless/internal/confine"
 
@@ -66,6 +67,11 @@ type Options struct {
 	// Decryption holds the keys of SOPS-encrypted files. Default nil: a
 	// SOPS-encrypted file is refused.
 	Decryption *Decryption `json:"decryption,omitempty"`
+	// ReadEncrypted reads SOPS files without keys as ciphertext (values
+	// stay ENC[…], the sops metadata is dropped) instead of refusing them:
+	// for a preview or a Role derivation, never for an apply. Ignored when
+	// Decryption is set. Default false.
+	ReadEncrypted bool `json:"readEncrypted,omitempty"`
 }
 
 // Result is a successful render.
@@ -122,7 +128,7 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("path %q is not a directory inside %s", opts.Path, root)
 	}
-	dec, err := newDecrypter(opts.Decryption)
+	dec, err := newDecrypter(opts.Decryption, opts.ReadEncrypted)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +161,9 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Kind: kind, Decrypted: dec.decrypted, sources: make(map[*unstructured.Unstructured]string, len(objs))}
+	if n := len(dec.encrypted); n > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d SOPS files read encrypted, without a key (their values compare as ciphertext): %s", n, strings.Join(dec.encrypted, ", ")))
+	}
 	if other := otherFormats(unrendered); len(other) > 0 {
 		res.Warnings = append(res.Warnings, "not rendered: "+describeUnrendered(other))
 	}

@@ -112,3 +112,21 @@ func recoverFormat(name string, err *error) {
 		*err = &DecryptError{File: name, Err: ErrFormat, Detail: "SOPS could not read the file"}
 	}
 }
+
+// Ciphertext returns the SOPS file called name as it would read without
+// its metadata: every encrypted value stays ENC[…], the sops section is
+// gone. A preview or a Role derivation without the key reads a SOPS file
+// this way: kinds, names and which values changed are visible, no value is.
+func Ciphertext(name string, data []byte) (out []byte, err error) {
+	defer recoverFormat(name, &err)
+	store := FormatOf(name).store()
+	tree, err := store.LoadEncryptedFile(data)
+	if err != nil {
+		return nil, &DecryptError{File: name, Err: ErrFormat, Detail: err.Error()}
+	}
+	out, err = store.EmitPlainFile(tree.Branches)
+	if err != nil {
+		return nil, &DecryptError{File: name, Err: ErrFormat, Detail: err.Error()}
+	}
+	return out, nil
+}
