@@ -20,6 +20,9 @@ TOOL_BUILD    := go build -modfile=$(CURDIR)/hack/tools/go.mod -o $(TOOLS_BIN)/
 
 CONTROLLER_GEN := $(TOOLS_BIN)/controller-gen
 GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
+# The sops CLI, built from SOPS's own module: the interoperability test
+# encrypts with it and decrypts with keyless, and the other way round.
+SOPS           := $(TOOLS_BIN)/sops
 
 .PHONY: gitea image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
@@ -37,6 +40,9 @@ $(CONTROLLER_GEN): hack/tools/go.mod
 
 $(GOLANGCI_LINT): hack/tools/go.mod
 	$(TOOL_BUILD) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+$(SOPS): hack/tools/go.mod
+	$(TOOL_BUILD) github.com/getsops/sops/v3/cmd/sops
 
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → config/crd/)
 	$(CONTROLLER_GEN) object paths=./api/...
@@ -60,11 +66,11 @@ demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this 
 cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (extra flags: CLUSTER_FLAGS="...")
 	$(KEYLESS_DEV) localcluster up --assets $(K8S_BIN) $(CLUSTER_FLAGS)
 
-test: k8s-bins gitea vet lint ## Build what is missing, then vet, lint and run every test
-	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) go test $(GO_TEST_FLAGS) ./...
+test: k8s-bins gitea $(SOPS) vet lint ## Build what is missing, then vet, lint and run every test
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_SOPS=$(SOPS) go test $(GO_TEST_FLAGS) ./...
 
 unit: ## Run the tests without building anything first
-	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_SOPS=$(SOPS) go test $(GO_TEST_FLAGS) ./...
 
 vet: ## go vet
 	go vet ./...
