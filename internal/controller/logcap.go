@@ -8,12 +8,12 @@ import "github.com/go-logr/logr"
 // them — from V(8). No level a user can set prints an object's content.
 const maxLogVerbosity = 5
 
-// capVerbosity returns l with levels above max dropped.
-func capVerbosity(l logr.Logger, max int) logr.Logger {
+// capVerbosity returns l with levels above limit dropped.
+func capVerbosity(l logr.Logger, limit int) logr.Logger {
 	if l.GetSink() == nil {
 		return l
 	}
-	return logr.New(&cappedSink{LogSink: l.GetSink(), max: max})
+	return logr.New(&cappedSink{LogSink: l.GetSink(), max: limit})
 }
 
 // cappedSink drops Info calls above max; everything else is the sink's.
