@@ -167,6 +167,21 @@ func TestSOPSSecretsAreDecryptedOnlyInTheCluster(t *testing.T) {
 		t.Errorf("after the rotation the Secret holds %q", v)
 	}
 
+	t.Log("the key Secret deleted: stalled naming it; the last good Secret keeps running")
+	if err := e.admin.Delete(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	missing := e.push(map[string]string{"deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  greeting: bye\n"}, nil, "a change while the key is gone")
+	got = e.waitApp("web", "Stalled on the missing key Secret", 30*time.Second, func(a *kv1.Application) bool {
+		return apimeta.IsStatusConditionTrue(a.Status.Conditions, kv1.StalledCondition) && a.Status.LastAttemptedRevision == missing
+	})
+	if msg := condition(got, kv1.StalledCondition); !strings.Contains(msg, kv1.ReasonDecryptionFailed) || !strings.Contains(msg, "sops-age") {
+		t.Errorf("Stalled %q: want DecryptionFailed naming the Secret sops-age", msg)
+	}
+	if v := e.secretValue("db"); v != rotatedValue {
+		t.Errorf("with the key gone the Secret holds %q, want the last good value", v)
+	}
+
 	t.Log("no plaintext anywhere but the cluster's Secrets")
 	needles := []string{dbPassword, helmPassword, rotatedValue}
 	for _, n := range append([]string(nil), needles...) {

@@ -65,6 +65,8 @@ type env struct {
 	metricsAddr string
 	// logs, when set, receives the controller's log (JSON, every level).
 	logs *syncBuffer
+	// gitTimeout is the controller's --git-timeout (zero: the default).
+	gitTimeout time.Duration
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -189,7 +191,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
-			HookTimeout: e.hookTimeout,
+			HookTimeout: e.hookTimeout, GitTimeout: e.gitTimeout,
 		})
 	}()
 	select {

@@ -46,6 +46,8 @@ type Server struct {
 	pushes   atomic.Int64
 	mu       sync.Mutex
 	down     bool
+	hang     chan struct{} // non-nil: requests wait for it to close
+	token    string        // the accepted token (Options.Token, then SetToken)
 }
 
 // validRepoName restricts repository names to a safe subset (no "..").
@@ -75,7 +77,7 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", opts.Addr, err)
 	}
-	s := &Server{opts: opts, git: git, listener: l, url: "http://" + l.Addr().String()}
+	s := &Server{opts: opts, git: git, listener: l, url: "http://" + l.Addr().String(), token: opts.Token}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(l) }()
 	return s, nil
@@ -98,6 +100,29 @@ func (s *Server) Pushes() int64 { return s.pushes.Load() }
 func (s *Server) SetDown(down bool) {
 	s.mu.Lock()
 	s.down = down
+	s.mu.Unlock()
+}
+
+// SetHang makes the server accept connections and never answer (true):
+// each request waits until SetHang(false) or until its client gives up —
+// a Git server that is up but stuck. SetHang(false) releases them all.
+func (s *Server) SetHang(hang bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case hang && s.hang == nil:
+		s.hang = make(chan struct{})
+	case !hang && s.hang != nil:
+		close(s.hang)
+		s.hang = nil
+	}
+}
+
+// SetToken replaces the accepted token (Options.Token): the old one is
+// refused from now on, as after a credential rotation at the forge.
+func (s *Server) SetToken(token string) {
+	s.mu.Lock()
+	s.token = token
 	s.mu.Unlock()
 }
 
@@ -138,13 +163,20 @@ func (s *Server) CreateRepo(ctx context.Context, name, defaultBranch string) err
 // ServeHTTP authenticates the request and hands it to git http-backend.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	down := s.down
+	down, hang, token := s.down, s.hang, s.token
 	s.mu.Unlock()
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if down {
 		http.Error(w, "git server is down", http.StatusServiceUnavailable)
 		return
 	}
-	user, ok := s.authenticate(r)
+	user, ok := s.authenticate(r, token)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="keyless-git"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
@@ -182,12 +214,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate returns the user name and whether the request may proceed.
-func (s *Server) authenticate(r *http.Request) (string, bool) {
-	if s.opts.Password == "" && s.opts.Token == "" {
+func (s *Server) authenticate(r *http.Request, token string) (string, bool) {
+	if s.opts.Password == "" && token == "" {
 		return "", true
 	}
-	if s.opts.Token != "" {
-		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && equal(bearer, s.opts.Token) {
+	if token != "" {
+		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && equal(bearer, token) {
 			return "token", true
 		}
 	}
@@ -195,7 +227,7 @@ func (s *Server) authenticate(r *http.Request) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if s.opts.Token != "" && equal(pass, s.opts.Token) {
+	if token != "" && equal(pass, token) {
 		return user, true
 	}
 	if s.opts.Password != "" && equal(user, s.opts.Username) && equal(pass, s.opts.Password) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,8 +41,47 @@ func (e AuditEvent) Mutating() bool {
 	return !strings.Contains(e.RequestURI, "dryRun=All")
 }
 
+// WritesOutside returns the persisted writes logged so far made by one of
+// users (as themselves or impersonating) in a namespace other than
+// allowed, or to a cluster-scoped object: what a namespaced tool must never do.
+func (c *Cluster) WritesOutside(t testing.TB, users []string, allowed ...string) []AuditEvent {
+	t.Helper()
+	var out []AuditEvent
+	for _, e := range c.allEvents(t) {
+		if !e.Mutating() || e.ObjectRef == nil || slices.Contains(allowed, e.ObjectRef.Namespace) || slices.Contains(reviews, e.ObjectRef.Resource) {
+			continue
+		}
+		who := e.User.Username
+		if e.ImpersonatedUser != nil {
+			if slices.Contains(users, e.ImpersonatedUser.Username) {
+				out = append(out, e)
+				continue
+			}
+		}
+		if slices.Contains(users, who) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // AuditEvents returns the completed requests logged so far that touched namespace.
 func (c *Cluster) AuditEvents(t testing.TB, namespace string) []AuditEvent {
+	t.Helper()
+	var out []AuditEvent
+	for _, e := range c.allEvents(t) {
+		if e.ObjectRef != nil && e.ObjectRef.Namespace == namespace {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// reviews are "create" requests that persist nothing (access and identity checks).
+var reviews = []string{"selfsubjectaccessreviews", "subjectaccessreviews", "selfsubjectreviews", "tokenreviews", "selfsubjectrulesreviews"}
+
+// allEvents returns every completed request logged so far.
+func (c *Cluster) allEvents(t testing.TB) []AuditEvent {
 	t.Helper()
 	f, err := os.Open(c.AuditLogPath)
 	if err != nil {
@@ -56,10 +96,9 @@ func (c *Cluster) AuditEvents(t testing.TB, namespace string) []AuditEvent {
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			continue
 		}
-		if e.Stage != "ResponseComplete" || e.ObjectRef == nil || e.ObjectRef.Namespace != namespace {
-			continue
+		if e.Stage == "ResponseComplete" {
+			out = append(out, e)
 		}
-		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("reading audit log: %v", err)
