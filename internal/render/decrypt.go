@@ -1,11 +1,8 @@
 package render
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/keyless-cd/keyless/internal/sopsfile"
 )
@@ -19,23 +16,13 @@ type Decryption struct {
 	Keys map[string][]byte `json:"keys"`
 }
 
-// String shows a digest of the keys, never a key: Options print with %+v
-// into the controller's render cache key, which thus changes with a key.
+// String names how many key entries there are, never a key: Options may
+// be printed (%+v) into messages and cache keys.
 func (d *Decryption) String() string {
 	if d == nil {
 		return "<nil>"
 	}
-	names := make([]string, 0, len(d.Keys))
-	for n := range d.Keys {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	h := sha256.New()
-	for _, n := range names {
-		_, _ = fmt.Fprintf(h, "%s\x00%d\x00", n, len(d.Keys[n]))
-		h.Write(d.Keys[n])
-	}
-	return "sops:" + hex.EncodeToString(h.Sum(nil))[:16]
+	return fmt.Sprintf("sops (%d key entries)", len(d.Keys))
 }
 
 // ErrDecryption is wrapped by every error of decrypting a SOPS file (and of

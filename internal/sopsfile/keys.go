@@ -2,8 +2,6 @@ package sopsfile
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"sort"
@@ -28,12 +26,11 @@ const (
 )
 
 // Keys are the private keys a file may be decrypted with, held in memory.
-// Their String never shows a key, only how many there are and a digest.
+// Their String never shows a key, only how many there are.
 type Keys struct {
 	age    []age.Identity
 	pgp    openpgp.EntityList
 	public []string // age recipients and OpenPGP fingerprints, for messages
-	digest string
 }
 
 // ParseKeys parses key files by name: a name ending in .agekey holds age
@@ -52,11 +49,8 @@ func ParseKeys(files map[string][]byte) (*Keys, error) {
 	}
 	sort.Strings(names)
 	k := &Keys{}
-	h := sha256.New()
 	for _, name := range names {
 		data := files[name]
-		_, _ = fmt.Fprintf(h, "%s\x00%d\x00", name, len(data))
-		h.Write(data)
 		var err error
 		if strings.HasSuffix(name, AgeKeySuffix) {
 			err = k.addAge(data)
@@ -73,7 +67,6 @@ func ParseKeys(files map[string][]byte) (*Keys, error) {
 	if len(k.age)+len(k.pgp) == 0 {
 		return nil, fmt.Errorf("%w: no *%s or *%s entry with a key", ErrKeys, AgeKeySuffix, PGPKeySuffix)
 	}
-	k.digest = hex.EncodeToString(h.Sum(nil))[:16]
 	return k, nil
 }
 
@@ -146,21 +139,12 @@ func lineOf(err error) string {
 // what a message may show of them.
 func (k *Keys) Public() []string { return append([]string(nil), k.public...) }
 
-// Digest is a short hash of the key entries: it changes when a key is
-// rotated, and says nothing of the keys.
-func (k *Keys) Digest() string {
-	if k == nil {
-		return ""
-	}
-	return k.digest
-}
-
-// String shows how many keys there are and their digest, never a key.
+// String shows how many keys there are, never a key.
 func (k *Keys) String() string {
 	if k == nil {
 		return "no keys"
 	}
-	return fmt.Sprintf("%d keys (%s)", len(k.age)+len(k.pgp), k.digest)
+	return fmt.Sprintf("%d keys", len(k.age)+len(k.pgp))
 }
 
 // readBounded reads at most limit bytes of r; more is an error.
