@@ -126,19 +126,29 @@ write it with -o, mode 0600). The keys are never read from anywhere else.`,
 }
 
 func runSecretDecrypt(streams IOStreams, f *secretDecryptFlags, file string) error {
-	keys, err := keysFromFile(f.keyFile)
-	if err != nil {
-		return err
-	}
-	enc, err := readSecretFile(file)
-	if err != nil {
-		return err
-	}
-	plain, err := sopsfile.Decrypt(file, enc, keys)
+	_, _, plain, err := openSecretFile(f.keyFile, file)
 	if err != nil {
 		return err
 	}
 	return writeSecretOutput(streams, file, false, f.output, plain)
+}
+
+// openSecretFile reads the SOPS file and decrypts it with the key file (or
+// $SOPS_AGE_KEY_FILE), returning the keys, the ciphertext and the plaintext.
+func openSecretFile(keyFile, file string) (*sopsfile.Keys, []byte, []byte, error) {
+	keys, err := keysFromFile(keyFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	enc, err := readSecretFile(file)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	plain, err := sopsfile.Decrypt(file, enc, keys)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return keys, enc, plain, nil
 }
 
 type secretEditFlags struct {
@@ -166,15 +176,7 @@ content did not change or the editor fails.`,
 }
 
 func runSecretEdit(streams IOStreams, f *secretEditFlags, file string) error {
-	keys, err := keysFromFile(f.keyFile)
-	if err != nil {
-		return err
-	}
-	enc, err := readSecretFile(file)
-	if err != nil {
-		return err
-	}
-	plain, err := sopsfile.Decrypt(file, enc, keys)
+	keys, enc, plain, err := openSecretFile(f.keyFile, file)
 	if err != nil {
 		return err
 	}
