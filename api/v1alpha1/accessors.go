@@ -83,3 +83,13 @@ func (c *CommitStatus) TargetURLOrEmpty() string {
 	}
 	return c.TargetURL
 }
+
+// RequestSync asks the controller for one sync now: it sets
+// SyncRequestedAnnotation to token (any new value; keyless sync uses the
+// time). The caller patches the Application with it.
+func (a *Application) RequestSync(token string) {
+	if a.Annotations == nil {
+		a.Annotations = map[string]string{}
+	}
+	a.Annotations[SyncRequestedAnnotation] = token
+}

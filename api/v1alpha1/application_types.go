@@ -343,7 +343,17 @@ type SyncStatus struct {
 	// Drifted lists objects that differ (OutOfSync only), e.g. "Deployment/web configured".
 	// +optional
 	Drifted []string `json:"drifted,omitempty"`
+	// Diff is what a sync would change (OutOfSync only): the server-side
+	// dry-run's unified YAML diff of each drifted object, Secret values
+	// masked, at most MaxSyncDiffBytes (cut at an object's end, with a note
+	// of what was left out). Whoever may read the Application may read it.
+	// +optional
+	Diff string `json:"diff,omitempty"`
 }
+
+// MaxSyncDiffBytes bounds status.sync.diff: an Application's status stays
+// far below etcd's object limit whatever drifted.
+const MaxSyncDiffBytes = 16 << 10
 
 // HealthStatus aggregates the kstatus of the deployed objects.
 type HealthStatus struct {

@@ -38,6 +38,7 @@ stored outside the cluster.
 		newSecretCommand(streams),
 		newInstallCommand(streams),
 		newUninstallCommand(streams),
+		newUICommand(streams),
 	)
 	return root
 }

@@ -57,10 +57,7 @@ func runSync(cmd *cobra.Command, streams IOStreams, f *syncFlags, name string) e
 	}
 	token := time.Now().UTC().Format(time.RFC3339Nano)
 	patch := client.MergeFrom(app.DeepCopy())
-	if app.Annotations == nil {
-		app.Annotations = map[string]string{}
-	}
-	app.Annotations[kv1.SyncRequestedAnnotation] = token
+	app.RequestSync(token)
 	if err := c.Patch(ctx, app, patch); err != nil {
 		return fmt.Errorf("requesting a sync of %s/%s: %w", app.Namespace, name, err)
 	}

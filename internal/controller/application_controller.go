@@ -218,7 +218,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		}
 		app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: sha}
 		if diff.Changed() {
-			app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusOutOfSync, Revision: sha, Drifted: driftedObjects(diff)}
+			app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusOutOfSync, Revision: sha, Drifted: driftedObjects(diff), Diff: driftDiff(diff, app)}
 		}
 		app.Status.ObservedGeneration = app.Generation
 		r.drift.clear(key, driftSeen)

@@ -140,3 +140,26 @@ func driftedObjects(res *engine.Result) []string {
 	}
 	return out
 }
+
+// driftDiff joins the diffs of the objects a diff found different, whole
+// objects only, within kv1.MaxSyncDiffBytes; the note at the end says how
+// many were left out and where to see them.
+func driftDiff(res *engine.Result, app *kv1.Application) string {
+	var b strings.Builder
+	left := 0
+	for _, c := range res.Changes {
+		if c.Diff == "" {
+			continue
+		}
+		if left > 0 || b.Len()+len(c.Diff) > kv1.MaxSyncDiffBytes-256 {
+			left++
+			continue
+		}
+		b.WriteString(c.Diff)
+	}
+	if left > 0 {
+		fmt.Fprintf(&b, "# … the diff of %d more object(s) is left out (status.sync.diff holds %d KiB at most): run `keyless diff` on the repository with -n %s\n",
+			left, kv1.MaxSyncDiffBytes>>10, app.Namespace)
+	}
+	return b.String()
+}

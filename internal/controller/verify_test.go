@@ -147,6 +147,9 @@ func TestVerifySelfHealOffPruneOff(t *testing.T) {
 	if fmt.Sprint(got.Status.Sync.Drifted) != "[Deployment/web configured]" || !strings.Contains(condition(got, kv1.ReadyCondition), "selfHeal is off") {
 		t.Fatalf("drift report: %v; %s", got.Status.Sync.Drifted, condition(got, kv1.ReadyCondition))
 	}
+	if d := got.Status.Sync.Diff; !strings.Contains(d, "replicas: 3") || !strings.Contains(d, "Deployment") {
+		t.Fatalf("status.sync.diff does not show what a sync would change:\n%s", d)
+	}
 	time.Sleep(2 * time.Second)
 	if d, _ := e.cs.AppsV1().Deployments(appNS).Get(ctx, "web", metav1.GetOptions{}); *d.Spec.Replicas != 3 {
 		t.Fatal("drift was reverted although selfHeal is off")

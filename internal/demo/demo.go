@@ -210,6 +210,7 @@ Everything is still running (--keep). Explore, then press Ctrl-C to stop and cle
   %[13]s get apps -n %[2]s
   %[13]s history %[3]s -n %[4]s
   %[13]s audit cluster -A
+  %[13]s ui -n %[2]s --open     # the dashboard, read as the kubeconfig's identity
   %[19]s --kubeconfig %[5]s auth can-i --list -n %[6]s   # what the controller may do
 
   Git repository   %s  (token: %s)

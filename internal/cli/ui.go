@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os/exec"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyless-cd/keyless/internal/ui"
+)
+
+type uiFlags struct {
+	kubeFlags
+	namespaces    []string
+	allNamespaces bool
+	addr          string
+	open          bool
+}
+
+func newUICommand(streams IOStreams) *cobra.Command {
+	f := &uiFlags{}
+	cmd := &cobra.Command{
+		Use:   "ui [-n NAMESPACE | -A]",
+		Short: "Serve a read-only dashboard of your Applications, as you, on loopback",
+		Long: `Serve a dashboard on http://127.0.0.1:8390: the Applications you may list (sync,
+health, revision, author, last sync), and for each its conditions, the object tree
+with each object's status, the diff while OutOfSync (Secret values masked), the
+history with its audit records, and its Events. Pages update live; "stale" shows
+when the watch behind them dropped.
+
+Every read is made with your kubeconfig's identity (your OIDC login, say), so
+Kubernetes RBAC decides what you see; nothing is written to disk and no credential
+is sent to the browser. The one write is the Sync now button, shown only when a
+SelfSubjectAccessReview says you may patch the Application: it does what
+` + "`keyless sync`" + ` does.
+
+It listens on loopback only by default. With --addr on another interface anyone who
+reaches the port reads, and may sync, as you: keyless warns, and you should not.
+To share it, let each viewer run their own.`,
+		Example: `  keyless ui -n myapp
+  keyless ui -n team-a -n team-b --open
+  keyless ui -A --addr 127.0.0.1:9000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runUI(cmd, streams, f)
+		},
+	}
+	f.addKubeconfigFlags(cmd.Flags())
+	cmd.Flags().StringSliceVarP(&f.namespaces, "namespace", "n", nil, "namespaces to show, repeatable or comma-separated (default the context's namespace)")
+	cmd.Flags().BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "show every namespace (you must be allowed to list Applications cluster-wide)")
+	cmd.Flags().StringVar(&f.addr, "addr", ui.DefaultAddr, "address to listen on (host:port); keep it on loopback")
+	cmd.Flags().BoolVar(&f.open, "open", false, "open the dashboard in the default browser")
+	return cmd
+}
+
+func runUI(cmd *cobra.Command, streams IOStreams, f *uiFlags) error {
+	cfg, err := f.restConfig()
+	if err != nil {
+		return err
+	}
+	if !f.allNamespaces && len(f.namespaces) == 0 {
+		ns, err := f.targetNamespace()
+		if err != nil {
+			return fmt.Errorf("%w (or -A for all namespaces)", err)
+		}
+		f.namespaces = []string{ns}
+	}
+	srv, err := ui.New(ui.Options{Config: cfg, Namespaces: f.namespaces, AllNamespaces: f.allNamespaces, Logger: slog.New(slog.NewTextHandler(streams.ErrOut, nil))})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (choose another with --addr)", f.addr, err)
+	}
+	addr := l.Addr().String()
+	if !ui.IsLoopback(addr) {
+		_, _ = fmt.Fprintf(streams.ErrOut, `
+WARNING: keyless ui listens on %s, which is not loopback.
+WARNING: anyone who can reach this port reads your Applications, Events and diffs
+WARNING: with YOUR Kubernetes identity, and may press Sync as you. Use --addr 127.0.0.1:PORT.
+
+`, addr)
+	}
+	url := "http://" + addr + "/"
+	_, _ = fmt.Fprintf(streams.ErrOut, "keyless ui: serving %s (namespaces: %s); Ctrl-C to stop\n", url, namespacesText(f))
+	if f.open {
+		openBrowser(streams, url)
+	}
+	return srv.Serve(cmd.Context(), l)
+}
+
+func namespacesText(f *uiFlags) string {
+	if f.allNamespaces {
+		return "all"
+	}
+	return fmt.Sprint(f.namespaces)
+}
+
+// openBrowser starts the platform's URL opener and does not wait for it.
+func openBrowser(streams IOStreams, url string) {
+	name, args := "xdg-open", []string{url}
+	switch runtime.GOOS {
+	case "darwin":
+		name = "open"
+	case "windows":
+		name, args = "rundll32", []string{"url.dll,FileProtocolHandler", url}
+	}
+	c := exec.Command(name, args...) //nolint:gosec // a fixed opener with our own loopback URL
+	if err := c.Start(); err != nil {
+		_, _ = fmt.Fprintf(streams.ErrOut, "could not open a browser (%v): open %s yourself\n", err, url)
+		return
+	}
+	go func() { _ = c.Wait() }()
+}

@@ -1,0 +1,75 @@
+package ui
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+)
+
+// payloads are what a commit message, an author or an annotation may hold.
+var payloads = []string{`<script>alert(1)</script>`, `"><img src=x onerror=alert(2)>`}
+
+// TestPagesEscapeEverythingFromTheClusterAndGit renders both pages with the
+// payloads in every field that comes from Git or the cluster.
+func TestPagesEscapeEverythingFromTheClusterAndGit(t *testing.T) {
+	now := time.Now()
+	for _, p := range payloads {
+		app := &kv1.Application{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "myapp", Name: "web"},
+			Spec:       kv1.ApplicationSpec{Source: kv1.ApplicationSource{RepoURL: "https://github.com/o/r", Path: p}},
+			Status: kv1.ApplicationStatus{
+				Sync:                kv1.SyncStatus{Status: kv1.SyncStatusOutOfSync, Drifted: []string{p}, Diff: p},
+				LastAppliedRevision: "0123456789abcdef0123456789abcdef01234567",
+				Conditions:          []metav1.Condition{{Type: kv1.ReadyCondition, Status: metav1.ConditionFalse, Reason: "OutOfSync", Message: p}},
+				History: []kv1.SyncRecord{{Revision: "0123456789abcdef0123456789abcdef01234567", Author: p, Committer: p, Message: p,
+					Result: kv1.SyncResultSucceeded, Changes: p, Hooks: []kv1.HookRecord{{Kind: "Job", Name: "migrate", Phase: "PreSync", Result: "Succeeded", Message: p}}}},
+			},
+		}
+		pages := map[string]any{
+			"app.html": appPage{page: page{Title: p, Viewer: p}, App: rowOf(app, now), RepoURL: p, TargetRevision: p, Path: p,
+				Conditions: conditionsOf(app, now), Drifted: app.Status.Sync.Drifted, Diff: p, History: historyOf(app),
+				Objects: []*objectNode{{Kind: "Deployment", Name: p, Status: "Current", Message: p, Children: []*objectNode{{Kind: "Pod", Name: p, Note: p}}}},
+				Events:  []eventView{{Type: "Normal", Reason: p, Message: p}}, CanSync: true, CSRF: "tok"},
+			"list.html": listPage{page: page{Title: "Applications", Viewer: p}, Rows: []appRow{rowOf(app, now)}, Notes: []string{p},
+				Namespaces: []string{p}, FilterNamespace: p, Statuses: statusFilters},
+			"error.html": errorPage{page: page{Title: "Not Found"}, Message: p},
+		}
+		for name, data := range pages {
+			var b bytes.Buffer
+			if err := templates.ExecuteTemplate(&b, name, data); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			out := b.String()
+			if strings.Contains(out, p) {
+				t.Errorf("%s carries the payload %q unescaped", name, p)
+			}
+			if strings.Contains(out, "<img") || strings.Count(out, "<script") != 1 {
+				t.Errorf("%s: a payload became markup", name)
+			}
+		}
+	}
+}
+
+func TestListRowsAndCounts(t *testing.T) {
+	now := time.Now()
+	mk := func(ns, name, sync, health string) appRow {
+		return rowOf(&kv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Status: kv1.ApplicationStatus{Sync: kv1.SyncStatus{Status: sync}, Health: kv1.HealthStatus{Status: health}}}, now)
+	}
+	rows := []appRow{mk("a", "x", "Synced", "Healthy"), mk("b", "y", "OutOfSync", "Degraded"), mk("b", "z", "", "")}
+	got := counts(rows)
+	want := map[string]int{"Applications": 3, "Synced": 1, "OutOfSync": 1, "Healthy": 1, "Degraded": 1, "Progressing": 0}
+	for _, c := range got {
+		if want[c.Label] != c.N {
+			t.Errorf("%s = %d, want %d", c.Label, c.N, want[c.Label])
+		}
+	}
+	if rows[2].Sync != kv1.SyncStatusUnknown || !rows[2].matches("b", "Unknown") || rows[0].matches("b", "") || !rows[1].matches("", "Degraded") {
+		t.Error("filter")
+	}
+}

@@ -1,0 +1,147 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+)
+
+// objectNode is one object of an Application's tree: what it is, its
+// kstatus, and the objects it owns that the viewer may read.
+type objectNode struct {
+	Kind, Name string
+	Status     string
+	Message    string
+	// Note says why the object could not be read (forbidden, missing).
+	Note     string
+	Children []*objectNode
+}
+
+// childKinds are the kinds listed to find what the deployed objects own
+// (Deployment → ReplicaSet → Pod, CronJob → Job → Pod, StatefulSet → Pod).
+var childKinds = []schema.GroupVersionResource{
+	{Group: "apps", Version: "v1", Resource: "replicasets"},
+	{Group: "batch", Version: "v1", Resource: "jobs"},
+	{Version: "v1", Resource: "pods"},
+}
+
+// Bounds of one tree: inventory entries read, children listed per kind,
+// depth below a deployed object.
+const (
+	maxTreeObjects  = 200
+	maxChildrenList = 500
+	maxTreeDepth    = 3
+)
+
+// objectTree reads the Application's inventory as the viewer and hangs
+// each readable child under its controller owner. notes say which kinds
+// could not be listed.
+func (s *Server) objectTree(ctx context.Context, app *kv1.Application) (nodes []*objectNode, notes []string) {
+	children := map[types.UID][]*unstructured.Unstructured{}
+	for _, gvr := range childKinds {
+		list, err := s.dynamic.Resource(gvr).Namespace(app.Namespace).List(ctx, metav1.ListOptions{Limit: maxChildrenList})
+		if err != nil {
+			if apierrors.IsForbidden(err) {
+				notes = append(notes, fmt.Sprintf("%s are not shown: you may not list them in %s", gvr.Resource, app.Namespace))
+			}
+			continue
+		}
+		for i := range list.Items {
+			o := &list.Items[i]
+			if ref := metav1.GetControllerOf(o); ref != nil {
+				children[ref.UID] = append(children[ref.UID], o)
+			}
+		}
+	}
+	for i, e := range app.Status.Inventory {
+		if i == maxTreeObjects {
+			notes = append(notes, fmt.Sprintf("%d more objects are not shown", len(app.Status.Inventory)-maxTreeObjects))
+			break
+		}
+		nodes = append(nodes, s.inventoryNode(ctx, app.Namespace, e, children))
+	}
+	return nodes, notes
+}
+
+func (s *Server) inventoryNode(ctx context.Context, ns string, e kv1.InventoryEntry, children map[types.UID][]*unstructured.Unstructured) *objectNode {
+	n := &objectNode{Kind: e.Kind, Name: e.Name}
+	gvk := schema.GroupVersionKind{Group: e.Group, Version: e.Version, Kind: e.Kind}
+	mapping, err := s.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		n.Note = "unknown kind: " + err.Error()
+		return n
+	}
+	ri := s.dynamic.Resource(mapping.Resource)
+	var obj *unstructured.Unstructured
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		obj, err = ri.Namespace(ns).Get(ctx, e.Name, metav1.GetOptions{})
+	} else {
+		obj, err = ri.Get(ctx, e.Name, metav1.GetOptions{})
+	}
+	switch {
+	case apierrors.IsForbidden(err):
+		n.Note = "you may not read it"
+		return n
+	case apierrors.IsNotFound(err):
+		n.Status, n.Note = kv1.HealthMissing, "not found in the cluster"
+		return n
+	case err != nil:
+		n.Note = errorText(err)
+		return n
+	}
+	describe(n, obj)
+	n.Children = childNodes(obj.GetUID(), children, 1)
+	return n
+}
+
+func childNodes(owner types.UID, children map[types.UID][]*unstructured.Unstructured, depth int) []*objectNode {
+	if depth > maxTreeDepth {
+		return nil
+	}
+	kids := children[owner]
+	sort.Slice(kids, func(i, j int) bool {
+		if kids[i].GetKind() != kids[j].GetKind() {
+			return kids[i].GetKind() < kids[j].GetKind()
+		}
+		return kids[i].GetName() < kids[j].GetName()
+	})
+	var out []*objectNode
+	for _, k := range kids {
+		n := &objectNode{Kind: k.GetKind(), Name: k.GetName()}
+		describe(n, k)
+		n.Children = childNodes(k.GetUID(), children, depth+1)
+		out = append(out, n)
+	}
+	return out
+}
+
+// describe sets n's kstatus status and message from the live object.
+func describe(n *objectNode, obj *unstructured.Unstructured) {
+	res, err := status.Compute(obj)
+	if err != nil {
+		n.Status, n.Message = string(status.UnknownStatus), err.Error()
+		return
+	}
+	n.Status, n.Message = string(res.Status), res.Message
+}
+
+// errorText is what a page says of a failed read: the API's own message
+// for a status error (it names the object and the verb), else the error.
+func errorText(err error) string {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) {
+		return se.Status().Message
+	}
+	return err.Error()
+}
