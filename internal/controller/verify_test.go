@@ -147,7 +147,7 @@ func TestVerifySelfHealOffPruneOff(t *testing.T) {
 	if fmt.Sprint(got.Status.Sync.Drifted) != "[Deployment/web configured]" || !strings.Contains(condition(got, kv1.ReadyCondition), "selfHeal is off") {
 		t.Fatalf("drift report: %v; %s", got.Status.Sync.Drifted, condition(got, kv1.ReadyCondition))
 	}
-	if d := got.Status.Sync.Diff; !strings.Contains(d, "replicas: 3") || !strings.Contains(d, "Deployment") {
+	if d := got.Status.Sync.Diff; !strings.Contains(d, "-  replicas: 3") || !strings.Contains(d, "+  replicas: 1") {
 		t.Fatalf("status.sync.diff does not show what a sync would change:\n%s", d)
 	}
 	time.Sleep(2 * time.Second)
