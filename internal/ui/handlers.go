@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -31,7 +32,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 var templates = template.Must(template.New("").Funcs(template.FuncMap{
-	"lower": func(s string) string { return statusClass(s) },
+	"class": statusClass,
 }).ParseFS(templateFS, "templates/*.html"))
 
 // maxEvents bounds the Events shown for one Application.
@@ -80,10 +81,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortFunc(rows, func(a, b appRow) int {
-		if a.Namespace != b.Namespace {
-			return compare(a.Namespace, b.Namespace)
-		}
-		return compare(a.Name, b.Name)
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	p.Counts = counts(rows)
 	for _, row := range rows {
@@ -110,16 +108,6 @@ func listNote(ns string, err error) string {
 		return fmt.Sprintf("You may not list Applications in %s%s.", where, hint)
 	}
 	return fmt.Sprintf("Listing Applications in %s failed: %s", where, errorText(err))
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
