@@ -24,7 +24,7 @@ GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 # encrypts with it and decrypts with keyless, and the other way round.
 SOPS           := $(TOOLS_BIN)/sops
 
-.PHONY: gitea image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: ui-screenshots gitea image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -106,6 +106,11 @@ bench-forge: k8s-bins gitea ## Push → commit status success visible at a real 
 
 bench-bump: ## One bump and 20 concurrent bumps against the local Git server
 	go test -tags bench -run TestBenchBump -count=1 -timeout 10m -v ./test/bench/
+
+ui-screenshots: k8s-bins ## Regenerate docs/images/ui-*.png: the browser test drives keyless ui in headless Chromium and writes them
+	mkdir -p $(CURDIR)/docs/images
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_UI_SCREENSHOTS=$(CURDIR)/docs/images \
+		go test -run '^TestBrowserDashboard$$' -count=1 -v ./internal/ui/
 
 hack-mods: ## Regenerate hack/*/go.mod after changing internal/version/versions.env
 	hack/gen-hack-mods.sh

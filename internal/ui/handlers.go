@@ -256,12 +256,15 @@ func (s *Server) pageFor(ctx context.Context, title string) page {
 }
 
 // viewer is the viewer's username as the API server sees it (a
-// SelfSubjectReview), asked once and remembered; "" until it answers.
+// SelfSubjectReview), asked until it answers once, then remembered; "" until
+// then. The lock is not held across the request: while the API server is
+// slow, page loads do not queue behind one another.
 func (s *Server) viewer(ctx context.Context) string {
 	s.viewerMu.Lock()
-	defer s.viewerMu.Unlock()
-	if s.viewerName != "" {
-		return s.viewerName
+	name := s.viewerName
+	s.viewerMu.Unlock()
+	if name != "" {
+		return name
 	}
 	res, err := s.kube.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
@@ -270,6 +273,8 @@ func (s *Server) viewer(ctx context.Context) string {
 		}
 		return ""
 	}
+	s.viewerMu.Lock()
+	defer s.viewerMu.Unlock()
 	s.viewerName = res.Status.UserInfo.Username
 	return s.viewerName
 }

@@ -33,6 +33,12 @@ import (
 // DefaultAddr is where `keyless ui` listens: loopback only.
 const DefaultAddr = "127.0.0.1:8390"
 
+// The viewer's client rate limit when their kubeconfig sets none.
+const (
+	clientQPS   = 50
+	clientBurst = 100
+)
+
 // Options configure a Server. Config is required.
 type Options struct {
 	// Config is the viewer's client configuration (their kubeconfig).
@@ -92,6 +98,13 @@ func New(opts Options) (*Server, error) {
 	}
 	cfg := rest.CopyConfig(opts.Config)
 	cfg.UserAgent = "keyless-ui"
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		// One page is about ten reads (the Application, its objects, their
+		// children, Events, an access review); client-go's default of 5/s
+		// would hold a live update back by seconds. The API server's
+		// priority and fairness still bounds what one viewer may ask.
+		cfg.QPS, cfg.Burst = clientQPS, clientBurst
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err

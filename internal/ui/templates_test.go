@@ -33,7 +33,7 @@ func TestPagesEscapeEverythingFromTheClusterAndGit(t *testing.T) {
 		pages := map[string]any{
 			"app.html": appPage{page: page{Title: p, Viewer: p}, App: rowOf(app, now), RepoURL: p, TargetRevision: p, Path: p,
 				Conditions: conditionsOf(app, now), Drifted: app.Status.Sync.Drifted, Diff: p, History: historyOf(app),
-				Objects: []*objectNode{{Kind: "Deployment", Name: p, Status: "Current", Message: p, Children: []*objectNode{{Kind: "Pod", Name: p, Note: p}}}},
+				Objects: []*objectNode{{Kind: "Deployment", Name: p, Status: "Current", Message: p, Annotations: annotationsOf(map[string]string{p: p}), Children: []*objectNode{{Kind: "Pod", Name: p, Note: p}}}},
 				Events:  []eventView{{Type: "Normal", Reason: p, Message: p}}, CanSync: true, CSRF: "tok"},
 			"list.html": listPage{page: page{Title: "Applications", Viewer: p}, Rows: []appRow{rowOf(app, now)}, Notes: []string{p},
 				Namespaces: []string{p}, FilterNamespace: p, Statuses: statusFilters},

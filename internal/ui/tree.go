@@ -24,8 +24,25 @@ type objectNode struct {
 	Status     string
 	Message    string
 	// Note says why the object could not be read (forbidden, missing).
-	Note     string
-	Children []*objectNode
+	Note string
+	// Annotations are the object's annotations a person reads (bounded,
+	// values cut; kubectl's last-applied copy left out).
+	Annotations []annotationView
+	Children    []*objectNode
+}
+
+// annotationView is one annotation as shown.
+type annotationView struct{ Key, Value string }
+
+// Bounds of the annotations shown per object.
+const (
+	maxAnnotations     = 20
+	maxAnnotationValue = 200
+)
+
+// hiddenAnnotations repeat the object itself and would only crowd the page.
+var hiddenAnnotations = map[string]bool{
+	"kubectl.kubernetes.io/last-applied-configuration": true,
 }
 
 // childKinds are the kinds listed to find what the deployed objects own
@@ -54,6 +71,8 @@ func (s *Server) objectTree(ctx context.Context, app *kv1.Application) (nodes []
 		if err != nil {
 			if apierrors.IsForbidden(err) {
 				notes = append(notes, fmt.Sprintf("%s are not shown: you may not list them in %s", gvr.Resource, app.Namespace))
+			} else {
+				notes = append(notes, fmt.Sprintf("%s are not shown: listing them failed: %s", gvr.Resource, errorText(err)))
 			}
 			continue
 		}
@@ -126,8 +145,9 @@ func childNodes(owner types.UID, children map[types.UID][]*unstructured.Unstruct
 	return out
 }
 
-// describe sets n's kstatus status and message from the live object.
+// describe sets n's kstatus status, message and annotations from the live object.
 func describe(n *objectNode, obj *unstructured.Unstructured) {
+	n.Annotations = annotationsOf(obj.GetAnnotations())
 	res, err := status.Compute(obj)
 	if err != nil {
 		n.Status, n.Message = string(status.UnknownStatus), err.Error()
@@ -144,4 +164,28 @@ func errorText(err error) string {
 		return se.Status().Message
 	}
 	return err.Error()
+}
+
+// annotationsOf returns the annotations to show, sorted by key and bounded.
+func annotationsOf(all map[string]string) []annotationView {
+	keys := make([]string, 0, len(all))
+	for k := range all {
+		if !hiddenAnnotations[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var out []annotationView
+	for i, k := range keys {
+		if i == maxAnnotations {
+			out = append(out, annotationView{Key: "…", Value: fmt.Sprintf("%d more", len(keys)-maxAnnotations)})
+			break
+		}
+		v := all[k]
+		if r := []rune(v); len(r) > maxAnnotationValue {
+			v = string(r[:maxAnnotationValue]) + "…"
+		}
+		out = append(out, annotationView{Key: k, Value: v})
+	}
+	return out
 }
