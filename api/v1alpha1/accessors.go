@@ -93,3 +93,12 @@ func (a *Application) RequestSync(token string) {
 	}
 	a.Annotations[SyncRequestedAnnotation] = token
 }
+
+// OrUnknown is a sync or health status as shown to people: "Unknown" when
+// the controller has not said yet.
+func OrUnknown(status string) string {
+	if status == "" {
+		return SyncStatusUnknown
+	}
+	return status
+}

@@ -81,20 +81,13 @@ func runGetApps(cmd *cobra.Command, streams IOStreams, f *getAppsFlags) error {
 		if len(a.Status.History) > 0 {
 			author = a.Status.History[0].Author
 		}
-		sync := orUnknown(a.Status.Sync.Status)
+		sync := kv1.OrUnknown(a.Status.Sync.Status)
 		if op := a.Status.Operation; op != nil {
 			// A sync with phases is running: say where it is.
 			sync = fmt.Sprintf("Syncing (%s wave %d)", op.Phase, op.Wave)
 		}
-		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, sync, orUnknown(a.Status.Health.Status),
+		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, sync, kv1.OrUnknown(a.Status.Health.Status),
 			kv1.ShortSHA(a.Status.LastAppliedRevision), author, age(time.Since(a.CreationTimestamp.Time)))
 	}
 	return w.Flush()
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "Unknown"
-	}
-	return s
 }

@@ -81,9 +81,9 @@ func TestBrowserDashboard(t *testing.T) {
 	e.grant(teamA, "alice", false)
 	e.grant(teamB, "bob", true)
 	both := []string{teamA, teamB}
-	alice := serveUI(t, e.identity(teamA, "alice"), ui.Options{Namespaces: both})
-	bob := serveUI(t, e.identity(teamB, "bob"), ui.Options{Namespaces: both})
-	admin := serveUI(t, e.cluster.Config, ui.Options{AllNamespaces: true})
+	alice, _ := serveUI(t, e.identity(teamA, "alice"), ui.Options{Namespaces: both})
+	bob, _ := serveUI(t, e.identity(teamB, "bob"), ui.Options{Namespaces: both})
+	admin, stopAdmin := serveUI(t, e.cluster.Config, ui.Options{AllNamespaces: true})
 	b := browser(t)
 
 	t.Run("each viewer lists what their RBAC allows", func(t *testing.T) {
@@ -188,6 +188,20 @@ func TestBrowserDashboard(t *testing.T) {
 			}
 		}
 		tb.screenshot("ui-application.png")
+	})
+
+	t.Run("an open page says stale when its updates stop", func(t *testing.T) {
+		tb := b.tab()
+		tb.do("list", chromedp.Navigate(admin+"/"), chromedp.WaitVisible(chromedp.CSS("table.apps")),
+			waitJS(`document.getElementById('live').dataset.state === 'live'`, 10*time.Second))
+		stopAdmin()
+		tb.do("stale", waitJS(`document.getElementById('live').dataset.state === 'stale'`, 10*time.Second))
+		if s := tb.text("#live"); !strings.Contains(s, "stale") || !strings.Contains(s, "older data") {
+			t.Errorf("the badge says %q", s)
+		}
+		if n := len(eval[[]string](tb, appRows)); n != 3 {
+			t.Errorf("the stale page lost its rows: %d", n)
+		}
 	})
 }
 

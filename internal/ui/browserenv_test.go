@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,8 +218,9 @@ func (e *browserEnv) startController() {
 	})
 }
 
-// serveUI runs `keyless ui` for cfg on a loopback port and returns its URL.
-func serveUI(t *testing.T, cfg *rest.Config, opts ui.Options) string {
+// serveUI runs `keyless ui` for cfg on a loopback port until the test ends
+// or stop is called, and returns its URL.
+func serveUI(t *testing.T, cfg *rest.Config, opts ui.Options) (url string, stop func()) {
 	t.Helper()
 	opts.Config = cfg
 	srv, err := ui.New(opts)
@@ -232,13 +234,17 @@ func serveUI(t *testing.T, cfg *rest.Config, opts ui.Options) string {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ui: %v", err)
-		}
-	})
-	return "http://" + l.Addr().String()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("ui: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + l.Addr().String(), stop
 }
 
 // testBrowser is headless Chromium, started for one test.

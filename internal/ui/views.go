@@ -106,7 +106,7 @@ type appPage struct {
 func rowOf(app *kv1.Application, now time.Time) appRow {
 	r := appRow{
 		Namespace: app.Namespace, Name: app.Name,
-		Sync: orUnknown(app.Status.Sync.Status), Health: orUnknown(app.Status.Health.Status),
+		Sync: kv1.OrUnknown(app.Status.Sync.Status), Health: kv1.OrUnknown(app.Status.Health.Status),
 		Revision: kv1.ShortSHA(app.Status.LastAppliedRevision),
 	}
 	r.RevisionURL = forge.CommitURL(forge.ProviderOf(app), app.Spec.Source.RepoURL, app.Status.LastAppliedRevision)
@@ -222,13 +222,6 @@ func automatedOf(app *kv1.Application) string {
 		return "automated"
 	}
 	return "automated (" + strings.Join(opts, ", ") + ")"
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return kv1.SyncStatusUnknown
-	}
-	return s
 }
 
 func timestamp(t metav1.Time) string {
