@@ -97,9 +97,13 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m
-bench-controller: k8s-bins ## Controller latency, 100-app scale, RSS and idle CPU (figures for docs/benchmarks.md)
-	KUBEBUILDER_ASSETS=$(K8S_BIN) BENCH_APPS=$(BENCH_APPS) BENCH_IDLE=$(BENCH_IDLE) \
-		go test -tags bench -run TestBenchController -count=1 -timeout 60m -v ./test/bench/
+BENCH_SHARDS ?= 1
+BENCH_INTERVAL ?= 1m
+BENCH_KCM_QPS ?= 0
+bench-controller: k8s-bins ## Controller latency, scale (BENCH_APPS, BENCH_SHARDS), RSS, idle cost (BENCH_INTERVAL); figures for docs/benchmarks.md
+	KUBEBUILDER_ASSETS=$(K8S_BIN) BENCH_APPS=$(BENCH_APPS) BENCH_IDLE=$(BENCH_IDLE) BENCH_SHARDS=$(BENCH_SHARDS) \
+		BENCH_INTERVAL=$(BENCH_INTERVAL) BENCH_KCM_QPS=$(BENCH_KCM_QPS) \
+		go test -tags bench -run TestBenchController -count=1 -timeout 120m -v ./test/bench/
 
 bench-forge: k8s-bins gitea ## Push → commit status success visible at a real Gitea, with Gitea's own webhook delivery as the floor
 	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) go test -tags bench -run TestBenchForge -count=1 -timeout 20m -v ./test/bench/

@@ -589,13 +589,18 @@ func (r *ApplicationReconciler) patchStatus(ctx context.Context, before, app *kv
 	if equalStatus(before.Status, app.Status) {
 		return nil
 	}
+	// The version this write replaces: a progress write during the sync
+	// may have moved it past before's.
+	replaced := app.ResourceVersion
 	if err := r.client.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("writing status: %w", err)
 	}
-	r.stale.wrote(client.ObjectKeyFromObject(app), before.ResourceVersion)
+	key := client.ObjectKeyFromObject(app)
+	r.stale.wrote(key, before.ResourceVersion)
+	r.stale.wrote(key, replaced)
 	return nil
 }
 

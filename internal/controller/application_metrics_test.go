@@ -117,6 +117,19 @@ func (p *prometheus) waitQuery(t *testing.T, query string, timeout time.Duration
 	return got
 }
 
+// TestAlertRulesFire runs the example alert rules' own unit tests with
+// promtool: each alert fires after its `for:` on the series a broken setup
+// gives (no leader: the master status 0, or no controller scraped at all),
+// and none fires for a healthy one.
+func TestAlertRulesFire(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), filepath.Dir(alertRules))
+	cmd := exec.CommandContext(t.Context(), "promtool", "test", "rules", "keyless-alerts_test.yaml")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules (in %s): %v\n%s", dir, err, out)
+	}
+}
+
 // TestMetricsScrapedByPrometheus: a real Prometheus scrapes the controller;
 // the per-Application series say what happened (info with sync, health and
 // revision; sync durations and results; drift reverts; Git latency by
@@ -133,6 +146,7 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 	}
 	e.metricsAddr = l.Addr().String()
 	_ = l.Close()
+	e.leaderElect = true
 	e.startController(time.Hour)
 	prom := startPrometheus(t, e.metricsAddr, filepath.Join(root, alertRules))
 	first := e.push(manifests("registry.example.com/web:1.0", "hello"), nil, "initial deploy")
@@ -145,6 +159,8 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 	}
 	prom.waitQuery(t, fmt.Sprintf(`keyless_application_sync_duration_seconds_count{namespace=%q,name="web",result="success"} >= 1`, appNS), 30*time.Second)
 	prom.waitQuery(t, `keyless_git_operation_duration_seconds_count{op="ls-remote",host=~"127.0.0.1:[0-9]+"} >= 1`, 30*time.Second)
+	// The series KeylessNoLeader reads, as the alert's selector finds it.
+	prom.waitQuery(t, `leader_election_master_status{name=~"keyless-controller.*"} == 1`, 30*time.Second)
 
 	t.Log("drift reverted: counted per Application")
 	dep, err := e.cs.AppsV1().Deployments(appNS).Get(t.Context(), "web", metav1.GetOptions{})
@@ -165,21 +181,42 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 	if n := prom.waitQuery(t, fmt.Sprintf(`count(keyless_application_info{namespace=%q,name="web"})`, appNS), 10*time.Second); n[0]["__value__"] != "1" {
 		t.Errorf("%s series of keyless_application_info for one Application, want 1 (the old one deleted)", n[0]["__value__"])
 	}
-	waitFor(t, 30*time.Second, "KeylessSyncFailing pending in Prometheus", func() (bool, string) {
-		var data struct {
-			Alerts []struct {
-				Labels map[string]string `json:"labels"`
-				State  string            `json:"state"`
-			} `json:"alerts"`
+	prom.waitAlert(t, "KeylessSyncFailing", "web")
+	if prom.alertState(t, "KeylessNoLeader", "") != "" {
+		t.Error("KeylessNoLeader is active while the controller leads")
+	}
+
+	t.Log("the controller stops: no leader, KeylessNoLeader goes pending")
+	e.stopController()
+	prom.waitAlert(t, "KeylessNoLeader", "")
+}
+
+// alertState is the state (pending, firing) of alert for the Application
+// name ("" for any), or "" when it is not active.
+func (p *prometheus) alertState(t *testing.T, alert, name string) string {
+	t.Helper()
+	var data struct {
+		Alerts []struct {
+			Labels map[string]string `json:"labels"`
+			State  string            `json:"state"`
+		} `json:"alerts"`
+	}
+	if err := p.api(t, "/api/v1/alerts", nil, &data); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range data.Alerts {
+		if a.Labels["alertname"] == alert && (name == "" || a.Labels["name"] == name) {
+			return a.State
 		}
-		if err := prom.api(t, "/api/v1/alerts", nil, &data); err != nil {
-			return false, err.Error()
-		}
-		for _, a := range data.Alerts {
-			if a.Labels["alertname"] == "KeylessSyncFailing" && a.Labels["name"] == "web" && a.State == "pending" {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%+v", data.Alerts)
+	}
+	return ""
+}
+
+// waitAlert waits up to 30 s for alert to be pending or firing.
+func (p *prometheus) waitAlert(t *testing.T, alert, name string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, alert+" active in Prometheus", func() (bool, string) {
+		st := p.alertState(t, alert, name)
+		return st == "pending" || st == "firing", "state " + st
 	})
 }

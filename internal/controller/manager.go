@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -30,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -307,7 +310,7 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, triggers <-ch
 		For(&kv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesRawSource(source.Channel(triggers, &handler.EnqueueRequestForObject{})).
 		// One manager per process; tests restart it in-process.
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: ptr.To(true)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: ptr.To(true), RateLimiter: retryRateLimiter()}).
 		Named("application").
 		Build(r)
 	if err != nil {
@@ -315,6 +318,25 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, triggers <-ch
 	}
 	r.drift.setController(c)
 	return nil
+}
+
+// Retries of a failed reconcile (Git or the API server unreachable) back
+// off from retryBaseDelay, doubling, to at most retryMaxDelay: after an
+// outage of any length the Application recovers within retryMaxDelay.
+// controller-runtime's default grows to 16 minutes.
+const (
+	retryBaseDelay = 100 * time.Millisecond
+	retryMaxDelay  = time.Minute
+)
+
+// retryRateLimiter is the reconcile queue's rate limiter: per-item
+// exponential backoff capped at retryMaxDelay, and client-go's overall
+// bucket (10/s, burst 100) as in controller-runtime's default.
+func retryRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](retryBaseDelay, retryMaxDelay),
+		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
+	)
 }
 
 // webhookRunnable runs the receiver until the manager stops, on listener or

@@ -43,6 +43,7 @@ func (r *ApplicationReconciler) writeOperation(ctx context.Context, app *kv1.App
 		log.FromContext(ctx).Info("could not write the sync's progress", "error", err.Error())
 		return
 	}
+	r.stale.wrote(client.ObjectKeyFromObject(app), app.ResourceVersion)
 	app.Status.Operation = op
 	app.ResourceVersion = snapshot.ResourceVersion
 }

@@ -67,6 +67,8 @@ type env struct {
 	logs *syncBuffer
 	// gitTimeout is the controller's --git-timeout (zero: the default).
 	gitTimeout time.Duration
+	// leaderElect runs the controller with --leader-elect (Lease in controlNS).
+	leaderElect bool
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -191,7 +193,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
-			HookTimeout: e.hookTimeout, GitTimeout: e.gitTimeout,
+			HookTimeout: e.hookTimeout, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS,
 		})
 	}()
 	select {

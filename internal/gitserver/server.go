@@ -44,10 +44,12 @@ type Server struct {
 	srv      *http.Server
 	url      string
 	pushes   atomic.Int64
-	mu       sync.Mutex
-	down     bool
-	hang     chan struct{} // non-nil: requests wait for it to close
-	token    string        // the accepted token (Options.Token, then SetToken)
+	// advertisements counts ref advertisements for fetching (ls-remote).
+	advertisements atomic.Int64
+	mu             sync.Mutex
+	down           bool
+	hang           chan struct{} // non-nil: requests wait for it to close
+	token          string        // the accepted token (Options.Token, then SetToken)
 }
 
 // validRepoName restricts repository names to a safe subset (no "..").
@@ -91,6 +93,11 @@ func (s *Server) RepoURL(name string) string { return s.url + "/" + name + ".git
 
 // Root returns the folder holding the bare repositories.
 func (s *Server) Root() string { return s.opts.Root }
+
+// Advertisements returns how many ref advertisements for fetching (the
+// ls-remote of a fetch or a poll: GET info/refs?service=git-upload-pack)
+// the server answered past authentication.
+func (s *Server) Advertisements() int64 { return s.advertisements.Load() }
 
 // Pushes returns how many pushes (receive-pack requests) the server accepted.
 func (s *Server) Pushes() int64 { return s.pushes.Load() }
@@ -201,6 +208,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"HOME=" + s.opts.Root,
 		},
 		InheritEnv: []string{"PATH"},
+	}
+	if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/info/refs") && r.URL.Query().Get("service") == "git-upload-pack" {
+		s.advertisements.Add(1)
 	}
 	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
 		rec := &statusRecorder{ResponseWriter: w}

@@ -50,6 +50,10 @@ type Options struct {
 	// "--authentication-config=/path/authn.yaml"), appended after keyless's own,
 	// so they win where a flag is given twice.
 	APIServerArgs []string
+	// ControllerManagerArgs and SchedulerArgs are extra flags of
+	// kube-controller-manager and kube-scheduler (e.g. "--kube-api-qps=200"
+	// for a benchmark of 1000 Deployments), appended after keyless's own.
+	ControllerManagerArgs, SchedulerArgs []string
 	// Progress, when set, receives one line per start-up step.
 	Progress io.Writer
 	// ReadyTimeout bounds the whole start-up. Default: 2 minutes.
@@ -71,6 +75,7 @@ type Cluster struct {
 	// Server is the apiserver URL (https://127.0.0.1:PORT).
 	Server string
 
+	mu       sync.Mutex // guards procs once Start returned (Kill, Revive)
 	procs    []*process
 	stopOnce sync.Once
 }
@@ -149,6 +154,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 		memberDir := filepath.Join(opts.StateDir, "etcd", "member")
+		etcd.ready = func(ctx context.Context) error { return httpOK(ctx, http.DefaultClient, etcdURL+"/health") }
 		err = waitFor(ctx, etcd, "etcd health", func(ctx context.Context) error {
 			if err := httpOK(ctx, http.DefaultClient, etcdURL+"/health"); err != nil {
 				return err
@@ -220,9 +226,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("building admin client: %w", err)
 		}
-		err = waitFor(ctx, api, "kube-apiserver /readyz", func(ctx context.Context) error {
-			return httpOK(ctx, httpClient, c.Server+"/readyz")
-		})
+		api.ready = func(ctx context.Context) error { return httpOK(ctx, httpClient, c.Server+"/readyz") }
+		err = waitFor(ctx, api, "kube-apiserver /readyz", api.ready)
 		return api, err
 	}); err != nil {
 		return nil, err
@@ -259,19 +264,19 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 
 	step("• starting kube-controller-manager, kube-scheduler and kwok")
-	if _, err := c.start(opts.Assets, "kube-controller-manager", []string{
+	if _, err := c.start(opts.Assets, "kube-controller-manager", append([]string{
 		"--kubeconfig", componentKubeconfig["kube-controller-manager"],
 		"--leader-elect=false",
 		"--service-account-private-key-file", p.SAKey,
 		"--root-ca-file", p.CACert,
 		"--controllers", "*,-nodeipam",
 		"--secure-port", "0",
-	}); err != nil {
+	}, opts.ControllerManagerArgs...)); err != nil {
 		return nil, err
 	}
-	if _, err := c.start(opts.Assets, "kube-scheduler", []string{
+	if _, err := c.start(opts.Assets, "kube-scheduler", append([]string{
 		"--kubeconfig", componentKubeconfig["kube-scheduler"], "--leader-elect=false", "--secure-port", "0",
-	}); err != nil {
+	}, opts.SchedulerArgs...)); err != nil {
 		return nil, err
 	}
 	stagesPath, err := writeStages(opts.StateDir)
@@ -318,6 +323,8 @@ const stopGrace = 10 * time.Second
 // dir with its logs is kept.
 func (c *Cluster) Stop() {
 	c.stopOnce.Do(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		for i := len(c.procs) - 1; i >= 0; i-- {
 			c.procs[i].stop(stopGrace)
 		}
@@ -326,6 +333,8 @@ func (c *Cluster) Stop() {
 
 // PIDs returns the process id of every component, by name.
 func (c *Cluster) PIDs() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := make(map[string]int, len(c.procs))
 	for _, p := range c.procs {
 		out[p.name] = p.pid()
@@ -335,6 +344,8 @@ func (c *Cluster) PIDs() map[string]int {
 
 // LogPaths returns the log file of every component, sorted.
 func (c *Cluster) LogPaths() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var out []string
 	for _, p := range c.procs {
 		out = append(out, p.logPath)
@@ -345,6 +356,8 @@ func (c *Cluster) LogPaths() []string {
 
 // Exited returns the names of components that have ended, for health checks.
 func (c *Cluster) Exited() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var out []string
 	for _, p := range c.procs {
 		if p.exited() {

@@ -2,6 +2,7 @@ package localcluster
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +14,12 @@ import (
 
 // process is one control-plane component started by the cluster.
 type process struct {
-	name    string
+	name   string
+	bin    string
+	args   []string
+	logDir string
+	// ready, when set, says whether the component answers (Revive waits on it).
+	ready   func(context.Context) error
 	cmd     *exec.Cmd
 	logPath string
 	logFile *os.File
@@ -39,7 +45,7 @@ func startProcess(name, bin string, args []string, logDir string) (*process, err
 		_ = f.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, logFile: f, done: make(chan struct{})}
+	p := &process{name: name, bin: bin, args: args, logDir: logDir, cmd: cmd, logPath: logPath, logFile: f, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		_ = f.Close()

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,9 +120,26 @@ func TestBenchController(t *testing.T) {
 	apps := envInt("BENCH_APPS", 100)
 	idle := envDuration("BENCH_IDLE", 5*time.Minute)
 	rounds := envInt("BENCH_ROUNDS", 10)
+	// BENCH_SHARDS controllers share the apps: one without --shard owns the
+	// unlabelled ones, each other one --shard sN the apps labelled sN.
+	shards := max(1, envInt("BENCH_SHARDS", 1))
+	// BENCH_INTERVAL is the apps' interval (their periodic pass).
+	appInterval := envDuration("BENCH_INTERVAL", time.Minute)
+	// BENCH_KCM_QPS raises kube-controller-manager's and kube-scheduler's
+	// client rate limit (their defaults, 20 and 50 QPS, bound the floor and
+	// keyless alike at 1000 Deployments); 0 keeps the defaults.
+	kcmQPS := envInt("BENCH_KCM_QPS", 0)
+	// BENCH_IDLE_BASELINE=1 measures the API server's and etcd's CPU over
+	// one more idle window with no controller running.
+	idleBaseline := envInt("BENCH_IDLE_BASELINE", 1) != 0
 	dir := t.TempDir()
 
-	c, err := clustertest.StartAudited(dir, localcluster.Options{})
+	var opts localcluster.Options
+	if kcmQPS > 0 {
+		qps := []string{fmt.Sprintf("--kube-api-qps=%d", kcmQPS), fmt.Sprintf("--kube-api-burst=%d", 2*kcmQPS)}
+		opts.ControllerManagerArgs, opts.SchedulerArgs = qps, qps
+	}
+	c, err := clustertest.StartAudited(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +157,7 @@ func TestBenchController(t *testing.T) {
 	}
 	files := map[string]string{}
 	for i := range apps {
-		for k, v := range appFiles(fmt.Sprintf("app-%03d", i), "registry.example.com/app:1") {
+		for k, v := range appFiles(appName(i), "registry.example.com/app:1") {
 			files[k] = v
 		}
 	}
@@ -159,18 +177,31 @@ func TestBenchController(t *testing.T) {
 	secretFile := filepath.Join(dir, "hook-secret")
 	_ = os.WriteFile(secretFile, []byte(hookSecret), 0o600)
 	hookAddr := freeAddr(t)
-	cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig, "--namespaces", ns,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--concurrency", "8",
-		"--default-interval", "1m", "--webhook-bind-address", hookAddr, "--webhook-secret-file", secretFile,
-		"--cache-dir", filepath.Join(dir, "cache"))
-	logf, _ := os.Create(filepath.Join(dir, "controller.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	type controllerProc struct {
+		shard string
+		cmd   *exec.Cmd
+		mem   func() (anon, file int)
 	}
-	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
-	pid := cmd.Process.Pid
-	mem := sampleMemory(t, pid)
+	var procs []*controllerProc
+	for i := range shards {
+		args := []string{"controller", "--kubeconfig", kubeconfig, "--namespaces", ns,
+			"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--concurrency", "8",
+			"--default-interval", "1m", "--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-%d", i))}
+		if i == 0 {
+			args = append(args, "--webhook-bind-address", hookAddr, "--webhook-secret-file", secretFile)
+		} else {
+			args = append(args, "--shard", shardKey(i))
+		}
+		cmd := exec.Command(bin, args...)
+		logf, _ := os.Create(filepath.Join(dir, fmt.Sprintf("controller-%d.log", i)))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
+		procs = append(procs, &controllerProc{shard: shardKey(i), cmd: cmd, mem: sampleMemory(t, cmd.Process.Pid)})
+	}
+	pid := procs[0].cmd.Process.Pid
 
 	newApp := func(name string, interval time.Duration) *kv1.Application {
 		return &kv1.Application{
@@ -321,14 +352,18 @@ func TestBenchController(t *testing.T) {
 	}
 	floor := time.Since(start)
 
-	// 100 Applications at once.
+	// The Applications at once.
 	start = time.Now()
 	for i := range apps {
-		if err := admin.Create(ctx, newApp(fmt.Sprintf("app-%03d", i), time.Minute)); err != nil {
+		app := newApp(appName(i), appInterval)
+		if key := shardKey(i % shards); key != "" {
+			app.Labels = map[string]string{kv1.ShardLabel: key}
+		}
+		if err := admin.Create(ctx, app); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !waitUntil(15*time.Minute, func() bool {
+	if !waitUntil(30*time.Minute, func() bool {
 		list := &kv1.ApplicationList{}
 		if err := admin.List(ctx, list, client.InNamespace(ns)); err != nil {
 			return false
@@ -359,15 +394,53 @@ func TestBenchController(t *testing.T) {
 		}
 		return n
 	}
+	cpuAll := func() float64 {
+		sum := 0.0
+		for _, p := range procs {
+			sum += cpuSeconds(t, p.cmd.Process.Pid)
+		}
+		return sum
+	}
+	pids := c.PIDs()
+	planeCPU := func() (api, etcd float64) {
+		return cpuSeconds(t, pids["kube-apiserver"]), cpuSeconds(t, pids["etcd"])
+	}
 	writesBefore := controllerWrites()
-	cpuBefore := cpuSeconds(t, pid)
+	cpuBefore := cpuAll()
+	advBefore := git.Advertisements()
+	apiBefore, etcdBefore := planeCPU()
 	time.Sleep(idle)
-	cpuIdle := cpuSeconds(t, pid) - cpuBefore
+	cpuIdle := cpuAll() - cpuBefore
+	apiAfter, etcdAfter := planeCPU()
+	idleAdvertisements := git.Advertisements() - advBefore
 	idleWrites := controllerWrites() - writesBefore
 	rss := peakRSS(t, pid)
-	anon, file := mem()
+	var memLines []string
+	for i, p := range procs {
+		anon, file := p.mem()
+		memLines = append(memLines, fmt.Sprintf("controller %d (shard %q): VmHWM %.0f MiB, anonymous peak %.0f MiB, binary pages peak %.0f MiB",
+			i, p.shard, float64(peakRSS(t, p.cmd.Process.Pid))/1024, float64(anon)/1024, float64(file)/1024))
+	}
+	anon, file := procs[0].mem()
+
+	// The same idle window with no controller: what the control plane
+	// costs by itself (kube-controller-manager, kwok and the scheduler
+	// still run).
+	var baseAPI, baseEtcd float64
+	if idleBaseline {
+		for _, p := range procs {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			_, _ = p.cmd.Process.Wait()
+		}
+		a0, e0 := planeCPU()
+		time.Sleep(idle)
+		a1, e1 := planeCPU()
+		baseAPI, baseEtcd = a1-a0, e1-e0
+	}
 
 	fmt.Printf("\n## keyless controller benchmark (%s)\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Printf("settings: %d apps, interval %s, %d controller(s), kube-controller-manager/scheduler QPS %s, idle window %s\n\n",
+		apps, appInterval, shards, orDefault(kcmQPS), idle)
 	fmt.Printf("| figure | keyless | rounds |\n|---|---|---|\n")
 	fmt.Printf("| push → applied via webhook, p50 | %s | %d |\n", p50(webhook).Round(time.Millisecond), len(webhook))
 	fmt.Printf("| push → applied by polling (interval 5s), p50 | %s | %d |\n", p50(polling).Round(time.Millisecond), len(polling))
@@ -376,8 +449,37 @@ func TestBenchController(t *testing.T) {
 	}
 	fmt.Printf("| manual drift → reverted, p50 | %s | %d |\n", p50(drift).Round(time.Millisecond), len(drift))
 	fmt.Printf("| %d apps (ConfigMap + Deployment + Service) → all Ready | %s (floor %s, ratio %.2f) | 1 |\n", apps, allReady.Round(100*time.Millisecond), floor.Round(100*time.Millisecond), allReady.Seconds()/floor.Seconds())
-	fmt.Printf("| controller peak RSS at %d apps | %.0f MiB (VmHWM): anonymous (heap, stacks) peak %.0f MiB + mapped binary pages peak %.0f MiB | |\n", apps, float64(rss)/1024, float64(anon)/1024, float64(file)/1024)
-	fmt.Printf("| idle CPU over %s at %d apps (periodic pass every 1m) | %.2f CPU-s | writes in the window: %d |\n", idle, apps, cpuIdle, idleWrites)
+	fmt.Printf("| controller 0 peak RSS at %d apps | %.0f MiB (VmHWM): anonymous (heap, stacks) peak %.0f MiB + mapped binary pages peak %.0f MiB | |\n", apps, float64(rss)/1024, float64(anon)/1024, float64(file)/1024)
+	fmt.Printf("| idle CPU over %s at %d apps (periodic pass every %s), all controllers | %.2f CPU-s | writes in the window: %d |\n", idle, apps, appInterval, cpuIdle, idleWrites)
+	fmt.Printf("| ref advertisements (ls-remote) in the idle window | %d | one repository, one credential |\n", idleAdvertisements)
+	fmt.Printf("| kube-apiserver + etcd CPU in the idle window | %.2f + %.2f CPU-s |", apiAfter-apiBefore, etcdAfter-etcdBefore)
+	if idleBaseline {
+		fmt.Printf(" no controller, same window: %.2f + %.2f CPU-s (ratio %.2f) |\n", baseAPI, baseEtcd, (apiAfter-apiBefore+etcdAfter-etcdBefore)/(baseAPI+baseEtcd))
+	} else {
+		fmt.Printf(" |\n")
+	}
+	for _, l := range memLines {
+		fmt.Println("- " + l)
+	}
+}
+
+// appName is the name of the i-th benchmark Application.
+func appName(i int) string { return fmt.Sprintf("app-%04d", i) }
+
+// shardKey is the shard label of the i-th controller ("" for the first,
+// which runs without --shard).
+func shardKey(i int) string {
+	if i == 0 {
+		return ""
+	}
+	return fmt.Sprintf("s%d", i)
+}
+
+func orDefault(qps int) string {
+	if qps == 0 {
+		return "default"
+	}
+	return strconv.Itoa(qps)
 }
 
 // clients are the cluster admin's clientset and controller-runtime client.
