@@ -198,6 +198,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		Scheme: scheme, Mapper: mgr.GetRESTMapper(), HTTPClient: mgr.GetHTTPClient(),
 		DefaultNamespaces:    nsConfig,
 		DefaultLabelSelector: labels.NewSelector().Add(*managed),
+		DefaultTransform:     keepWritersOnly,
 	})
 	if err != nil {
 		return err

@@ -209,6 +209,21 @@ func isDrift(o, n *metav1.PartialObjectMetadata) bool {
 	return changed && lastWriter(n) != engine.FieldManager
 }
 
+// keepWritersOnly is the metadata cache's transform: it drops each
+// managedFields entry's field set (FieldsV1, most of an object's metadata:
+// about 1–3 KiB per manager of a Deployment) and keeps who wrote and when,
+// all that lastWriter reads. Measured at 1000 Applications in
+// docs/benchmarks.md.
+func keepWritersOnly(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		mf := o.GetManagedFields()
+		for i := range mf {
+			mf[i].FieldsV1 = nil
+		}
+	}
+	return obj, nil
+}
+
 // lastWriter is the field manager of the newest managedFields entry ("" on a tie).
 func lastWriter(o metav1.Object) string {
 	var newest *metav1.ManagedFieldsEntry
