@@ -114,10 +114,12 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	if !controllerutil.ContainsFinalizer(app, Finalizer) {
 		patch := client.MergeFrom(app.DeepCopy())
+		replaced := app.ResourceVersion
 		controllerutil.AddFinalizer(app, Finalizer)
 		if err := r.client.Patch(ctx, app, patch); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
+		r.stale.wrote(req.NamespacedName, replaced)
 	}
 	before := app.DeepCopy()
 	defer func() {
@@ -242,6 +244,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 			TargetURL: app.Spec.CommitStatus.TargetURLOrEmpty(), Description: "syncing"})
 	}
 	syncStart := time.Now()
+	r.drift.unsettle(key) // whatever the outcome, the objects may have moved
 	res, err := eng.Apply(ctx, objs, plan.applyOptions(app, r.hookTimeout, r.operationReporter(ctx, app)))
 	r.metrics.observeSync(syncStart, err)
 	r.metrics.apps.observeSync(app, syncStart, err)
@@ -273,23 +276,33 @@ func (r *ApplicationReconciler) refreshHealth(ctx context.Context, app *kv1.Appl
 	if app.Status.LastAppliedRevision == "" || app.Status.Sync.Status == kv1.SyncStatusOutOfSync {
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
-	eng, err := r.engineFor(app)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	statuses, err := eng.Status(ctx, inventoryRefs(app))
-	if err != nil {
-		return ctrl.Result{}, err
-	}
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	refs := inventoryRefs(app)
 	previous := app.Status.Health.Status
-	app.Status.Health = health(statuses)
+	seen, settled := r.drift.healthSettled(key)
+	if !settled || previous != kv1.HealthHealthy {
+		// Read the objects: their health may have moved. A Healthy
+		// Application none of whose (watched) objects changed since its
+		// last check is still Healthy: a periodic pass reads nothing.
+		watched := r.drift.allSynced(ctx, refs)
+		eng, err := r.engineFor(app)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		statuses, err := eng.Status(ctx, refs)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		app.Status.Health = health(statuses)
+		r.drift.healthChecked(key, seen, watched)
+	}
 	if app.Status.Health.Status == kv1.HealthDegraded && previous != kv1.HealthDegraded {
 		r.notifier.notify(app, kv1.EventHealthDegraded, AuditRecord{
 			Time: time.Now(), App: app.Name, Namespace: app.Namespace, Revision: app.Status.LastAppliedRevision,
 			Trigger: "health", ServiceAccount: serviceAccountOf(app), Result: kv1.HealthDegraded, Error: app.Status.Health.Message, Changes: []AuditChange{},
 		}, "health degraded: "+app.Status.Health.Message)
 	}
-	r.drift.setProgressing(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, app.Status.Health.Status == kv1.HealthProgressing)
+	r.drift.setProgressing(key, app.Status.Health.Status == kv1.HealthProgressing)
 	if meta.IsStatusConditionTrue(app.Status.Conditions, kv1.StalledCondition) && app.Status.LastAttemptedRevision != app.Status.LastAppliedRevision {
 		// A newer revision failed for good (a failed hook, a refused object…):
 		// the last good state runs, and the conditions keep saying why until
@@ -589,8 +602,8 @@ func (r *ApplicationReconciler) patchStatus(ctx context.Context, before, app *kv
 	if equalStatus(before.Status, app.Status) {
 		return nil
 	}
-	// The version this write replaces: a progress write during the sync
-	// may have moved it past before's.
+	// The version this write replaces: before's, or a later one when the
+	// sync wrote its progress (each progress write recorded its own).
 	replaced := app.ResourceVersion
 	if err := r.client.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -598,9 +611,7 @@ func (r *ApplicationReconciler) patchStatus(ctx context.Context, before, app *kv
 		}
 		return fmt.Errorf("writing status: %w", err)
 	}
-	key := client.ObjectKeyFromObject(app)
-	r.stale.wrote(key, before.ResourceVersion)
-	r.stale.wrote(key, replaced)
+	r.stale.wrote(client.ObjectKeyFromObject(app), replaced)
 	return nil
 }
 

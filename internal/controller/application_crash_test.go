@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/controller"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 )
 
@@ -86,7 +87,7 @@ func (e *env) succeededOnce(revs ...string) {
 }
 
 // restartComponent SIGKILLs a control-plane component, keeps it down for
-// down, and starts it again.
+// down, and starts it again (Revive waits until the API answers again).
 func (e *env) restartComponent(name string, down time.Duration) {
 	e.t.Helper()
 	if err := e.cluster.Kill(name); err != nil {
@@ -192,30 +193,24 @@ func TestControllerKilledMidSync(t *testing.T) {
 	}
 
 	e.succeededOnce(first, second, third)
-	var recs []string
+	succeeded := map[string]int{}
 	for _, p := range []*controllerProcess{a, b, c} {
+		var recs []controller.AuditRecord
 		for _, r := range auditLines(t, p.logs(t), true) {
-			if r.App == "web" && r.Result == kv1.SyncResultSucceeded {
-				recs = append(recs, r.Revision)
+			if r.Result == kv1.SyncResultSucceeded {
+				recs = append(recs, r)
 			}
+		}
+		for _, rev := range syncsOf(recs, "web") {
+			succeeded[rev]++
 		}
 	}
 	for _, rev := range []string{first, second, third} {
-		if n := count(recs, rev); n != 1 {
-			t.Errorf("the audit lines record %d successful syncs of %s (%v)", n, kv1.ShortSHA(rev), recs)
+		if succeeded[rev] != 1 {
+			t.Errorf("the audit lines record %d successful syncs of %s (%v)", succeeded[rev], kv1.ShortSHA(rev), succeeded)
 		}
 	}
 	for _, w := range e.cluster.WritesOutside(t, []string{controllerU, deployerU}, appNS, controlNS) {
 		t.Errorf("a write outside the namespace: %s %s by %s", w.Verb, w.RequestURI, w.User.Username)
 	}
-}
-
-func count(list []string, s string) int {
-	n := 0
-	for _, v := range list {
-		if v == s {
-			n++
-		}
-	}
-	return n
 }

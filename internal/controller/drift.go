@@ -61,6 +61,30 @@ func (d *driftTracker) blindDue(ctx context.Context, k types.NamespacedName, ref
 	return d.blind.due(ctx, k, refs, interval)
 }
 
+// healthRecheck is how long a Healthy Application's health is trusted
+// without reading its objects, when no event of theirs arrived meanwhile.
+const healthRecheck = 10 * time.Minute
+
+// healthSettled says whether k's last health check still holds (see
+// driftMarks.healthSettled), and the event number to hand to healthChecked.
+func (d *driftTracker) healthSettled(k types.NamespacedName) (uint64, bool) {
+	return d.marks.healthSettled(k, time.Now(), healthRecheck)
+}
+
+// healthChecked records a health check of k's refs that started after
+// event seen and when every kind was watched (synced) at its start.
+func (d *driftTracker) healthChecked(k types.NamespacedName, seen uint64, watched bool) {
+	d.marks.healthChecked(k, seen, time.Now(), watched)
+}
+
+// unsettle makes k's next health refresh read its objects (after a sync).
+func (d *driftTracker) unsettle(k types.NamespacedName) { d.marks.unsettle(k) }
+
+// allSynced reports whether every kind of refs is watched and listed.
+func (d *driftTracker) allSynced(ctx context.Context, refs []engine.ObjectRef) bool {
+	return d.watches.allSynced(ctx, refs)
+}
+
 // forget drops what is held for k.
 func (d *driftTracker) forget(k types.NamespacedName) {
 	d.marks.forget(k)

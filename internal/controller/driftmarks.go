@@ -2,6 +2,7 @@ package controller
 
 import (
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -18,10 +19,53 @@ type driftMarks struct {
 	dirty       map[types.NamespacedName]uint64
 	seq         uint64
 	progressing map[types.NamespacedName]bool
+	// stirred is the sequence number of the newest event (any update or
+	// deletion, status included) of k's objects not yet followed by a
+	// health check; checked is when k's health was last read from the
+	// cluster with every kind of its objects watched.
+	stirred map[types.NamespacedName]uint64
+	checked map[types.NamespacedName]time.Time
 }
 
 func newDriftMarks(m *metrics) *driftMarks {
-	return &driftMarks{metrics: m, dirty: map[types.NamespacedName]uint64{}, progressing: map[types.NamespacedName]bool{}}
+	return &driftMarks{metrics: m, dirty: map[types.NamespacedName]uint64{}, progressing: map[types.NamespacedName]bool{},
+		stirred: map[types.NamespacedName]uint64{}, checked: map[types.NamespacedName]time.Time{}}
+}
+
+// markStirred records that one of k's objects changed (its status, say).
+func (d *driftMarks) markStirred(k types.NamespacedName) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seq++
+	d.stirred[k] = d.seq
+}
+
+// healthSettled returns the sequence number of k's newest unchecked event
+// (to hand back to healthChecked) and whether k's health, as last read,
+// still holds: read within maxAge with every kind watched, and no object
+// of k changed since.
+func (d *driftMarks) healthSettled(k types.NamespacedName, now time.Time, maxAge time.Duration) (seen uint64, settled bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	at, ok := d.checked[k]
+	return d.stirred[k], d.stirred[k] == 0 && ok && now.Sub(at) < maxAge
+}
+
+// healthChecked records a health check of k that started after event seen;
+// watched says every kind of k's objects was watched (synced) before it,
+// so that later changes are seen as events. Without it the check counts
+// for nothing.
+func (d *driftMarks) healthChecked(k types.NamespacedName, seen uint64, now time.Time, watched bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stirred[k] <= seen {
+		delete(d.stirred, k)
+	}
+	if watched {
+		d.checked[k] = now
+	} else {
+		delete(d.checked, k)
+	}
 }
 
 // mark returns the sequence number of k's newest unhandled drift event, 0
@@ -71,10 +115,20 @@ func (d *driftMarks) isProgressing(k types.NamespacedName) bool {
 	return d.progressing[k]
 }
 
+// unsettle forgets k's last health check: a sync changed its objects, so
+// the next refresh reads them whatever events have arrived by then.
+func (d *driftMarks) unsettle(k types.NamespacedName) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.checked, k)
+}
+
 // forget drops k's marks.
 func (d *driftMarks) forget(k types.NamespacedName) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.dirty, k)
 	delete(d.progressing, k)
+	delete(d.stirred, k)
+	delete(d.checked, k)
 }

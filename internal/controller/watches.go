@@ -67,6 +67,23 @@ func (d *watchRegistry) synced(ctx context.Context, gvk schema.GroupVersionKind)
 	return err == nil && inf.HasSynced()
 }
 
+// allSynced reports whether every kind of refs is watched and listed: from
+// then on every change of those objects arrives as an event.
+func (d *watchRegistry) allSynced(ctx context.Context, refs []engine.ObjectRef) bool {
+	seen := map[schema.GroupVersionKind]bool{}
+	for _, r := range refs {
+		gvk := r.GVK()
+		if seen[gvk] {
+			continue
+		}
+		seen[gvk] = true
+		if !d.synced(ctx, gvk) {
+			return false
+		}
+	}
+	return true
+}
+
 // watch makes sure every kind in res is watched.
 func (d *watchRegistry) watch(ctx context.Context, res *engine.Result) {
 	if res == nil {
@@ -170,6 +187,7 @@ func (d *watchRegistry) handler() handler.TypedEventHandler[*metav1.PartialObjec
 			if !ok {
 				return
 			}
+			d.marks.markStirred(k)
 			if isDrift(e.ObjectOld, e.ObjectNew) {
 				d.marks.markDirty(k)
 				q.Add(reconcile.Request{NamespacedName: k})
@@ -181,6 +199,7 @@ func (d *watchRegistry) handler() handler.TypedEventHandler[*metav1.PartialObjec
 		},
 		DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			if k, ok := owner(e.Object); ok {
+				d.marks.markStirred(k)
 				d.marks.markDirty(k)
 				q.Add(reconcile.Request{NamespacedName: k})
 			}

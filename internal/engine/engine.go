@@ -57,7 +57,7 @@ type Engine struct {
 // New builds an Engine for cfg. A config without a rate limit (QPS 0, as
 // kubeconfigs load) gets 50 QPS, burst 100, instead of client-go's 5/10.
 func New(cfg *rest.Config) (*Engine, error) {
-	cfg = withRateLimit(cfg)
+	cfg = WithRateLimit(cfg)
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("building HTTP client: %w", err)
@@ -75,12 +75,23 @@ func NewWithHTTPClient(cfg *rest.Config, httpClient *http.Client) (*Engine, erro
 	return NewWithMapper(cfg, httpClient, mapper, CLIFieldManager)
 }
 
-func withRateLimit(cfg *rest.Config) *rest.Config {
+// Client rate limit of a kubeconfig that sets none: client-go's default
+// of 5 requests/s throttles an apply of a few dozen objects (and a
+// dashboard page of about ten reads) by seconds. The API server's priority
+// and fairness still bounds each client.
+const (
+	DefaultQPS   = 50
+	DefaultBurst = 100
+)
+
+// WithRateLimit returns cfg, or a copy with DefaultQPS and DefaultBurst
+// when cfg sets no rate limit of its own.
+func WithRateLimit(cfg *rest.Config) *rest.Config {
 	if cfg.QPS != 0 || cfg.RateLimiter != nil {
 		return cfg
 	}
 	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = 50, 100
+	cfg.QPS, cfg.Burst = DefaultQPS, DefaultBurst
 	return cfg
 }
 
@@ -88,7 +99,7 @@ func withRateLimit(cfg *rest.Config) *rest.Config {
 // and writes as fieldManager (FieldManager for the controller, which keeps
 // one engine per impersonated ServiceAccount; CLIFieldManager otherwise).
 func NewWithMapper(cfg *rest.Config, httpClient *http.Client, mapper meta.RESTMapper, fieldManager string) (*Engine, error) {
-	cfg = withRateLimit(cfg)
+	cfg = WithRateLimit(cfg)
 	c, err := client.New(cfg, client.Options{HTTPClient: httpClient, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("building client: %w", err)

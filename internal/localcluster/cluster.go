@@ -75,8 +75,9 @@ type Cluster struct {
 	// Server is the apiserver URL (https://127.0.0.1:PORT).
 	Server string
 
-	mu       sync.Mutex // guards procs once Start returned (Kill, Revive)
+	mu       sync.Mutex // guards procs and stopped
 	procs    []*process
+	stopped  bool
 	stopOnce sync.Once
 }
 
@@ -156,7 +157,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		memberDir := filepath.Join(opts.StateDir, "etcd", "member")
 		etcd.ready = func(ctx context.Context) error { return httpOK(ctx, http.DefaultClient, etcdURL+"/health") }
 		err = waitFor(ctx, etcd, "etcd health", func(ctx context.Context) error {
-			if err := httpOK(ctx, http.DefaultClient, etcdURL+"/health"); err != nil {
+			if err := etcd.ready(ctx); err != nil {
 				return err
 			}
 			// A healthy answer could come from another etcd that took the
@@ -325,6 +326,7 @@ func (c *Cluster) Stop() {
 	c.stopOnce.Do(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		c.stopped = true
 		for i := len(c.procs) - 1; i >= 0; i-- {
 			c.procs[i].stop(stopGrace)
 		}
@@ -372,6 +374,8 @@ func (c *Cluster) start(assets, name string, args []string) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.procs = append(c.procs, p)
 	return p, nil
 }

@@ -100,6 +100,8 @@ func (p *process) bindConflict() bool {
 // drop stops p and forgets it, before the component is started again.
 func (c *Cluster) drop(p *process) {
 	p.stop(stopGrace)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for i, q := range c.procs {
 		if q == p {
 			c.procs = append(c.procs[:i], c.procs[i+1:]...)

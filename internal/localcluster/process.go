@@ -45,7 +45,7 @@ func startProcess(name, bin string, args []string, logDir string) (*process, err
 		_ = f.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
 	}
-	p := &process{name: name, bin: bin, args: args, logDir: logDir, cmd: cmd, logPath: logPath, logFile: f, done: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, logPath: logPath, logFile: f, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		_ = f.Close()

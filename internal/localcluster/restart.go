@@ -4,11 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"syscall"
 )
 
-// ErrNoComponent is returned for a component name the cluster did not start.
-var ErrNoComponent = errors.New("no such component")
+// Errors of Kill and Revive.
+var (
+	// ErrNoComponent: the cluster did not start a component of that name.
+	ErrNoComponent = errors.New("no such component")
+	// ErrStopped: the cluster was stopped.
+	ErrStopped = errors.New("the cluster is stopped")
+)
 
 // component returns the running process of component name.
 func (c *Cluster) component(name string) (*process, error) {
@@ -46,31 +53,51 @@ func (c *Cluster) Kill(name string) error {
 }
 
 // Revive starts component name again with the arguments, ports and data
-// it had, and waits until it answers (kube-apiserver's /readyz, etcd's
-// /health; the others once started) or ctx ends. A component still
-// running is left alone.
+// it had, and waits until it and every component that answers a readiness
+// check does again (kube-apiserver's /readyz after an etcd restart, say),
+// or ctx ends. A component still running is left alone.
 func (c *Cluster) Revive(ctx context.Context, name string) error {
-	old, err := c.component(name)
-	if err != nil {
-		return err
+	c.mu.Lock()
+	var old *process
+	for _, p := range c.procs {
+		if p.name == name {
+			old = p
+		}
 	}
-	if !old.exited() {
+	switch {
+	case c.stopped:
+		c.mu.Unlock()
+		return ErrStopped
+	case old == nil:
+		names := c.names()
+		c.mu.Unlock()
+		return fmt.Errorf("%w %q (the cluster runs %v)", ErrNoComponent, name, names)
+	case !old.exited():
+		c.mu.Unlock()
 		return nil
 	}
-	p, err := startProcess(old.name, old.bin, old.args, old.logDir)
+	// Started under the lock: two Revives cannot both start one, and Stop
+	// (which takes the lock) sees the new process.
+	p, err := startProcess(old.name, old.cmd.Path, old.cmd.Args[1:], filepath.Dir(old.logPath))
 	if err != nil {
+		c.mu.Unlock()
 		return err
 	}
 	p.ready = old.ready
-	c.mu.Lock()
 	for i, q := range c.procs {
 		if q == old {
 			c.procs[i] = p
 		}
 	}
+	procs := slices.Clone(c.procs)
 	c.mu.Unlock()
-	if p.ready == nil {
-		return nil
+	for _, q := range procs {
+		if q.ready == nil {
+			continue
+		}
+		if err := waitFor(ctx, q, q.name+" ready after "+name+" restarted", q.ready); err != nil {
+			return err
+		}
 	}
-	return waitFor(ctx, p, name+" ready again", p.ready)
+	return nil
 }

@@ -74,9 +74,9 @@ func TestBrowserDashboard(t *testing.T) {
 		}
 	}
 	e.startController()
-	e.waitApp(teamA, "web", func(a *kv1.Application) bool { return a.Status.Sync.Status == kv1.SyncStatusSynced })
-	e.waitApp(teamB, "worker", func(a *kv1.Application) bool { return a.Status.Sync.Status == kv1.SyncStatusSynced })
-	e.waitApp(teamB, "api", func(a *kv1.Application) bool { return a.Status.Sync.Status == kv1.SyncStatusOutOfSync })
+	e.waitApp(t, teamA, "web", func(a *kv1.Application) bool { return a.Status.Sync.Status == kv1.SyncStatusSynced })
+	e.waitApp(t, teamB, "worker", func(a *kv1.Application) bool { return a.Status.Sync.Status == kv1.SyncStatusSynced })
+	e.waitApp(t, teamB, "api", func(a *kv1.Application) bool { return a.Status.Sync.Status == kv1.SyncStatusOutOfSync })
 
 	e.grant(teamA, "alice", false)
 	e.grant(teamB, "bob", true)
@@ -96,7 +96,7 @@ func TestBrowserDashboard(t *testing.T) {
 			{bob, "system:serviceaccount:team-b:bob", []string{"team-b/api", "team-b/worker"}, teamA},
 			{admin, "", []string{"team-a/web", "team-b/api", "team-b/worker"}, ""},
 		} {
-			tb := b.tab()
+			tb := b.tab(t)
 			tb.do("list", chromedp.Navigate(v.url+"/"), chromedp.WaitVisible(chromedp.CSS("table.apps")))
 			rows := eval[[]string](tb, appRows)
 			if !slices.Equal(rows, v.want) {
@@ -124,13 +124,17 @@ func TestBrowserDashboard(t *testing.T) {
 	})
 
 	t.Run("a reader sees markup from Git and the cluster as text and no Sync button", func(t *testing.T) {
-		tb := b.tab()
+		tb := b.tab(t)
 		tb.do("app page", chromedp.Navigate(alice+"/apps/team-a/web"), chromedp.WaitVisible(chromedp.CSS("#app-sync")))
 		eval[bool](tb, `document.querySelectorAll('details').forEach(d => d.open = true) || true`)
-		main := tb.text("main")
+		history := tb.text("table.history")
+		shownAnnotations := eval[string](tb, `Array.from(document.querySelectorAll('ul.tree .annotations dd'), d => d.textContent).join('\n')`)
 		for _, p := range xss {
-			if strings.Count(main, p) < 2 { // the history's message and an annotation
-				t.Errorf("payload %q is not shown as text in the message and the annotation:\n%s", p, main)
+			if !strings.Contains(history, p) {
+				t.Errorf("payload %q of the commit message is not shown as text in the history:\n%s", p, history)
+			}
+			if !strings.Contains(shownAnnotations, p) {
+				t.Errorf("payload %q of the annotations is not shown as text on the object:\n%s", p, shownAnnotations)
 			}
 		}
 		imgs, scripts := eval[int](tb, `document.querySelectorAll('img').length`), eval[int](tb, `document.scripts.length`)
@@ -144,7 +148,7 @@ func TestBrowserDashboard(t *testing.T) {
 	})
 
 	t.Run("a kubectl edit shows OutOfSync and the diff without a reload, the revert Synced", func(t *testing.T) {
-		tb := b.tab()
+		tb := b.tab(t)
 		tb.do("app page", chromedp.Navigate(alice+"/apps/team-a/web"), chromedp.WaitVisible(chromedp.CSS("#app-sync")),
 			waitJS(`document.getElementById('live').dataset.state === 'live'`, 10*time.Second))
 		eval[bool](tb, `window.notReloaded = true`)
@@ -164,7 +168,7 @@ func TestBrowserDashboard(t *testing.T) {
 	})
 
 	t.Run("a viewer allowed to patch syncs with the button", func(t *testing.T) {
-		tb := b.tab()
+		tb := b.tab(t)
 		tb.do("app page", chromedp.Navigate(bob+"/apps/team-b/api"), chromedp.WaitVisible(chromedp.CSS("#sync-now")))
 		if s := tb.text("#app-sync"); !strings.Contains(s, "OutOfSync") {
 			t.Fatalf("a manual Application before its first sync shows %q", s)
@@ -172,7 +176,7 @@ func TestBrowserDashboard(t *testing.T) {
 		tb.do("press Sync now", chromedp.Click(chromedp.CSS("#sync-now")), chromedp.WaitVisible(chromedp.CSS("#sync-request")),
 			waitJS(`document.getElementById('sync-request').textContent.includes('handled') &&
 				document.getElementById('app-sync').textContent.trim() === 'Synced'`, 30*time.Second))
-		app := e.waitApp(teamB, "api", func(a *kv1.Application) bool { return a.Status.LastAppliedRevision != "" })
+		app := e.waitApp(t, teamB, "api", func(a *kv1.Application) bool { return a.Status.LastAppliedRevision != "" })
 		if len(app.Status.History) != 1 || app.Status.History[0].Trigger != controller.TriggerRequest {
 			t.Errorf("history after the button: %+v", app.Status.History)
 		}
@@ -191,7 +195,7 @@ func TestBrowserDashboard(t *testing.T) {
 	})
 
 	t.Run("an open page says stale when its updates stop", func(t *testing.T) {
-		tb := b.tab()
+		tb := b.tab(t)
 		tb.do("list", chromedp.Navigate(admin+"/"), chromedp.WaitVisible(chromedp.CSS("table.apps")),
 			waitJS(`document.getElementById('live').dataset.state === 'live'`, 10*time.Second))
 		stopAdmin()
@@ -221,7 +225,9 @@ func (tb *browserTab) shownWithin(what, expr string) {
 }
 
 // waitNavigated waits up to 10 s for the tab to have loaded an address
-// holding part (a form's submission).
+// holding part (a form's submission). A Poll in the page (waitJS) would
+// end with the navigation ("inspected target navigated"): this polls from
+// outside.
 func (tb *browserTab) waitNavigated(part string) {
 	t, tab := tb.t, tb.ctx
 	t.Helper()
@@ -256,18 +262,18 @@ func kubectlEdit(t *testing.T, e *browserEnv, ns, obj, from, to string) {
 	}
 }
 
-// waitApp waits up to a minute for ns/name to satisfy cond.
-func (e *browserEnv) waitApp(ns, name string, cond func(*kv1.Application) bool) *kv1.Application {
-	e.t.Helper()
+// waitApp waits up to a minute for ns/name to satisfy cond, failing t.
+func (e *browserEnv) waitApp(t *testing.T, ns, name string, cond func(*kv1.Application) bool) *kv1.Application {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	app := &kv1.Application{}
 	for {
-		err := e.admin.Get(e.t.Context(), client.ObjectKey{Namespace: ns, Name: name}, app)
+		err := e.admin.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, app)
 		if err == nil && cond(app) {
 			return app
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s/%s: err %v, sync %q, conditions %+v", ns, name, err, app.Status.Sync.Status, app.Status.Conditions)
+			t.Fatalf("timed out waiting for %s/%s: err %v, sync %q, conditions %+v", ns, name, err, app.Status.Sync.Status, app.Status.Conditions)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -249,7 +249,6 @@ func serveUI(t *testing.T, cfg *rest.Config, opts ui.Options) (url string, stop 
 
 // testBrowser is headless Chromium, started for one test.
 type testBrowser struct {
-	t   *testing.T
 	ctx context.Context
 }
 
@@ -273,13 +272,12 @@ func browser(t *testing.T) *testBrowser {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("starting %s: %v", path, err)
 	}
-	return &testBrowser{t: t, ctx: ctx}
+	return &testBrowser{ctx: ctx}
 }
 
-// tab opens a new tab; a script that opens a dialog there (the payloads'
-// alert) fails the test.
-func (b *testBrowser) tab() *browserTab {
-	t := b.t
+// tab opens a new tab for t (a subtest), closed when t ends; a script that
+// opens a dialog there (the payloads' alert) fails t.
+func (b *testBrowser) tab(t *testing.T) *browserTab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	t.Cleanup(cancel)
@@ -287,7 +285,7 @@ func (b *testBrowser) tab() *browserTab {
 	go func() {
 		for ev, err := range dialogs {
 			if err != nil {
-				return
+				return // the tab closed with t
 			}
 			t.Errorf("a script ran in the page: dialog %q", ev.Message)
 			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})

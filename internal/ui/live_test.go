@@ -95,6 +95,10 @@ func TestLiveEventsSayChangedAndStale(t *testing.T) {
 	if err != nil || at.Before(dropped) {
 		t.Fatalf("stale event %q does not carry the time the watch dropped (%s)", stale, dropped)
 	}
-	<-watches // re-opened after the backoff
+	select { // re-opened after the backoff
+	case <-watches:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dropped watch was not opened again")
+	}
 	next("state live")
 }

@@ -28,16 +28,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/engine"
 )
 
 // DefaultAddr is where `keyless ui` listens: loopback only.
 const DefaultAddr = "127.0.0.1:8390"
-
-// The viewer's client rate limit when their kubeconfig sets none.
-const (
-	clientQPS   = 50
-	clientBurst = 100
-)
 
 // Options configure a Server. Config is required.
 type Options struct {
@@ -98,13 +93,9 @@ func New(opts Options) (*Server, error) {
 	}
 	cfg := rest.CopyConfig(opts.Config)
 	cfg.UserAgent = "keyless-ui"
-	if cfg.QPS == 0 && cfg.RateLimiter == nil {
-		// One page is about ten reads (the Application, its objects, their
-		// children, Events, an access review); client-go's default of 5/s
-		// would hold a live update back by seconds. The API server's
-		// priority and fairness still bounds what one viewer may ask.
-		cfg.QPS, cfg.Burst = clientQPS, clientBurst
-	}
+	// One page is about ten reads: client-go's default of 5/s held a
+	// live update back by two seconds (the browser test found it).
+	cfg = engine.WithRateLimit(cfg)
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
