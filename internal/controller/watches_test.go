@@ -11,7 +11,7 @@ import (
 func TestKeepWritersOnlyDropsFieldSetsKeepsTheLastWriter(t *testing.T) {
 	now := metav1.NewTime(time.Now())
 	earlier := metav1.NewTime(now.Add(-time.Minute))
-	fields := &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}
+	fields := metav1.NewFieldsV1(`{"f:spec":{"f:replicas":{}}}`)
 	o := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "web", ManagedFields: []metav1.ManagedFieldsEntry{
 		{Manager: "keyless", Time: &earlier, FieldsV1: fields},
 		{Manager: "kubectl-edit", Time: &now, FieldsV1: fields},

@@ -14,10 +14,7 @@ import (
 
 // process is one control-plane component started by the cluster.
 type process struct {
-	name   string
-	bin    string
-	args   []string
-	logDir string
+	name string
 	// ready, when set, says whether the component answers (Revive waits on it).
 	ready   func(context.Context) error
 	cmd     *exec.Cmd
