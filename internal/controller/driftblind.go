@@ -32,19 +32,7 @@ func newBlindSchedule(synced func(ctx context.Context, gvk schema.GroupVersionKi
 // is not seen by a watch, so it is looked for by re-applying (a dry-run per
 // object; a write only where something drifted) once per interval.
 func (d *blindSchedule) due(ctx context.Context, k types.NamespacedName, refs []engine.ObjectRef, interval time.Duration) bool {
-	blind := false
-	seen := map[schema.GroupVersionKind]bool{}
-	for _, r := range refs {
-		gvk := r.GVK()
-		if seen[gvk] {
-			continue
-		}
-		seen[gvk] = true
-		if !d.synced(ctx, gvk) {
-			blind = true
-			break
-		}
-	}
+	blind := !allKindsSynced(ctx, refs, d.synced)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !blind {

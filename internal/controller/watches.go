@@ -70,6 +70,12 @@ func (d *watchRegistry) synced(ctx context.Context, gvk schema.GroupVersionKind)
 // allSynced reports whether every kind of refs is watched and listed: from
 // then on every change of those objects arrives as an event.
 func (d *watchRegistry) allSynced(ctx context.Context, refs []engine.ObjectRef) bool {
+	return allKindsSynced(ctx, refs, d.synced)
+}
+
+// allKindsSynced reports whether synced holds for every kind of refs
+// (each kind asked once).
+func allKindsSynced(ctx context.Context, refs []engine.ObjectRef, synced func(context.Context, schema.GroupVersionKind) bool) bool {
 	seen := map[schema.GroupVersionKind]bool{}
 	for _, r := range refs {
 		gvk := r.GVK()
@@ -77,7 +83,7 @@ func (d *watchRegistry) allSynced(ctx context.Context, refs []engine.ObjectRef) 
 			continue
 		}
 		seen[gvk] = true
-		if !d.synced(ctx, gvk) {
+		if !synced(ctx, gvk) {
 			return false
 		}
 	}
