@@ -156,7 +156,14 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	if syncRequested(app) {
 		r.source.Invalidate(src.RepoURL) // an explicit request always asks the server
 	}
-	rev, err := r.source.Resolve(ctx, src.RepoURL, src.TargetRevision, auth)
+	// In steady state (this spec applied, no request) a pass may reuse an
+	// ls-remote of the same repository and credential made within its
+	// interval: one per interval, whatever the number of Applications.
+	var maxAge time.Duration
+	if app.Status.ObservedGeneration == app.Generation && app.Status.LastAppliedRevision != "" && !syncRequested(app) {
+		maxAge = interval
+	}
+	rev, err := r.source.ResolveWithin(ctx, src.RepoURL, src.TargetRevision, auth, maxAge)
 	if err != nil {
 		return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err}, interval)
 	}

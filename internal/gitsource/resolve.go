@@ -23,24 +23,35 @@ import (
 // commit SHA, or "" / HEAD for the default branch) with an ls-remote, using
 // this caller's credential. It is the cheap per-interval check: no fetch.
 func (s *Source) Resolve(ctx context.Context, url, revision string, auth transport.AuthMethod) (Revision, error) {
+	return s.ResolveWithin(ctx, url, revision, auth, 0)
+}
+
+// ResolveWithin is Resolve that accepts the answer of an ls-remote made
+// with the same credential up to maxAge ago (LsRemoteTTL when shorter): a
+// periodic pass passes its interval, so that any number of Applications
+// polling one repository cost one ls-remote per interval. Invalidate (a
+// webhook, `keyless sync`) makes the next call ask the server.
+func (s *Source) ResolveWithin(ctx context.Context, url, revision string, auth transport.AuthMethod, maxAge time.Duration) (Revision, error) {
+	maxAge = max(maxAge, s.opts.LsRemoteTTL)
 	auth, isSSH := withSSHTimeout(auth, s.opts.Timeout)
 	if !isSSH {
-		rev, err := s.resolve(ctx, url, revision, auth)
+		rev, err := s.resolve(ctx, url, revision, auth, maxAge)
 		return rev, redactErr(url, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	rev, err := boundSSH(ctx, &s.repo(url).sshHanging, s.opts.Timeout, func() (Revision, error) {
-		return s.resolve(ctx, url, revision, auth)
+		return s.resolve(ctx, url, revision, auth, maxAge)
 	})
 	return rev, redactErr(url, err)
 }
 
-func (s *Source) resolve(ctx context.Context, url, revision string, auth transport.AuthMethod) (Revision, error) {
-	// Always ask the server, even for a commit SHA: the ls-remote with this
-	// caller's credential is what authorises it to read the shared cache.
-	// A SHA alone is not a key (another tenant may know it).
-	refs, err := s.lsRemote(ctx, url, auth)
+func (s *Source) resolve(ctx context.Context, url, revision string, auth transport.AuthMethod, maxAge time.Duration) (Revision, error) {
+	// Always ask the server (or reuse its recent answer to this same
+	// credential), even for a commit SHA: the ls-remote with this caller's
+	// credential is what authorises it to read the shared cache. A SHA
+	// alone is not a key (another tenant may know it).
+	refs, err := s.lsRemote(ctx, url, auth, maxAge)
 	if err != nil {
 		return Revision{}, err
 	}
@@ -93,12 +104,12 @@ func branchNames(refs []*plumbing.Reference, n int) []string {
 	return out
 }
 
-func (s *Source) lsRemote(ctx context.Context, url string, auth transport.AuthMethod) ([]*plumbing.Reference, error) {
+func (s *Source) lsRemote(ctx context.Context, url string, auth transport.AuthMethod, maxAge time.Duration) ([]*plumbing.Reference, error) {
 	r := s.repo(url)
 	key := authKey(auth)
 	r.lsMu.Lock()
 	defer r.lsMu.Unlock()
-	if at, ok := r.lsAt[key]; ok && time.Since(at) < s.opts.LsRemoteTTL {
+	if at, ok := r.lsAt[key]; ok && time.Since(at) < maxAge {
 		return r.lsRefs[key], nil
 	}
 	start := time.Now()
