@@ -101,9 +101,10 @@ BENCH_SHARDS ?= 1
 BENCH_INTERVAL ?= 1m
 BENCH_KCM_QPS ?= 0
 BENCH_IDLE_BASELINE ?= 1
+BENCH_CONCURRENCY ?= 8
 bench-controller: k8s-bins ## Controller latency, scale (BENCH_APPS, BENCH_SHARDS), RSS, idle cost (BENCH_INTERVAL); figures for docs/benchmarks.md
 	KUBEBUILDER_ASSETS=$(K8S_BIN) BENCH_APPS=$(BENCH_APPS) BENCH_IDLE=$(BENCH_IDLE) BENCH_SHARDS=$(BENCH_SHARDS) \
-		BENCH_INTERVAL=$(BENCH_INTERVAL) BENCH_KCM_QPS=$(BENCH_KCM_QPS) BENCH_IDLE_BASELINE=$(BENCH_IDLE_BASELINE) \
+		BENCH_INTERVAL=$(BENCH_INTERVAL) BENCH_KCM_QPS=$(BENCH_KCM_QPS) BENCH_IDLE_BASELINE=$(BENCH_IDLE_BASELINE) BENCH_CONCURRENCY=$(BENCH_CONCURRENCY) \
 		go test -tags bench -run TestBenchController -count=1 -timeout 120m -v ./test/bench/
 
 bench-forge: k8s-bins gitea ## Push → commit status success visible at a real Gitea, with Gitea's own webhook delivery as the floor

@@ -252,6 +252,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	}
 	syncStart := time.Now()
 	r.drift.unsettle(key) // whatever the outcome, the objects may have moved
+	// Before the apply: kube-controller-manager annotates a Deployment
+	// within milliseconds of keyless's write.
+	r.drift.expect(key, objs)
 	res, err := eng.Apply(ctx, objs, plan.applyOptions(app, r.hookTimeout, r.operationReporter(ctx, app)))
 	r.metrics.observeSync(syncStart, err)
 	r.metrics.apps.observeSync(app, syncStart, err)
@@ -446,7 +449,7 @@ func (r *ApplicationReconciler) gitAuth(ctx context.Context, app *kv1.Applicatio
 // render renders the app at sha. Each Application's last render is kept (by
 // repository, commit, namespace and options), so memory is bounded by the
 // number of Applications and a periodic pass renders nothing.
-func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, sha string) ([]*unstructured.Unstructured, error) {
+func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, sha string) (_ []*unstructured.Unstructured, retErr error) {
 	src := app.Spec.Source
 	opts, err := RenderOptions(app)
 	if err != nil {
@@ -457,6 +460,8 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	if objs, ok := r.renders.get(appKey, cacheKey); ok {
 		return objs, nil
 	}
+	start := time.Now()
+	defer func() { r.metrics.observeRender(start, retErr) }()
 	dir, release, err := r.source.Checkout(ctx, src.RepoURL, sha)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -45,6 +46,12 @@ func (d *driftTracker) clear(k types.NamespacedName, seen uint64) { d.marks.clea
 // setProgressing records whether k waits for its objects to become ready.
 func (d *driftTracker) setProgressing(k types.NamespacedName, on bool) {
 	d.marks.setProgressing(k, on)
+}
+
+// expect records the labels and annotations of objs, the set about to be
+// applied for k: a change to any other key of theirs is not drift.
+func (d *driftTracker) expect(k types.NamespacedName, objs []*unstructured.Unstructured) {
+	d.watches.applied.record(k, objs)
 }
 
 // watch makes sure every kind in res is watched.
@@ -89,4 +96,5 @@ func (d *driftTracker) allSynced(ctx context.Context, refs []engine.ObjectRef) b
 func (d *driftTracker) forget(k types.NamespacedName) {
 	d.marks.forget(k)
 	d.blind.forget(k)
+	d.watches.applied.forget(k)
 }

@@ -144,13 +144,19 @@ func (e *env) keyless(stdin string, args ...string) (int, string, string) {
 // reconcileCount reads keyless_reconcile_total from the metrics registry.
 func reconcileCount(t *testing.T) float64 {
 	t.Helper()
+	return counterSum(t, "keyless_reconcile_total")
+}
+
+// counterSum is the sum of the counter name's series in the metrics registry.
+func counterSum(t *testing.T, name string) float64 {
+	t.Helper()
 	families, err := ctrlmetrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var n float64
 	for _, f := range families {
-		if f.GetName() == "keyless_reconcile_total" {
+		if f.GetName() == name {
 			for _, m := range f.GetMetric() {
 				n += m.GetCounter().GetValue()
 			}

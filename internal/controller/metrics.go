@@ -12,9 +12,12 @@ import (
 type metrics struct {
 	reconciles   *prometheus.CounterVec
 	syncDuration *prometheus.HistogramVec
-	gitOps       *prometheus.CounterVec
-	gitDuration  *prometheus.HistogramVec
-	driftEvents  prometheus.Counter
+	// renderDuration is a render's wall time, checkout and child process
+	// included (renders served from the per-Application cache are not counted).
+	renderDuration *prometheus.HistogramVec
+	gitOps         *prometheus.CounterVec
+	gitDuration    *prometheus.HistogramVec
+	driftEvents    prometheus.Counter
 	// deliveries counts commit statuses and notifications by kind
 	// (deliveryCommitStatus, deliveryNotification) and result (success,
 	// retry, failed, dropped).
@@ -52,6 +55,10 @@ func buildMetrics() *metrics {
 			Name: "keyless_sync_duration_seconds", Help: "Duration of applies (dry-run, apply, prune).",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
 		}, []string{labelResult}),
+		renderDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "keyless_render_duration_seconds", Help: "Duration of renders (checkout and render process), by result.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}, []string{labelResult}),
 		gitOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyless_git_operations_total", Help: "Git ls-remote and fetch operations by result.",
 		}, []string{"op", labelResult}),
@@ -67,7 +74,7 @@ func buildMetrics() *metrics {
 		}, []string{"kind", labelResult}),
 	}
 	m.apps = newAppMetrics()
-	ctrlmetrics.Registry.MustRegister(m.reconciles, m.syncDuration, m.gitOps, m.gitDuration, m.driftEvents, m.deliveries,
+	ctrlmetrics.Registry.MustRegister(m.reconciles, m.syncDuration, m.renderDuration, m.gitOps, m.gitDuration, m.driftEvents, m.deliveries,
 		m.apps.info, m.apps.syncs, m.apps.drift, m.apps.hooks)
 	return m
 }
@@ -85,6 +92,10 @@ func (m *metrics) observeReconcile(_ time.Time, err error) {
 
 func (m *metrics) observeSync(start time.Time, err error) {
 	m.syncDuration.WithLabelValues(result(err)).Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) observeRender(start time.Time, err error) {
+	m.renderDuration.WithLabelValues(result(err)).Observe(time.Since(start).Seconds())
 }
 
 // observeGit is gitsource's Observe hook.

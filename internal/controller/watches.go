@@ -28,6 +28,8 @@ type watchRegistry struct {
 	cache  cache.Cache // label-filtered, metadata-only cache of managed objects
 	access *watchAccess
 	marks  *driftMarks
+	// applied tells which labels and annotations of an object are keyless's.
+	applied *appliedKeys
 
 	mu      sync.Mutex
 	ctrl    controller.Controller
@@ -43,7 +45,7 @@ type watchRegistry struct {
 const accessRecheck = 5 * time.Minute
 
 func newWatchRegistry(c cache.Cache, access *watchAccess, marks *driftMarks) *watchRegistry {
-	return &watchRegistry{cache: c, access: access, marks: marks, watched: map[schema.GroupVersionKind]bool{},
+	return &watchRegistry{cache: c, access: access, marks: marks, applied: newAppliedKeys(), watched: map[schema.GroupVersionKind]bool{},
 		denied: map[schema.GroupVersionKind]time.Time{}, checking: map[schema.GroupVersionKind]bool{}}
 }
 
@@ -173,7 +175,7 @@ func (d *watchRegistry) startWatch(ctx context.Context, gvk schema.GroupVersionK
 	}
 	obj := &metav1.PartialObjectMetadata{}
 	obj.SetGroupVersionKind(gvk)
-	if err := d.ctrl.Watch(source.Kind(d.cache, obj, d.handler())); err != nil {
+	if err := d.ctrl.Watch(source.Kind(d.cache, obj, d.handler(gvk))); err != nil {
 		log.FromContext(ctx).Error(err, "cannot watch managed objects; drift of this kind is looked for once per interval, by re-applying", "kind", gvk.String())
 		return
 	}
@@ -181,12 +183,13 @@ func (d *watchRegistry) startWatch(ctx context.Context, gvk schema.GroupVersionK
 	d.watched[gvk] = true
 }
 
-// handler turns events of managed objects into reconciles: an edit of spec,
-// labels or annotations by someone other than keyless, or a deletion, marks
+// handler turns events of managed objects of gvk into reconciles: an edit of
+// spec, or of labels or annotations keyless applied, by someone other than
+// keyless, or a deletion, marks
 // the owning Application dirty (drift); any other update (status) re-checks an
 // Application whose objects are still rolling out. The informer's initial
 // list is ignored.
-func (d *watchRegistry) handler() handler.TypedEventHandler[*metav1.PartialObjectMetadata, reconcile.Request] {
+func (d *watchRegistry) handler(gvk schema.GroupVersionKind) handler.TypedEventHandler[*metav1.PartialObjectMetadata, reconcile.Request] {
 	return handler.TypedFuncs[*metav1.PartialObjectMetadata, reconcile.Request]{
 		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			k, ok := owner(e.ObjectNew)
@@ -194,7 +197,11 @@ func (d *watchRegistry) handler() handler.TypedEventHandler[*metav1.PartialObjec
 				return
 			}
 			d.marks.markStirred(k)
-			if isDrift(e.ObjectOld, e.ObjectNew) {
+			var keys *metaKeys
+			if applied, ok := d.applied.of(k, gvk, e.ObjectNew.GetName()); ok {
+				keys = &applied
+			}
+			if isDrift(e.ObjectOld, e.ObjectNew, keys) {
 				d.marks.markDirty(k)
 				q.Add(reconcile.Request{NamespacedName: k})
 				return
@@ -225,13 +232,29 @@ func owner(o *metav1.PartialObjectMetadata) (types.NamespacedName, bool) {
 	return types.NamespacedName{Namespace: o.GetNamespace(), Name: name}, name != ""
 }
 
-// isDrift reports a change of spec (generation), labels or annotations made by
-// someone other than keyless. Status-only updates (rollouts) are not drift.
-func isDrift(o, n *metav1.PartialObjectMetadata) bool {
-	changed := n.GetGeneration() != o.GetGeneration() ||
-		(n.GetGeneration() == 0 && n.GetResourceVersion() != o.GetResourceVersion()) ||
-		!equalMaps(n.GetLabels(), o.GetLabels()) || !equalMaps(n.GetAnnotations(), o.GetAnnotations())
-	return changed && lastWriter(n) != engine.FieldManager
+// isDrift reports a change of spec (generation, or any change of a kind
+// without one), or of the labels and annotations keyless applied (keys; any
+// of them when nil: not known), made by someone other than keyless.
+// Status-only updates (rollouts) are not drift, nor a key keyless does not
+// set (kube-controller-manager writes deployment.kubernetes.io/revision
+// through the status subresource).
+//
+// Who made a change is the newest managedFields entry that could have made
+// it: a status-subresource entry cannot change the spec, so it does not
+// count for a spec change. Entries are stamped to the second, and
+// kube-controller-manager updates a Deployment's status within
+// milliseconds of keyless's apply: counting it made every rollout look
+// like drift.
+func isDrift(o, n *metav1.PartialObjectMetadata, keys *metaKeys) bool {
+	var labels, annotations map[string]struct{}
+	if keys != nil {
+		labels, annotations = keys.labels, keys.annotations
+	}
+	spec := n.GetGeneration() != o.GetGeneration() ||
+		(n.GetGeneration() == 0 && n.GetResourceVersion() != o.GetResourceVersion())
+	metadata := changedWithin(o.GetLabels(), n.GetLabels(), labels) || changedWithin(o.GetAnnotations(), n.GetAnnotations(), annotations)
+	return (spec && lastWriter(n, false) != engine.FieldManager) ||
+		(metadata && lastWriter(n, true) != engine.FieldManager)
 }
 
 // keepWritersOnly is the metadata cache's transform: it drops each
@@ -249,12 +272,13 @@ func keepWritersOnly(obj any) (any, error) {
 	return obj, nil
 }
 
-// lastWriter is the field manager of the newest managedFields entry ("" on a tie).
-func lastWriter(o metav1.Object) string {
+// lastWriter is the field manager of the newest managedFields entry ("" on
+// a tie), status-subresource entries counted only when withStatus is set.
+func lastWriter(o metav1.Object, withStatus bool) string {
 	var newest *metav1.ManagedFieldsEntry
 	tie := false
 	for i, mf := range o.GetManagedFields() {
-		if mf.Time == nil {
+		if mf.Time == nil || (!withStatus && mf.Subresource == statusSubresource) {
 			continue
 		}
 		switch {
@@ -269,6 +293,9 @@ func lastWriter(o metav1.Object) string {
 	}
 	return newest.Manager
 }
+
+// statusSubresource is the managedFields subresource of status writes.
+const statusSubresource = "status"
 
 func equalMaps(a, b map[string]string) bool {
 	if len(a) != len(b) {

@@ -132,6 +132,8 @@ func TestBenchController(t *testing.T) {
 	// BENCH_IDLE_BASELINE=1 measures the API server's and etcd's CPU over
 	// one more idle window with no controller running.
 	idleBaseline := envInt("BENCH_IDLE_BASELINE", 1) != 0
+	// BENCH_CONCURRENCY is each controller's --concurrency.
+	concurrency := envInt("BENCH_CONCURRENCY", 8)
 	dir := t.TempDir()
 
 	var opts localcluster.Options
@@ -177,6 +179,7 @@ func TestBenchController(t *testing.T) {
 	secretFile := filepath.Join(dir, "hook-secret")
 	_ = os.WriteFile(secretFile, []byte(hookSecret), 0o600)
 	hookAddr := freeAddr(t)
+	metricsAddr := freeAddr(t)
 	type controllerProc struct {
 		shard string
 		cmd   *exec.Cmd
@@ -185,12 +188,12 @@ func TestBenchController(t *testing.T) {
 	var procs []*controllerProc
 	for i := range shards {
 		args := []string{"controller", "--kubeconfig", kubeconfig, "--namespaces", ns,
-			"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--concurrency", "8",
+			"--health-probe-bind-address", "0", "--concurrency", strconv.Itoa(concurrency),
 			"--default-interval", "1m", "--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-%d", i))}
 		if i == 0 {
-			args = append(args, "--webhook-bind-address", hookAddr, "--webhook-secret-file", secretFile)
+			args = append(args, "--webhook-bind-address", hookAddr, "--webhook-secret-file", secretFile, "--metrics-bind-address", metricsAddr)
 		} else {
-			args = append(args, "--shard", shardKey(i))
+			args = append(args, "--shard", shardKey(i), "--metrics-bind-address", "0")
 		}
 		cmd := exec.Command(bin, args...)
 		logf, _ := os.Create(filepath.Join(dir, fmt.Sprintf("controller-%d.log", i)))
@@ -379,6 +382,7 @@ func TestBenchController(t *testing.T) {
 		t.Fatal("not all Applications became Ready")
 	}
 	allReady := time.Since(start)
+	burstSteps := stepBreakdown(t, metricsAddr)
 	time.Sleep(5 * time.Second)
 
 	// Idle: CPU and writes over the idle window (periodic passes every minute).
@@ -439,8 +443,8 @@ func TestBenchController(t *testing.T) {
 	}
 
 	fmt.Printf("\n## keyless controller benchmark (%s)\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Printf("settings: %d apps, interval %s, %d controller(s), kube-controller-manager/scheduler QPS %s, idle window %s\n\n",
-		apps, appInterval, shards, orDefault(kcmQPS), idle)
+	fmt.Printf("settings: %d apps, interval %s, %d controller(s) at --concurrency %d, kube-controller-manager/scheduler QPS %s, idle window %s\n\n",
+		apps, appInterval, shards, concurrency, orDefault(kcmQPS), idle)
 	fmt.Printf("| figure | keyless | rounds |\n|---|---|---|\n")
 	fmt.Printf("| push → applied via webhook, p50 | %s | %d |\n", p50(webhook).Round(time.Millisecond), len(webhook))
 	fmt.Printf("| push → applied by polling (interval 5s), p50 | %s | %d |\n", p50(polling).Round(time.Millisecond), len(polling))
@@ -461,6 +465,55 @@ func TestBenchController(t *testing.T) {
 	for _, l := range memLines {
 		fmt.Println("- " + l)
 	}
+	fmt.Println("- controller 0, from its metrics, from its start to all Ready: " + burstSteps)
+}
+
+// stepBreakdown scrapes a controller's metrics and says where its reconciles
+// spent their time: count and mean of each step's histogram.
+func stepBreakdown(t *testing.T, addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Logf("scraping metrics: %v", err)
+		return "not scraped"
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sums := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, step := range breakdownSteps {
+			for _, suffix := range []string{"_sum", "_count"} {
+				if !strings.HasPrefix(line, step.metric+suffix) || !strings.Contains(line, step.match) {
+					continue
+				}
+				f := strings.Fields(line)
+				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				sums[step.name+suffix] += v
+			}
+		}
+	}
+	var parts []string
+	for _, step := range breakdownSteps {
+		n, sum := sums[step.name+"_count"], sums[step.name+"_sum"]
+		mean := 0.0
+		if n > 0 {
+			mean = sum / n
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f × %.0f ms (%.0f s)", step.name, n, 1000*mean, sum))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// breakdownSteps are the histograms stepBreakdown reads: the queue wait and
+// the reconcile (controller-runtime), and keyless's steps within it.
+var breakdownSteps = []struct{ name, metric, match string }{
+	{"queue wait", "workqueue_queue_duration_seconds", `name="application"`},
+	{"reconcile", "controller_runtime_reconcile_time_seconds", `controller="application"`},
+	{"ls-remote", "keyless_git_operation_duration_seconds", `op="ls-remote"`},
+	{"fetch", "keyless_git_operation_duration_seconds", `op="fetch"`},
+	{"render", "keyless_render_duration_seconds", ""},
+	{"apply", "keyless_sync_duration_seconds", ""},
 }
 
 // appName is the name of the i-th benchmark Application.
