@@ -27,6 +27,7 @@ type controllerFlags struct {
 	namespaces              []string
 	metricsAddr             string
 	probeAddr               string
+	pprofAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
 	shard                   string
@@ -74,6 +75,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "namespaces to manage (required; comma-separated)")
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", `Prometheus metrics address ("0" disables)`)
 	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", `/healthz and /readyz address ("0" disables)`)
+	fl.StringVar(&f.pprofAddr, "pprof-bind-address", "", `Go /debug/pprof address for diagnosing the controller, e.g. 127.0.0.1:6060 (default off; a heap profile holds decrypted Secrets: loopback only)`)
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "run one active replica (a Lease in the controller's namespace)")
 	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default $POD_NAMESPACE, else the first of --namespaces)")
 	fl.StringVar(&f.shard, "shard", "", "own only the Applications labelled "+kv1.ShardLabel+"=SHARD (default: those without the label); one Lease per shard")
@@ -131,7 +133,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	}
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(streams.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return controller.Run(cmd.Context(), cfg, controller.Options{
-		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr,
+		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr, PprofBindAddress: f.pprofAddr,
 		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, Shard: f.shard, Concurrency: f.concurrency,
 		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secrets["--webhook-secret-file"],
 		WebhookGitHubSecret: secrets["--webhook-github-secret-file"], WebhookGitLabToken: secrets["--webhook-gitlab-token-file"],

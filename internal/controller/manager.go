@@ -50,6 +50,11 @@ type Options struct {
 	MetricsBindAddress string
 	// HealthProbeBindAddress serves /healthz and /readyz ("0" disables). Default ":8081".
 	HealthProbeBindAddress string
+	// PprofBindAddress serves Go's /debug/pprof profiles, for diagnosing
+	// the controller itself. Default "" (off). A heap profile holds what
+	// the process holds, decrypted Secrets included: bind it to loopback
+	// (kubectl port-forward), never to a Service.
+	PprofBindAddress string
 	// LeaderElect runs one active replica, with a Lease in LeaderElectionNamespace.
 	LeaderElect             bool
 	LeaderElectionNamespace string
@@ -280,6 +285,7 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 		Cache:                   cache.Options{DefaultNamespaces: nsConfig, ByObject: map[client.Object]cache.ByObject{&kv1.Application{}: {Label: shardSelector(opts.Shard)}}},
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
+		PprofBindAddress:        opts.PprofBindAddress,
 		LeaderElection:          opts.LeaderElect,
 		LeaderElectionID:        leaderElectionID(opts.Shard),
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,

@@ -8,6 +8,7 @@ package bench
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -132,6 +133,9 @@ func TestBenchController(t *testing.T) {
 	// BENCH_IDLE_BASELINE=1 measures the API server's and etcd's CPU over
 	// one more idle window with no controller running.
 	idleBaseline := envInt("BENCH_IDLE_BASELINE", 1) != 0
+	// BENCH_HEAP_PROFILE names a file for controller 0's heap profile,
+	// taken when all Applications are Ready (go tool pprof reads it).
+	heapProfile := os.Getenv("BENCH_HEAP_PROFILE")
 	// BENCH_CONCURRENCY is each controller's --concurrency.
 	concurrency := envInt("BENCH_CONCURRENCY", 8)
 	dir := t.TempDir()
@@ -179,7 +183,7 @@ func TestBenchController(t *testing.T) {
 	secretFile := filepath.Join(dir, "hook-secret")
 	_ = os.WriteFile(secretFile, []byte(hookSecret), 0o600)
 	hookAddr := freeAddr(t)
-	metricsAddr := freeAddr(t)
+	metricsAddr, pprofAddr := freeAddr(t), freeAddr(t)
 	type controllerProc struct {
 		shard string
 		cmd   *exec.Cmd
@@ -192,6 +196,9 @@ func TestBenchController(t *testing.T) {
 			"--default-interval", "1m", "--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-%d", i))}
 		if i == 0 {
 			args = append(args, "--webhook-bind-address", hookAddr, "--webhook-secret-file", secretFile, "--metrics-bind-address", metricsAddr)
+			if heapProfile != "" {
+				args = append(args, "--pprof-bind-address", pprofAddr)
+			}
 		} else {
 			args = append(args, "--shard", shardKey(i), "--metrics-bind-address", "0")
 		}
@@ -383,6 +390,9 @@ func TestBenchController(t *testing.T) {
 	}
 	allReady := time.Since(start)
 	burstSteps := stepBreakdown(t, metricsAddr)
+	if heapProfile != "" {
+		saveHeapProfile(t, pprofAddr, heapProfile)
+	}
 	time.Sleep(5 * time.Second)
 
 	// Idle: CPU and writes over the idle window (periodic passes every minute).
@@ -503,6 +513,23 @@ func stepBreakdown(t *testing.T, addr string) string {
 		parts = append(parts, fmt.Sprintf("%s %.0f × %.0f ms (%.0f s)", step.name, n, 1000*mean, sum))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// saveHeapProfile writes the heap profile served at addr (after a GC) to path.
+func saveHeapProfile(t *testing.T, addr, path string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Fatalf("heap profile: %v", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		t.Fatalf("heap profile: %v", err)
+	}
 }
 
 // breakdownSteps are the histograms stepBreakdown reads: the queue wait and
