@@ -16,14 +16,7 @@ import (
 // webhook); another credential asks the server itself.
 func TestResolveWithinSharesOneLsRemotePerInterval(t *testing.T) {
 	ctx := t.Context()
-	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir(), Token: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	if err := srv.CreateRepo(ctx, "app", "main"); err != nil {
-		t.Fatal(err)
-	}
+	srv := startAppRepo(t)
 	first, err := srv.Commit(ctx, "app", gitserver.Commit{Files: map[string]string{"a.yaml": "a: 1\n"}})
 	if err != nil {
 		t.Fatal(err)

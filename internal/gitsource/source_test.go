@@ -34,16 +34,24 @@ func (c *counter) get(op string) int {
 	return c.ops[op]
 }
 
-func TestResolveFetchCheckout(t *testing.T) {
-	ctx := t.Context()
+// startAppRepo starts a Git server (token "tok") holding an empty
+// repository "app" whose default branch is main.
+func startAppRepo(t *testing.T) *gitserver.Server {
+	t.Helper()
 	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir(), Token: "tok"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	if err := srv.CreateRepo(ctx, "app", "main"); err != nil {
+	if err := srv.CreateRepo(t.Context(), "app", "main"); err != nil {
 		t.Fatal(err)
 	}
+	return srv
+}
+
+func TestResolveFetchCheckout(t *testing.T) {
+	ctx := t.Context()
+	srv := startAppRepo(t)
 	author := &object.Signature{Name: "Alice", Email: "alice@example.com", When: time.Now()}
 	first, err := srv.Commit(ctx, "app", gitserver.Commit{Files: map[string]string{"deploy/cm.yaml": "a: 1\n", "README.md": "hi\n"}, Message: "first\n\nbody", Author: author})
 	if err != nil {
