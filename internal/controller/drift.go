@@ -48,6 +48,19 @@ func (d *driftTracker) setProgressing(k types.NamespacedName, on bool) {
 	d.marks.setProgressing(k, on)
 }
 
+// progressingRequeue is how soon a rolling-out k's health is read again.
+// watched says every kind of its objects was watched before the last read:
+// then each status update of theirs re-checks it (setProgressing made the
+// handler enqueue k), and the poll is only a safety net — unless an update
+// arrived between the read and setProgressing, which the handler did not
+// enqueue.
+func (d *driftTracker) progressingRequeue(k types.NamespacedName, watched bool) time.Duration {
+	if watched && !d.marks.unchecked(k) {
+		return progressingFallback
+	}
+	return progressingPoll
+}
+
 // expect records the labels and annotations of objs, the set about to be
 // applied for k: a change to any other key of theirs is not drift.
 func (d *driftTracker) expect(k types.NamespacedName, objs []*unstructured.Unstructured) {

@@ -108,6 +108,14 @@ func (d *driftMarks) setProgressing(k types.NamespacedName, on bool) {
 	}
 }
 
+// unchecked reports whether an event of k's objects arrived since its last
+// health check started (healthChecked keeps only those).
+func (d *driftMarks) unchecked(k types.NamespacedName) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stirred[k] != 0
+}
+
 // isProgressing reports whether k waits for its objects to become ready.
 func (d *driftMarks) isProgressing(k types.NamespacedName) bool {
 	d.mu.Lock()

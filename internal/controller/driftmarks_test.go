@@ -47,3 +47,22 @@ func TestHealthSettledOnlyAfterAWatchedCheckWithNoEventSince(t *testing.T) {
 		t.Fatal("settled after a sync")
 	}
 }
+
+func TestProgressingPollsOnlyWhenAnEventMayHaveBeenMissed(t *testing.T) {
+	d := &driftTracker{marks: newDriftMarks(nil)}
+	web := types.NamespacedName{Namespace: "team-a", Name: "web"}
+	if got := d.progressingRequeue(web, false); got != progressingPoll {
+		t.Fatalf("a kind not watched: requeue after %s, want the %s poll", got, progressingPoll)
+	}
+	seen, _ := d.marks.healthSettled(web, time.Now(), time.Minute)
+	d.marks.healthChecked(web, seen, time.Now(), true)
+	if got := d.progressingRequeue(web, true); got != progressingFallback {
+		t.Fatalf("all watched, no event since the read: requeue after %s, want the %s fallback", got, progressingFallback)
+	}
+	seen, _ = d.marks.healthSettled(web, time.Now(), time.Minute)
+	d.marks.markStirred(web) // a status update after the read, before setProgressing
+	d.marks.healthChecked(web, seen, time.Now(), true)
+	if got := d.progressingRequeue(web, true); got != progressingPoll {
+		t.Fatalf("an update the handler may not have enqueued: requeue after %s, want the %s poll", got, progressingPoll)
+	}
+}

@@ -134,8 +134,14 @@ func TestBenchController(t *testing.T) {
 	// one more idle window with no controller running.
 	idleBaseline := envInt("BENCH_IDLE_BASELINE", 1) != 0
 	// BENCH_HEAP_PROFILE names a file for controller 0's heap profile,
-	// taken when all Applications are Ready (go tool pprof reads it).
+	// taken when all Applications are Ready (go tool pprof reads it), and
+	// FILE.before, taken just before they are created: the growth per
+	// Application is `go tool pprof -diff_base FILE.before FILE`.
 	heapProfile := os.Getenv("BENCH_HEAP_PROFILE")
+	// BENCH_AUDIT_LOG names a file the API server's audit log (every
+	// request, Metadata level) is copied to at the end, to count what each
+	// Application's syncs asked of it.
+	auditCopy := os.Getenv("BENCH_AUDIT_LOG")
 	// BENCH_CONCURRENCY is each controller's --concurrency.
 	concurrency := envInt("BENCH_CONCURRENCY", 8)
 	dir := t.TempDir()
@@ -150,6 +156,9 @@ func TestBenchController(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Stop()
+	if auditCopy != "" {
+		defer copyFile(t, c.AuditLogPath, auditCopy)
+	}
 	cs, admin := clients(t, c.Config)
 	install(t, c.Config, cs)
 
@@ -362,6 +371,12 @@ func TestBenchController(t *testing.T) {
 	}
 	floor := time.Since(start)
 
+	var goroutinesBefore int
+	if heapProfile != "" {
+		saveHeapProfile(t, pprofAddr, heapProfile+".before")
+		goroutinesBefore = goroutines(t, pprofAddr)
+	}
+
 	// The Applications at once.
 	start = time.Now()
 	for i := range apps {
@@ -390,8 +405,11 @@ func TestBenchController(t *testing.T) {
 	}
 	allReady := time.Since(start)
 	burstSteps := stepBreakdown(t, metricsAddr)
+	goroutineLine := ""
 	if heapProfile != "" {
 		saveHeapProfile(t, pprofAddr, heapProfile)
+		n := goroutines(t, pprofAddr)
+		goroutineLine = fmt.Sprintf("- controller 0 goroutines: %d before the burst, %d when all are Ready (%+.2f per Application)", goroutinesBefore, n, float64(n-goroutinesBefore)/float64(apps))
 	}
 	time.Sleep(5 * time.Second)
 
@@ -476,6 +494,9 @@ func TestBenchController(t *testing.T) {
 		fmt.Println("- " + l)
 	}
 	fmt.Println("- controller 0, from its metrics, from its start to all Ready: " + burstSteps)
+	if goroutineLine != "" {
+		fmt.Println(goroutineLine)
+	}
 }
 
 // stepBreakdown scrapes a controller's metrics and says where its reconciles
@@ -532,6 +553,21 @@ func saveHeapProfile(t *testing.T, addr, path string) {
 	}
 }
 
+// goroutines is the number of goroutines of the process serving pprof at addr.
+func goroutines(t *testing.T, addr string) int {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatalf("goroutine profile: %v", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var n int
+	// The first line: "goroutine profile: total N".
+	if _, err := fmt.Fscanf(resp.Body, "goroutine profile: total %d", &n); err != nil {
+		t.Fatalf("goroutine profile: %v", err)
+	}
+	return n
+}
+
 // breakdownSteps are the histograms stepBreakdown reads: the queue wait and
 // the reconcile (controller-runtime), and keyless's steps within it.
 var breakdownSteps = []struct{ name, metric, match string }{
@@ -541,6 +577,17 @@ var breakdownSteps = []struct{ name, metric, match string }{
 	{"fetch", "keyless_git_operation_duration_seconds", `op="fetch"`},
 	{"render", "keyless_render_duration_seconds", ""},
 	{"apply", "keyless_sync_duration_seconds", ""},
+}
+
+// copyFile copies src to dst, reporting a failure without failing the run.
+func copyFile(t *testing.T, src, dst string) {
+	data, err := os.ReadFile(src)
+	if err == nil {
+		err = os.WriteFile(dst, data, 0o600)
+	}
+	if err != nil {
+		t.Logf("copying %s to %s: %v", src, dst, err)
+	}
 }
 
 // appName is the name of the i-th benchmark Application.
