@@ -3,6 +3,7 @@ package controller
 import (
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -50,10 +51,19 @@ func TestEnginePoolEvicts(t *testing.T) {
 func TestRenderCacheKeyAndForget(t *testing.T) {
 	c := newRenderCache()
 	app := types.NamespacedName{Namespace: "team-a", Name: "web"}
-	objs := []*unstructured.Unstructured{{}}
-	c.put(app, "repo|sha1", objs)
-	if got, ok := c.get(app, "repo|sha1"); !ok || len(got) != 1 {
+	cm := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "settings"}, "data": map[string]any{"replicas": int64(3)}}}
+	c.put(app, "repo|sha1", []*unstructured.Unstructured{cm})
+	got, ok := c.get(app, "repo|sha1")
+	if !ok || len(got) != 1 {
 		t.Fatal("the render of the same key was not reused")
+	}
+	if !equality.Semantic.DeepEqual(got[0].Object, cm.Object) {
+		t.Fatalf("the cached render came back as %v, want %v", got[0].Object, cm.Object)
+	}
+	got[0].SetName("changed") // a caller's change does not reach the cache
+	if again, _ := c.get(app, "repo|sha1"); again[0].GetName() != "settings" {
+		t.Fatalf("a change to a returned object reached the cache: %q", again[0].GetName())
 	}
 	if _, ok := c.get(app, "repo|sha2"); ok {
 		t.Fatal("a render was reused for another commit")

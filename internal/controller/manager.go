@@ -282,7 +282,7 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  opts.Logger,
-		Cache:                   cache.Options{DefaultNamespaces: nsConfig, ByObject: map[client.Object]cache.ByObject{&kv1.Application{}: {Label: shardSelector(opts.Shard)}}},
+		Cache:                   cache.Options{DefaultNamespaces: nsConfig, ByObject: map[client.Object]cache.ByObject{&kv1.Application{}: {Label: shardSelector(opts.Shard), Transform: dropManagedFields}}},
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
 		PprofBindAddress:        opts.PprofBindAddress,

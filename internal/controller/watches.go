@@ -272,6 +272,18 @@ func keepWritersOnly(obj any) (any, error) {
 	return obj, nil
 }
 
+// dropManagedFields is the Application cache's transform: nothing reads an
+// Application's managedFields, and they were its largest part in the cache
+// (the field sets of its status: about 2 KiB per Application, measured at
+// 1000 in docs/benchmarks.md). Merge patches are computed between two copies
+// of the cached object, so they never carry the field either.
+func dropManagedFields(obj any) (any, error) {
+	if o, ok := obj.(metav1.Object); ok {
+		o.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
 // lastWriter is the field manager of the newest managedFields entry ("" on
 // a tie), status-subresource entries counted only when withStatus is set.
 func lastWriter(o metav1.Object, withStatus bool) string {
