@@ -3,12 +3,14 @@ package controller_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,14 +142,10 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 		t.Fatalf("promtool check rules %s: %v\n%s", alertRules, err, out)
 	}
 	e := newEnv(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.metricsAddr = l.Addr().String()
-	_ = l.Close()
+	e.metricsAddr, e.pprofAddr = freeLoopbackAddr(t), freeLoopbackAddr(t)
 	e.leaderElect = true
 	e.startController(time.Hour)
+	assertPprofOnlyAt(t, e.pprofAddr, e.metricsAddr)
 	prom := startPrometheus(t, e.metricsAddr, filepath.Join(root, alertRules))
 	first := e.push(manifests("registry.example.com/web:1.0", "hello"), nil, "initial deploy")
 	e.createApp("web", "deploy", 5*time.Second)
@@ -219,4 +217,38 @@ func (p *prometheus) waitAlert(t *testing.T, alert, name string) {
 		st := p.alertState(t, alert, name)
 		return st == "pending" || st == "firing", "state " + st
 	})
+}
+
+// freeLoopbackAddr is a loopback address no one listens on (now).
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+// assertPprofOnlyAt checks --pprof-bind-address: Go's profiles are served
+// at pprof and not on the metrics address (a heap profile holds decrypted
+// Secrets; the metrics port may be scraped from anywhere).
+func assertPprofOnlyAt(t *testing.T, pprof, metrics string) {
+	t.Helper()
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("http://" + pprof + "/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.HasPrefix(body, "goroutine profile: total ") {
+		t.Fatalf("pprof at --pprof-bind-address: %d %.80q", code, body)
+	}
+	if code, _ := get("http://" + metrics + "/debug/pprof/goroutine?debug=1"); code == http.StatusOK {
+		t.Fatal("the metrics address serves pprof profiles")
+	}
 }

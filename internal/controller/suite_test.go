@@ -63,6 +63,8 @@ type env struct {
 	hookTimeout time.Duration
 	// metricsAddr is the controller's --metrics-bind-address ("": off).
 	metricsAddr string
+	// pprofAddr is the controller's --pprof-bind-address ("": off).
+	pprofAddr string
 	// logs, when set, receives the controller's log (JSON, every level).
 	logs *syncBuffer
 	// gitTimeout is the controller's --git-timeout (zero: the default).
@@ -190,7 +192,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 	}
 	go func() {
 		done <- controller.Run(ctx, e.ctrlCfg, controller.Options{
-			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", Render: e.render,
+			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", PprofBindAddress: e.pprofAddr, Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
 			HookTimeout: e.hookTimeout, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS,
