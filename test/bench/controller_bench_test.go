@@ -142,6 +142,10 @@ func TestBenchController(t *testing.T) {
 	// request, Metadata level) is copied to at the end, to count what each
 	// Application's syncs asked of it.
 	auditCopy := os.Getenv("BENCH_AUDIT_LOG")
+	// BENCH_MONOREPO_PUSH=1 adds, after the burst, one push to one
+	// folder of the repository every Application reads, announced by a
+	// webhook: what it costs when the push triggers them all.
+	monorepoPush := envInt("BENCH_MONOREPO_PUSH", 0) != 0
 	// BENCH_CONCURRENCY is each controller's --concurrency.
 	concurrency := envInt("BENCH_CONCURRENCY", 8)
 	dir := t.TempDir()
@@ -411,6 +415,10 @@ func TestBenchController(t *testing.T) {
 		n := goroutines(t, pprofAddr)
 		goroutineLine = fmt.Sprintf("- controller 0 goroutines: %d before the burst, %d when all are Ready (%+.2f per Application)", goroutinesBefore, n, float64(n-goroutinesBefore)/float64(apps))
 	}
+	monorepoLine := ""
+	if monorepoPush {
+		monorepoLine = pushToOneFolder(t, pushToOneFolderEnv{git: git, admin: admin, hook: hook, image: image, apps: apps, metricsAddr: metricsAddr})
+	}
 	time.Sleep(5 * time.Second)
 
 	// Idle: CPU and writes over the idle window (periodic passes every minute).
@@ -494,18 +502,74 @@ func TestBenchController(t *testing.T) {
 		fmt.Println("- " + l)
 	}
 	fmt.Println("- controller 0, from its metrics, from its start to all Ready: " + burstSteps)
-	if goroutineLine != "" {
-		fmt.Println(goroutineLine)
+	for _, l := range []string{goroutineLine, monorepoLine} {
+		if l != "" {
+			fmt.Println(l)
+		}
 	}
+}
+
+// pushToOneFolderEnv is what pushToOneFolder needs of the benchmark's run.
+type pushToOneFolderEnv struct {
+	git         *gitserver.Server
+	admin       client.Client
+	hook        func()
+	image       func(name string) string
+	apps        int
+	metricsAddr string
+}
+
+// pushToOneFolder pushes a new image to the first app's folder and
+// announces it by a webhook, which triggers every Application on the
+// repository; it says how long the changed app and all of them took and
+// what controller 0 spent meanwhile.
+func pushToOneFolder(t *testing.T, e pushToOneFolderEnv) string {
+	ctx := t.Context()
+	before := stepSums(t, e.metricsAddr)
+	img := "registry.example.com/app:2"
+	sha, err := e.git.Commit(ctx, repo, gitserver.Commit{Files: appFiles(appName(0), img), Message: "bump one app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	e.hook()
+	if !waitUntil(2*time.Minute, func() bool { return e.image(appName(0)) == img }) {
+		t.Fatal("the pushed app was not applied")
+	}
+	one := time.Since(start)
+	if !waitEvery(time.Second, 15*time.Minute, func() bool {
+		list := &kv1.ApplicationList{}
+		if err := e.admin.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return false
+		}
+		n := 0
+		for i := range list.Items {
+			if strings.HasPrefix(list.Items[i].Name, "app-") && list.Items[i].Status.LastAppliedRevision == sha {
+				n++
+			}
+		}
+		return n == e.apps
+	}) {
+		t.Fatal("not every Application reached the pushed commit")
+	}
+	all := time.Since(start)
+	return fmt.Sprintf("- a push to one folder of the repository of %d Applications, by webhook: that app applied after %s, all %d at the new commit after %s; controller 0 meanwhile: %s",
+		e.apps, one.Round(time.Millisecond), e.apps, all.Round(100*time.Millisecond), formatSteps(stepSums(t, e.metricsAddr), before))
 }
 
 // stepBreakdown scrapes a controller's metrics and says where its reconciles
 // spent their time: count and mean of each step's histogram.
 func stepBreakdown(t *testing.T, addr string) string {
+	return formatSteps(stepSums(t, addr), nil)
+}
+
+// stepSums scrapes a controller's metrics: the _sum and _count of each
+// step's histogram, by "step_sum" and "step_count" (nil when not scraped).
+func stepSums(t *testing.T, addr string) map[string]float64 {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Logf("scraping metrics: %v", err)
-		return "not scraped"
+		return nil
 	}
 	defer func() { _ = resp.Body.Close() }()
 	sums := map[string]float64{}
@@ -524,9 +588,18 @@ func stepBreakdown(t *testing.T, addr string) string {
 			}
 		}
 	}
+	return sums
+}
+
+// formatSteps says count and mean of each step in sums, less base (nil:
+// from the start).
+func formatSteps(sums, base map[string]float64) string {
+	if sums == nil {
+		return "not scraped"
+	}
 	var parts []string
 	for _, step := range breakdownSteps {
-		n, sum := sums[step.name+"_count"], sums[step.name+"_sum"]
+		n, sum := sums[step.name+"_count"]-base[step.name+"_count"], sums[step.name+"_sum"]-base[step.name+"_sum"]
 		mean := 0.0
 		if n > 0 {
 			mean = sum / n
