@@ -7,6 +7,7 @@ package bench
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -393,17 +394,7 @@ func TestBenchController(t *testing.T) {
 		}
 	}
 	if !waitEvery(time.Second, 30*time.Minute, func() bool {
-		list := &kv1.ApplicationList{}
-		if err := admin.List(ctx, list, client.InNamespace(ns)); err != nil {
-			return false
-		}
-		n := 0 // the benchmark's apps only, not the hooked one
-		for i := range list.Items {
-			if strings.HasPrefix(list.Items[i].Name, "app-") && isReady(&list.Items[i]) {
-				n++
-			}
-		}
-		return n == apps
+		return countApps(ctx, admin, isReady) == apps
 	}) {
 		t.Fatal("not all Applications became Ready")
 	}
@@ -538,17 +529,7 @@ func pushToOneFolder(t *testing.T, e pushToOneFolderEnv) string {
 	}
 	one := time.Since(start)
 	if !waitEvery(time.Second, 15*time.Minute, func() bool {
-		list := &kv1.ApplicationList{}
-		if err := e.admin.List(ctx, list, client.InNamespace(ns)); err != nil {
-			return false
-		}
-		n := 0
-		for i := range list.Items {
-			if strings.HasPrefix(list.Items[i].Name, "app-") && list.Items[i].Status.LastAppliedRevision == sha {
-				n++
-			}
-		}
-		return n == e.apps
+		return countApps(ctx, e.admin, func(a *kv1.Application) bool { return a.Status.LastAppliedRevision == sha }) == e.apps
 	}) {
 		t.Fatal("not every Application reached the pushed commit")
 	}
@@ -661,6 +642,22 @@ func copyFile(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Logf("copying %s to %s: %v", src, dst, err)
 	}
+}
+
+// countApps is how many of the benchmark's apps (not the hooked one) ok
+// holds for, with one list of the namespace; -1 when the list fails.
+func countApps(ctx context.Context, admin client.Client, ok func(*kv1.Application) bool) int {
+	list := &kv1.ApplicationList{}
+	if err := admin.List(ctx, list, client.InNamespace(ns)); err != nil {
+		return -1
+	}
+	n := 0
+	for i := range list.Items {
+		if strings.HasPrefix(list.Items[i].Name, "app-") && ok(&list.Items[i]) {
+			n++
+		}
+	}
+	return n
 }
 
 // appName is the name of the i-th benchmark Application.
