@@ -50,7 +50,7 @@ func destinations(ip netip.Addr) []netip.Addr {
 	case zero(b[:10]...) && b[10] == 0xff && b[11] == 0xff: // ::ffff:a.b.c.d
 		return []netip.Addr{v4(12)}
 	case zero(b[:12]...), // ::a.b.c.d
-		zero(b[:8]...) && b[8] == 0xff && b[9] == 0xff && zero(b[10:12]...), // ::ffff:0:a.b.c.d
+		zero(b[:8]...) && b[8] == 0xff && b[9] == 0xff && zero(b[10:12]...),           // ::ffff:0:a.b.c.d
 		b[0] == 0 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && zero(b[4:12]...): // 64:ff9b::a.b.c.d
 		return []netip.Addr{ip, v4(12)}
 	case b[0] == 0x20 && b[1] == 0x02: // 2002:aabb:ccdd::
@@ -59,7 +59,7 @@ func destinations(ip netip.Addr) []netip.Addr {
 	return []netip.Addr{ip}
 }
 
-func inAny(t *testing.T, cidrs []string, ip netip.Addr) string {
+func inAny(cidrs []string, ip netip.Addr) string {
 	for _, c := range cidrs {
 		if netip.MustParsePrefix(c).Contains(ip) {
 			return c
@@ -112,10 +112,10 @@ func FuzzCheckAddress(f *testing.F) {
 					t.Fatalf("%s: %q has a zone but was accepted", pol.name, a)
 				}
 				for _, d := range destinations(ap.Addr()) {
-					if c := inAny(t, alwaysRefused, d); c != "" {
+					if c := inAny(alwaysRefused, d); c != "" {
 						t.Fatalf("%s: %q accepted, but it reaches %s in %s", pol.name, a, d, c)
 					}
-					if c := inAny(t, pol.refused, d); c != "" {
+					if c := inAny(pol.refused, d); c != "" {
 						t.Fatalf("%s: %q accepted, but it reaches %s in %s", pol.name, a, d, c)
 					}
 				}
