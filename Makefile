@@ -94,7 +94,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/webhook -run '^$$' -fuzz FuzzWebhookPayloads -fuzztime $(FUZZTIME)
 	go test ./internal/confine -run '^$$' -fuzz FuzzLexical -fuzztime $(FUZZTIME)
 	go test ./internal/sopsfile -run '^$$' -fuzz FuzzIsEncrypted -fuzztime $(FUZZTIME)
-	go test ./internal/egress -run '^$$$$' -fuzz FuzzCheckAddress -fuzztime $(FUZZTIME)
+	go test ./internal/egress -run '^$$' -fuzz FuzzCheckAddress -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m
