@@ -93,10 +93,10 @@ func ParseCIDRs(field string, values []string) ([]netip.Prefix, error) {
 			}
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %q is not a CIDR like 10.96.0.0/12 or fd00::/8: %w (%w)", field, s, ErrBadCIDR, err)
+				return nil, fmt.Errorf("%s: %q: %w like 10.96.0.0/12 or fd00::/8 (%w)", field, s, ErrBadCIDR, err)
 			}
 			if p.Masked() != p {
-				return nil, fmt.Errorf("%s: %q has host bits set (did you mean %s?): %w", field, s, p.Masked(), ErrBadCIDR)
+				return nil, fmt.Errorf("%s: %q: %w: host bits set (did you mean %s?)", field, s, ErrBadCIDR, p.Masked())
 			}
 			out = append(out, canonical(p))
 		}
