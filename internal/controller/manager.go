@@ -367,7 +367,7 @@ func (w *webhookRunnable) Start(ctx context.Context) error {
 			return fmt.Errorf("webhook receiver: %w", err)
 		}
 	}
-	srv := &http.Server{Handler: w.h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	srv := webhook.NewServer(w.h, webhook.ServerOptions{})
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

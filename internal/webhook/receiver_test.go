@@ -54,6 +54,7 @@ func TestReceiverServeHTTP(t *testing.T) {
 		return map[string]string{"X-Hub-Signature-256": sig, "X-GitHub-Event": event, "X-GitHub-Delivery": delivery}
 	}
 
+	large := string(bytes.Repeat([]byte("x"), MaxBody+1))
 	for name, tc := range map[string]struct {
 		method, path, body string
 		headers            map[string]string
@@ -61,11 +62,12 @@ func TestReceiverServeHTTP(t *testing.T) {
 	}{
 		"GET":                         {http.MethodGet, "/hooks/github", "", nil, http.StatusMethodNotAllowed},
 		"unknown forge":               {http.MethodPost, "/hooks/bitbucket", push, nil, http.StatusNotFound},
-		"unmanaged namespace":         {http.MethodPost, "/hooks/github/kube-system", push, github(push, sign(push), "push", "1"), http.StatusNotFound},
-		"an unmanaged team namespace": {http.MethodPost, "/hooks/gitlab/team-b", push, nil, http.StatusNotFound},
+		"unmanaged namespace":         {http.MethodPost, "/hooks/github/kube-system", push, github(push, sign(push), "push", "1"), http.StatusUnauthorized},
+		"an unmanaged team namespace": {http.MethodPost, "/hooks/gitlab/team-b", push, nil, http.StatusUnauthorized},
+		"no signature":                {http.MethodPost, "/hooks/github", push, nil, http.StatusUnauthorized},
 		"bad signature":               {http.MethodPost, "/hooks/github", push, github(push, sign(push+" "), "push", "2"), http.StatusUnauthorized},
 		"bad GitLab token":            {http.MethodPost, "/hooks/gitlab", push, map[string]string{"X-Gitlab-Token": "wrong", "X-Gitlab-Event": "Push Hook"}, http.StatusUnauthorized},
-		"body too large":              {http.MethodPost, "/hooks/github", string(bytes.Repeat([]byte("x"), MaxBody+1)), nil, http.StatusRequestEntityTooLarge},
+		"body too large":              {http.MethodPost, "/hooks/github", large, github(large, sign(large), "push", "6"), http.StatusRequestEntityTooLarge},
 		"malformed push":              {http.MethodPost, "/hooks/github", `{"ref":`, github(`{"ref":`, sign(`{"ref":`), "push", "3"), http.StatusBadRequest},
 		"ping":                        {http.MethodPost, "/hooks/github", `{"zen":"x"}`, github(`{"zen":"x"}`, sign(`{"zen":"x"}`), "ping", "4"), http.StatusNoContent},
 	} {

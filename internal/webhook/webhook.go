@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // MaxBody caps a webhook request body.
@@ -34,10 +36,37 @@ const (
 	GitLab = "gitlab"
 )
 
+// The headers that authenticate a request, checked for form before anything
+// else is read or looked up.
+const (
+	// GitHubSignatureHeader carries "sha256=" and the body's HMAC-SHA256 in
+	// hex (GitHub, and Gitea's GitHub-compatible hooks).
+	GitHubSignatureHeader = "X-Hub-Signature-256"
+	// GitLabTokenHeader carries GitLab's secret token itself.
+	GitLabTokenHeader = "X-Gitlab-Token"
+	// MaxTokenLen bounds an X-Gitlab-Token; a longer one is refused unread.
+	MaxTokenLen = 512
+)
+
+// MsgUnauthorized is the one answer (401) to every request that is not
+// authenticated: an unmanaged namespace, a namespace without a key, a
+// missing, malformed or wrong signature or token. Nothing in it, nor in the
+// status, tells which namespaces are managed or have a key.
+const MsgUnauthorized = "webhook not configured, or signature or token missing or wrong"
+
 // Receiver turns GitHub and GitLab push events into calls of Trigger.
+//
+// A request is checked in this order, each step before anything costlier:
+// method, route, the form of its signature or token header, a free slot
+// (MaxConcurrent), its source's rate (SourceRate), the route's key, GitLab's
+// token, and only then its body is read (MaxBody), GitHub's signature
+// verified, the event parsed and checked against the deliveries and bodies
+// of the last hour, and Trigger called. Zero limits take their defaults on
+// the first request.
 type Receiver struct {
 	// Key returns the secret that verifies forge's requests for namespace
 	// ("": the controller-wide one). An error or an empty key answers 401.
+	// It is called only for a managed namespace and a well-formed header.
 	Key func(ctx context.Context, forge, namespace string) ([]byte, error)
 	// Namespaces are the managed namespaces: the only ones a
 	// /hooks/<forge>/<namespace> path may name.
@@ -47,7 +76,30 @@ type Receiver struct {
 	// many it triggered.
 	Trigger func(ctx context.Context, ev PushEvent, namespace string) (int, error)
 
-	seen deliveries
+	// MaxConcurrent bounds the requests past the header checks at once: a
+	// key lookup, a body read, a verification or a trigger each holds one.
+	// One more is answered 503 with Retry-After, its body unread. At most
+	// MaxConcurrent × MaxBody of bodies is held. Default
+	// DefaultMaxConcurrent (32).
+	MaxConcurrent int
+	// SourceRate and SourceBurst are each source's token bucket (an IPv4
+	// address, an IPv6 /64): a request takes a token before its key is read
+	// from the cluster (a namespace's route) or its body is read to be
+	// verified (GitHub); without one it is answered 429 with Retry-After,
+	// its body unread. /hooks/gitlab is compared with the controller-wide
+	// token before anything is read, so it takes none. Defaults
+	// DefaultSourceRate (10/s) and DefaultSourceBurst (20).
+	SourceRate  rate.Limit
+	SourceBurst int
+	// MaxSources bounds the sources remembered; past it, buckets refilled
+	// to full are forgotten, and new sources share one bucket while every
+	// remembered one is still in use. Default DefaultMaxSources (4096).
+	MaxSources int
+
+	once    sync.Once
+	slots   chan struct{}
+	sources *sources
+	seen    deliveries
 }
 
 // PushEvent is what keyless reads of a push: the repository URLs and the ref.
@@ -61,51 +113,95 @@ type PushEvent struct {
 // namespace) and /hooks/github/<ns> and /hooks/gitlab/<ns> (that namespace,
 // verified with its own keyless-webhook Secret).
 func (w *Receiver) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	w.init()
 	if req.Method != http.MethodPost {
-		http.Error(rw, "POST only", http.StatusMethodNotAllowed)
+		refuse(rw, http.StatusMethodNotAllowed, "POST only")
 		return
 	}
-	forge, namespace, ok := w.route(req.URL.Path)
+	forge, namespace, managed, ok := w.route(req.URL.Path)
 	if !ok {
-		http.NotFound(rw, req)
+		refuse(rw, http.StatusNotFound, "404 page not found")
+		return
+	}
+	if !wellFormed(forge, req.Header) {
+		refuse(rw, http.StatusUnauthorized, MsgUnauthorized)
+		return
+	}
+	select {
+	case w.slots <- struct{}{}:
+		defer func() { <-w.slots }()
+	default:
+		rw.Header().Set("Retry-After", retryAfter)
+		refuse(rw, http.StatusServiceUnavailable, "too many webhook requests at once; retry later")
+		return
+	}
+	// Managed or not, a namespace's route costs a token: a source out of
+	// them cannot tell one from the other either.
+	if (namespace != "" || forge == GitHub) && !w.sources.allow(sourceOf(req.RemoteAddr), time.Now()) {
+		rw.Header().Set("Retry-After", retryAfter)
+		refuse(rw, http.StatusTooManyRequests, "too many webhook requests from this address; retry later")
+		return
+	}
+	if !managed {
+		refuse(rw, http.StatusUnauthorized, MsgUnauthorized)
+		return
+	}
+	w.serveAuthenticated(rw, req, forge, namespace)
+}
+
+// serveAuthenticated looks the route's key up, authenticates the request,
+// reads its body and triggers its push.
+func (w *Receiver) serveAuthenticated(rw http.ResponseWriter, req *http.Request, forge, namespace string) {
+	key, err := w.Key(req.Context(), forge, namespace)
+	if err != nil || len(key) == 0 {
+		refuse(rw, http.StatusUnauthorized, MsgUnauthorized)
+		return
+	}
+	if forge == GitLab && subtle.ConstantTimeCompare([]byte(req.Header.Get(GitLabTokenHeader)), key) != 1 {
+		refuse(rw, http.StatusUnauthorized, MsgUnauthorized)
+		return
+	}
+	if req.ContentLength > MaxBody {
+		refuse(rw, http.StatusRequestEntityTooLarge, "body over 1 MiB")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(rw, req.Body, MaxBody))
-	if err != nil {
-		http.Error(rw, "body too large or unreadable", http.StatusRequestEntityTooLarge)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		refuse(rw, http.StatusRequestEntityTooLarge, "body over 1 MiB")
 		return
-	}
-	key, err := w.Key(req.Context(), forge, namespace)
-	if err != nil || len(key) == 0 {
-		http.Error(rw, "webhook not configured", http.StatusUnauthorized)
+	case err != nil:
+		refuse(rw, http.StatusBadRequest, "body unreadable")
 		return
 	}
 	var ev PushEvent
-	var delivery string
+	var replay []string
 	switch forge {
 	case GitHub:
-		if !validGitHub(key, req.Header.Get("X-Hub-Signature-256"), body) {
-			http.Error(rw, "bad signature", http.StatusUnauthorized)
+		if !validGitHub(key, req.Header.Get(GitHubSignatureHeader), body) {
+			refuse(rw, http.StatusUnauthorized, MsgUnauthorized)
 			return
 		}
-		delivery = req.Header.Get("X-GitHub-Delivery")
+		// The signature covers the body, so the body itself identifies a
+		// replay, whatever delivery ID comes with it.
+		sum := sha256.Sum256(body)
+		replay = append(replay, "sha256:"+hex.EncodeToString(sum[:]))
+		replay = appendNonEmpty(replay, "delivery:", req.Header.Get("X-GitHub-Delivery"))
 		ev, err = parseGitHub(req.Header.Get("X-GitHub-Event"), body)
 	default:
-		if subtle.ConstantTimeCompare([]byte(req.Header.Get("X-Gitlab-Token")), key) != 1 {
-			http.Error(rw, "bad token", http.StatusUnauthorized)
-			return
-		}
-		delivery = req.Header.Get("X-Gitlab-Event-UUID")
+		delivery := req.Header.Get("X-Gitlab-Event-UUID")
 		if delivery == "" {
 			delivery = req.Header.Get("Idempotency-Key")
 		}
+		replay = appendNonEmpty(replay, "delivery:", delivery)
 		ev, err = parseGitLab(req.Header.Get("X-Gitlab-Event"), body)
 	}
 	if err != nil {
 		http.Error(rw, "malformed event: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if delivery != "" && w.seen.repeated(forge+"/"+namespace+"/"+delivery) {
+	if w.seen.repeated(time.Now(), forge+"/"+namespace+"/", replay...) {
 		rw.Header().Set("Content-Type", "application/json")
 		_, _ = fmt.Fprintln(rw, `{"triggered":0,"duplicate":true}`)
 		return
@@ -123,54 +219,51 @@ func (w *Receiver) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	_, _ = fmt.Fprintf(rw, "{\"triggered\":%d}\n", n)
 }
 
-// route splits /hooks/<forge>[/<namespace>]; a namespace must be managed.
-func (w *Receiver) route(path string) (forge, namespace string, ok bool) {
+func appendNonEmpty(ids []string, prefix, id string) []string {
+	if id == "" {
+		return ids
+	}
+	return append(ids, prefix+id)
+}
+
+// route splits /hooks/<forge>[/<namespace>]; ok is false for another path
+// or forge, managed for a namespace that is not managed. An unmanaged
+// namespace is answered as a managed one without a key, after the same
+// checks.
+func (w *Receiver) route(path string) (forge, namespace string, managed, ok bool) {
 	rest, ok := strings.CutPrefix(path, "/hooks/")
 	if !ok {
-		return "", "", false
+		return "", "", false, false
 	}
 	forge, namespace, _ = strings.Cut(rest, "/")
 	if forge != GitHub && forge != GitLab {
-		return "", "", false
+		return "", "", false, false
 	}
-	if namespace != "" && !slices.Contains(w.Namespaces, namespace) {
-		return "", "", false
-	}
-	return forge, namespace, true
+	return forge, namespace, namespace == "" || slices.Contains(w.Namespaces, namespace), true
 }
 
-// deliveries remembers recent delivery IDs (bounded), so a redelivered or
-// replayed event triggers nothing.
-type deliveries struct {
-	mu   sync.Mutex
-	ids  map[string]time.Time
-	keep time.Duration
+// wellFormed reports whether the request carries forge's authentication
+// header in its form: GitHub's "sha256=" and 64 hex digits, GitLab's token
+// non-empty and at most MaxTokenLen bytes.
+func wellFormed(forge string, h http.Header) bool {
+	if forge == GitLab {
+		token := h.Get(GitLabTokenHeader)
+		return token != "" && len(token) <= MaxTokenLen
+	}
+	sig, ok := strings.CutPrefix(h.Get(GitHubSignatureHeader), "sha256=")
+	if !ok || len(sig) != hex.EncodedLen(sha256.Size) {
+		return false
+	}
+	_, err := hex.DecodeString(sig)
+	return err == nil
 }
 
-const maxDeliveries = 4096
-
-func (d *deliveries) repeated(id string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	now := time.Now()
-	if d.ids == nil {
-		d.ids = map[string]time.Time{}
-	}
-	if d.keep == 0 {
-		d.keep = time.Hour
-	}
-	if at, ok := d.ids[id]; ok && now.Sub(at) < d.keep {
-		return true
-	}
-	if len(d.ids) >= maxDeliveries {
-		for k, at := range d.ids {
-			if now.Sub(at) >= d.keep || len(d.ids) >= maxDeliveries {
-				delete(d.ids, k)
-			}
-		}
-	}
-	d.ids[id] = now
-	return false
+// refuse answers code and msg and closes the connection, so that the
+// server does not read (up to 256 KiB of) a body nobody wants before
+// answering.
+func refuse(rw http.ResponseWriter, code int, msg string) {
+	rw.Header().Set("Connection", "close")
+	http.Error(rw, msg, code)
 }
 
 // PlaceholderSecret is the value shipped in config/install.
