@@ -39,7 +39,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 const maxEvents = 50
 
 // Handler is the dashboard's HTTP handler for a server listening on
-// listenAddr (the Host header must name it).
+// listenAddr (the Host header must name it, or Options.AllowedHosts).
 func (s *Server) Handler(listenAddr string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.serveList)
@@ -48,7 +48,7 @@ func (s *Server) Handler(listenAddr string) http.Handler {
 	mux.HandleFunc("GET /events", s.live.serveEvents)
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	return secure(listenAddr, mux)
+	return secure(newHostCheck(listenAddr, s.opts.AllowedHosts), mux)
 }
 
 // watchedNamespaces are what the hub watches: every namespace, or each given.

@@ -50,6 +50,13 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Now is the clock (ages on the pages). Default time.Now.
 	Now func() time.Time
+	// AllowedHosts are further Host headers the dashboard answers to, each
+	// NAME[:PORT] or IP[:PORT] (IPv6 in brackets; without a port, the port
+	// listened on). Default none: only the address listened on — with
+	// localhost on loopback, and every IP address of this machine when
+	// listening on all of them (0.0.0.0, ::). Any other name is refused with
+	// 421: a web page could rebind it to this machine (DNS rebinding).
+	AllowedHosts []string
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -58,6 +65,11 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if !o.AllNamespaces && len(o.Namespaces) == 0 {
 		return o, errors.New("ui: no namespace: pass -n NAMESPACE (or -A)")
+	}
+	for _, h := range o.AllowedHosts {
+		if _, _, err := parseAllowedHost(h); err != nil {
+			return o, err
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
