@@ -86,18 +86,40 @@ func (w *webhookTargets) trigger(ctx context.Context, ev webhook.PushEvent, name
 		return 0, err
 	}
 	n := 0
+	// One wait for the whole push, not one per Application: a push that
+	// finds the queue full holds its webhook request (and its slot of the
+	// receiver's MaxConcurrent) webhookQueueWait at most.
+	wait := time.NewTimer(webhookQueueWait)
+	defer wait.Stop()
+	waited := false
 	for i := range apps.Items {
 		app := &apps.Items[i]
 		if !wanted[webhook.NormalizeRepoURL(app.Spec.Source.RepoURL)] || !webhook.RefMatches(app.Spec.Source.TargetRevision, ev.Ref) {
 			continue
 		}
 		w.source.Invalidate(app.Spec.Source.RepoURL)
-		select {
-		case w.queue <- event.GenericEvent{Object: app}:
+		ge := event.GenericEvent{Object: app}
+		if !waited {
+			select {
+			case w.queue <- ge:
+				n++
+				continue
+			case <-wait.C:
+				waited = true
+			case <-ctx.Done():
+				return n, ctx.Err()
+			}
+		}
+		select { // the wait is spent: only if there is room now
+		case w.queue <- ge:
 			n++
-		case <-time.After(5 * time.Second):
-			log.FromContext(ctx).Info("webhook trigger queue full", "app", app.Name)
+		default:
+			log.FromContext(ctx).Info("webhook trigger queue full; the Application syncs at its interval", "namespace", app.Namespace, "app", app.Name)
 		}
 	}
 	return n, nil
 }
+
+// webhookQueueWait bounds how long one push waits for room in the trigger
+// queue, all its Applications together.
+const webhookQueueWait = 5 * time.Second
