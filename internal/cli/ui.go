@@ -17,6 +17,7 @@ type uiFlags struct {
 	namespaces    []string
 	allNamespaces bool
 	addr          string
+	allowedHosts  []string
 	open          bool
 }
 
@@ -39,10 +40,19 @@ SelfSubjectAccessReview says you may patch the Application: it does what
 
 It listens on loopback only by default. With --addr on another interface anyone who
 reaches the port reads, and may sync, as you: keyless warns, and you should not.
-To share it, let each viewer run their own.`,
+To share it, let each viewer run their own.
+
+Against DNS rebinding (a web page you open pointing its own name at this machine to
+read the dashboard as you), it answers only to the Host names a browser cannot be
+tricked into: the address it listens on, localhost on loopback, and this machine's
+own IP addresses when bound to every address (0.0.0.0, ::). Any other name is
+refused (421) unless allowed with --allowed-host NAME[:PORT] (repeatable; without a
+port, the one listened on).`,
 		Example: `  keyless ui -n myapp
   keyless ui -n team-a -n team-b --open
-  keyless ui -A --addr 127.0.0.1:9000`,
+  keyless ui -A --addr 127.0.0.1:9000
+  # reached through a name of your own (not recommended: see the warning)
+  keyless ui -n myapp --addr 0.0.0.0:8390 --allowed-host dashboard.internal.example`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runUI(cmd, streams, f)
@@ -52,6 +62,7 @@ To share it, let each viewer run their own.`,
 	cmd.Flags().StringSliceVarP(&f.namespaces, "namespace", "n", nil, "namespaces to show, repeatable or comma-separated (default the context's namespace)")
 	cmd.Flags().BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "show every namespace (you must be allowed to list Applications cluster-wide)")
 	cmd.Flags().StringVar(&f.addr, "addr", ui.DefaultAddr, "address to listen on (host:port); keep it on loopback")
+	cmd.Flags().StringArrayVar(&f.allowedHosts, "allowed-host", nil, "a further Host NAME[:PORT] to answer to (repeatable; default port: the one listened on); other names are refused against DNS rebinding")
 	cmd.Flags().BoolVar(&f.open, "open", false, "open the dashboard in the default browser")
 	return cmd
 }
@@ -68,7 +79,8 @@ func runUI(cmd *cobra.Command, streams IOStreams, f *uiFlags) error {
 		}
 		f.namespaces = []string{ns}
 	}
-	srv, err := ui.New(ui.Options{Config: cfg, Namespaces: f.namespaces, AllNamespaces: f.allNamespaces, Logger: slog.New(slog.NewTextHandler(streams.ErrOut, nil))})
+	srv, err := ui.New(ui.Options{Config: cfg, Namespaces: f.namespaces, AllNamespaces: f.allNamespaces,
+		AllowedHosts: f.allowedHosts, Logger: slog.New(slog.NewTextHandler(streams.ErrOut, nil))})
 	if err != nil {
 		return err
 	}
@@ -82,6 +94,9 @@ func runUI(cmd *cobra.Command, streams IOStreams, f *uiFlags) error {
 WARNING: keyless ui listens on %s, which is not loopback.
 WARNING: anyone who can reach this port reads your Applications, Events and diffs
 WARNING: with YOUR Kubernetes identity, and may press Sync as you. Use --addr 127.0.0.1:PORT.
+WARNING: Against DNS rebinding (a web page you open pointing its name at this machine
+WARNING: to read the dashboard as you) only this machine's IP addresses are accepted
+WARNING: as the Host; open it by a name with --allowed-host NAME[:PORT].
 
 `, addr)
 	}
