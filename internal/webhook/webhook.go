@@ -187,14 +187,14 @@ func (w *Receiver) serveAuthenticated(rw http.ResponseWriter, req *http.Request,
 		// replay, whatever delivery ID comes with it.
 		sum := sha256.Sum256(body)
 		replay = append(replay, "sha256:"+hex.EncodeToString(sum[:]))
-		replay = appendNonEmpty(replay, "delivery:", req.Header.Get("X-GitHub-Delivery"))
+		replay = withDelivery(replay, req.Header.Get("X-GitHub-Delivery"))
 		ev, err = parseGitHub(req.Header.Get("X-GitHub-Event"), body)
 	default:
 		delivery := req.Header.Get("X-Gitlab-Event-UUID")
 		if delivery == "" {
 			delivery = req.Header.Get("Idempotency-Key")
 		}
-		replay = appendNonEmpty(replay, "delivery:", delivery)
+		replay = withDelivery(replay, delivery)
 		ev, err = parseGitLab(req.Header.Get("X-Gitlab-Event"), body)
 	}
 	if err != nil {
@@ -219,11 +219,13 @@ func (w *Receiver) serveAuthenticated(rw http.ResponseWriter, req *http.Request,
 	_, _ = fmt.Fprintf(rw, "{\"triggered\":%d}\n", n)
 }
 
-func appendNonEmpty(ids []string, prefix, id string) []string {
-	if id == "" {
+// withDelivery adds a delivery ID, when the forge sent one, to what
+// identifies a replay.
+func withDelivery(ids []string, delivery string) []string {
+	if delivery == "" {
 		return ids
 	}
-	return append(ids, prefix+id)
+	return append(ids, "delivery:"+delivery)
 }
 
 // route splits /hooks/<forge>[/<namespace>]; ok is false for another path
