@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,6 +218,135 @@ func TestSOPSSecretsAreDecryptedOnlyInTheCluster(t *testing.T) {
 	}
 	if len(e.audit.records(t)) == 0 || e.logs.String() == "" {
 		t.Fatal("no audit line or log captured: the search above proves nothing")
+	}
+}
+
+// Plaintexts of the status.sync.diff test, decrypted into kinds other
+// than Secret.
+const (
+	configMapPlaintext = "cm-dsn-3e9b17-plaintext"
+	envPlaintext       = "env-pass-c04d58-plaintext"
+)
+
+const sopsChartDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: api}
+  template:
+    metadata:
+      labels: {app: api}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: api
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+        image: registry.example.com/api:1.0
+        env:
+        - name: DB_PASSWORD
+          value: {{ .Values.db.password | quote }}
+`
+
+// TestSOPSPlaintextNotInStatusDiff: with selfHeal off, a drifted object is
+// reported in status.sync.diff, which whoever may get the Application
+// reads. A ConfigMap from an encrypted file and a Deployment whose env
+// comes from encrypted Helm values are edited in the cluster (as kubectl
+// edit would): the Applications turn OutOfSync naming them, and the
+// decrypted values are in no status and no Event — the diff of an
+// Application with spec.decryption is withheld, whatever the kind.
+func TestSOPSPlaintextNotInStatusDiff(t *testing.T) {
+	e := newEnv(t)
+	e.startController(time.Hour)
+	ctx := t.Context()
+	key := sopstest.NewKey(t)
+	if err := e.admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sops-age", Namespace: appNS},
+		Data: map[string][]byte{"team.agekey": key.File}}); err != nil {
+		t.Fatal(err)
+	}
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  dsn: " + configMapPlaintext + "\n"
+	first := e.push(map[string]string{
+		"deploy/cm.yaml":                  string(sopstest.Encrypt(t, key, "cm.yaml", cm)),
+		"chart/Chart.yaml":                sopsChart,
+		"chart/templates/deployment.yaml": sopsChartDeployment,
+		"chart/secrets.yaml":              string(sopstest.EncryptAll(t, key, "secrets.yaml", "db:\n  password: "+envPlaintext+"\n")),
+	}, nil, "encrypted ConfigMap and Helm values")
+	for name, path := range map[string]string{"web": "deploy", "chart": "chart"} {
+		app := &kv1.Application{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appNS},
+			Spec: kv1.ApplicationSpec{
+				Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: path,
+					SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}},
+				SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: false}},
+				Decryption: &kv1.Decryption{Provider: kv1.DecryptionProviderSOPS, SecretRef: kv1.LocalObjectReference{Name: "sops-age"}},
+			},
+		}
+		if name == "chart" {
+			app.Spec.Source.Helm = &kv1.HelmSource{ValueFiles: []string{"secrets.yaml"}}
+		}
+		if err := e.admin.Create(ctx, app); err != nil {
+			t.Fatal(err)
+		}
+		e.waitApp(name, "applied the encrypted commit", 60*time.Second, func(a *kv1.Application) bool { return a.Status.LastAppliedRevision == first })
+	}
+
+	t.Log("the admin edits both objects in the cluster; selfHeal is off")
+	settings, err := e.cs.CoreV1().ConfigMaps(appNS).Get(ctx, "settings", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if settings.Data["dsn"] != configMapPlaintext {
+		t.Fatalf("ConfigMap settings holds %q, want the decrypted value", settings.Data["dsn"])
+	}
+	settings.Data["dsn"] = "edited-in-the-cluster"
+	if _, err := e.cs.CoreV1().ConfigMaps(appNS).Update(ctx, settings, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	dep, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "api", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env := dep.Spec.Template.Spec.Containers[0].Env; len(env) != 1 || env[0].Value != envPlaintext {
+		t.Fatalf("Deployment api's env is %v, want the decrypted value", env)
+	}
+	dep.Spec.Template.Spec.Containers[0].Env[0].Value = "edited-in-the-cluster"
+	if _, err := e.cs.AppsV1().Deployments(appNS).Update(ctx, dep, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+
+	var where []string
+	for name, drifted := range map[string]string{"web": "ConfigMap/settings configured", "chart": "Deployment/api configured"} {
+		got := e.waitApp(name, "OutOfSync", 30*time.Second, func(a *kv1.Application) bool { return a.Status.Sync.Status == kv1.SyncStatusOutOfSync })
+		if fmt.Sprint(got.Status.Sync.Drifted) != "["+drifted+"]" {
+			t.Errorf("%s: status.sync.drifted %v, want [%s]", name, got.Status.Sync.Drifted, drifted)
+		}
+		if !strings.Contains(got.Status.Sync.Diff, "diff withheld") || !strings.Contains(got.Status.Sync.Diff, "spec.decryption") {
+			t.Errorf("%s: status.sync.diff does not say why it is withheld:\n%s", name, got.Status.Sync.Diff)
+		}
+		st, err := json.Marshal(got.Status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		where = append(where, "status of "+name+": "+string(st))
+	}
+	evs, err := e.cs.CoreV1().Events(appNS).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs.Items {
+		where = append(where, "Event "+ev.Reason+": "+ev.Message)
+	}
+	for _, w := range where {
+		for _, n := range []string{configMapPlaintext, envPlaintext} {
+			if i := strings.Index(w, n); i >= 0 {
+				t.Errorf("plaintext %q found in %.120s … %s", n, w, w[max(0, i-300):i])
+			}
+		}
+	}
+	if d, _ := e.cs.AppsV1().Deployments(appNS).Get(ctx, "api", metav1.GetOptions{}); d == nil || d.Spec.Template.Spec.Containers[0].Env[0].Value != "edited-in-the-cluster" {
+		t.Error("drift was reverted although selfHeal is off")
 	}
 }
 

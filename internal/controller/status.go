@@ -141,10 +141,23 @@ func driftedObjects(res *engine.Result) []string {
 	return out
 }
 
+// withheldDiff is status.sync.diff of an Application with spec.decryption.
+const withheldDiff = "# diff withheld: spec.decryption is set, so the rendered objects may hold values decrypted from SOPS files" +
+	" (a ConfigMap, a Deployment's env from Helm values), and whoever may read this Application would read them;" +
+	" status.sync.drifted names the objects. Whoever holds the key sees the diff with `keyless diff --decryption-key-file`.\n"
+
 // driftDiff joins the diffs of the objects a diff found different, whole
 // objects only, within kv1.MaxSyncDiffBytes; the note at the end says how
-// many were left out and where to see them.
+// many were left out and where to see them. The diff of an Application
+// with spec.decryption is withheld whatever the kinds: the engine masks
+// only Secrets' values, and a decrypted value may land in any field of any
+// kind. It is decided by spec.decryption, not by what one render
+// decrypted, so it holds whichever render (cached or not) the diff came
+// from; a render that decrypted nothing is withheld too.
 func driftDiff(res *engine.Result, app *kv1.Application) string {
+	if app.Spec.Decryption != nil {
+		return withheldDiff
+	}
 	var b strings.Builder
 	left := 0
 	for _, c := range res.Changes {
