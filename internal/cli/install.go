@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/install"
 	"github.com/keyless-cd/keyless/internal/version"
 )
@@ -22,6 +23,7 @@ type installFlags struct {
 	controllerNamespace string
 	image               string
 	podSecurity         string
+	credentialMounts    bool
 	export              bool
 	timeout             time.Duration
 }
@@ -37,6 +39,10 @@ NetworkPolicy, and in each managed namespace the controller's Role and the keyle
 ServiceAccount — no ClusterRole, no ClusterRoleBinding. Managed namespaces are created when
 missing and labelled for Pod Security "restricted". The webhook Secret is created with a
 random value the first time (never printed; read it with kubectl) and kept afterwards.
+With --credential-mount-policy it also applies a cluster-wide ValidatingAdmissionPolicy
+(Kubernetes 1.30 or later) refusing Pods and workloads that mount or env-reference a Secret
+labelled keyless.dev/credential: whoever can push cannot read the namespace's Git, forge,
+notification or SOPS keys through a Pod.
 It then waits for the controller to be ready and says what it did.
 
 Re-running it upgrades: what changed is applied, nothing else is touched.
@@ -46,6 +52,7 @@ apply with keyless itself or any GitOps tool (like flux install --export); creat
 webhook Secret yourself, it is not in the export.`,
 		Example: `  keyless install --namespaces team-a,team-b --image ghcr.io/keyless-cd/keyless@sha256:…
   keyless install --namespaces team-a --export > keyless-install.yaml
+  keyless install --namespaces team-a,team-b --credential-mount-policy
   keyless uninstall --namespaces team-a,team-b`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, streams, f) },
@@ -57,6 +64,7 @@ webhook Secret yourself, it is not in the export.`,
 	fl.StringVar(&f.controllerNamespace, "controller-namespace", install.DefaultControllerNamespace, "the controller's own namespace")
 	fl.StringVar(&f.image, "image", "", "controller image, pinned by digest (default ghcr.io/keyless-cd/keyless tagged with this binary's release version, else :latest, with a warning)")
 	fl.StringVar(&f.podSecurity, "pod-security", install.PodSecurityRestricted, "Pod Security level the managed namespaces are labelled with")
+	fl.BoolVar(&f.credentialMounts, "credential-mount-policy", false, "also apply the ValidatingAdmissionPolicy refusing workloads that mount or env-reference a Secret labelled keyless.dev/credential (cluster-wide; Kubernetes 1.30 or later)")
 	fl.BoolVar(&f.export, "export", false, "print the install as YAML instead of applying it")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the controller to be ready")
 	return cmd
@@ -71,7 +79,7 @@ func runInstall(cmd *cobra.Command, streams IOStreams, f *installFlags) error {
 		_, _ = fmt.Fprintf(streams.ErrOut, "warning: the controller image is %s, not pinned by digest; pass --image %s@sha256:… (make image prints it)\n", image, install.ImageRepository)
 	}
 	opts := install.Options{ControllerNamespace: f.controllerNamespace, Namespaces: f.namespaces, Image: image,
-		PodSecurity: f.podSecurity, WithDeployment: true}
+		PodSecurity: f.podSecurity, WithDeployment: true, CredentialMountPolicy: f.credentialMounts}
 	ctx := cmd.Context()
 	if f.export {
 		m, err := install.Render(ctx, opts)
@@ -87,6 +95,9 @@ func runInstall(cmd *cobra.Command, streams IOStreams, f *installFlags) error {
 	_, _ = fmt.Fprintf(streams.ErrOut, "installing keyless: controller in %s, managing %s ...\n", f.controllerNamespace, strings.Join(f.namespaces, ", "))
 	if err := install.Apply(ctx, cfg, opts); err != nil {
 		return err
+	}
+	if f.credentialMounts {
+		_, _ = fmt.Fprintf(streams.ErrOut, "applied ValidatingAdmissionPolicy %s: workloads may not mount Secrets labelled %s\n", install.CredentialMountPolicyName, kv1.CredentialLabel)
 	}
 	_, _ = fmt.Fprintln(streams.ErrOut, "applied the CRD, the controller's objects and each namespace's Roles; waiting for the controller ...")
 	if err := install.WaitReady(ctx, cfg, f.controllerNamespace, f.timeout, streams.ErrOut); err != nil {

@@ -61,6 +61,11 @@ type Options struct {
 	ExtraArgs []string
 	// Timeout bounds waiting for the CRD to be served. Default 1m.
 	Timeout time.Duration
+	// CredentialMountPolicy also applies config/install/policy: a
+	// cluster-wide ValidatingAdmissionPolicy refusing Pods and workloads that
+	// mount or env-reference a Secret labelled keyless.dev/credential (needs
+	// Kubernetes 1.30 or later). Default false: it is optional.
+	CredentialMountPolicy bool
 }
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -82,11 +87,14 @@ type Manifests struct {
 	// PerNamespace are each managed namespace's controller Role and
 	// keyless-deployer, by namespace.
 	PerNamespace map[string][]*unstructured.Unstructured
+	// Policies are, with CredentialMountPolicy, the cluster-scoped
+	// ValidatingAdmissionPolicy and its binding; else none.
+	Policies []*unstructured.Unstructured
 }
 
 // All returns every object, in apply order.
 func (m *Manifests) All(namespaces []string) []*unstructured.Unstructured {
-	out := append(append(append([]*unstructured.Unstructured{}, m.Namespaces...), m.CRDs...), m.Controller...)
+	out := append(append(append(append([]*unstructured.Unstructured{}, m.Namespaces...), m.CRDs...), m.Policies...), m.Controller...)
 	for _, ns := range namespaces {
 		out = append(out, m.PerNamespace[ns]...)
 	}
@@ -119,6 +127,13 @@ func Render(ctx context.Context, opts Options) (*Manifests, error) {
 		return nil, fmt.Errorf("rendering the CRD: %w", err)
 	}
 	m.CRDs = crds.Objects
+	if opts.CredentialMountPolicy {
+		pol, err := render.Render(ctx, render.Options{Root: root, Path: policyPath})
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s: %w", policyPath, err)
+		}
+		m.Policies = pol.Objects
+	}
 	m.Namespaces = append(m.Namespaces, namespace(opts.ControllerNamespace, ""))
 	for _, ns := range opts.Namespaces {
 		m.Namespaces = append(m.Namespaces, namespace(ns, opts.PodSecurity))
@@ -192,6 +207,9 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if _, err := dyn.Resource(crdGVR).Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: installManager, Force: true}); err != nil {
 			return fmt.Errorf("applying CustomResourceDefinition %s: %w", o.GetName(), err)
 		}
+	}
+	if err := applyPolicies(ctx, dyn, m.Policies); err != nil {
+		return err
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

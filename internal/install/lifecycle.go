@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -72,10 +73,11 @@ type UninstallOptions struct {
 }
 
 // Uninstall deletes what Apply created, except namespaces (they may hold a
-// team's workloads) and, unless DeleteCRD, the CRD. It returns what it
+// team's workloads) and, unless DeleteCRD, the CRD. The credential-mount
+// policy (Options.CredentialMountPolicy) is deleted when it is there. It returns what it
 // deleted as Kind/namespace/name; objects already gone are skipped.
 func Uninstall(ctx context.Context, cfg *rest.Config, opts UninstallOptions) ([]string, error) {
-	m, err := Render(ctx, Options{ControllerNamespace: opts.ControllerNamespace, Namespaces: opts.Namespaces, WithDeployment: true})
+	m, err := Render(ctx, Options{ControllerNamespace: opts.ControllerNamespace, Namespaces: opts.Namespaces, WithDeployment: true, CredentialMountPolicy: true})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +93,7 @@ func Uninstall(ctx context.Context, cfg *rest.Config, opts UninstallOptions) ([]
 	for _, ns := range opts.Namespaces {
 		objs = append(objs, m.PerNamespace[ns]...)
 	}
-	objs = append(append(objs, m.Controller...), secret)
+	objs = append(append(append(objs, m.Controller...), secret), m.Policies...)
 	if opts.DeleteCRD {
 		objs = append(objs, m.CRDs...)
 	}
@@ -108,6 +110,9 @@ func Uninstall(ctx context.Context, cfg *rest.Config, opts UninstallOptions) ([]
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
 		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if _, policy := policyResources[gvk.Kind]; policy && meta.IsNoMatchError(err) {
+			continue // an API server without ValidatingAdmissionPolicy v1 has none to delete
+		}
 		if err != nil {
 			return deleted, fmt.Errorf("%s %s: %w", gvk.Kind, o.GetName(), err)
 		}
