@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -49,10 +50,17 @@ const ShardLabel = "sharding.keyless.dev/key"
 // for the repository's host: labelled CredentialLabel=CredentialGit, and
 // annotated GitHostAnnotation with the host (host[:port], comma-separated
 // for several) it may be sent to.
+//
+// A forge token (spec.commitStatus.secretRef) is bound the same way with
+// CredentialForge and GitHostAnnotation naming the repository's host; a
+// notification Secret (spec.notifications[].secretRef) is labelled
+// CredentialNotification (its address is in the Secret itself).
 const (
-	CredentialLabel   = "keyless.dev/credential"
-	CredentialGit     = "git"
-	GitHostAnnotation = "keyless.dev/git-host"
+	CredentialLabel        = "keyless.dev/credential"
+	CredentialGit          = "git"
+	CredentialForge        = "forge"
+	CredentialNotification = "notification"
+	GitHostAnnotation      = "keyless.dev/git-host"
 )
 
 // DefaultServiceAccountName is impersonated for every write when spec.serviceAccountName is empty.
@@ -111,6 +119,34 @@ type ApplicationSpec struct {
 	// Without it a SOPS-encrypted file is refused, never applied encrypted.
 	// +optional
 	Decryption *Decryption `json:"decryption,omitempty"`
+
+	// RBAC limits what the Roles and RoleBindings of the render may grant.
+	// Whoever can push could otherwise bind rights to themselves outside
+	// Git: a RoleBinding from the render names only the namespace's own
+	// ServiceAccounts and the subjects listed here, never binds or is one of
+	// keyless's own Roles (keyless-deployer, keyless-controller,
+	// keyless-ci-*), and a Role never grants bind, escalate or impersonate.
+	// +optional
+	RBAC *RBACPolicy `json:"rbac,omitempty"`
+}
+
+// RBACPolicy is set by whoever may edit the Application (the namespace
+// admin), not by whoever may push.
+type RBACPolicy struct {
+	// AllowedSubjects are the Users, Groups and ServiceAccounts of other
+	// namespaces a RoleBinding of the render may name (kind, name, and
+	// namespace for a ServiceAccount).
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	AllowedSubjects []rbacv1.Subject `json:"allowedSubjects,omitempty"`
+}
+
+// AllowedSubjects returns spec.rbac.allowedSubjects (nil when unset).
+func (s *ApplicationSpec) AllowedSubjects() []rbacv1.Subject {
+	if s.RBAC == nil {
+		return nil
+	}
+	return s.RBAC.AllowedSubjects
 }
 
 // DecryptionProviderSOPS is the one provider of spec.decryption.

@@ -6,17 +6,19 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/spf13/pflag"
 	"golang.org/x/crypto/ssh"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/gitsource"
+	"github.com/keyless-cd/keyless/internal/rollback"
 )
 
 // gitAuthFlags select a Git credential (a token or a deploy key, never a
@@ -27,6 +29,10 @@ type gitAuthFlags struct {
 	tokenUsername  string
 	sshKeyFile     string
 	knownHostsFile string
+	// For the commands that read an Application's own Git Secret and clone
+	// its repository (rollback, history --changes): the controller's rules.
+	allowInsecureHTTP bool
+	gitTimeout        time.Duration
 }
 
 func (f *gitAuthFlags) addFlags(fl *pflag.FlagSet) {
@@ -35,6 +41,18 @@ func (f *gitAuthFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&f.sshKeyFile, "ssh-key", "", "SSH deploy key (a private key file) for ssh:// or user@host: repositories; the SSH user is the URL's (default git)")
 	fl.StringVar(&f.knownHostsFile, "known-hosts", "", "known_hosts file for SSH (required with --ssh-key; unknown or changed host keys are refused)")
 }
+
+// addCloneFlags adds the flags of the commands that clone an
+// Application's repository with its own Git Secret: the Secret goes only
+// where the controller would send it, and the clone is bounded like its
+// fetch.
+func (f *gitAuthFlags) addCloneFlags(fl *pflag.FlagSet) {
+	fl.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let the Application's Git Secret travel over plain http:// (loopback tests and demos only), as the controller's flag of that name")
+	fl.DurationVar(&f.gitTimeout, "git-timeout", 60*time.Second, "bound on the clone of the repository (it may also bring at most 512 MiB)")
+}
+
+// cloneLimits bound the clone like the controller's fetch.
+func (f *gitAuthFlags) cloneLimits() rollback.Limits { return rollback.Limits{Timeout: f.gitTimeout} }
 
 // given reports whether a credential flag was set.
 func (f *gitAuthFlags) given() bool { return f.tokenEnv != "" || f.sshKeyFile != "" }
@@ -102,9 +120,16 @@ func (f *gitAuthFlags) credential(ctx context.Context, c client.Client, app *kv1
 		return f.auth(getenv)
 	}
 	ref := app.Spec.Source.SecretRef.Name
-	s := &corev1.Secret{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: ref}, s); err != nil {
-		return nil, fmt.Errorf("reading the Application's Git secret %s/%s: %w (pass --token-env or --ssh-key instead)", app.Namespace, ref, err)
+	// The controller's rule: a Secret labelled as a Git credential, bound to
+	// the repoURL's host, never over plain http://. An Application whose
+	// repoURL an editor pointed elsewhere does not get its Secret sent there
+	// by whoever investigates it.
+	if err := credential.CheckEmbedded(app.Spec.Source.RepoURL, f.allowInsecureHTTP); err != nil {
+		return nil, err
+	}
+	s, err := credential.Get(ctx, c, app.Namespace, ref, credential.Git, "spec.source.secretRef", app.Spec.Source.RepoURL, f.allowInsecureHTTP)
+	if err != nil {
+		return nil, fmt.Errorf("%w (or pass --token-env or --ssh-key)", err)
 	}
 	auth, err := gitsource.AuthFromSecret(app.Spec.Source.RepoURL, s.Data)
 	if err != nil {

@@ -33,6 +33,9 @@ is what runs now, "target" a revision that synced successfully before, "-" one t
 failed. With --changes, keyless clones the Application's branch (with the Application's
 Git Secret, read as you, or --token-env/--ssh-key) and renders each target as the
 controller would, to show what a rollback to it would change against what runs now.
+The Application's Secret is sent only where the controller would send it (labelled
+keyless.dev/credential=git, bound to the repoURL's host, never over plain http://
+without --allow-insecure-http), and the clone is bounded (--git-timeout, 512 MiB).
 No cluster write is made.`,
 		Example: `  keyless history web -n myapp
   keyless history web -n myapp --changes
@@ -44,6 +47,7 @@ No cluster write is made.`,
 	}
 	f.kubeFlags.addFlags(cmd.Flags())
 	f.gitAuthFlags.addFlags(cmd.Flags())
+	f.gitAuthFlags.addCloneFlags(cmd.Flags())
 	f.limits.addFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVar(&f.changes, "changes", false, "render each rollback target and show what a rollback to it would change (clones the repository)")

@@ -54,7 +54,7 @@ func (f *historyFlags) rollbackChanges(cmd *cobra.Command, streams IOStreams, ap
 		branch = ""
 	}
 	_, _ = fmt.Fprintf(streams.ErrOut, "cloning %s ...\n", gitsource.Redact(app.Spec.Source.RepoURL))
-	dir, err := rollback.Clone(ctx, app.Spec.Source.RepoURL, branch, auth, "")
+	dir, err := rollback.Clone(ctx, app.Spec.Source.RepoURL, branch, auth, "", f.cloneLimits())
 	if err != nil {
 		return nil, err
 	}

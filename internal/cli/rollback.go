@@ -51,7 +51,11 @@ a push rejected because the branch moved is retried on the new tip as bump does.
 The commit is authored by the person running it: --author, else
 GIT_AUTHOR_NAME/GIT_AUTHOR_EMAIL, else the CI platform's user (GitLab, GitHub),
 else git's user.name/user.email. The Git credential is --token-env or --ssh-key,
-else the Application's own (spec.source.secretRef, read with your kubeconfig).
+else the Application's own (spec.source.secretRef, read with your kubeconfig) —
+used only as the controller would use it: labelled keyless.dev/credential=git,
+bound to the repoURL's host by keyless.dev/git-host, never over plain http://
+(--allow-insecure-http for loopback tests). The clone is bounded (--git-timeout,
+512 MiB).
 With verify mode on, sign the commit (--sign-ssh-key) with a key the Application
 trusts.`,
 		Example: `  # What would rolling back to a revision deploy?
@@ -67,6 +71,7 @@ trusts.`,
 	fl := cmd.Flags()
 	f.kubeFlags.addFlags(fl)
 	f.gitAuthFlags.addFlags(fl)
+	f.gitAuthFlags.addCloneFlags(fl)
 	fl.StringVar(&f.to, "to", "", "revision to restore: a commit SHA (full or abbreviated) in the branch's history (required)")
 	fl.BoolVar(&f.push, "push", false, "push the rollback commit")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show what the rollback would deploy; push nothing even with --push")
@@ -155,7 +160,7 @@ func (f *rollbackFlags) options(ctx context.Context, streams IOStreams, c client
 	}
 	opts := rollback.Options{
 		RepoURL: src.RepoURL, Branch: branch, Paths: paths, To: f.to, Application: app.Namespace + "/" + app.Name,
-		Author: author, Trailers: trailers, Retries: f.retries,
+		Author: author, Trailers: trailers, Retries: f.retries, Limits: f.cloneLimits(),
 	}
 	if f.committer != "" {
 		id, err := bump.ParseIdentity(f.committer)

@@ -3,7 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-git/go-git/v5"
@@ -37,7 +42,9 @@ func TestRollbackCommand(t *testing.T) {
 	if err := install.Apply(ctx, c.Config, install.Options{Namespaces: []string{"team-a"}}); err != nil {
 		t.Fatal(err)
 	}
-	kc := "--kubeconfig=" + c.KubeconfigPath
+	// The Git server is plain http:// on loopback: the Application's Secret
+	// goes there only with --allow-insecure-http, as in the controller.
+	kc, insecure := "--kubeconfig="+c.KubeconfigPath, "--allow-insecure-http"
 	const token = "rollback-token"
 	srv, err := gitserver.Start(gitserver.Options{Token: token})
 	if err != nil {
@@ -62,7 +69,9 @@ func TestRollbackCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git", Namespace: "team-a"}, StringData: map[string]string{"password": token}}); err != nil {
+	if err := cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git", Namespace: "team-a",
+		Labels: map[string]string{kv1.CredentialLabel: kv1.CredentialGit}, Annotations: map[string]string{kv1.GitHostAnnotation: "127.0.0.1"}},
+		StringData: map[string]string{"password": token}}); err != nil {
 		t.Fatal(err)
 	}
 	app := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team-a"}, Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{
@@ -95,7 +104,7 @@ func TestRollbackCommand(t *testing.T) {
 	if err := cl.Status().Update(ctx, app); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := run(ctx, t, "history", "web", "-n", "team-a", "--changes", kc)
+	code, out, errOut := run(ctx, t, "history", "web", "-n", "team-a", "--changes", kc, insecure)
 	if code != 0 {
 		t.Fatalf("history --changes: exit %d\n%s%s", code, out, errOut)
 	}
@@ -115,7 +124,7 @@ func TestRollbackCommand(t *testing.T) {
 		t.Errorf("a failed sync's row %q is no rollback target", r)
 	}
 
-	code, out, errOut = run(ctx, t, "rollback", "web", "-n", "team-a", "--to", good[:8], "--author", "Ada <ada@example.com>", kc)
+	code, out, errOut = run(ctx, t, "rollback", "web", "-n", "team-a", "--to", good[:8], "--author", "Ada <ada@example.com>", kc, insecure)
 	if code != 0 || !strings.Contains(out, "~ v1 ConfigMap settings") || !strings.Contains(out, "-  color: red") || !strings.Contains(out, "+  color: blue") || !strings.Contains(errOut, "not pushed") {
 		t.Fatalf("dry run: exit %d\n%s%s", code, out, errOut)
 	}
@@ -125,12 +134,12 @@ func TestRollbackCommand(t *testing.T) {
 
 	t.Setenv("HOME", t.TempDir()) // no ~/.gitconfig naming a user
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	code, out, errOut = runWithEnv(ctx, t, nil, "rollback", "web", "-n", "team-a", "--to", good, "--push", kc)
+	code, out, errOut = runWithEnv(ctx, t, nil, "rollback", "web", "-n", "team-a", "--to", good, "--push", kc, insecure)
 	if code != 1 || !strings.Contains(errOut, "--author") {
 		t.Fatalf("no author anywhere: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runWithEnv(ctx, t, map[string]string{"GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com"},
-		"rollback", "web", "-n", "team-a", "--to", good, "--push", kc)
+		"rollback", "web", "-n", "team-a", "--to", good, "--push", kc, insecure)
 	if code != 0 {
 		t.Fatalf("push: exit %d\n%s%s", code, out, errOut)
 	}
@@ -148,8 +157,95 @@ func TestRollbackCommand(t *testing.T) {
 	if _, err := head.File("other/x.yaml"); err != nil {
 		t.Errorf("a file outside the Application's path was touched: %v", err)
 	}
-	code, _, errOut = run(ctx, t, "rollback", "web", "-n", "team-a", "--to", good, "--author", "Ada <ada@example.com>", "--push", kc)
+	code, _, errOut = run(ctx, t, "rollback", "web", "-n", "team-a", "--to", good, "--author", "Ada <ada@example.com>", "--push", kc, insecure)
 	if code != 0 || !strings.Contains(errOut, "nothing to roll back") {
 		t.Errorf("again: exit %d, %s", code, errOut)
+	}
+}
+
+// TestCLIDoesNotSendARepointedApplicationsSecret: an editor points an
+// Application at their own server. The controller refuses its Git Secret
+// there, and so do the commands an admin runs to investigate it (history
+// --changes, rollback): an unlabelled Secret, a Secret bound to another
+// host, and plain http:// without --allow-insecure-http are refused before
+// any request, naming the cause; the editor's server sees no credential.
+func TestCLIDoesNotSendARepointedApplicationsSecret(t *testing.T) {
+	ctx := t.Context()
+	c := clustertest.Start(t, localcluster.Options{})
+	if err := install.Apply(ctx, c.Config, install.Options{Namespaces: []string{"team-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []string
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.Path+" auth="+r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(evil.Close)
+	port := evil.Listener.Addr().(*net.TCPAddr).Port
+	cl, err := (&kubeFlags{kubeconfig: c.KubeconfigPath}).appClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "team-a-deploy-token"
+	secret := func(name string, labels, annotations map[string]string) {
+		t.Helper()
+		if err := cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team-a", Labels: labels, Annotations: annotations},
+			StringData: map[string]string{"username": "ci", "password": token}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git := map[string]string{kv1.CredentialLabel: kv1.CredentialGit}
+	secret("plain", nil, nil)
+	secret("for-gitlab", git, map[string]string{kv1.GitHostAnnotation: "gitlab.example.com"})
+	secret("for-loopback", git, map[string]string{kv1.GitHostAnnotation: "localhost"})
+	cases := []struct {
+		name, secret string
+		args         []string
+		want         string
+	}{
+		{"an unlabelled Secret", "plain", []string{"--allow-insecure-http"}, "is not labelled keyless.dev/credential=git"},
+		{"a Secret bound to another host", "for-gitlab", []string{"--allow-insecure-http"}, `is for keyless.dev/git-host="gitlab.example.com", not for localhost:`},
+		{"plain http", "for-loopback", nil, "over plain http://"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fmt.Sprintf("web%d", i)
+			app := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team-a"}, Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{
+				RepoURL: fmt.Sprintf("http://localhost:%d/team-a/apps.git", port), TargetRevision: "main", Path: "deploy/web",
+				SecretRef: &kv1.LocalObjectReference{Name: tc.secret},
+			}}}
+			if err := cl.Create(ctx, app); err != nil {
+				t.Fatal(err)
+			}
+			app.Status.LastAppliedRevision = strings.Repeat("a", 40)
+			app.Status.History = []kv1.SyncRecord{
+				{Revision: strings.Repeat("a", 40), Result: kv1.SyncResultSucceeded, Trigger: "revision"},
+				{Revision: strings.Repeat("b", 40), Result: kv1.SyncResultSucceeded, Trigger: "revision"},
+			}
+			if err := cl.Status().Update(ctx, app); err != nil {
+				t.Fatal(err)
+			}
+			kc := "--kubeconfig=" + c.KubeconfigPath
+			for _, cmd := range [][]string{
+				append([]string{"history", name, "-n", "team-a", "--changes", kc}, tc.args...),
+				append([]string{"rollback", name, "-n", "team-a", "--to", "HEAD~1", "--author", "Ada <ada@example.com>", kc}, tc.args...),
+			} {
+				code, out, errOut := run(ctx, t, cmd...)
+				if code == 0 || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "team-a/"+tc.secret) {
+					t.Errorf("%s: exit %d, want an error naming Secret team-a/%s and %q\n%s%s", cmd[0], code, tc.secret, tc.want, out, errOut)
+				}
+				if strings.Contains(out+errOut, token) {
+					t.Errorf("%s printed the token", cmd[0])
+				}
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) > 0 {
+		t.Errorf("the editor's server was contacted: %v", seen)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/forge"
 	"github.com/keyless-cd/keyless/internal/gitsource"
@@ -435,17 +436,14 @@ func validateSpec(app *kv1.Application) error {
 // gitAuth reads the Application's Git credential Secret, if any.
 func (r *ApplicationReconciler) gitAuth(ctx context.Context, app *kv1.Application) (transport.AuthMethod, error) {
 	ref := app.Spec.Source.SecretRef
-	if err := checkEmbeddedCredential(app.Spec.Source.RepoURL, r.allowInsecureHTTP); err != nil {
+	if err := credential.CheckEmbedded(app.Spec.Source.RepoURL, r.allowInsecureHTTP); err != nil {
 		return nil, err
 	}
 	if ref == nil {
 		return nil, nil
 	}
-	s := &corev1.Secret{}
-	if err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: ref.Name}, s); err != nil {
-		return nil, fmt.Errorf("reading Git secret %s/%s (spec.source.secretRef): %w", app.Namespace, ref.Name, err)
-	}
-	if err := checkCredential(s, app.Spec.Source.RepoURL, r.allowInsecureHTTP); err != nil {
+	s, err := credential.Get(ctx, r.apiReader, app.Namespace, ref.Name, credential.Git, "spec.source.secretRef", app.Spec.Source.RepoURL, r.allowInsecureHTTP)
+	if err != nil {
 		return nil, err
 	}
 	auth, err := gitsource.AuthFromSecret(app.Spec.Source.RepoURL, s.Data)

@@ -42,7 +42,9 @@ func newForgeEnv(t *testing.T) *forgeEnv {
 		{ObjectMeta: metav1.ObjectMeta{Name: "gitea-git", Namespace: appNS,
 			Labels: map[string]string{kv1.CredentialLabel: kv1.CredentialGit}, Annotations: map[string]string{kv1.GitHostAnnotation: "127.0.0.1"}},
 			StringData: map[string]string{"username": gitserver.GiteaUser, "password": g.Token()}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "gitea-status", Namespace: appNS}, StringData: map[string]string{kv1.CommitStatusTokenKey: g.Token()}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "gitea-status", Namespace: appNS,
+			Labels: map[string]string{kv1.CredentialLabel: kv1.CredentialForge}, Annotations: map[string]string{kv1.GitHostAnnotation: "127.0.0.1"}},
+			StringData: map[string]string{kv1.CommitStatusTokenKey: g.Token()}},
 		{ObjectMeta: metav1.ObjectMeta{Name: controller.NamespaceWebhookSecret, Namespace: appNS},
 			StringData: map[string]string{controller.NamespaceWebhookGitHubKey: "gitea-hook-secret-0123456789"}},
 	} {

@@ -81,13 +81,21 @@ func TestNotificationsAreSignedRetriedAndNeverBlockASync(t *testing.T) {
 	e, _ := seedApp(t, 5*time.Second)
 	ctx := t.Context()
 	hook, slack, gone := newEndpoint(t, 0, http.StatusOK), newEndpoint(t, 2, http.StatusOK), newEndpoint(t, 0, http.StatusNotFound)
+	unlabelled := newEndpoint(t, 0, http.StatusOK)
 	const hmacKey = "team-hmac-key"
 	for name, data := range map[string]map[string]string{
 		"notify-hook":  {kv1.NotificationAddressKey: hook.srv.URL + "/keyless", kv1.NotificationHMACKey: hmacKey},
 		"notify-slack": {kv1.NotificationAddressKey: slack.srv.URL + "/services/T0/B0/x"},
 		"notify-gone":  {kv1.NotificationAddressKey: gone.srv.URL + "/removed", kv1.NotificationHMACKey: "k"},
+		// Any other Secret of the namespace that happens to hold an address
+		// (and a key): not labelled for notifications, never used.
+		"some-secret": {kv1.NotificationAddressKey: unlabelled.srv.URL + "/x", kv1.NotificationHMACKey: "k"},
 	} {
-		if err := e.admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appNS}, StringData: data}); err != nil {
+		labels := map[string]string{kv1.CredentialLabel: kv1.CredentialNotification}
+		if name == "some-secret" {
+			labels = nil
+		}
+		if err := e.admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appNS, Labels: labels}, StringData: data}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,6 +105,7 @@ func TestNotificationsAreSignedRetriedAndNeverBlockASync(t *testing.T) {
 		{Type: kv1.NotifyWebhook, SecretRef: kv1.LocalObjectReference{Name: "notify-hook"}},
 		{Type: kv1.NotifySlack, SecretRef: kv1.LocalObjectReference{Name: "notify-slack"}, Events: []string{kv1.EventSyncFailed}},
 		{Type: kv1.NotifyWebhook, SecretRef: kv1.LocalObjectReference{Name: "notify-gone"}, Events: []string{kv1.EventSynced}},
+		{Type: kv1.NotifyWebhook, SecretRef: kv1.LocalObjectReference{Name: "some-secret"}, Events: []string{kv1.EventSynced}},
 	}
 	if err := e.admin.Patch(ctx, app, patch); err != nil {
 		t.Fatal(err)
@@ -135,6 +144,25 @@ func TestNotificationsAreSignedRetriedAndNeverBlockASync(t *testing.T) {
 		}
 		return false, "no such Event yet"
 	})
+
+	t.Log("the unlabelled Secret: refused, naming why, its address never contacted")
+	waitFor(t, 30*time.Second, "a NotificationFailed Event for some-secret", func() (bool, string) {
+		evs, err := e.cs.CoreV1().Events(appNS).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=web,reason=" + controller.ReasonNotificationFailed})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ev := range evs.Items {
+			if strings.Contains(ev.Message, appNS+"/some-secret") && strings.Contains(ev.Message, "is not labelled keyless.dev/credential=notification") {
+				return true, ""
+			}
+		}
+		return false, "no such Event yet"
+	})
+	unlabelled.mu.Lock()
+	if n := len(unlabelled.got); n != 0 {
+		t.Errorf("the unlabelled Secret's address got %d deliveries", n)
+	}
+	unlabelled.mu.Unlock()
 
 	t.Log("drift reverted by selfHeal")
 	dep, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "web", metav1.GetOptions{})

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/egress"
 	"github.com/keyless-cd/keyless/internal/forge"
 	"github.com/keyless-cd/keyless/internal/notify"
@@ -164,7 +165,8 @@ func (c *commitReporter) deliver(ctx context.Context, key types.NamespacedName) 
 	if !ok || done {
 		return nil
 	}
-	vals, err := readSecretKeys(ctx, c.secrets, key.Namespace, rep.cs.SecretRef.Name, "spec.commitStatus.secretRef", kv1.CommitStatusTokenKey)
+	vals, err := readSecretKeys(ctx, c.secrets, secretUse{namespace: key.Namespace, name: rep.cs.SecretRef.Name,
+		use: credential.Forge, field: "spec.commitStatus.secretRef", target: rep.repo, allowInsecure: c.allowInsecure}, kv1.CommitStatusTokenKey)
 	if err != nil {
 		return err
 	}
@@ -200,17 +202,29 @@ func (c *commitReporter) giveUp(key types.NamespacedName, err error) {
 // errSecretKey is a Secret without the key a delivery needs.
 var errSecretKey = errors.New("secret key missing")
 
-// readSecretKeys reads keys of the Secret name in namespace with one
-// uncached GET; field names the spec field that refers to it.
-func readSecretKeys(ctx context.Context, r client.Reader, namespace, name, field string, keys ...string) ([][]byte, error) {
-	s := &corev1.Secret{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, s); err != nil {
-		return nil, fmt.Errorf("reading Secret %s/%s (%s): %w", namespace, name, field, err)
+// secretUse is a Secret a delivery reads and what it is for.
+type secretUse struct {
+	namespace, name string
+	use             credential.Use
+	// field is the spec field that names the Secret.
+	field string
+	// target is the URL the Secret's token goes to (forge tokens).
+	target        string
+	allowInsecure bool
+}
+
+// readSecretKeys reads keys of the Secret of u with one uncached GET,
+// after credential.Check: labelled for its use, bound to the host it goes
+// to, never a ServiceAccount token.
+func readSecretKeys(ctx context.Context, r client.Reader, u secretUse, keys ...string) ([][]byte, error) {
+	s, err := credential.Get(ctx, r, u.namespace, u.name, u.use, u.field, u.target, u.allowInsecure)
+	if err != nil {
+		return nil, err
 	}
 	out := make([][]byte, len(keys))
 	for i, key := range keys {
 		if out[i] = s.Data[key]; len(out[i]) == 0 {
-			return nil, fmt.Errorf("%w: Secret %s/%s (%s) has no key %q", errSecretKey, namespace, name, field, key)
+			return nil, fmt.Errorf("%w: Secret %s/%s (%s) has no key %q", errSecretKey, u.namespace, u.name, u.field, key)
 		}
 	}
 	return out, nil
@@ -219,5 +233,5 @@ func readSecretKeys(ctx context.Context, r client.Reader, namespace, name, field
 // permanentDelivery: configuration errors, refused addresses and 4xx other
 // than 408/429 are not retried.
 func permanentDelivery(err error) bool {
-	return notify.Permanent(err) || errors.Is(err, forge.ErrConfig) || errors.Is(err, errSecretKey)
+	return notify.Permanent(err) || errors.Is(err, forge.ErrConfig) || errors.Is(err, errSecretKey) || errors.Is(err, credential.ErrRefused)
 }

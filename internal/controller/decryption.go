@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/render"
 	"github.com/keyless-cd/keyless/internal/sopsfile"
 )
@@ -27,6 +28,9 @@ func (r *ApplicationReconciler) decryptionKeys(ctx context.Context, app *kv1.App
 	s := &corev1.Secret{}
 	if err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: d.SecretRef.Name}, s); err != nil {
 		return nil, &decryptionSecretError{fmt.Errorf("reading decryption Secret %s/%s (%s): %w", app.Namespace, d.SecretRef.Name, field, err)}
+	}
+	if err := credential.Readable(s, field); err != nil {
+		return nil, &decryptionSecretError{err}
 	}
 	keys := map[string][]byte{}
 	for name, v := range s.Data {

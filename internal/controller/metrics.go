@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/keyless-cd/keyless/internal/credential"
 )
 
 // metrics are keyless's Prometheus metrics, served on --metrics-bind-address.
@@ -100,7 +102,7 @@ func (m *metrics) observeRender(start time.Time, err error) {
 
 // observeGit is gitsource's Observe hook.
 func (m *metrics) observeGit(op, url string, d time.Duration, err error) {
-	host, _ := repoHost(url)
+	host, _ := credential.Host(url)
 	m.gitOps.WithLabelValues(op, result(err)).Inc()
 	m.gitDuration.WithLabelValues(op, host).Observe(d.Seconds())
 }

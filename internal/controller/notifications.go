@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/egress"
 	"github.com/keyless-cd/keyless/internal/notify"
 )
@@ -78,7 +79,8 @@ func (n *notifier) deliver(ctx context.Context, d *notification) error {
 	if d.spec.Type == kv1.NotifyWebhook {
 		keys = append(keys, kv1.NotificationHMACKey)
 	}
-	vals, err := readSecretKeys(ctx, n.secrets, d.app.Namespace, d.spec.SecretRef.Name, "spec.notifications secretRef", keys...)
+	vals, err := readSecretKeys(ctx, n.secrets, secretUse{namespace: d.app.Namespace, name: d.spec.SecretRef.Name,
+		use: credential.Notification, field: "spec.notifications secretRef"}, keys...)
 	if err != nil {
 		return err
 	}

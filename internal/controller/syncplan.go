@@ -88,7 +88,7 @@ func (p syncPlan) applyOptions(app *kv1.Application, stepTimeout time.Duration, 
 	return engine.ApplyOptions{
 		Namespace: app.Namespace, Name: app.Name, Inventory: statusInventory{app: app},
 		Prune: p.Prune, AllowEmpty: p.AllowEmpty, SkipHooks: p.SkipHooks, ReplaceAll: p.ReplaceAll,
-		StepTimeout: stepTimeout, OnStep: onStep,
+		AllowedSubjects: app.Spec.AllowedSubjects(), StepTimeout: stepTimeout, OnStep: onStep,
 	}
 }
 
@@ -98,6 +98,6 @@ func (p syncPlan) applyOptions(app *kv1.Application, stepTimeout time.Duration, 
 func (p syncPlan) diffOptions(app *kv1.Application) engine.DiffOptions {
 	return engine.DiffOptions{
 		Namespace: app.Namespace, Name: app.Name, Inventory: statusInventory{app: app},
-		Prune: p.Prune, AllowEmpty: p.AllowEmpty, ReplaceAll: p.ReplaceAll,
+		Prune: p.Prune, AllowEmpty: p.AllowEmpty, ReplaceAll: p.ReplaceAll, AllowedSubjects: app.Spec.AllowedSubjects(),
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 )
 
@@ -18,6 +19,9 @@ func (r *ApplicationReconciler) verify(ctx context.Context, app *kv1.Application
 	s := &corev1.Secret{}
 	if err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: v.SecretRef.Name}, s); err != nil {
 		return "", fmt.Errorf("reading trusted keys %s/%s (spec.source.verify.secretRef): %w", app.Namespace, v.SecretRef.Name, err)
+	}
+	if err := credential.Readable(s, "spec.source.verify.secretRef"); err != nil {
+		return "", err
 	}
 	keys, err := gitsource.ParseTrustedKeys(s.Data)
 	if err != nil {

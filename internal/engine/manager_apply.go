@@ -8,6 +8,7 @@ import (
 
 	"github.com/fluxcd/pkg/ssa"
 	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -38,6 +39,11 @@ type ApplyOptions struct {
 	// its change as immutable (an Application's syncOptions Replace=true), as
 	// the per-object Replace=true annotation does.
 	ReplaceAll bool
+	// AllowedSubjects are the Users, Groups and other namespaces'
+	// ServiceAccounts a rendered RoleBinding may name (the Application's
+	// spec.rbac.allowedSubjects). Default none: a binding from Git names
+	// only its namespace's own ServiceAccounts.
+	AllowedSubjects []rbacv1.Subject
 	// Wait, when positive, waits up to this long for every object to be Current.
 	Wait time.Duration
 	// StepTimeout bounds how long each wave (its objects healthy, its hooks
@@ -93,9 +99,9 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		return nil, err
 	}
 	if opts.DryRun {
-		return e.Diff(ctx, objs, DiffOptions{Namespace: opts.Namespace, Name: opts.Name, Inventory: opts.Inventory, Prune: opts.Prune, AllowEmpty: opts.AllowEmpty, SkipHooks: opts.SkipHooks, ReplaceAll: opts.ReplaceAll})
+		return e.Diff(ctx, objs, DiffOptions{Namespace: opts.Namespace, Name: opts.Name, Inventory: opts.Inventory, Prune: opts.Prune, AllowEmpty: opts.AllowEmpty, SkipHooks: opts.SkipHooks, ReplaceAll: opts.ReplaceAll, AllowedSubjects: opts.AllowedSubjects})
 	}
-	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll})
+	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll, allowedSubjects: opts.AllowedSubjects})
 	if err != nil {
 		return nil, err
 	}
@@ -259,6 +265,7 @@ func (e *Engine) applyOptions() ssa.ApplyOptions {
 		other = FieldManager
 	}
 	o := ssa.DefaultApplyOptions()
+	o.CustomStageKinds = stagedKinds
 	o.Cleanup = ssa.ApplyCleanupOptions{
 		Annotations: []string{"kubectl.kubernetes.io/last-applied-configuration"},
 		FieldManagers: []ssa.FieldManager{

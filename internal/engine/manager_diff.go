@@ -9,6 +9,7 @@ import (
 
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/pmezard/go-difflib/difflib"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -24,6 +25,8 @@ type DiffOptions struct {
 	SkipHooks bool
 	// ReplaceAll is ApplyOptions.ReplaceAll.
 	ReplaceAll bool
+	// AllowedSubjects is ApplyOptions.AllowedSubjects.
+	AllowedSubjects []rbacv1.Subject
 }
 
 // Diff reports, without writing, what Apply would do: each object created,
@@ -44,7 +47,7 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 	if opts.Inventory == nil {
 		opts.Inventory = &ConfigMapStore{Client: e.client, Namespace: opts.Namespace, Name: opts.Name}
 	}
-	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll})
+	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll, allowedSubjects: opts.AllowedSubjects})
 	if err != nil {
 		return nil, err
 	}
@@ -53,11 +56,17 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 	var refs []ObjectRef
 	var errs []error
 	var conflicts []string
+	roles := rolesOf(p.plan.Objects())
 	for _, step := range p.plan.Steps {
 		for _, o := range step.Objects {
 			r := RefOf(o)
 			refs = append(refs, r)
 			c, conflict, err := e.diffObject(ctx, o, p.plan.Of[o].Replace, opts.Name)
+			if e.awaitsRoleInSet(ctx, o, err, roles) {
+				// Created after its Role, which the same set creates.
+				c, err = Change{Ref: r, Action: ActionCreated}, nil
+				c.Diff, err = unifiedDiff(r, nil, o)
+			}
 			switch {
 			case err != nil:
 				var im *ImmutableError

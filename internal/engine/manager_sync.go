@@ -83,11 +83,12 @@ func (e *Engine) applyPlan(ctx context.Context, p *prepared, opts ApplyOptions) 
 func (e *Engine) validatePlan(ctx context.Context, plan *lifecycle.Plan) (map[string]bool, error) {
 	replace := map[string]bool{}
 	var errs []error
+	roles := rolesOf(plan.Objects())
 	for _, o := range plan.Objects() {
 		r := RefOf(o)
 		_, _, _, err := e.manager.Diff(ctx, o.DeepCopy(), ssa.DefaultDiffOptions())
 		switch {
-		case err == nil:
+		case err == nil, e.awaitsRoleInSet(ctx, o, err, roles):
 		case isImmutable(err) && plan.Of[o].Replace:
 			replace[r.ID().String()] = true
 		case isImmutable(err):

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,6 +34,7 @@ type prepareOptions struct {
 	allowEmpty      bool
 	skipHooks       bool
 	replaceAll      bool
+	allowedSubjects []rbacv1.Subject
 }
 
 // prepare copies objs, skips a manifest of the target namespace itself,
@@ -52,6 +54,9 @@ func (e *Engine) prepare(ctx context.Context, objs []*unstructured.Unstructured,
 		return nil, err
 	}
 	if err := refuseIdentityTheft(out, e.protected); err != nil {
+		return nil, err
+	}
+	if err := refuseRBACEscalation(out, o.namespace, e.protected, o.allowedSubjects); err != nil {
 		return nil, err
 	}
 	setManagedLabels(out, o.name)

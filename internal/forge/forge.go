@@ -91,8 +91,8 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if !sameHost(opts.Provider, api.Hostname(), repo.host) {
-		return nil, fmt.Errorf("%w: spec.commitStatus.apiURL host %q is not the repository's host %q: a token is only sent to the forge that holds the repository", ErrConfig, api.Hostname(), repo.host)
+	if !sameHost(opts.Provider, api, repo) {
+		return nil, fmt.Errorf("%w: spec.commitStatus.apiURL host %q is not the repository's host and port %q: a token is only sent to the forge that holds the repository", ErrConfig, api.Host, repo.host+repo.portSuffix())
 	}
 	if opts.HTTP == nil {
 		return nil, fmt.Errorf("%w: no HTTP client", ErrConfig)
@@ -136,6 +136,12 @@ func (c *Client) Set(ctx context.Context, s Status) error {
 	req.Header.Set("User-Agent", "keyless")
 	c.authorize(req)
 	_, err = egress.Do(ctx, c.http, req)
+	var se *egress.StatusError
+	if errors.As(err, &se) {
+		// Only the status code: whatever the server answered is not echoed
+		// into the Application's Events (the host is a tenant's choice).
+		err = &egress.StatusError{Code: se.Code}
+	}
 	if err != nil {
 		return fmt.Errorf("setting %s status on %s at %s: %w", s.State, kv1.ShortSHA(s.SHA), c.api.Host, err)
 	}

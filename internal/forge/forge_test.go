@@ -141,6 +141,11 @@ func TestSetStatusRefused(t *testing.T) {
 	if strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("the token leaked into %q", err)
 	}
+	// The server's answer is a tenant-chosen host's words: it never reaches
+	// the Application's Events.
+	if strings.Contains(err.Error(), "permission") || se.Body != "" {
+		t.Errorf("the forge's answer body is echoed in %q", err)
+	}
 	if err := c.Set(t.Context(), Status{SHA: "../../admin", State: StateSuccess}); !errors.Is(err, ErrConfig) {
 		t.Errorf("a non-SHA revision: err = %v, want ErrConfig", err)
 	}
@@ -156,6 +161,10 @@ func TestNewConfinesTheAPIToTheRepositoryHost(t *testing.T) {
 		{kv1.ForgeGitea, "ssh://git@gitea.example:2222/o/r.git", "https://gitea.example/api/v1", true},
 		{kv1.ForgeGitLab, "https://gitlab.example/g/s/r.git", "", true},
 		{kv1.ForgeGitea, "https://gitea.example/o/r.git", "https://evil.example/api/v1", false},
+		{kv1.ForgeGitea, "https://gitea.example/o/r.git", "https://gitea.example:8443/api/v1", false},
+		{kv1.ForgeGitea, "https://gitea.example:8443/o/r.git", "https://gitea.example/api/v1", false},
+		{kv1.ForgeGitea, "https://gitea.example:443/o/r.git", "https://gitea.example/api/v1", true},
+		{kv1.ForgeGitea, "https://gitea.example:8443/o/r.git", "https://gitea.example:8443/api/v1", true},
 		{kv1.ForgeGitLab, "https://gitlab.example/o/r.git", "https://api.github.com", false},
 		{kv1.ForgeGitea, "https://gitea.example/o/r.git", "http://gitea.example/api/v1", false},
 		{kv1.ForgeGitea, "https://gitea.example/o/r.git", "https://user:pw@gitea.example/api/v1", false},

@@ -18,6 +18,14 @@ type repository struct {
 	path   string
 }
 
+// portSuffix is ":port" when the URL names one.
+func (r repository) portSuffix() string {
+	if r.port == "" {
+		return ""
+	}
+	return ":" + r.port
+}
+
 // segment is one path element a forge accepts in an owner or repository name.
 var segment = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
 
@@ -79,11 +87,27 @@ func defaultAPIURL(provider string, r repository) (string, error) {
 	return "", fmt.Errorf("%w: unknown provider %q (gitea, forgejo, github or gitlab)", ErrConfig, provider)
 }
 
-// sameHost reports whether the API host may receive the repository's
-// token: the repository's own host, or api.github.com for github.com.
-func sameHost(provider, apiHost, repoHost string) bool {
-	if strings.EqualFold(apiHost, repoHost) {
+// sameHost reports whether the API may receive the repository's token:
+// the repository's own host and port (the scheme's default when none is
+// written; for an SSH repository, whose port says nothing of the HTTP one,
+// any port of its host), or api.github.com for github.com.
+func sameHost(provider string, api *url.URL, r repository) bool {
+	if provider == kv1.ForgeGitHub && strings.EqualFold(r.host, "github.com") && strings.EqualFold(api.Hostname(), "api.github.com") {
 		return true
 	}
-	return provider == kv1.ForgeGitHub && strings.EqualFold(repoHost, "github.com") && strings.EqualFold(apiHost, "api.github.com")
+	if !strings.EqualFold(api.Hostname(), r.host) {
+		return false
+	}
+	return r.scheme == "ssh" || portOf(api.Scheme, api.Port()) == portOf(r.scheme, r.port)
+}
+
+// portOf is port, or the default port of scheme.
+func portOf(scheme, port string) string {
+	switch {
+	case port != "":
+		return port
+	case scheme == "http":
+		return "80"
+	}
+	return "443"
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -80,3 +81,12 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 }
 
 func (b *cappedBody) Close() error { return b.rc.Close() }
+
+// Bounded returns ctx bounded like the controller's fetch: every HTTP(S)
+// response go-git reads under it fails with ErrResponseTooLarge past
+// maxBytes, and it ends after timeout. For one-off Git operations outside a
+// Source (the CLI's clones for history --changes and rollback).
+func Bounded(ctx context.Context, maxBytes int64, timeout time.Duration) (context.Context, context.CancelFunc) {
+	installCappedHTTP()
+	return context.WithTimeout(withReadCap(ctx, maxBytes), timeout)
+}

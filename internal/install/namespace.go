@@ -62,8 +62,15 @@ func ForManifests(ctx context.Context, opts NamespaceOptions) ([]*unstructured.U
 	objs := m.PerNamespace[opts.Namespace]
 	var deploy, watch []rbacv1.PolicyRule
 	for _, g := range kinds.Groups() {
-		deploy = append(deploy, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: kinds.Resources(g), Verbs: DeployerVerbs})
 		watch = append(watch, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: kinds.Resources(g), Verbs: watchVerbs})
+		if !rbacgen.IsRBAC(g) {
+			deploy = append(deploy, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: kinds.Resources(g), Verbs: DeployerVerbs})
+			continue
+		}
+		// Roles and RoleBindings: only the manifests' own, by name.
+		for _, r := range kinds.Resources(g) {
+			deploy = append(deploy, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: []string{r}, ResourceNames: kinds.Names(g, r), Verbs: rbacgen.NamedVerbs})
+		}
 	}
 	for _, o := range objs {
 		if o.GetKind() != "Role" {

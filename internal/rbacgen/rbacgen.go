@@ -36,6 +36,19 @@ var clusterScoped = map[string]bool{
 	"flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration": true,
 }
 
+// NamedVerbs are granted on RBAC kinds (Roles and RoleBindings of the
+// manifests), only by resourceNames: a derived Role never lets its holder
+// create another binding (create cannot be limited by name), and never
+// carries bind or escalate. Server-side apply creates a missing named
+// object with patch.
+var NamedVerbs = []string{"get", "patch", "update", "delete"}
+
+// IsRBAC reports whether group is RBAC's API group: its kinds hand out
+// rights, so derived Roles grant them only by name.
+func IsRBAC(group string) bool { return group == rbacGroup }
+
+const rbacGroup = "rbac.authorization.k8s.io"
+
 // Kinds are manifests' objects by API group, resource and name.
 type Kinds map[string]map[string]map[string]bool
 

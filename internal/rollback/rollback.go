@@ -56,6 +56,28 @@ type Options struct {
 	Retries int
 	// TempDir holds the clone. Default os.TempDir().
 	TempDir string
+	// Limits bound the clone like the controller's fetch.
+	Limits Limits
+}
+
+// Limits bound a clone: what the server sends and how long it takes.
+type Limits struct {
+	// Timeout bounds the whole clone. Default 60s (the controller's --git-timeout).
+	Timeout time.Duration
+	// MaxBytes bounds the bytes read over HTTP(S). Default 512 MiB (the
+	// controller's fetch cap).
+	MaxBytes int64
+}
+
+// withDefaults fills in the documented defaults.
+func (l Limits) withDefaults() Limits {
+	if l.Timeout <= 0 {
+		l.Timeout = 60 * time.Second
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = 512 << 20
+	}
+	return l
 }
 
 // Plan is a rollback commit made in a clone, not yet pushed.
@@ -92,7 +114,7 @@ func Prepare(ctx context.Context, opts Options) (*Plan, error) {
 		opts.Paths[i] = strings.TrimPrefix(clean, "./")
 	}
 	opts.Auth = gitsource.ForURL(opts.Auth, opts.RepoURL)
-	dir, repo, err := cloneBranch(ctx, opts.RepoURL, opts.Branch, opts.Auth, opts.TempDir)
+	dir, repo, err := cloneBranch(ctx, opts.RepoURL, opts.Branch, opts.Auth, opts.TempDir, opts.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -118,28 +140,57 @@ func Prepare(ctx context.Context, opts Options) (*Plan, error) {
 
 // Clone clones branch's history (bare, that branch only; the remote's
 // default branch when empty) into a new folder under tempDir ("" for
-// os.TempDir()), where previews of its revisions render from. The caller
-// removes the folder.
-func Clone(ctx context.Context, repoURL, branch string, auth transport.AuthMethod, tempDir string) (string, error) {
-	dir, _, err := cloneBranch(ctx, repoURL, branch, gitsource.ForURL(auth, repoURL), tempDir)
+// os.TempDir()), where previews of its revisions render from, bounded by
+// limits. The caller removes the folder.
+func Clone(ctx context.Context, repoURL, branch string, auth transport.AuthMethod, tempDir string, limits Limits) (string, error) {
+	dir, _, err := cloneBranch(ctx, repoURL, branch, gitsource.ForURL(auth, repoURL), tempDir, limits)
 	return dir, err
 }
 
-func cloneBranch(ctx context.Context, repoURL, branch string, auth transport.AuthMethod, tempDir string) (string, *git.Repository, error) {
+type cloned struct {
+	dir  string
+	repo *git.Repository
+	err  error
+}
+
+// cloneBranch clones within limits. The clone runs on its own goroutine so
+// that an SSH server that never finishes its handshake (go-git honours the
+// context only once connected) is abandoned at the deadline; its folder is
+// removed when it ends.
+func cloneBranch(ctx context.Context, repoURL, branch string, auth transport.AuthMethod, tempDir string, limits Limits) (string, *git.Repository, error) {
+	limits = limits.withDefaults()
+	ctx, cancel := gitsource.Bounded(ctx, limits.MaxBytes, limits.Timeout)
+	defer cancel()
 	dir, err := os.MkdirTemp(tempDir, "keyless-rollback-")
 	if err != nil {
 		return "", nil, err
 	}
-	clone := &git.CloneOptions{URL: repoURL, Auth: auth, SingleBranch: true, Tags: git.NoTags}
-	if branch != "" {
-		clone.ReferenceName = plumbing.NewBranchReferenceName(branch)
+	done := make(chan cloned, 1)
+	go func() {
+		clone := &git.CloneOptions{URL: repoURL, Auth: auth, SingleBranch: true, Tags: git.NoTags}
+		if branch != "" {
+			clone.ReferenceName = plumbing.NewBranchReferenceName(branch)
+		}
+		repo, err := git.PlainCloneContext(ctx, dir, true, clone)
+		if err != nil {
+			_ = os.RemoveAll(dir)
+		}
+		done <- cloned{dir: dir, repo: repo, err: err}
+	}()
+	select {
+	case c := <-done:
+		if c.err != nil {
+			return "", nil, fmt.Errorf("cloning %s: %w", gitsource.Redact(repoURL), c.err)
+		}
+		return c.dir, c.repo, nil
+	case <-ctx.Done():
+		go func() { // the abandoned clone's folder goes when it ends
+			if c := <-done; c.err == nil {
+				_ = os.RemoveAll(c.dir)
+			}
+		}()
+		return "", nil, fmt.Errorf("cloning %s (limit %s): %w", gitsource.Redact(repoURL), limits.Timeout, ctx.Err())
 	}
-	repo, err := git.PlainCloneContext(ctx, dir, true, clone)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("cloning %s: %w", gitsource.Redact(repoURL), err)
-	}
-	return dir, repo, nil
 }
 
 // Push pushes the rollback commit; when the branch moved meanwhile, the

@@ -50,7 +50,8 @@ func TestBenchForge(t *testing.T) {
 	for _, s := range []*corev1.Secret{
 		{ObjectMeta: metav1.ObjectMeta{Name: "git", Namespace: ns, Labels: map[string]string{kv1.CredentialLabel: kv1.CredentialGit},
 			Annotations: map[string]string{kv1.GitHostAnnotation: "127.0.0.1"}}, StringData: map[string]string{"username": gitserver.GiteaUser, "password": g.Token()}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "status", Namespace: ns}, StringData: map[string]string{kv1.CommitStatusTokenKey: g.Token()}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "status", Namespace: ns, Labels: map[string]string{kv1.CredentialLabel: kv1.CredentialForge},
+			Annotations: map[string]string{kv1.GitHostAnnotation: "127.0.0.1"}}, StringData: map[string]string{kv1.CommitStatusTokenKey: g.Token()}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "keyless-webhook", Namespace: ns}, StringData: map[string]string{"github": hookSecret}},
 	} {
 		if err := admin.Create(ctx, s); err != nil {
