@@ -155,6 +155,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Application, interval time.Duration) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	r.metrics.apps.useRepo(key, app.Spec.Source.RepoURL)
 
 	auth, err := r.gitAuth(ctx, app)
 	if err != nil {

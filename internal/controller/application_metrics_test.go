@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +184,84 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 	t.Log("the controller stops: no leader, KeylessNoLeader goes pending")
 	e.stopController()
 	prom.waitAlert(t, "KeylessNoLeader", "")
+}
+
+// TestGitHostSeriesOfAnEditedRepoURL: whoever may edit an Application
+// points its repoURL at 60 hosts in turn; keyless_git_operation_duration_seconds
+// has a series for the host the Application reads from now, not for the
+// 59 before, and none once the Application is deleted.
+func TestGitHostSeriesOfAnEditedRepoURL(t *testing.T) {
+	e := newEnv(t)
+	e.metricsAddr = freeLoopbackAddr(t)
+	e.startController(time.Hour)
+	// Nobody listens on port of any 127.0.0.0/8 address: each ls-remote is
+	// refused at once, and is observed all the same.
+	_, port, err := net.SplitHostPort(freeLoopbackAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := func(i int) string { return fmt.Sprintf("127.0.0.%d:%s", i+2, port) }
+	repoURL := func(i int) string { return "http://" + host(i) + "/" + repoName }
+	app := &kv1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: appNS},
+		Spec:       kv1.ApplicationSpec{Source: kv1.ApplicationSource{RepoURL: repoURL(0), TargetRevision: "main", Path: "deploy"}},
+	}
+	if err := e.admin.Create(t.Context(), app); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		if i > 0 {
+			app := e.app("web")
+			app.Spec.Source.RepoURL = repoURL(i)
+			if err := e.admin.Update(t.Context(), app); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, 30*time.Second, "a series for "+host(i), func() (bool, string) {
+			hosts := gitHostSeries(t, e.metricsAddr, port)
+			return len(hosts) == 1 && hosts[0] == host(i), fmt.Sprintf("series for hosts %v", hosts)
+		})
+	}
+
+	t.Log("the Application deleted: its host's series go with it")
+	if err := e.admin.Delete(t.Context(), e.app("web")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "no series for "+host(59), func() (bool, string) {
+		hosts := gitHostSeries(t, e.metricsAddr, port)
+		return len(hosts) == 0, fmt.Sprintf("series for hosts %v", hosts)
+	})
+}
+
+// gitHostSeries scrapes the controller's metrics at addr and returns the
+// hosts on port that keyless_git_operation_duration_seconds has series for.
+func gitHostSeries(t *testing.T, addr, port string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostRE := regexp.MustCompile(`host="([^"]*)"`)
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "keyless_git_operation_duration_seconds_count{") {
+			continue
+		}
+		if m := hostRE.FindStringSubmatch(line); m != nil && strings.HasSuffix(m[1], ":"+port) {
+			seen[m[1]] = true
+		}
+	}
+	var out []string
+	for h := range seen {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // alertState is the state (pending, firing) of alert for the Application

@@ -1,13 +1,12 @@
 package controller
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-
-	"github.com/keyless-cd/keyless/internal/credential"
 )
 
 // metrics are keyless's Prometheus metrics, served on --metrics-bind-address.
@@ -18,8 +17,10 @@ type metrics struct {
 	// included (renders served from the per-Application cache are not counted).
 	renderDuration *prometheus.HistogramVec
 	gitOps         *prometheus.CounterVec
-	gitDuration    *prometheus.HistogramVec
-	driftEvents    prometheus.Counter
+	// gitDuration is labelled by host through apps.hosts: bounded, and a
+	// host's series go with the last Application reading from it.
+	gitDuration *prometheus.HistogramVec
+	driftEvents prometheus.Counter
 	// deliveries counts commit statuses and notifications by kind
 	// (deliveryCommitStatus, deliveryNotification) and result (success,
 	// retry, failed, dropped).
@@ -30,6 +31,9 @@ type metrics struct {
 
 // labelResult is the label every keyless counter splits results by.
 const labelResult = "result"
+
+// labelHost is the repository host label of keyless_git_operation_duration_seconds.
+const labelHost = "host"
 
 // Kinds of keyless_deliveries_total.
 const (
@@ -65,9 +69,9 @@ func buildMetrics() *metrics {
 			Name: "keyless_git_operations_total", Help: "Git ls-remote and fetch operations by result.",
 		}, []string{"op", labelResult}),
 		gitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "keyless_git_operation_duration_seconds", Help: "Duration of Git ls-remote and fetch, by repository host.",
+			Name: "keyless_git_operation_duration_seconds", Help: fmt.Sprintf("Duration of Git ls-remote and fetch, by repository host (%q: a host no Application reads from, or beyond %d hosts).", otherHost, maxGitHostSeries),
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
-		}, []string{"op", "host"}),
+		}, []string{"op", labelHost}),
 		driftEvents: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyless_drift_events_total", Help: "Changes to managed objects by someone other than keyless.",
 		}),
@@ -75,7 +79,7 @@ func buildMetrics() *metrics {
 			Name: "keyless_deliveries_total", Help: "Commit statuses and notifications sent, by kind and result (success, retry, failed, dropped).",
 		}, []string{"kind", labelResult}),
 	}
-	m.apps = newAppMetrics()
+	m.apps = newAppMetrics(m.gitDuration)
 	ctrlmetrics.Registry.MustRegister(m.reconciles, m.syncDuration, m.renderDuration, m.gitOps, m.gitDuration, m.driftEvents, m.deliveries,
 		m.apps.info, m.apps.syncs, m.apps.drift, m.apps.hooks)
 	return m
@@ -102,7 +106,6 @@ func (m *metrics) observeRender(start time.Time, err error) {
 
 // observeGit is gitsource's Observe hook.
 func (m *metrics) observeGit(op, url string, d time.Duration, err error) {
-	host, _ := credential.Host(url)
 	m.gitOps.WithLabelValues(op, result(err)).Inc()
-	m.gitDuration.WithLabelValues(op, host).Observe(d.Seconds())
+	m.apps.hosts.observe(op, url, d)
 }
