@@ -17,8 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -104,7 +102,8 @@ type request struct {
 	Options render.Options `json:"options"`
 }
 
-// response is what a child writes on stdout.
+// response is what a child writes on stdout. The parent decodes it field
+// by field (decodeOutput): a new field needs its case there.
 type response struct {
 	Kind     render.Kind  `json:"kind,omitempty"`
 	Objects  []wireObject `json:"objects,omitempty"`
@@ -123,7 +122,8 @@ type wireObject struct {
 // the render keep their types across the process boundary (errors.Is with
 // render.ErrLimit, render.ErrRemoteReference, render.ErrOutsideRoot,
 // render.ErrSymlinkCycle); a child that exceeded a limit gives a
-// *render.LimitError naming the flag.
+// *render.LimitError naming the flag, and one killed by something else (the
+// OOM killer of the container's memory cgroup) a *KilledError.
 func (r *Runner) Render(ctx context.Context, opts render.Options) (*render.Result, error) {
 	select {
 	case r.sem <- struct{}{}:
@@ -156,11 +156,11 @@ func (r *Runner) Render(ctx context.Context, opts render.Options) (*render.Resul
 
 // child is a started render process waiting for its request on stdin.
 type child struct {
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	stdout  *capped
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	// stdout is the read end of the child's stdout, decoded as it arrives.
+	stdout  *os.File
 	stderr  *capped
-	full    chan struct{}
 	started time.Time
 }
 
@@ -175,15 +175,21 @@ func (r *Runner) start() (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	full := make(chan struct{})
-	var once sync.Once
-	c := &child{cmd: cmd, stdin: stdin, full: full, started: time.Now(),
-		stdout: &capped{limit: r.opts.MaxOutputBytes, onFull: func() { once.Do(func() { close(full) }) }},
-		stderr: &capped{limit: 64 << 10}}
-	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
+	// The child writes straight into a pipe the parent decodes from, with
+	// no copy of the whole output in between (see decodeOutput).
+	stdout, w, err := os.Pipe()
+	if err != nil {
+		_ = stdin.Close()
+		return nil, fmt.Errorf("render process output: %w", err)
+	}
+	c := &child{cmd: cmd, stdin: stdin, stdout: stdout, started: time.Now(), stderr: &capped{limit: 64 << 10}}
+	cmd.Stdout, cmd.Stderr = w, c.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	_ = w.Close() // the child holds its own copy
+	if err != nil {
+		_ = stdout.Close()
 		return nil, fmt.Errorf("starting the render process %s: %w", r.opts.Executable, err)
 	}
 	return c, nil
@@ -196,6 +202,13 @@ func (c *child) kill() {
 	}
 }
 
+// discard ends a child that will serve no render.
+func (c *child) discard() {
+	c.kill()
+	_ = c.cmd.Wait()
+	_ = c.stdout.Close()
+}
+
 // take returns the spare child when there is a fresh one, else a new one.
 func (r *Runner) take() (*child, error) {
 	select {
@@ -203,8 +216,7 @@ func (r *Runner) take() (*child, error) {
 		if time.Since(c.started) < maxSpareAge {
 			return c, nil
 		}
-		c.kill()
-		_ = c.cmd.Wait()
+		c.discard()
 	default:
 	}
 	return r.start()
@@ -220,8 +232,7 @@ func (r *Runner) refill() {
 	select {
 	case r.spare <- c:
 	default:
-		c.kill()
-		_ = c.cmd.Wait()
+		c.discard()
 	}
 }
 
@@ -230,8 +241,7 @@ func (r *Runner) Close() {
 	for {
 		select {
 		case c := <-r.spare:
-			c.kill()
-			_ = c.cmd.Wait()
+			c.discard()
 		default:
 			return
 		}
@@ -242,6 +252,13 @@ func (r *Runner) Close() {
 func (r *Runner) run(ctx context.Context, c *child, path string, req []byte) (*render.Result, error) {
 	timer := time.NewTimer(r.opts.Timeout)
 	defer timer.Stop()
+	out := newOutputReader(c.stdout, r.opts.MaxOutputBytes)
+	decoded := make(chan output, 1)
+	go func() {
+		o := decodeOutput(out)
+		_, _ = io.Copy(io.Discard, out) // anything after the answer, still under the cap
+		decoded <- o
+	}()
 	done := make(chan error, 1)
 	go func() {
 		_, werr := c.stdin.Write(req)
@@ -260,18 +277,21 @@ func (r *Runner) run(ctx context.Context, c *child, path string, req []byte) (*r
 		timedOut = true
 		c.kill()
 		runErr = <-done
-	case <-c.full:
+	case <-out.full:
 		c.kill()
 		runErr = <-done
 	case <-ctx.Done():
 		c.kill()
-		if err := <-done; err != nil {
+		err := <-done
+		c.collect(decoded)
+		if err != nil {
 			return nil, fmt.Errorf("render stopped (%w): %w", ctx.Err(), err)
 		}
 		return nil, ctx.Err()
 	}
+	o := c.collect(decoded)
 	switch {
-	case c.stdout.full:
+	case out.over():
 		return nil, &render.LimitError{Limit: "--render-max-output", Where: path,
 			Detail: fmt.Sprintf("the render produced more than %d bytes of objects", r.opts.MaxOutputBytes)}
 	case timedOut:
@@ -279,24 +299,35 @@ func (r *Runner) run(ctx context.Context, c *child, path string, req []byte) (*r
 			Detail: fmt.Sprintf("the render took longer than %s", r.opts.Timeout)}
 	case runErr != nil:
 		return nil, r.crashError(path, c.cmd.ProcessState, c.stderr.String(), runErr)
+	case o.err != nil:
+		return nil, fmt.Errorf("render process answered something unreadable: %w", o.err)
+	case o.failure != nil:
+		return nil, o.failure.toError()
 	}
-	var resp response
-	if err := json.Unmarshal(c.stdout.Bytes(), &resp); err != nil {
-		return nil, fmt.Errorf("render process answered something unreadable: %w", err)
+	return o.result, nil
+}
+
+// collect waits for the decoding of c's output once c has ended: its pipe
+// closes with it. Should a descendant still hold the pipe open, it stops
+// reading after the same grace Wait gives (cmd.WaitDelay).
+func (c *child) collect(decoded <-chan output) output {
+	defer c.stdout.Close()
+	select {
+	case o := <-decoded:
+		return o
+	case <-time.After(c.cmd.WaitDelay):
+		_ = c.stdout.Close()
+		return <-decoded
 	}
-	if resp.Error != nil {
-		return nil, resp.Error.toError()
-	}
-	return decodeResult(resp)
 }
 
 func (r *Runner) childEnv() []string {
-	cpu := int64((r.opts.Timeout + time.Second - 1) / time.Second)
+	cpu := int64(r.cpuLimit() / time.Second)
 	env := []string{
 		EnvWorker + "=1",
 		envMemory + "=" + strconv.FormatInt(r.opts.MemoryLimit, 10),
 		envCPU + "=" + strconv.FormatInt(cpu, 10),
-		"GOMEMLIMIT=" + strconv.FormatInt(r.opts.MemoryLimit/4*3, 10),
+		"GOMEMLIMIT=" + strconv.FormatInt(r.goMemLimit(), 10),
 		"GOTRACEBACK=single",
 		// Nothing at render time may reach the network; a stray HTTP client
 		// that honours the proxy variables fails at once.
@@ -309,63 +340,28 @@ func (r *Runner) childEnv() []string {
 	return env
 }
 
-// crashError explains a child that died: killed for CPU time, out of
-// memory, a stack overflow, or anything else (with the tail of stderr).
-func (r *Runner) crashError(path string, st *os.ProcessState, stderr string, runErr error) error {
-	if st != nil {
-		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && (ws.Signal() == syscall.SIGXCPU || ws.Signal() == syscall.SIGKILL) {
-			return &render.LimitError{Limit: "--render-timeout", Where: path,
-				Detail: fmt.Sprintf("the render used more than %s of CPU time", r.opts.Timeout)}
-		}
-		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGXFSZ {
-			return &render.LimitError{Limit: "no file writes", Where: path, Detail: "the render tried to write a file"}
-		}
-	}
-	// The Go runtime's own last words are the only account of these deaths.
-	switch {
-	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory"):
-		return &render.LimitError{Limit: "--render-memory-limit", Where: path,
-			Detail: fmt.Sprintf("the render needed more than %d MiB of memory", r.opts.MemoryLimit>>20)}
-	case strings.Contains(stderr, "stack exceeds") || strings.Contains(stderr, "stack overflow"):
-		return &render.LimitError{Limit: "stack size", Where: path,
-			Detail: "the render recursed too deep (a template or symlink loop?)"}
-	}
-	return fmt.Errorf("render process failed (%w): %s", runErr, lastLines(stderr, 5))
+// cpuLimit is the child's RLIMIT_CPU: Timeout rounded up to a second.
+func (r *Runner) cpuLimit() time.Duration {
+	return (r.opts.Timeout + time.Second - 1) / time.Second * time.Second
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[:n] // the first lines say what went wrong; the rest is a trace
-	}
-	return strings.Join(lines, " | ")
-}
+// goMemLimit is the child's GOMEMLIMIT: 3/4 of MemoryLimit, so the Go
+// runtime collects hard before RLIMIT_DATA fails an allocation.
+func (r *Runner) goMemLimit() int64 { return r.opts.MemoryLimit / 4 * 3 }
 
-// capped keeps at most limit bytes; past it, it calls onFull (to kill the
-// child) and drops the rest.
+// capped keeps the first limit bytes written to it and drops the rest.
 type capped struct {
-	buf    bytes.Buffer // not embedded: its ReadFrom would bypass the cap
-	limit  int64
-	full   bool
-	onFull func()
+	buf   bytes.Buffer // not embedded: its ReadFrom would bypass the cap
+	limit int64
 }
 
 func (c *capped) Write(p []byte) (int, error) {
-	if c.full {
-		return len(p), nil
-	}
-	if int64(c.buf.Len()+len(p)) > c.limit {
-		c.full = true
-		if c.onFull != nil {
-			c.onFull()
-		}
+	if room := c.limit - int64(c.buf.Len()); room < int64(len(p)) {
+		_, _ = c.buf.Write(p[:max(room, 0)])
 		return len(p), nil
 	}
 	return c.buf.Write(p)
 }
-
-// Bytes returns what was kept.
-func (c *capped) Bytes() []byte { return c.buf.Bytes() }
 
 // String returns what was kept, as text.
 func (c *capped) String() string { return c.buf.String() }

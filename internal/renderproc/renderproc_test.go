@@ -87,6 +87,10 @@ func TestRenderBombsEndOnlyTheirChild(t *testing.T) {
 			templates: map[string]string{"cm.yaml": `{{ $s := "xxxxxxxx" }}{{ range until 40 }}{{ $s = print $s $s }}{{ end }}{{ len $s }}`},
 			opts:      Options{MemoryLimit: 256 << 20}, limit: "--render-memory-limit",
 		},
+		"memory: a Helm tpl recursion": {
+			templates: map[string]string{"_r.tpl": `{{ define "r" }}{{ tpl (printf "{{ include \"r\" . }}%s" (repeat 1000 "x")) . }}{{ end }}`, "cm.yaml": `{{ include "r" . }}`},
+			opts:      Options{MemoryLimit: 256 << 20}, limit: "--render-memory-limit",
+		},
 		"time: ten billion empty iterations": {
 			templates: map[string]string{"cm.yaml": `{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}`},
 			opts:      Options{Timeout: 2 * time.Second}, limit: "--render-timeout",

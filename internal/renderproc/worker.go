@@ -13,7 +13,6 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/keyless-cd/keyless/internal/render"
 )
@@ -24,6 +23,12 @@ const maxRequestBytes = 16 << 20
 // maxStackBytes fails a runaway recursion (a template including itself)
 // long before it reaches the memory limit.
 const maxStackBytes = 64 << 20
+
+// testHook, when set, runs in a render child before its render. Only this
+// package's tests set it (their test binary is also their render child), to
+// make a child crash in ways no real render does on demand; in any other
+// binary it is nil.
+var testHook func(render.Options)
 
 // ServeIfWorker serves one render request and exits when this process was
 // started as a render child (EnvWorker=1); otherwise it returns at once.
@@ -54,6 +59,9 @@ func serve(in io.Reader, out io.Writer) int {
 	if err != nil {
 		_, _ = fmt.Fprintln(os.Stderr, "render process: reading the request:", err)
 		return 3
+	}
+	if testHook != nil {
+		testHook(req.Options)
 	}
 	res, err := render.Render(context.Background(), req.Options) //nolint:forbidigo // the worker process entry: its parent bounds it by killing it
 	var resp response
@@ -197,21 +205,4 @@ func (w *wireError) toError() error {
 		return &childError{msg: w.Message, class: render.ErrDecryption}
 	}
 	return &childError{msg: w.Message, class: ErrWorker}
-}
-
-func decodeResult(resp response) (*render.Result, error) {
-	objs := make([]*unstructured.Unstructured, 0, len(resp.Objects))
-	sources := make([]string, 0, len(resp.Objects))
-	for i, o := range resp.Objects {
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(o.Object); err != nil {
-			return nil, fmt.Errorf("render process: object %d: %w", i, err)
-		}
-		objs = append(objs, u)
-		sources = append(sources, o.Source)
-	}
-	res := render.NewResult(resp.Kind, objs, sources)
-	res.Warnings = resp.Warnings
-	res.Decrypted = resp.Decrypted
-	return res, nil
 }
