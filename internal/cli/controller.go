@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/keyless-cd/keyless/internal/controller"
+	"github.com/keyless-cd/keyless/internal/egress"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/webhook"
 )
@@ -45,6 +46,8 @@ type controllerFlags struct {
 	allowInsecureHTTP       bool
 	gitTimeout              time.Duration
 	hookTimeout             time.Duration
+	egressDenyCIDRs         []string
+	egressAllowCIDRs        []string
 }
 
 func newControllerCommand(streams IOStreams) *cobra.Command {
@@ -93,12 +96,22 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.DurationVar(&f.gitTimeout, "git-timeout", 60*time.Second, "deadline of each ls-remote and fetch (a Git server that never answers holds a worker no longer)")
 	fl.DurationVar(&f.hookTimeout, "hook-timeout", engine.DefaultStepTimeout, "how long each wave's objects and hooks (a migration Job…) may take to become ready before a sync stops; a sync holds one of --concurrency workers while it waits")
 	fl.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let Git credentials travel over plain http:// (loopback tests and demos only; never in production)")
+	fl.StringSliceVar(&f.egressDenyCIDRs, "egress-deny-cidrs", nil, "CIDRs the controller never sends commit statuses or notifications to, besides the built-in refusals: set the cluster's pod and service ranges (e.g. 10.244.0.0/16,10.96.0.0/12) and the nodes' range")
+	fl.StringSliceVar(&f.egressAllowCIDRs, "egress-allow-cidrs", nil, "CIDRs let through although --egress-deny-cidrs or a default refusal (100.64.0.0/10, fc00::/7, 64:ff9b:1::/48) covers them, e.g. a forge inside the cluster; never opens loopback, link-local or cloud metadata addresses")
 	return cmd
 }
 
 func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) error {
 	if len(f.namespaces) == 0 {
 		return fmt.Errorf("--namespaces is required: keyless manages only the namespaces it is given")
+	}
+	denyCIDRs, err := egress.ParseCIDRs("--egress-deny-cidrs", f.egressDenyCIDRs)
+	if err != nil {
+		return err
+	}
+	allowCIDRs, err := egress.ParseCIDRs("--egress-allow-cidrs", f.egressAllowCIDRs)
+	if err != nil {
+		return err
 	}
 	cfg, err := controllerConfig(f.kubeconfig)
 	if err != nil {
@@ -140,7 +153,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,
 		CacheDir: f.cacheDir, CacheGCInterval: f.cacheGCInterval, AuditOut: streams.Out, Logger: logger,
 		Render: f.renderLimits.options(), AllowInsecureHTTP: f.allowInsecureHTTP,
-		GitTimeout: f.gitTimeout, HookTimeout: f.hookTimeout,
+		GitTimeout: f.gitTimeout, HookTimeout: f.hookTimeout, EgressDenyCIDRs: denyCIDRs, EgressAllowCIDRs: allowCIDRs,
 	})
 }
 

@@ -112,13 +112,16 @@ type commitReporter struct {
 	sent map[types.NamespacedName]forge.Status
 }
 
-func newCommitReporter(secrets client.Reader, rec recorder.EventRecorder, m *metrics, logger logr.Logger, allowInsecure bool) *commitReporter {
+// newCommitReporter delivers through an egress client of eg
+// (eg.AllowLoopback: also plain http://, for loopback tests).
+func newCommitReporter(secrets client.Reader, rec recorder.EventRecorder, m *metrics, logger logr.Logger, eg egress.Options) *commitReporter {
 	c := &commitReporter{
-		secrets: secrets, recorder: rec, metrics: m, allowInsecure: allowInsecure,
-		http: egress.NewClient(egress.Options{AllowLoopback: allowInsecure}),
+		secrets: secrets, recorder: rec, metrics: m, allowInsecure: eg.AllowLoopback,
+		http: egress.NewClient(eg),
 		want: map[types.NamespacedName]commitReport{}, sent: map[types.NamespacedName]forge.Status{},
 	}
-	c.queue = newDeliveryQueue("commit-status", logger, c.deliver, permanentDelivery, c.giveUp)
+	c.queue = newDeliveryQueue("commit-status", logger, c.deliver, permanentDelivery, c.giveUp,
+		func(k types.NamespacedName) string { return k.Namespace })
 	return c
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/egress"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/renderproc"
@@ -102,6 +104,13 @@ type Options struct {
 	// AllowInsecureHTTP lets Git credentials travel over plain http://.
 	// Default false; for loopback tests and the demo only.
 	AllowInsecureHTTP bool
+	// EgressDenyCIDRs are refused to commit statuses and notifications on
+	// top of egress's built-in rules: set the cluster's pod and service
+	// ranges. Default none.
+	EgressDenyCIDRs []netip.Prefix
+	// EgressAllowCIDRs are let through although EgressDenyCIDRs or a
+	// default refusal covers them (a forge inside the cluster). Default none.
+	EgressAllowCIDRs []netip.Prefix
 	// AuditOut receives one JSON line per sync. Default os.Stdout.
 	AuditOut io.Writer
 	// Logger is the controller's logger.
@@ -231,8 +240,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP, hookTimeout: opts.HookTimeout,
 		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), shard: opts.Shard, stale: newStaleReads(),
 	}
-	r.commits = newCommitReporter(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), opts.AllowInsecureHTTP)
-	r.notifier = newNotifier(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), opts.AllowInsecureHTTP)
+	eg := egress.Options{AllowLoopback: opts.AllowInsecureHTTP, DenyCIDRs: opts.EgressDenyCIDRs, AllowCIDRs: opts.EgressAllowCIDRs}
+	r.commits = newCommitReporter(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)
+	r.notifier = newNotifier(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)
 	if err := mgr.Add(r.commits.queue); err != nil {
 		return err
 	}

@@ -42,12 +42,15 @@ type notifier struct {
 	queue    *deliveryQueue[*notification]
 }
 
-func newNotifier(secrets client.Reader, rec recorder.EventRecorder, m *metrics, logger logr.Logger, allowInsecure bool) *notifier {
+// newNotifier delivers through an egress client of eg (eg.AllowLoopback:
+// also plain http://, for loopback tests).
+func newNotifier(secrets client.Reader, rec recorder.EventRecorder, m *metrics, logger logr.Logger, eg egress.Options) *notifier {
 	n := &notifier{
 		secrets: secrets, recorder: rec, metrics: m,
-		sender: &notify.Sender{HTTP: egress.NewClient(egress.Options{AllowLoopback: allowInsecure}), AllowInsecureHTTP: allowInsecure},
+		sender: &notify.Sender{HTTP: egress.NewClient(eg), AllowInsecureHTTP: eg.AllowLoopback},
 	}
-	n.queue = newDeliveryQueue("notification", logger, n.deliver, permanentDelivery, n.giveUp)
+	n.queue = newDeliveryQueue("notification", logger, n.deliver, permanentDelivery, n.giveUp,
+		func(d *notification) string { return d.app.Namespace })
 	return n
 }
 

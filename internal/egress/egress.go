@@ -49,6 +49,10 @@ type Options struct {
 	AllowCIDRs []netip.Prefix
 	// Timeout bounds a whole request. Default 10s.
 	Timeout time.Duration
+	// ConnectTimeout bounds the TCP connect and the TLS handshake, each: a
+	// receiver that does not answer a connection holds a worker this long,
+	// not the whole Timeout. Default 3s.
+	ConnectTimeout time.Duration
 }
 
 // NewClient returns the guarded client: the address check runs on the
@@ -57,14 +61,17 @@ func NewClient(opts Options) *http.Client {
 	if opts.Timeout == 0 {
 		opts.Timeout = 10 * time.Second
 	}
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = 3 * time.Second
+	}
 	p := newPolicy(opts)
-	dialer := &net.Dialer{Timeout: opts.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
+	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, Control: func(_, address string, _ syscall.RawConn) error {
 		return p.checkAddress(address)
 	}}
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
-		TLSHandshakeTimeout:   opts.Timeout,
+		TLSHandshakeTimeout:   opts.ConnectTimeout,
 		ResponseHeaderTimeout: opts.Timeout,
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       90 * time.Second,
