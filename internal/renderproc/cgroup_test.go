@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,9 +61,10 @@ func newMemoryCgroup(t *testing.T, limit int64) *memoryCgroup {
 	return cg
 }
 
-// ownMemoryCgroup finds the directory of this process's memory cgroup: a
-// cgroup v2 one whose children may have the memory controller, else a v1
-// memory one; or why there is none.
+// ownMemoryCgroup finds where a memory cgroup may be made: beside this
+// process's own cgroup v2 (whose parent gives its children the memory
+// controller), or inside it when it may give it to its own, else under its
+// cgroup v1 memory one; or why nowhere.
 func ownMemoryCgroup() (dir string, v1 bool, why string) {
 	mounts, err := cgroupMounts()
 	if err != nil {
@@ -78,28 +80,39 @@ func ownMemoryCgroup() (dir string, v1 bool, why string) {
 		if len(parts) != 3 {
 			continue
 		}
-		if parts[0] == "0" && parts[1] == "" {
-			if m, ok := mounts["cgroup2"]; ok {
-				d := filepath.Join(m.point, strings.TrimPrefix(parts[2], m.root))
-				if ctl, _ := os.ReadFile(filepath.Join(d, "cgroup.controllers")); !strings.Contains(string(ctl), "memory") {
-					why = "cgroup v2 at " + d + " without the memory controller"
-					continue
-				}
-				// A child gets the memory controller only from its parent's
-				// subtree_control, which a cgroup holding processes (this
-				// one) may not set unless it is the root.
-				if err := os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte("+memory"), 0); err != nil {
-					why = "cgroup v2 at " + d + ": enabling memory for its children: " + err.Error()
-					continue
-				}
+		if m, ok := mounts["cgroup2"]; ok && parts[0] == "0" && parts[1] == "" {
+			d, reason := v2Parent(filepath.Join(m.point, strings.TrimPrefix(parts[2], m.root)), m.point)
+			if d != "" {
 				return d, false, ""
 			}
+			why = reason
 		}
 		if m, ok := mounts["memory"]; ok && strings.Contains(","+parts[1]+",", ",memory,") {
 			return filepath.Join(m.point, strings.TrimPrefix(parts[2], m.root)), true, ""
 		}
 	}
 	return "", false, why
+}
+
+// v2Parent is the cgroup v2 directory under which a child gets the memory
+// controller: own's parent when it gives it to its children (own among
+// them), else own once it gives it to its own — which a cgroup holding
+// processes may do only at the root.
+func v2Parent(own, mount string) (dir, why string) {
+	hasMemory := func(file string) bool {
+		data, _ := os.ReadFile(file)
+		return slices.Contains(strings.Fields(string(data)), "memory")
+	}
+	if own != mount && hasMemory(filepath.Join(filepath.Dir(own), "cgroup.subtree_control")) {
+		return filepath.Dir(own), ""
+	}
+	if !hasMemory(filepath.Join(own, "cgroup.controllers")) {
+		return "", "cgroup v2 at " + own + " without the memory controller"
+	}
+	if err := os.WriteFile(filepath.Join(own, "cgroup.subtree_control"), []byte("+memory"), 0); err != nil {
+		return "", "cgroup v2 at " + own + ": giving its children the memory controller: " + err.Error()
+	}
+	return own, ""
 }
 
 type cgroupMount struct{ root, point string }

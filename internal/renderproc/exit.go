@@ -31,6 +31,8 @@ type KilledError struct {
 	Concurrency int
 }
 
+// Error names the path, the signal and the peak memory, and for SIGKILL
+// what to change.
 func (e *KilledError) Error() string {
 	msg := fmt.Sprintf("render process killed (%s) at %d MiB resident, by none of keyless's limits", unix.SignalName(e.Signal), e.PeakBytes>>20)
 	if e.Signal == syscall.SIGKILL {
@@ -58,7 +60,7 @@ var crashSignals = map[syscall.Signal]bool{
 //   - SIGXFSZ: a file write (RLIMIT_FSIZE=0);
 //   - SIGXCPU, or SIGKILL once its CPU time reached RLIMIT_CPU: --render-timeout;
 //   - any other signal sent to it (SIGKILL from the OOM killer): *KilledError;
-//   - a stack overflow, or the runtime's "out of memory": the stack or memory limit;
+//   - the runtime's "out of memory", or a stack overflow: the memory or stack limit;
 //   - any other crash at a peak resident memory of at least the Go memory
 //     limit given to the child (3/4 of --render-memory-limit): the memory
 //     limit as well. Near RLIMIT_DATA the runtime does not always die in its
@@ -66,24 +68,30 @@ var crashSignals = map[syscall.Signal]bool{
 //     may end in a SIGSEGV with a stack dump instead;
 //   - else: the first lines of stderr.
 func (r *Runner) crashError(path string, st *os.ProcessState, stderr string, runErr error) error {
-	var sig syscall.Signal
-	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		sig = ws.Signal()
+	var (
+		sig  syscall.Signal
+		peak int64
+		cpu  time.Duration
+	)
+	if st != nil { // nil only when Wait failed: nothing to decide from
+		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			sig = ws.Signal()
+		}
+		peak, cpu = peakBytes(st), st.UserTime()+st.SystemTime()
 	}
-	peak := peakBytes(st)
 	switch {
 	case sig == syscall.SIGXFSZ:
 		return &render.LimitError{Limit: "no file writes", Where: path, Detail: "the render tried to write a file"}
-	case sig == syscall.SIGXCPU || sig == syscall.SIGKILL && st.UserTime()+st.SystemTime() >= r.cpuLimit()-cpuTick:
+	case sig == syscall.SIGXCPU || sig == syscall.SIGKILL && cpu >= r.cpuLimit()-cpuTick:
 		return &render.LimitError{Limit: "--render-timeout", Where: path,
 			Detail: fmt.Sprintf("the render used more than %s of CPU time", r.opts.Timeout)}
 	case sig != 0 && !crashSignals[sig]:
 		return &KilledError{Where: path, Signal: sig, PeakBytes: peak, MemoryLimit: r.opts.MemoryLimit, Concurrency: r.opts.Concurrency}
+	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory"):
+		return r.memoryError(path, "")
 	case strings.Contains(stderr, "stack exceeds") || strings.Contains(stderr, "stack overflow"):
 		return &render.LimitError{Limit: "stack size", Where: path,
 			Detail: "the render recursed too deep (a template or symlink loop?)"}
-	case strings.Contains(stderr, "out of memory") || strings.Contains(stderr, "cannot allocate memory"):
-		return r.memoryError(path, "")
 	case peak >= r.goMemLimit():
 		return r.memoryError(path, fmt.Sprintf(" (it crashed at %d MiB resident: %s)", peak>>20, firstLine(stderr, runErr)))
 	}

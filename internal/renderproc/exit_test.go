@@ -13,7 +13,7 @@ import (
 )
 
 // Render paths whose child, in this package's test binary, faults (see
-// crash): after filling 4/5 of its memory limit, or at once.
+// crash): after filling most of its memory limit, or at once.
 const (
 	crashPath      = "crash-near-the-memory-limit"
 	crashSmallPath = "crash-at-once"
@@ -21,7 +21,7 @@ const (
 
 func init() { testHook = crash }
 
-// nilInt is dereferenced by crashNearTheLimit.
+// nilInt is dereferenced by crash.
 var nilInt *int
 
 // crash makes the child of a render of crashPath die as Go does when an
@@ -29,22 +29,36 @@ var nilInt *int
 // at address 0, exit status 2 and a stack dump, without the runtime's "out
 // of memory". With crashSmallPath it dies the same way at once.
 func crash(opts render.Options) {
-	ballast := []byte{0}
+	ballast := [][]byte{{0}}
 	switch opts.Path {
 	case crashSmallPath:
 	case crashPath:
-		limit, err := strconv.ParseInt(os.Getenv(envMemory), 10, 64)
-		if err != nil {
-			return
-		}
-		ballast = make([]byte, limit/5*4)
-		for i := 0; i < len(ballast); i += 4096 {
-			ballast[i] = 1 // resident, page by page
+		// 90% of what RLIMIT_DATA leaves (the runtime maps ~130 MiB of its
+		// own at start, mostly never touched), resident page by page.
+		limit, _ := strconv.ParseInt(os.Getenv(envMemory), 10, 64)
+		for range (limit - vmData()) / 10 * 9 >> 20 {
+			mib := make([]byte, 1<<20)
+			for i := 0; i < len(mib); i += 4096 {
+				mib[i] = 1
+			}
+			ballast = append(ballast, mib)
 		}
 	default:
 		return
 	}
-	ballast[0] = byte(*nilInt)
+	ballast[0][0] = byte(*nilInt)
+}
+
+// vmData is this process's data segment, what RLIMIT_DATA bounds.
+func vmData() int64 {
+	status, _ := os.ReadFile("/proc/self/status")
+	for line := range strings.Lines(string(status)) {
+		if kib, ok := strings.CutPrefix(line, "VmData:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(kib), " kB"), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
 }
 
 // plant starts the process r's next render will use and returns it, so a
@@ -117,7 +131,7 @@ func TestRenderKilledFromOutsideIsNotATimeout(t *testing.T) {
 // over --render-memory-limit, from its peak memory, with the crash's first
 // line and not its stack dump.
 func TestCrashNearTheMemoryLimitIsTheMemoryLimit(t *testing.T) {
-	r := newRunner(t, Options{MemoryLimit: 256 << 20})
+	r := newRunner(t, Options{MemoryLimit: 512 << 20})
 	_, err := r.Render(t.Context(), render.Options{Root: t.TempDir(), Path: crashPath})
 	t.Log(err)
 	var le *render.LimitError
