@@ -46,6 +46,9 @@ type controllerFlags struct {
 	allowInsecureHTTP       bool
 	gitTimeout              time.Duration
 	hookTimeout             time.Duration
+	syncTimeout             time.Duration
+	maxWaves                int
+	perNamespace            int
 	egressDenyCIDRs         []string
 	egressAllowCIDRs        []string
 }
@@ -83,6 +86,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default $POD_NAMESPACE, else the first of --namespaces)")
 	fl.StringVar(&f.shard, "shard", "", "own only the Applications labelled "+kv1.ShardLabel+"=SHARD (default: those without the label); one Lease per shard")
 	fl.IntVar(&f.concurrency, "concurrency", 4, "Applications reconciled at once")
+	fl.IntVar(&f.perNamespace, "max-concurrent-per-namespace", 0, "workers one namespace's Applications may hold while another namespace's wait (default half of --concurrency, at least 1; a namespace alone uses them all)")
 	fl.DurationVar(&f.defaultInterval, "default-interval", 3*time.Minute, "check interval for Applications without spec.interval")
 	fl.StringVar(&f.webhookAddr, "webhook-bind-address", "", "address for POST /hooks/github and /hooks/gitlab (empty disables)")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding one secret for both /hooks/github (HMAC key) and /hooks/gitlab (token); prefer the two flags below")
@@ -95,6 +99,8 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	f.renderLimits.addFlags(fl)
 	fl.DurationVar(&f.gitTimeout, "git-timeout", 60*time.Second, "deadline of each ls-remote and fetch (a Git server that never answers holds a worker no longer)")
 	fl.DurationVar(&f.hookTimeout, "hook-timeout", engine.DefaultStepTimeout, "how long each wave's objects and hooks (a migration Job…) may take to become ready before a sync stops; a sync holds one of --concurrency workers while it waits")
+	fl.DurationVar(&f.syncTimeout, "sync-timeout", controller.DefaultSyncTimeout, "how long one sync's apply (every wave, hook and the prune) may take before it stops and is retried with backoff; at least --hook-timeout")
+	fl.IntVar(&f.maxWaves, "max-waves", controller.DefaultMaxWaves, "a render with more waves than this (phases × sync waves, SyncFail hooks included) is refused before anything is written")
 	fl.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let Git credentials travel over plain http:// (loopback tests and demos only; never in production)")
 	fl.StringSliceVar(&f.egressDenyCIDRs, "egress-deny-cidrs", nil, "CIDRs the controller never sends commit statuses or notifications to, besides the built-in refusals: set the cluster's pod and service ranges (e.g. 10.244.0.0/16,10.96.0.0/12) and the nodes' range")
 	fl.StringSliceVar(&f.egressAllowCIDRs, "egress-allow-cidrs", nil, "CIDRs let through although --egress-deny-cidrs or a default refusal (100.64.0.0/10, fc00::/7, 64:ff9b:1::/48) covers them, e.g. a forge inside the cluster; never opens loopback, link-local or cloud metadata addresses")
@@ -153,7 +159,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,
 		CacheDir: f.cacheDir, CacheGCInterval: f.cacheGCInterval, AuditOut: streams.Out, Logger: logger,
 		Render: f.renderLimits.options(), AllowInsecureHTTP: f.allowInsecureHTTP,
-		GitTimeout: f.gitTimeout, HookTimeout: f.hookTimeout, EgressDenyCIDRs: denyCIDRs, EgressAllowCIDRs: allowCIDRs,
+		GitTimeout: f.gitTimeout, HookTimeout: f.hookTimeout, SyncTimeout: f.syncTimeout, MaxWaves: f.maxWaves, MaxConcurrentPerNamespace: f.perNamespace, EgressDenyCIDRs: denyCIDRs, EgressAllowCIDRs: allowCIDRs,
 	})
 }
 

@@ -71,8 +71,10 @@ type ApplicationReconciler struct {
 	// renderer renders a checkout; the controller gives every render its own
 	// bounded child process (renderproc), so no render can crash or stall it.
 	renderer Renderer
-	// hookTimeout bounds each wave's wait (engine.ApplyOptions.StepTimeout).
-	hookTimeout time.Duration
+	// hookTimeout bounds each wave's wait (engine.ApplyOptions.StepTimeout);
+	// syncTimeout a whole sync's apply, maxWaves its waves (syncdeadline.go).
+	hookTimeout, syncTimeout time.Duration
+	maxWaves                 int
 	// engines impersonate each Application's deployer; renders keeps each
 	// Application's last render. Both forget an Application when it goes.
 	engines *enginePool
@@ -264,7 +266,12 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	// Before the apply: kube-controller-manager annotates a Deployment
 	// within milliseconds of keyless's write.
 	r.drift.expect(key, objs)
-	res, err := eng.Apply(ctx, objs, plan.applyOptions(app, r.hookTimeout, r.operationReporter(ctx, app)))
+	applyOpts := plan.applyOptions(app, r.hookTimeout, r.operationReporter(ctx, app))
+	applyOpts.MaxSteps = r.maxWaves
+	syncCtx, cancelSync := withSyncDeadline(ctx, r.syncTimeout)
+	res, err := eng.Apply(syncCtx, objs, applyOpts)
+	err = syncDeadlineError(syncCtx, r.syncTimeout, err)
+	cancelSync()
 	r.metrics.observeSync(syncStart, err)
 	r.metrics.apps.observeSync(app, syncStart, err)
 	r.endOperation(ctx, app)

@@ -66,6 +66,10 @@ type Options struct {
 	Shard string
 	// Concurrency is how many Applications reconcile at once. Default 4.
 	Concurrency int
+	// MaxConcurrentPerNamespace is how many of those workers one namespace's
+	// Applications may hold while another namespace's wait (fairqueue.go).
+	// Default Concurrency/2, at least 1.
+	MaxConcurrentPerNamespace int
 	// DefaultInterval applies to Applications without spec.interval. Default 3m.
 	DefaultInterval time.Duration
 	// WebhookBindAddress serves /hooks/github and /hooks/gitlab ("" disables).
@@ -95,6 +99,14 @@ type Options struct {
 	// a failure; the sync holds a worker meanwhile. Default
 	// engine.DefaultStepTimeout (5m).
 	HookTimeout time.Duration
+	// SyncTimeout bounds one sync's apply: every wave, hook and the prune;
+	// past it the sync stops and is retried with backoff. Default
+	// DefaultSyncTimeout (10m); never shorter than HookTimeout.
+	SyncTimeout time.Duration
+	// MaxWaves refuses a render with more waves than this (phases × sync
+	// waves, SyncFail included) before anything is written. Default
+	// DefaultMaxWaves (32).
+	MaxWaves int
 	// CacheGCInterval is how often the cache of repositories no Application
 	// reads any more is deleted. Default 10m.
 	CacheGCInterval time.Duration
@@ -168,6 +180,18 @@ func (opts Options) withDefaults() (Options, error) {
 	if opts.HookTimeout <= 0 {
 		opts.HookTimeout = engine.DefaultStepTimeout
 	}
+	if opts.SyncTimeout <= 0 {
+		opts.SyncTimeout = DefaultSyncTimeout
+	}
+	if err := checkSyncTimeout(opts.SyncTimeout, opts.HookTimeout); err != nil {
+		return opts, err
+	}
+	if opts.MaxWaves <= 0 {
+		opts.MaxWaves = DefaultMaxWaves
+	}
+	if opts.MaxConcurrentPerNamespace <= 0 {
+		opts.MaxConcurrentPerNamespace = max(opts.Concurrency/2, 1)
+	}
 	return opts, nil
 }
 
@@ -238,6 +262,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		client: mgr.GetClient(), apiReader: mgr.GetAPIReader(), source: src, recorder: mgr.GetEventRecorder("keyless-controller"),
 		defaultInterval: opts.DefaultInterval, audit: &auditLog{w: opts.AuditOut}, drift: drift, metrics: m,
 		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP, hookTimeout: opts.HookTimeout,
+		syncTimeout: opts.SyncTimeout, maxWaves: opts.MaxWaves,
 		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), shard: opts.Shard, stale: newStaleReads(),
 	}
 	eg := egress.Options{AllowLoopback: opts.AllowInsecureHTTP, DenyCIDRs: opts.EgressDenyCIDRs, AllowCIDRs: opts.EgressAllowCIDRs}
@@ -250,7 +275,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	triggers := make(chan event.GenericEvent, 256)
-	if err := r.SetupWithManager(mgr, triggers, opts.Concurrency); err != nil {
+	if err := r.SetupWithManager(mgr, triggers, opts.Concurrency, opts.MaxConcurrentPerNamespace); err != nil {
 		return err
 	}
 
@@ -320,14 +345,16 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 
 // SetupWithManager registers the reconciler with mgr: Applications (spec
 // and annotation changes), pushes and other triggers sent on triggers, and
-// concurrency workers. The drift tracker enqueues through the controller
-// built here.
-func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, triggers <-chan event.GenericEvent, concurrency int) error {
+// concurrency workers, perNamespace of which one namespace may hold while
+// another waits (fairQueue). The drift tracker enqueues through the
+// controller built here.
+func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, triggers <-chan event.GenericEvent, concurrency, perNamespace int) error {
 	c, err := builder.ControllerManagedBy(mgr).
 		For(&kv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesRawSource(source.Channel(triggers, &handler.EnqueueRequestForObject{})).
 		// One manager per process; tests restart it in-process.
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: ptr.To(true), RateLimiter: retryRateLimiter()}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: ptr.To(true), RateLimiter: retryRateLimiter(),
+			NewQueue: fairQueueFor(perNamespace)}).
 		Named("application").
 		Build(r)
 	if err != nil {

@@ -49,6 +49,10 @@ type ApplyOptions struct {
 	// StepTimeout bounds how long each wave (its objects healthy, its hooks
 	// finished) may take before the sync stops. Default 5m.
 	StepTimeout time.Duration
+	// MaxSteps refuses (ErrRefused, before any write) a plan with more
+	// waves than this (phases × sync waves, SyncFail included). Default 0:
+	// no cap; the controller sets its --max-waves.
+	MaxSteps int
 	// WaitInterval is the status poll interval. Default 500ms.
 	WaitInterval time.Duration
 	// Progress, when set, receives wait progress.
@@ -103,6 +107,9 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	}
 	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll, allowedSubjects: opts.AllowedSubjects})
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSteps(p.plan, opts.MaxSteps); err != nil {
 		return nil, err
 	}
 	if err := e.checkOwners(ctx, named(p.plan), opts.Name); err != nil {
@@ -184,7 +191,7 @@ func (e *Engine) pruneAndSave(ctx context.Context, res *Result, old *Inventory, 
 		res.Changes = append(res.Changes, pruned...)
 		keep = append(keep, failed...)
 		if err != nil {
-			if saveErr := opts.Inventory.Save(ctx, NewInventory(keep)); saveErr != nil {
+			if saveErr := saveInventory(ctx, opts.Inventory, NewInventory(keep)); saveErr != nil {
 				return errors.Join(err, saveErr)
 			}
 			return err

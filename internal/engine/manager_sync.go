@@ -57,13 +57,13 @@ func (e *Engine) applyPlan(ctx context.Context, p *prepared, opts ApplyOptions) 
 		stepErr := e.runStep(ctx, step, replace, !last, opts, res)
 		applied = append(applied, refsOf(step.Objects)...)
 		if stepErr != nil {
-			fail := e.runHookSteps(ctx, p.plan.SyncFail, opts, res)
+			fail := e.runSyncFail(ctx, p.plan.SyncFail, opts, res)
 			var he *HookError
 			if errors.As(stepErr, &he) {
 				he.SyncFail = fail
 			}
 			keep := append(p.old.Entries[:len(p.old.Entries):len(p.old.Entries)], applied...)
-			if saveErr := opts.Inventory.Save(ctx, NewInventory(keep)); saveErr != nil {
+			if saveErr := saveInventory(ctx, opts.Inventory, NewInventory(keep)); saveErr != nil {
 				return res, errors.Join(stepErr, saveErr)
 			}
 			return res, stepErr
