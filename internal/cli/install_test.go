@@ -111,6 +111,13 @@ func TestInstallCommand(t *testing.T) {
 	if kinds["CustomResourceDefinition"] != 1 || kinds["Deployment"] != 1 || kinds["Secret"] != 0 || kinds["ClusterRole"] != 0 || kinds["ClusterRoleBinding"] != 0 || !strings.Contains(out, image) {
 		t.Fatalf("export kinds %v", kinds)
 	}
+	if kinds["ValidatingAdmissionPolicy"] != 0 {
+		t.Fatal("the export holds the credential-mount policy without --credential-mount-policy")
+	}
+	code, out, errOut = run(ctx, t, "install", "--namespaces", "team-a", "--image", image, "--export", "--credential-mount-policy")
+	if code != 0 || !strings.Contains(out, "kind: ValidatingAdmissionPolicy\n") || !strings.Contains(out, "kind: ValidatingAdmissionPolicyBinding\n") {
+		t.Fatalf("export --credential-mount-policy: exit %d, no policy and binding\n%s", code, errOut)
+	}
 
 	t.Log("uninstall removes it; the CRD only when confirmed")
 	code, out, errOut = run(ctx, t, "uninstall", "--namespaces", "team-a,team-b", kc)

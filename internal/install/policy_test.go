@@ -164,13 +164,15 @@ func TestCredentialSecretsCannotBeMounted(t *testing.T) {
 		_, err := dyn.Resource(workloadResources[o.GetKind()]).Namespace(n).Create(ctx, o, metav1.CreateOptions{})
 		return err
 	}
-	// The API server loads a new policy and its params asynchronously.
+	// The API server loads a new policy and its params, and the authorizer
+	// the deployer's new Role, asynchronously.
 	first := workload(t, "Deployment", "wait", fmt.Sprintf(references[0].spec, "team-git"))
+	var last error
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := dyn.Resource(workloadResources["Deployment"]).Namespace(ns).Create(ctx, first, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		return err != nil, nil
+		_, last = dyn.Resource(workloadResources["Deployment"]).Namespace(ns).Create(ctx, first, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return apierrors.IsInvalid(last), nil
 	}); err != nil {
-		t.Fatalf("a Deployment mounting team-git is still admitted after 30s: %v", err)
+		t.Fatalf("a Deployment mounting team-git is not refused after 30s (last: %v): %v", last, err)
 	}
 
 	for _, kind := range []string{"Deployment", "CronJob", "Pod"} {
