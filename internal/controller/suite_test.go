@@ -59,8 +59,10 @@ type env struct {
 	namespaces []string
 	// render bounds the controller's renders (zero: the defaults).
 	render renderproc.Options
-	// hookTimeout is the controller's --hook-timeout (zero: the default).
-	hookTimeout time.Duration
+	// hookTimeout is the controller's --hook-timeout (zero: the default);
+	// syncTimeout its --sync-timeout, concurrency its --concurrency.
+	hookTimeout, syncTimeout time.Duration
+	concurrency              int
 	// metricsAddr is the controller's --metrics-bind-address ("": off).
 	metricsAddr string
 	// pprofAddr is the controller's --pprof-bind-address ("": off).
@@ -195,7 +197,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", PprofBindAddress: e.pprofAddr, Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
-			HookTimeout: e.hookTimeout, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS,
+			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS,
 		})
 	}()
 	select {
