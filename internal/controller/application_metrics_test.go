@@ -17,6 +17,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 )
@@ -212,8 +213,9 @@ func TestGitHostSeriesOfAnEditedRepoURL(t *testing.T) {
 	for i := range 60 {
 		if i > 0 {
 			app := e.app("web")
+			patch := client.MergeFrom(app.DeepCopy())
 			app.Spec.Source.RepoURL = repoURL(i)
-			if err := e.admin.Update(t.Context(), app); err != nil {
+			if err := e.admin.Patch(t.Context(), app, patch); err != nil {
 				t.Fatal(err)
 			}
 		}

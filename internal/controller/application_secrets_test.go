@@ -300,10 +300,6 @@ func TestSOPSPlaintextNotInStatusDiff(t *testing.T) {
 	if settings.Data["dsn"] != configMapPlaintext {
 		t.Fatalf("ConfigMap settings holds %q, want the decrypted value", settings.Data["dsn"])
 	}
-	settings.Data["dsn"] = "edited-in-the-cluster"
-	if _, err := e.cs.CoreV1().ConfigMaps(appNS).Update(ctx, settings, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
-		t.Fatal(err)
-	}
 	dep, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "api", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -311,14 +307,48 @@ func TestSOPSPlaintextNotInStatusDiff(t *testing.T) {
 	if env := dep.Spec.Template.Spec.Containers[0].Env; len(env) != 1 || env[0].Value != envPlaintext {
 		t.Fatalf("Deployment api's env is %v, want the decrypted value", env)
 	}
-	dep.Spec.Template.Spec.Containers[0].Env[0].Value = "edited-in-the-cluster"
-	if _, err := e.cs.AppsV1().Deployments(appNS).Update(ctx, dep, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
-		t.Fatal(err)
+	// As kubectl edit would; each edit writes a new value.
+	edits := map[string]func(value string) error{
+		"web": func(value string) error {
+			cm, err := e.cs.CoreV1().ConfigMaps(appNS).Get(ctx, "settings", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			cm.Data["dsn"] = value
+			_, err = e.cs.CoreV1().ConfigMaps(appNS).Update(ctx, cm, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+			return err
+		},
+		"chart": func(value string) error {
+			d, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "api", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			d.Spec.Template.Spec.Containers[0].Env[0].Value = value
+			_, err = e.cs.AppsV1().Deployments(appNS).Update(ctx, d, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+			return err
+		},
 	}
 
 	var where []string
 	for name, drifted := range map[string]string{"web": "ConfigMap/settings configured", "chart": "Deployment/api configured"} {
-		got := e.waitApp(name, "OutOfSync", 30*time.Second, func(a *kv1.Application) bool { return a.Status.Sync.Status == kv1.SyncStatusOutOfSync })
+		// A watch started by the first sync lists the object before it
+		// reports edits, and no test can see when it has (editUntilReverted):
+		// the edit is repeated every 3 s until the drift is reported.
+		var edited time.Time
+		n := 0
+		got := e.waitApp(name, name+" OutOfSync", 40*time.Second, func(a *kv1.Application) bool {
+			if a.Status.Sync.Status == kv1.SyncStatusOutOfSync {
+				return true
+			}
+			if time.Since(edited) > 3*time.Second {
+				n++
+				if err := edits[name](fmt.Sprintf("edited-in-the-cluster-%d", n)); err != nil {
+					t.Logf("editing %s's object: %v", name, err)
+				}
+				edited = time.Now()
+			}
+			return false
+		})
 		if fmt.Sprint(got.Status.Sync.Drifted) != "["+drifted+"]" {
 			t.Errorf("%s: status.sync.drifted %v, want [%s]", name, got.Status.Sync.Drifted, drifted)
 		}
@@ -345,7 +375,7 @@ func TestSOPSPlaintextNotInStatusDiff(t *testing.T) {
 			}
 		}
 	}
-	if d, _ := e.cs.AppsV1().Deployments(appNS).Get(ctx, "api", metav1.GetOptions{}); d == nil || d.Spec.Template.Spec.Containers[0].Env[0].Value != "edited-in-the-cluster" {
+	if d, _ := e.cs.AppsV1().Deployments(appNS).Get(ctx, "api", metav1.GetOptions{}); d == nil || !strings.HasPrefix(d.Spec.Template.Spec.Containers[0].Env[0].Value, "edited-in-the-cluster-") {
 		t.Error("drift was reverted although selfHeal is off")
 	}
 }
