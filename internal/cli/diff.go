@@ -51,7 +51,7 @@ func runDiff(cmd *cobra.Command, streams IOStreams, f *diffFlags, dir string) er
 		return err
 	}
 	ns, name, e, rendered := t.namespace, t.name, t.engine, t.rendered
-	res, err := e.Diff(cmd.Context(), rendered.Objects, engine.DiffOptions{Namespace: ns, Name: name, Prune: f.prune, AllowEmpty: f.allowEmpty})
+	res, err := e.Diff(cmd.Context(), rendered.Objects, engine.DiffOptions{Namespace: ns, Name: name, Prune: f.prune, AllowEmpty: f.allowEmpty, TrustRBAC: true})
 	if err != nil {
 		return err
 	}

@@ -120,7 +120,11 @@ func (e *env) waitEvent(name, reason string, timeout time.Duration, want ...stri
 func TestForgeTokenGoesOnlyWhereItWasMadeFor(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
-	sink := newCredentialSink(t, map[string]string{"deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: innocent}\ndata: {a: b}\n"})
+	files := map[string]string{}
+	for _, name := range []string{"repointed", "satoken", "gitcred"} {
+		files[name+"/cm.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + "}\ndata: {a: b}\n"
+	}
+	sink := newCredentialSink(t, files)
 	const forgeToken = "team-forge-token-0123456789"
 	forgeLabel := map[string]string{kv1.CredentialLabel: kv1.CredentialForge}
 	for _, s := range []*corev1.Secret{
@@ -151,7 +155,7 @@ func TestForgeTokenGoesOnlyWhereItWasMadeFor(t *testing.T) {
 		app := &kv1.Application{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appNS},
 			Spec: kv1.ApplicationSpec{
-				Source:       kv1.ApplicationSource{RepoURL: sink.url, TargetRevision: "main", Path: "deploy"},
+				Source:       kv1.ApplicationSource{RepoURL: sink.url, TargetRevision: "main", Path: name},
 				SyncPolicy:   &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}},
 				Interval:     &metav1.Duration{Duration: time.Hour},
 				CommitStatus: &kv1.CommitStatus{Provider: kv1.ForgeGitea, SecretRef: kv1.LocalObjectReference{Name: secret}},

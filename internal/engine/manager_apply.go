@@ -44,6 +44,13 @@ type ApplyOptions struct {
 	// spec.rbac.allowedSubjects). Default none: a binding from Git names
 	// only its namespace's own ServiceAccounts.
 	AllowedSubjects []rbacv1.Subject
+	// TrustRBAC skips the guard on Roles and RoleBindings: the objects are
+	// applied with a person's own identity (`keyless install`, the cluster
+	// admin applying keyless's own Roles; `keyless apply`), so the API
+	// server's escalation checks on that identity decide, as for kubectl.
+	// The controller and `keyless deploy` (a pipeline's identity, acting
+	// for whoever pushed) never set it. Default false.
+	TrustRBAC bool
 	// Wait, when positive, waits up to this long for every object to be Current.
 	Wait time.Duration
 	// StepTimeout bounds how long each wave (its objects healthy, its hooks
@@ -103,9 +110,9 @@ func (e *Engine) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		return nil, err
 	}
 	if opts.DryRun {
-		return e.Diff(ctx, objs, DiffOptions{Namespace: opts.Namespace, Name: opts.Name, Inventory: opts.Inventory, Prune: opts.Prune, AllowEmpty: opts.AllowEmpty, SkipHooks: opts.SkipHooks, ReplaceAll: opts.ReplaceAll, AllowedSubjects: opts.AllowedSubjects})
+		return e.Diff(ctx, objs, DiffOptions{Namespace: opts.Namespace, Name: opts.Name, Inventory: opts.Inventory, Prune: opts.Prune, AllowEmpty: opts.AllowEmpty, SkipHooks: opts.SkipHooks, ReplaceAll: opts.ReplaceAll, AllowedSubjects: opts.AllowedSubjects, TrustRBAC: opts.TrustRBAC})
 	}
-	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll, allowedSubjects: opts.AllowedSubjects})
+	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll, allowedSubjects: opts.AllowedSubjects, trustRBAC: opts.TrustRBAC})
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,8 @@ type DiffOptions struct {
 	ReplaceAll bool
 	// AllowedSubjects is ApplyOptions.AllowedSubjects.
 	AllowedSubjects []rbacv1.Subject
+	// TrustRBAC is ApplyOptions.TrustRBAC.
+	TrustRBAC bool
 }
 
 // Diff reports, without writing, what Apply would do: each object created,
@@ -47,7 +49,7 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 	if opts.Inventory == nil {
 		opts.Inventory = &ConfigMapStore{Client: e.client, Namespace: opts.Namespace, Name: opts.Name}
 	}
-	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll, allowedSubjects: opts.AllowedSubjects})
+	p, err := e.prepare(ctx, objs, prepareOptions{namespace: opts.Namespace, name: opts.Name, inventory: opts.Inventory, allowEmpty: opts.AllowEmpty, skipHooks: opts.SkipHooks, replaceAll: opts.ReplaceAll, allowedSubjects: opts.AllowedSubjects, trustRBAC: opts.TrustRBAC})
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ type prepareOptions struct {
 	skipHooks       bool
 	replaceAll      bool
 	allowedSubjects []rbacv1.Subject
+	trustRBAC     bool
 }
 
 // prepare copies objs, skips a manifest of the target namespace itself,
@@ -56,8 +57,10 @@ func (e *Engine) prepare(ctx context.Context, objs []*unstructured.Unstructured,
 	if err := refuseIdentityTheft(out, e.protected); err != nil {
 		return nil, err
 	}
-	if err := refuseRBACEscalation(out, o.namespace, e.protected, o.allowedSubjects); err != nil {
-		return nil, err
+	if !o.trustRBAC {
+		if err := refuseRBACEscalation(out, o.namespace, e.protected, o.allowedSubjects); err != nil {
+			return nil, err
+		}
 	}
 	setManagedLabels(out, o.name)
 	old, err := o.inventory.Load(ctx)

@@ -235,11 +235,11 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if _, err := eng.Apply(ctx, m.Controller, engine.ApplyOptions{Namespace: opts.ControllerNamespace, Name: installManager}); err != nil {
+	if _, err := eng.Apply(ctx, m.Controller, engine.ApplyOptions{Namespace: opts.ControllerNamespace, Name: installManager, TrustRBAC: true}); err != nil {
 		return fmt.Errorf("installing the controller into %s: %w", opts.ControllerNamespace, err)
 	}
 	for _, ns := range opts.Namespaces {
-		if _, err := eng.Apply(ctx, m.PerNamespace[ns], engine.ApplyOptions{Namespace: ns, Name: installManager}); err != nil {
+		if _, err := eng.Apply(ctx, m.PerNamespace[ns], engine.ApplyOptions{Namespace: ns, Name: installManager, TrustRBAC: true}); err != nil {
 			return fmt.Errorf("installing into namespace %s: %w", ns, err)
 		}
 	}

@@ -69,7 +69,7 @@ func ForManifests(ctx context.Context, opts NamespaceOptions) ([]*unstructured.U
 		}
 		// Roles and RoleBindings: only the manifests' own, by name.
 		for _, r := range kinds.Resources(g) {
-			deploy = append(deploy, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: []string{r}, ResourceNames: kinds.Names(g, r), Verbs: rbacgen.NamedVerbs})
+			deploy = append(deploy, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: []string{r}, ResourceNames: kinds.Names(g, r), Verbs: rbacgen.RBACVerbs})
 		}
 	}
 	for _, o := range objs {
@@ -122,7 +122,7 @@ func ApplyNamespace(ctx context.Context, cfg *rest.Config, ns, level string, obj
 	if err != nil {
 		return err
 	}
-	if _, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: ns, Name: installManager}); err != nil {
+	if _, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: ns, Name: installManager, TrustRBAC: true}); err != nil {
 		return fmt.Errorf("installing into namespace %s: %w", ns, err)
 	}
 	return nil

@@ -19,7 +19,7 @@ import (
 // contain, limited by resourceNames to those objects. No list or watch:
 // keyless deploy reads every object by name, so no Role it generates can
 // enumerate a namespace's Secrets or anything else.
-var NamedVerbs = rbacgen.NamedVerbs
+var NamedVerbs = []string{"get", "patch", "update", "delete"}
 
 // CreateVerbs cannot be limited by resourceNames (RBAC sees no name before
 // an object exists), so create is granted per kind.
@@ -72,10 +72,14 @@ func namedRules(res *render.Result, inv string) ([]rbacv1.PolicyRule, error) {
 	for _, g := range kinds.Groups() {
 		resources := kinds.Resources(g)
 		for _, r := range resources {
-			rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: []string{r}, ResourceNames: kinds.Names(g, r), Verbs: NamedVerbs})
+			verbs := NamedVerbs
+			if rbacgen.IsRBAC(g) {
+				verbs = rbacgen.RBACVerbs // create by name too: never another binding
+			}
+			rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: []string{r}, ResourceNames: kinds.Names(g, r), Verbs: verbs})
 		}
 		if rbacgen.IsRBAC(g) {
-			continue // Roles and RoleBindings by name only: no create of another binding
+			continue
 		}
 		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{g}, Resources: resources, Verbs: CreateVerbs})
 	}

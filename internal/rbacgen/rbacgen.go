@@ -36,12 +36,12 @@ var clusterScoped = map[string]bool{
 	"flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration": true,
 }
 
-// NamedVerbs are granted on RBAC kinds (Roles and RoleBindings of the
+// RBACVerbs are granted on RBAC kinds (the Roles and RoleBindings of the
 // manifests), only by resourceNames: a derived Role never lets its holder
-// create another binding (create cannot be limited by name), and never
-// carries bind or escalate. Server-side apply creates a missing named
-// object with patch.
-var NamedVerbs = []string{"get", "patch", "update", "delete"}
+// make another binding, and never carries bind or escalate. create can be
+// limited by name here: server-side apply creates a missing object with a
+// PATCH naming it, and the API server authorizes that create with the name.
+var RBACVerbs = []string{"get", "create", "patch", "update", "delete"}
 
 // IsRBAC reports whether group is RBAC's API group: its kinds hand out
 // rights, so derived Roles grant them only by name.
