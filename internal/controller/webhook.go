@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/webhook"
 )
@@ -59,6 +60,9 @@ func (w *webhookTargets) key(ctx context.Context, forge, namespace string) ([]by
 	}
 	sec := &corev1.Secret{}
 	if err := w.secrets.Get(ctx, client.ObjectKey{Namespace: namespace, Name: NamespaceWebhookSecret}, sec); err != nil {
+		return nil, err
+	}
+	if err := credential.Readable(sec, NamespaceWebhookSecret); err != nil {
 		return nil, err
 	}
 	key := sec.Data[forge]
