@@ -246,6 +246,24 @@ func TestFairQueueShutDown(t *testing.T) {
 	})
 }
 
+// runWorkers starts n workers that Get, process and Done until shutdown.
+func runWorkers(q *fairQueue, n int, process func(reconcile.Request)) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				item, shutdown := q.Get()
+				if shutdown {
+					return
+				}
+				process(item)
+				q.Done(item)
+			}
+		})
+	}
+	return &wg
+}
+
 // Many adders and workers at once (run with -race): every item added is
 // processed after its last add, no item is held by two workers at once,
 // and a namespace's share is kept whenever another namespace waits.
@@ -266,30 +284,20 @@ func TestFairQueueConcurrent(t *testing.T) {
 	fail := func(format string, args ...any) {
 		failures = append(failures, fmt.Sprintf(format, args...))
 	}
-	var work sync.WaitGroup
-	for range workers {
-		work.Go(func() {
-			for {
-				item, shutdown := q.Get()
-				if shutdown {
-					return
-				}
-				mu.Lock()
-				if holding[item] {
-					fail("%v handed to two workers", item)
-				}
-				holding[item] = true
-				clock++
-				lastSeen[item] = clock
-				mu.Unlock()
-				time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
-				mu.Lock()
-				delete(holding, item)
-				mu.Unlock()
-				q.Done(item)
-			}
-		})
-	}
+	work := runWorkers(q, workers, func(item reconcile.Request) {
+		mu.Lock()
+		if holding[item] {
+			fail("%v handed to two workers", item)
+		}
+		holding[item] = true
+		clock++
+		lastSeen[item] = clock
+		mu.Unlock()
+		time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+		mu.Lock()
+		delete(holding, item)
+		mu.Unlock()
+	})
 	var add sync.WaitGroup
 	for range adders {
 		add.Go(func() {
@@ -359,19 +367,9 @@ func TestFairQueueShareUnderConcurrency(t *testing.T) {
 			}
 		}
 	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				item, shutdown := q.Get()
-				if shutdown {
-					return
-				}
-				time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
-				q.Done(item)
-			}
-		})
-	}
+	wg := runWorkers(q, workers, func(reconcile.Request) {
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+	})
 	for i := range 2000 {
 		ns := "busy"
 		if i%5 == 0 {
