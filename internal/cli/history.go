@@ -47,7 +47,7 @@ No cluster write is made.`,
 	}
 	f.kubeFlags.addFlags(cmd.Flags())
 	f.gitAuthFlags.addFlags(cmd.Flags())
-	f.gitAuthFlags.addCloneFlags(cmd.Flags())
+	f.addCloneFlags(cmd.Flags())
 	f.limits.addFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVar(&f.changes, "changes", false, "render each rollback target and show what a rollback to it would change (clones the repository)")

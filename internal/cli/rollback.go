@@ -71,7 +71,7 @@ trusts.`,
 	fl := cmd.Flags()
 	f.kubeFlags.addFlags(fl)
 	f.gitAuthFlags.addFlags(fl)
-	f.gitAuthFlags.addCloneFlags(fl)
+	f.addCloneFlags(fl)
 	fl.StringVar(&f.to, "to", "", "revision to restore: a commit SHA (full or abbreviated) in the branch's history (required)")
 	fl.BoolVar(&f.push, "push", false, "push the rollback commit")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show what the rollback would deploy; push nothing even with --push")

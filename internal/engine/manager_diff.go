@@ -66,7 +66,7 @@ func (e *Engine) Diff(ctx context.Context, objs []*unstructured.Unstructured, op
 			c, conflict, err := e.diffObject(ctx, o, p.plan.Of[o].Replace, opts.Name)
 			if e.awaitsRoleInSet(ctx, o, err, roles) {
 				// Created after its Role, which the same set creates.
-				c, err = Change{Ref: r, Action: ActionCreated}, nil
+				c = Change{Ref: r, Action: ActionCreated}
 				c.Diff, err = unifiedDiff(r, nil, o)
 			}
 			switch {

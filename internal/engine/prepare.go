@@ -35,7 +35,7 @@ type prepareOptions struct {
 	skipHooks       bool
 	replaceAll      bool
 	allowedSubjects []rbacv1.Subject
-	trustRBAC     bool
+	trustRBAC       bool
 }
 
 // prepare copies objs, skips a manifest of the target namespace itself,

@@ -124,7 +124,7 @@ func cgroupMounts() (map[string]cgroupMount, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	mounts := map[string]cgroupMount{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

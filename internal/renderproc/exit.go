@@ -110,7 +110,7 @@ func (r *Runner) memoryError(path, how string) error {
 // peakBytes is st's peak resident memory (ru_maxrss, KiB on Linux).
 func peakBytes(st *os.ProcessState) int64 {
 	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-		return int64(ru.Maxrss) << 10
+		return int64(ru.Maxrss) << 10 //nolint:unconvert // Maxrss is int32 on 32-bit platforms
 	}
 	return 0
 }

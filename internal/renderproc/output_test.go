@@ -37,7 +37,9 @@ func TestOutputIsDecodedAsTheChildWroteIt(t *testing.T) {
 	}
 
 	buf.Reset()
-	_ = json.NewEncoder(&buf).Encode(response{Error: toWire(&render.LimitError{Limit: "--max-objects", Detail: "many"})})
+	if err := json.NewEncoder(&buf).Encode(response{Error: toWire(&render.LimitError{Limit: "--max-objects", Detail: "many"})}); err != nil {
+		t.Fatal(err)
+	}
 	if o := decodeOutput(&buf); o.failure == nil || !errors.Is(o.failure.toError(), render.ErrLimit) {
 		t.Errorf("error answer: got %+v", o)
 	}

@@ -311,7 +311,7 @@ func (r *Runner) run(ctx context.Context, c *child, path string, req []byte) (*r
 // closes with it. Should a descendant still hold the pipe open, it stops
 // reading after the same grace Wait gives (cmd.WaitDelay).
 func (c *child) collect(decoded <-chan output) output {
-	defer c.stdout.Close()
+	defer func() { _ = c.stdout.Close() }()
 	select {
 	case o := <-decoded:
 		return o

@@ -17,7 +17,7 @@ const (
 	// DefaultSourceRate and DefaultSourceBurst are each source's bucket: far
 	// above a forge's pushes, far below a flood.
 	DefaultSourceRate  rate.Limit = 10
-	DefaultSourceBurst            = 20
+	DefaultSourceBurst int        = 20
 	// DefaultMaxSources bounds the sources remembered.
 	DefaultMaxSources = 4096
 	// ReplayWindow is how long a delivery ID or a signed body is remembered.
