@@ -49,6 +49,7 @@ type controllerFlags struct {
 	syncTimeout             time.Duration
 	maxWaves                int
 	perNamespace            int
+	shardNamespaces         []string
 	egressDenyCIDRs         []string
 	egressAllowCIDRs        []string
 }
@@ -85,6 +86,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "run one active replica (a Lease in the controller's namespace)")
 	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default $POD_NAMESPACE, else the first of --namespaces)")
 	fl.StringVar(&f.shard, "shard", "", "own only the Applications labelled "+kv1.ShardLabel+"=SHARD (default: those without the label); one Lease per shard")
+	fl.StringArrayVar(&f.shardNamespaces, "shard-namespaces", nil, "for the unsharded controller: the namespaces shard KEY serves, as KEY=NS[;NS…] (repeat per shard; run that shard with the same --namespaces); an Application labelled for a shard that does not serve its namespace is then reported (Stalled, ShardRefused) instead of left alone")
 	fl.IntVar(&f.concurrency, "concurrency", 4, "Applications reconciled at once")
 	fl.IntVar(&f.perNamespace, "max-concurrent-per-namespace", 0, "workers one namespace's Applications may hold while another namespace's wait (default half of --concurrency, at least 1; a namespace alone uses them all)")
 	fl.DurationVar(&f.defaultInterval, "default-interval", 3*time.Minute, "check interval for Applications without spec.interval")
@@ -110,6 +112,10 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) error {
 	if len(f.namespaces) == 0 {
 		return fmt.Errorf("--namespaces is required: keyless manages only the namespaces it is given")
+	}
+	shards, err := controller.ParseShardNamespaces(f.shardNamespaces)
+	if err != nil {
+		return err
 	}
 	denyCIDRs, err := egress.ParseCIDRs("--egress-deny-cidrs", f.egressDenyCIDRs)
 	if err != nil {
@@ -159,7 +165,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,
 		CacheDir: f.cacheDir, CacheGCInterval: f.cacheGCInterval, AuditOut: streams.Out, Logger: logger,
 		Render: f.renderLimits.options(), AllowInsecureHTTP: f.allowInsecureHTTP,
-		GitTimeout: f.gitTimeout, HookTimeout: f.hookTimeout, SyncTimeout: f.syncTimeout, MaxWaves: f.maxWaves, MaxConcurrentPerNamespace: f.perNamespace, EgressDenyCIDRs: denyCIDRs, EgressAllowCIDRs: allowCIDRs,
+		GitTimeout: f.gitTimeout, HookTimeout: f.hookTimeout, SyncTimeout: f.syncTimeout, MaxWaves: f.maxWaves, MaxConcurrentPerNamespace: f.perNamespace, ShardNamespaces: shards, EgressDenyCIDRs: denyCIDRs, EgressAllowCIDRs: allowCIDRs,
 	})
 }
 

@@ -54,6 +54,8 @@ const progressingFallback = 30 * time.Second
 type ApplicationReconciler struct {
 	// shard is Options.Shard: the value of kv1.ShardLabel this controller owns.
 	shard string
+	// shards are the namespaces each shard serves (unsharded controller only).
+	shards ShardNamespaces
 	// stale tells a cached Application older than keyless's own last write.
 	stale  *staleReads
 	client client.Client
@@ -119,6 +121,12 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	defer func() { r.metrics.observeReconcile(start, retErr) }()
 
+	if msg := r.shardRefusal(app); msg != "" {
+		// Not this controller's: say so, touch nothing else (no finalizer).
+		before := app.DeepCopy()
+		setStalled(app, ReasonShardRefused, msg)
+		return ctrl.Result{}, r.patchStatus(ctx, before, app)
+	}
 	if !app.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, app)
 	}

@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -92,4 +93,46 @@ func TestShardsOwnTheirApplications(t *testing.T) {
 	if _, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, "web", metav1.GetOptions{}); err != nil {
 		t.Fatalf("the handover lost the Deployment: %v", err)
 	}
+}
+
+// TestMisplacedShardLabelIsReported: the cluster admin decides which
+// namespaces each shard serves (--shard-namespaces, given to the unsharded
+// controller; each shard runs with those --namespaces). A namespace admin
+// who labels an Application for a shard that does not serve the namespace
+// (one run with looser flags, or a typo) sees it reported, naming the
+// label and the shards that do serve it, and nothing is synced — instead
+// of an Application nobody reconciles. An unlabelled Application next to
+// it syncs as usual.
+func TestMisplacedShardLabelIsReported(t *testing.T) {
+	e := newEnv(t, "team-b")
+	ctx := t.Context()
+	e.shardNamespaces = controller.ShardNamespaces{"loose": {"team-b"}}
+	first := e.push(manifests("registry.example.com/web:1.0", "hello"), nil, "web")
+	e.startController(time.Hour)
+	e.createApp("web", "deploy", time.Hour)
+	for _, shard := range []string{"loose", "typo"} {
+		app := &kv1.Application{
+			ObjectMeta: metav1.ObjectMeta{Name: "to-" + shard, Namespace: appNS, Labels: map[string]string{kv1.ShardLabel: shard}},
+			Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: "deploy",
+				SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}}},
+		}
+		if err := e.admin.Create(ctx, app); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, shard := range []string{"loose", "typo"} {
+		app := e.waitApp("to-"+shard, "reported as misplaced", 30*time.Second, func(a *kv1.Application) bool {
+			return strings.Contains(condition(a, kv1.StalledCondition), controller.ReasonShardRefused)
+		})
+		msg := condition(app, kv1.StalledCondition)
+		if !strings.Contains(msg, kv1.ShardLabel+"="+shard) || !strings.Contains(msg, "namespace "+appNS) {
+			t.Errorf("the report %q names neither the label nor the namespace", msg)
+		}
+		if app.Status.LastAppliedRevision != "" || len(app.Finalizers) != 0 {
+			t.Errorf("%s was synced (%q) or claimed (%v) by a controller that does not own it", app.Name, app.Status.LastAppliedRevision, app.Finalizers)
+		}
+	}
+	e.waitApp("web", "the unlabelled Application Ready", 60*time.Second, func(a *kv1.Application) bool {
+		return ready(a) && a.Status.LastAppliedRevision == first
+	})
 }

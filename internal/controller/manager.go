@@ -64,6 +64,11 @@ type Options struct {
 	// labelled kv1.ShardLabel=Shard; unset, it owns those without the label.
 	// Each shard elects its own leader. Default "" (the unlabelled ones).
 	Shard string
+	// ShardNamespaces, for the unsharded controller, are the namespaces each
+	// shard serves; an Application labelled for a shard that does not serve
+	// its namespace is then reported (Stalled, ShardRefused) instead of
+	// left alone. Default none (no report).
+	ShardNamespaces ShardNamespaces
 	// Concurrency is how many Applications reconcile at once. Default 4.
 	Concurrency int
 	// MaxConcurrentPerNamespace is how many of those workers one namespace's
@@ -138,6 +143,9 @@ func (opts Options) withDefaults() (Options, error) {
 	}
 	if err := ValidateShard(opts.Shard); err != nil {
 		return opts, err
+	}
+	if opts.Shard != "" && len(opts.ShardNamespaces) > 0 {
+		return opts, errors.New("--shard-namespaces is for the unsharded controller (which reports misplaced shard labels); a shard serves its --namespaces")
 	}
 	if len(opts.WebhookGitHubSecret) == 0 {
 		opts.WebhookGitHubSecret = opts.WebhookSecret
@@ -263,7 +271,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		defaultInterval: opts.DefaultInterval, audit: &auditLog{w: opts.AuditOut}, drift: drift, metrics: m,
 		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP, hookTimeout: opts.HookTimeout,
 		syncTimeout: opts.SyncTimeout, maxWaves: opts.MaxWaves,
-		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), shard: opts.Shard, stale: newStaleReads(),
+		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), shard: opts.Shard, shards: opts.ShardNamespaces, stale: newStaleReads(),
 	}
 	eg := egress.Options{AllowLoopback: opts.AllowInsecureHTTP, DenyCIDRs: opts.EgressDenyCIDRs, AllowCIDRs: opts.EgressAllowCIDRs}
 	r.commits = newCommitReporter(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)
@@ -315,9 +323,10 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 	opts.Logger = capVerbosity(opts.Logger, maxLogVerbosity)
 	ctrl.SetLogger(opts.Logger)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Logger:                  opts.Logger,
-		Cache:                   cache.Options{DefaultNamespaces: nsConfig, ByObject: map[client.Object]cache.ByObject{&kv1.Application{}: {Label: shardSelector(opts.Shard), Transform: dropManagedFields}}},
+		Scheme: scheme,
+		Logger: opts.Logger,
+		Cache: cache.Options{DefaultNamespaces: nsConfig, ByObject: map[client.Object]cache.ByObject{
+			&kv1.Application{}: applicationCache(opts.Shard, opts.Namespaces, opts.ShardNamespaces)}},
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
 		PprofBindAddress:        opts.PprofBindAddress,

@@ -73,6 +73,8 @@ type env struct {
 	gitTimeout time.Duration
 	// leaderElect runs the controller with --leader-elect (Lease in controlNS).
 	leaderElect bool
+	// shardNamespaces is the (unsharded) controller's --shard-namespaces.
+	shardNamespaces controller.ShardNamespaces
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -197,7 +199,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", PprofBindAddress: e.pprofAddr, Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
-			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS,
+			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS, ShardNamespaces: e.shardNamespaces,
 		})
 	}()
 	select {
