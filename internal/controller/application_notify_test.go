@@ -132,32 +132,10 @@ func TestNotificationsAreSignedRetriedAndNeverBlockASync(t *testing.T) {
 	})
 
 	t.Log("the refusing receiver: a Warning Event, the sync unaffected")
-	waitFor(t, 30*time.Second, "a NotificationFailed Event", func() (bool, string) {
-		evs, err := e.cs.CoreV1().Events(appNS).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=web,reason=" + controller.ReasonNotificationFailed})
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, ev := range evs.Items {
-			if strings.Contains(ev.Message, "404") && strings.Contains(ev.Message, "notify-gone") {
-				return true, ""
-			}
-		}
-		return false, "no such Event yet"
-	})
+	e.waitEvent("web", controller.ReasonNotificationFailed, 30*time.Second, "404", "notify-gone")
 
 	t.Log("the unlabelled Secret: refused, naming why, its address never contacted")
-	waitFor(t, 30*time.Second, "a NotificationFailed Event for some-secret", func() (bool, string) {
-		evs, err := e.cs.CoreV1().Events(appNS).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=web,reason=" + controller.ReasonNotificationFailed})
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, ev := range evs.Items {
-			if strings.Contains(ev.Message, appNS+"/some-secret") && strings.Contains(ev.Message, "is not labelled keyless.dev/credential=notification") {
-				return true, ""
-			}
-		}
-		return false, "no such Event yet"
-	})
+	e.waitEvent("web", controller.ReasonNotificationFailed, 30*time.Second, appNS+"/some-secret", "is not labelled keyless.dev/credential=notification")
 	unlabelled.mu.Lock()
 	if n := len(unlabelled.got); n != 0 {
 		t.Errorf("the unlabelled Secret's address got %d deliveries", n)

@@ -23,16 +23,7 @@ func TestDeployerRoleDerivedFromManifests(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	files := manifests("registry.example.com/web:1.0", "hello")
-	dir := t.TempDir()
-	for name, body := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := writeTree(t, files)
 	code, out, errOut := e.keyless("", "install", "namespace", appNS, "--manifests", filepath.Join(dir, "deploy"), "--root", dir)
 	if code != 0 {
 		t.Fatalf("install namespace: exit %d\n%s%s", code, out, errOut)
@@ -98,16 +89,7 @@ func TestPusherCannotBindKeylessRightsToThemselves(t *testing.T) {
 		"deploy/rb.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: app-reader}\n" +
 			"roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: app-reader}\nsubjects:\n- {kind: ServiceAccount, name: app}\n",
 	}
-	dir := t.TempDir()
-	for name, body := range rbacFiles {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := writeTree(t, rbacFiles)
 	code, out, errOut := e.keyless("", "install", "namespace", appNS, "--manifests", filepath.Join(dir, "deploy"), "--root", dir)
 	if code != 0 {
 		t.Fatalf("install namespace: exit %d\n%s%s", code, out, errOut)
@@ -166,4 +148,20 @@ func TestPusherCannotBindKeylessRightsToThemselves(t *testing.T) {
 			}
 		}
 	}
+}
+
+// writeTree writes files (slash paths) into a new folder and returns it.
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
