@@ -153,7 +153,8 @@ func TestGiteaPushWebhookSyncsAndReportsCommitStatus(t *testing.T) {
 	}
 
 	t.Log("keyless rollback --to the good commit, pushed to Gitea: synced, success on the rollback commit")
-	code, out, errOut := f.keyless("", "rollback", "web", "-n", appNS, "--to", second, "--author", "Ada Admin <ada@example.com>", "--push")
+	code, out, errOut := f.keyless("", "rollback", "web", "-n", appNS, "--to", second, "--author", "Ada Admin <ada@example.com>", "--push",
+		"--allow-insecure-http") // Gitea is plain http:// on loopback
 	if code != 0 {
 		t.Fatalf("rollback: exit %d\n%s\n%s", code, out, errOut)
 	}
