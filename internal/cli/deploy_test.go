@@ -78,7 +78,8 @@ pipelines:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eng.Apply(ctx, objs.Objects, engine.ApplyOptions{Namespace: "myapp", Name: "ci-rbac"}); err != nil {
+	// The admin applies the pipeline's Role with their own identity.
+	if _, err := eng.Apply(ctx, objs.Objects, engine.ApplyOptions{Namespace: "myapp", Name: "ci-rbac", TrustRBAC: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "cluster-ca.pem"), c.Config.CAData, 0o600); err != nil {
