@@ -101,7 +101,10 @@ func (n *notifier) deliver(ctx context.Context, d *notification) error {
 
 func (n *notifier) giveUp(d *notification, err error) {
 	n.metrics.deliveries.WithLabelValues(deliveryNotification, "failed").Inc()
-	n.recorder.Eventf(d.app.object(), nil, corev1.EventTypeWarning, ReasonNotificationFailed, "Notify",
+	// The action names the receiver: Events differing only in their message
+	// are folded into one series (the first message shown), which would
+	// hide a second receiver's failure behind the first's.
+	n.recorder.Eventf(d.app.object(), nil, corev1.EventTypeWarning, ReasonNotificationFailed, "Notify "+d.spec.SecretRef.Name,
 		"could not deliver %s to the %s notification of Secret %s: %v", d.msg.Event, d.spec.Type, d.spec.SecretRef.Name, err)
 }
 
