@@ -9,6 +9,7 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -23,15 +24,7 @@ func TestDeployerRoleDerivedFromManifests(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	files := manifests("registry.example.com/web:1.0", "hello")
-	dir := writeTree(t, files)
-	code, out, errOut := e.keyless("", "install", "namespace", appNS, "--manifests", filepath.Join(dir, "deploy"), "--root", dir)
-	if code != 0 {
-		t.Fatalf("install namespace: exit %d\n%s%s", code, out, errOut)
-	}
-	role, err := e.cs.RbacV1().Roles(appNS).Get(ctx, "keyless-deployer", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	role := e.installDerived(files)
 	var granted []string
 	for _, r := range role.Rules {
 		for _, res := range r.Resources {
@@ -89,15 +82,7 @@ func TestPusherCannotBindKeylessRightsToThemselves(t *testing.T) {
 		"deploy/rb.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: app-reader}\n" +
 			"roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: app-reader}\nsubjects:\n- {kind: ServiceAccount, name: app}\n",
 	}
-	dir := writeTree(t, rbacFiles)
-	code, out, errOut := e.keyless("", "install", "namespace", appNS, "--manifests", filepath.Join(dir, "deploy"), "--root", dir)
-	if code != 0 {
-		t.Fatalf("install namespace: exit %d\n%s%s", code, out, errOut)
-	}
-	role, err := e.cs.RbacV1().Roles(appNS).Get(ctx, "keyless-deployer", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	role := e.installDerived(rbacFiles)
 	for _, r := range role.Rules {
 		if slices.Contains(r.APIGroups, "rbac.authorization.k8s.io") && (len(r.ResourceNames) == 0 ||
 			slices.Contains(r.Verbs, "bind") || slices.Contains(r.Verbs, "escalate")) {
@@ -164,4 +149,20 @@ func writeTree(t *testing.T, files map[string]string) string {
 		}
 	}
 	return dir
+}
+
+// installDerived installs appNS with `keyless install namespace
+// --manifests deploy` over files and returns the derived deployer Role.
+func (e *env) installDerived(files map[string]string) *rbacv1.Role {
+	e.t.Helper()
+	dir := writeTree(e.t, files)
+	code, out, errOut := e.keyless("", "install", "namespace", appNS, "--manifests", filepath.Join(dir, "deploy"), "--root", dir)
+	if code != 0 {
+		e.t.Fatalf("install namespace: exit %d\n%s%s", code, out, errOut)
+	}
+	role, err := e.cs.RbacV1().Roles(appNS).Get(e.t.Context(), "keyless-deployer", metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return role
 }
