@@ -114,15 +114,17 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			}
 			return ctrl.Result{}, err
 		}
-		if !r.owns(app) {
+		if !r.owns(app) && r.shardRefusal(app) == "" {
 			r.forget(req.NamespacedName) // moved to another shard meanwhile
 			return ctrl.Result{}, nil
 		}
 	}
 	defer func() { r.metrics.observeReconcile(start, retErr) }()
 
-	if msg := r.shardRefusal(app); msg != "" {
+	if msg := r.shardRefusal(app); msg != "" && !r.cleansUp(app) {
 		// Not this controller's: say so, touch nothing else (no finalizer).
+		// One it synced before the label moved it is still cleaned up when
+		// deleted: its objects are this controller's doing.
 		before := app.DeepCopy()
 		setStalled(app, ReasonShardRefused, msg)
 		return ctrl.Result{}, r.patchStatus(ctx, before, app)
@@ -550,6 +552,13 @@ func (r *ApplicationReconciler) owns(app *kv1.Application) bool {
 	return app.Labels[kv1.ShardLabel] == r.shard
 }
 
+// cleansUp reports whether app is being deleted with this controller's
+// finalizer on it: whatever its shard label now says, the objects it
+// deployed are this controller's to remove.
+func (r *ApplicationReconciler) cleansUp(app *kv1.Application) bool {
+	return !app.DeletionTimestamp.IsZero() && controllerutil.ContainsFinalizer(app, Finalizer)
+}
+
 // forget drops what the reconciler holds for an Application that is gone.
 func (r *ApplicationReconciler) forget(key types.NamespacedName) {
 	r.stale.forget(key)
@@ -581,7 +590,7 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 	if !controllerutil.ContainsFinalizer(fresh, Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	if !r.owns(fresh) {
+	if !r.owns(fresh) && r.shardRefusal(fresh) == "" {
 		// Moved to another shard meanwhile: that controller finalizes it.
 		r.forget(client.ObjectKeyFromObject(app))
 		return ctrl.Result{}, nil

@@ -1,10 +1,12 @@
 package controller_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -134,5 +136,24 @@ func TestMisplacedShardLabelIsReported(t *testing.T) {
 	}
 	e.waitApp("web", "the unlabelled Application Ready", 60*time.Second, func(a *kv1.Application) bool {
 		return ready(a) && a.Status.LastAppliedRevision == first
+	})
+
+	t.Log("the synced Application labelled for a shard that does not serve it: reported, and still cleaned up when deleted")
+	web := e.app("web")
+	patch := client.MergeFrom(web.DeepCopy())
+	web.Labels = map[string]string{kv1.ShardLabel: "loose"}
+	if err := e.admin.Patch(ctx, web, patch); err != nil {
+		t.Fatal(err)
+	}
+	e.waitApp("web", "reported as misplaced", 30*time.Second, func(a *kv1.Application) bool {
+		return strings.Contains(condition(a, kv1.StalledCondition), controller.ReasonShardRefused)
+	})
+	if err := e.admin.Delete(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the Application and its objects gone", func() (bool, string) {
+		err := e.admin.Get(ctx, client.ObjectKeyFromObject(web), &kv1.Application{})
+		_, cmErr := e.cs.CoreV1().ConfigMaps(appNS).Get(ctx, "settings", metav1.GetOptions{})
+		return apierrors.IsNotFound(err) && apierrors.IsNotFound(cmErr), fmt.Sprintf("app: %v, ConfigMap: %v", err, cmErr)
 	})
 }

@@ -359,7 +359,7 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 // controller built here.
 func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, triggers <-chan event.GenericEvent, concurrency, perNamespace int) error {
 	c, err := builder.ControllerManagedBy(mgr).
-		For(&kv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&kv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, shardLabelChanged))).
 		WatchesRawSource(source.Channel(triggers, &handler.EnqueueRequestForObject{})).
 		// One manager per process; tests restart it in-process.
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: ptr.To(true), RateLimiter: retryRateLimiter(),

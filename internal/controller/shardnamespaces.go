@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 )
@@ -82,6 +84,13 @@ func applicationCache(shard string, namespaces []string, shards ShardNamespaces)
 	}
 	return by
 }
+
+// shardLabelChanged passes an update that changed an Application's shard
+// label: one relabelled within what this controller's cache holds (a shard
+// that does not serve the namespace) is reported at once.
+var shardLabelChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	return e.ObjectOld.GetLabels()[kv1.ShardLabel] != e.ObjectNew.GetLabels()[kv1.ShardLabel]
+}}
 
 // shardRefusal says why app, seen by this controller, is not for it ("":
 // it is): labelled for a shard that does not serve its namespace.
