@@ -197,13 +197,7 @@ func TestSOPSSecretsAreDecryptedOnlyInTheCluster(t *testing.T) {
 		}
 		where = append(where, "status of "+name+": "+string(st))
 	}
-	evs, err := e.cs.CoreV1().Events(appNS).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range evs.Items {
-		where = append(where, "Event "+ev.Reason+": "+ev.Message)
-	}
+	where = append(where, e.eventTexts()...)
 	for _, line := range strings.Split(e.logs.String(), "\n") {
 		where = append(where, "controller log line: "+line)
 	}
@@ -361,13 +355,7 @@ func TestSOPSPlaintextNotInStatusDiff(t *testing.T) {
 		}
 		where = append(where, "status of "+name+": "+string(st))
 	}
-	evs, err := e.cs.CoreV1().Events(appNS).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range evs.Items {
-		where = append(where, "Event "+ev.Reason+": "+ev.Message)
-	}
+	where = append(where, e.eventTexts()...)
 	for _, w := range where {
 		for _, n := range []string{configMapPlaintext, envPlaintext} {
 			if i := strings.Index(w, n); i >= 0 {
@@ -436,4 +424,19 @@ func writeTestFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// eventTexts are appNS's Events as "Event REASON: MESSAGE", for checking
+// that nothing secret reached one.
+func (e *env) eventTexts() []string {
+	e.t.Helper()
+	evs, err := e.cs.CoreV1().Events(appNS).List(e.t.Context(), metav1.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := make([]string, 0, len(evs.Items))
+	for _, ev := range evs.Items {
+		out = append(out, "Event "+ev.Reason+": "+ev.Message)
+	}
+	return out
 }
