@@ -42,9 +42,6 @@ func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decryp
 	if err := checkChartValuesPlain(rel, chrt); err != nil {
 		return nil, err
 	}
-	if err := checkSchemasOffline(rel, chrt, 0); err != nil {
-		return nil, err
-	}
 	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
 		acc, err := helmchart.NewAccessor(chrt)
 		if err != nil {
@@ -53,6 +50,9 @@ func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decryp
 		if err := action.CheckDependencies(chrt, acc.MetaDependencies()); err != nil {
 			return nil, fmt.Errorf("chart %s: %w; vendor dependencies into %s/charts with `helm dependency build` and commit them", rel, err, rel)
 		}
+	}
+	if err := checkSchemasOffline(rel, chrt, 0); err != nil {
+		return nil, err
 	}
 	vals := map[string]any{}
 	for _, vf := range opts.Helm.ValueFiles {

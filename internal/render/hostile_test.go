@@ -80,15 +80,53 @@ func TestRenderFetchesNothingFromTheNetwork(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("the loopback server got %d requests during renders", n)
 	}
-	// A local fragment reference and a built-in draft stay allowed.
+}
+
+// Helm's schema library carries every draft's meta-schema: a chart naming one
+// over http or https (bitnami's "http://json-schema.org/schema#" is the
+// latest draft) renders, offline, and its values are still validated.
+func TestRenderSchemaBuiltInMetaSchemas(t *testing.T) {
+	for _, meta := range []string{
+		"http://json-schema.org/schema#",
+		"https://json-schema.org/schema",
+		"http://json-schema.org/draft-07/schema#",
+		"https://json-schema.org/draft-07/schema#",
+		"http://json-schema.org/draft-04/schema",
+		"https://json-schema.org/draft/2020-12/schema",
+		"http://json-schema.org/draft/2019-09/schema#",
+	} {
+		t.Run(meta, func(t *testing.T) {
+			schema := `{"$schema":"` + meta + `","definitions":{"n":{"type":"string"}},"properties":{"a":{"$ref":"#/definitions/n"},` +
+				`"b":{"$ref":"http://json-schema.org/draft-07/schema#/definitions/nonNegativeInteger"}}}`
+			files := map[string]string{
+				"app/Chart.yaml":         chartYAML,
+				"app/values.schema.json": schema,
+				"app/values.yaml":        "a: x\nb: 1\n",
+				"app/templates/cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+			}
+			if _, err := Render(t.Context(), Options{Root: writeTree(t, files), Path: "app", Namespace: "shop"}); err != nil {
+				t.Fatalf("a chart whose schema names a built-in meta-schema was refused: %v", err)
+			}
+			files["app/values.yaml"] = "a: 1\nb: -1\n"
+			_, err := Render(t.Context(), Options{Root: writeTree(t, files), Path: "app", Namespace: "shop"})
+			if err == nil || !strings.Contains(err.Error(), "schema") {
+				t.Fatalf("values violating the schema rendered: err = %v", err)
+			}
+		})
+	}
+}
+
+// An unvendored dependency is what to fix first: it is reported even when a
+// subchart's schema would be checked.
+func TestRenderReportsMissingDependencyBeforeSchema(t *testing.T) {
 	root := writeTree(t, map[string]string{
-		"app/Chart.yaml":         chartYAML,
-		"app/values.schema.json": `{"$schema":"http://json-schema.org/draft-07/schema#","definitions":{"n":{"type":"string"}},"properties":{"a":{"$ref":"#/definitions/n"}}}`,
-		"app/values.yaml":        "a: x\n",
+		"app/Chart.yaml": chartYAML + "dependencies:\n- name: common\n  version: 2.x.x\n  repository: oci://registry-1.docker.io/bitnamicharts\n",
+		"app/values.schema.json": `{"$schema":"http://json-schema.org/schema#","properties":{"a":{"$ref":"https://example.com/s.json"}}}`,
 		"app/templates/cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
 	})
-	if _, err := Render(t.Context(), Options{Root: root, Path: "app", Namespace: "shop"}); err != nil {
-		t.Fatalf("a schema with local references was refused: %v", err)
+	_, err := Render(t.Context(), Options{Root: root, Path: "app", Namespace: "shop"})
+	if err == nil || !strings.Contains(err.Error(), "common") || errors.Is(err, ErrRemoteReference) {
+		t.Fatalf("err = %v, want the missing dependency common named", err)
 	}
 }
 

@@ -193,20 +193,34 @@ func checkKustomizationsOffline(root, dir string, lim Limits) error {
 	return visit(dir, 0)
 }
 
-// knownMetaSchemas are the $schema values the JSON schema library carries
-// built in (nothing is fetched for them).
-var knownMetaSchemas = map[string]bool{
-	"http://json-schema.org/draft-04/schema":       true,
-	"http://json-schema.org/draft-06/schema":       true,
-	"http://json-schema.org/draft-07/schema":       true,
-	"https://json-schema.org/draft/2019-09/schema": true,
-	"https://json-schema.org/draft/2020-12/schema": true,
+// metaSchemaDocs are the documents under json-schema.org that Helm's JSON
+// schema library (santhosh-tekuri/jsonschema v6) carries built in and
+// resolves offline, over http or https alike; "schema" is the latest draft.
+var metaSchemaDocs = map[string]bool{
+	"schema": true, "draft-04/schema": true, "draft-06/schema": true, "draft-07/schema": true,
+	"draft/2019-09/schema": true, "draft/2020-12/schema": true,
+	"draft/2019-09/meta/applicator": true, "draft/2019-09/meta/content": true, "draft/2019-09/meta/core": true,
+	"draft/2019-09/meta/format": true, "draft/2019-09/meta/meta-data": true, "draft/2019-09/meta/validation": true,
+	"draft/2020-12/meta/applicator": true, "draft/2020-12/meta/content": true, "draft/2020-12/meta/core": true,
+	"draft/2020-12/meta/format-annotation": true, "draft/2020-12/meta/format-assertion": true,
+	"draft/2020-12/meta/meta-data": true, "draft/2020-12/meta/unevaluated": true, "draft/2020-12/meta/validation": true,
+}
+
+// isMetaSchema reports a reference to a built-in meta-schema (any fragment):
+// nothing is fetched for it.
+func isMetaSchema(ref string) bool {
+	doc, _, _ := strings.Cut(ref, "#")
+	rest, ok := strings.CutPrefix(doc, "http://json-schema.org/")
+	if !ok {
+		rest, ok = strings.CutPrefix(doc, "https://json-schema.org/")
+	}
+	return ok && metaSchemaDocs[rest]
 }
 
 // SchemaRemoteRefs returns the references of a JSON schema (a Helm chart's
 // values.schema.json) that leave the document: every $ref, $dynamicRef or
 // $recursiveRef that is not a fragment ("#..."), and a $schema that is not
-// a built-in draft. Helm resolves those through file:// and http(s)://.
+// a built-in meta-schema. Helm resolves those through file:// and http(s)://.
 func SchemaRemoteRefs(data []byte) ([]string, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -226,12 +240,8 @@ func SchemaRemoteRefs(data []byte) ([]string, error) {
 				s, isString := e.(string)
 				switch {
 				case !isString:
-				case k == "$ref" || k == "$dynamicRef" || k == "$recursiveRef":
-					if !strings.HasPrefix(s, "#") {
-						out = append(out, s)
-					}
-				case k == "$schema":
-					if !knownMetaSchemas[strings.TrimSuffix(s, "#")] {
+				case k == "$ref" || k == "$dynamicRef" || k == "$recursiveRef" || k == "$schema":
+					if !strings.HasPrefix(s, "#") && !isMetaSchema(s) {
 						out = append(out, s)
 					}
 				}
