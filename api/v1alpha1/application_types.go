@@ -54,12 +54,16 @@ const ShardLabel = "sharding.keyless.dev/key"
 // A forge token (spec.commitStatus.secretRef) is bound the same way with
 // CredentialForge and GitHostAnnotation naming the repository's host; a
 // notification Secret (spec.notifications[].secretRef) is labelled
-// CredentialNotification (its address is in the Secret itself).
+// CredentialNotification (its address is in the Secret itself). A Helm
+// repository or OCI registry credential (basic auth or token, or a
+// kubernetes.io/dockerconfigjson Secret) is labelled CredentialHelm and bound
+// with GitHostAnnotation to the repository's or registry's host.
 const (
 	CredentialLabel        = "keyless.dev/credential"
 	CredentialGit          = "git"
 	CredentialForge        = "forge"
 	CredentialNotification = "notification"
+	CredentialHelm         = "helm"
 	GitHostAnnotation      = "keyless.dev/git-host"
 )
 
@@ -240,24 +244,38 @@ type Notification struct {
 
 // ApplicationSource is where the manifests come from.
 type ApplicationSource struct {
-	// RepoURL is the Git repository (https:// or ssh://, or scp-like git@host:path).
+	// RepoURL is the Git repository (https:// or ssh://, or scp-like
+	// git@host:path) or, with chart, a Helm repository (https://) or an OCI
+	// registry path (oci://registry/path).
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:Pattern=`^(https?://|ssh://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)`
+	// +kubebuilder:validation:Pattern=`^(https?://|ssh://|oci://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)`
 	RepoURL string `json:"repoURL"`
 
-	// TargetRevision is a branch, a tag or a full commit SHA. Default: the
-	// repository's default branch (HEAD).
+	// TargetRevision is a branch, a tag or a full commit SHA; with chart, an
+	// exact chart version or a semver range ("1.2.x", ">=1.2 <2"). Default:
+	// the repository's default branch (HEAD); with chart, the latest version.
 	// +optional
 	TargetRevision string `json:"targetRevision,omitempty"`
 
 	// Path inside the repository: a Helm chart, a kustomization or a plain
-	// folder of manifests (auto-detected). Default: the repository root.
+	// folder of manifests (auto-detected as Argo CD does). Default: the
+	// repository root. Not used with chart.
 	// +optional
 	Path string `json:"path,omitempty"`
+
+	// Chart is the name of a chart in the Helm repository or under the OCI
+	// path of repoURL (Argo CD's field): the source is that chart, not Git.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
+	Chart string `json:"chart,omitempty"`
 
 	// Helm configures chart rendering.
 	// +optional
 	Helm *HelmSource `json:"helm,omitempty"`
+
+	// Directory configures a plain folder of manifests (Argo CD's field).
+	// +optional
+	Directory *DirectorySource `json:"directory,omitempty"`
 
 	// SecretRef names a Secret in the Application's namespace with the Git
 	// credential: username/password, bearerToken, or identity/known_hosts (ssh).
@@ -280,6 +298,58 @@ type HelmSource struct {
 	// Parameters are inline values (name is a dot path), applied after the files.
 	// +optional
 	Parameters []HelmParameter `json:"parameters,omitempty"`
+	// KubeVersion is .Capabilities.KubeVersion (as `helm template
+	// --kube-version`). Default: the cluster's version.
+	// +optional
+	KubeVersion string `json:"kubeVersion,omitempty"`
+	// APIVersions are added to .Capabilities.APIVersions (as `helm template
+	// --api-versions`), e.g. monitoring.coreos.com/v1 or
+	// monitoring.coreos.com/v1/ServiceMonitor. Default: the cluster's.
+	// +optional
+	APIVersions []string `json:"apiVersions,omitempty"`
+}
+
+// DirectorySource configures a plain folder of manifests, with Argo CD's
+// semantics.
+type DirectorySource struct {
+	// Recurse renders the manifests of subfolders too. Default false, as
+	// in Argo CD.
+	// +optional
+	Recurse bool `json:"recurse,omitempty"`
+	// Include is a glob of the paths (relative to the folder) to render,
+	// e.g. "*.yaml" or "{config.yaml,deploy.yaml}". Default: every manifest.
+	// +optional
+	Include string `json:"include,omitempty"`
+	// Exclude is a glob of the paths (relative to the folder) not to render.
+	// +optional
+	Exclude string `json:"exclude,omitempty"`
+	// Jsonnet configures the rendering of *.jsonnet files.
+	// +optional
+	Jsonnet *JsonnetSource `json:"jsonnet,omitempty"`
+}
+
+// JsonnetSource configures jsonnet evaluation (Argo CD's field).
+type JsonnetSource struct {
+	// ExtVars are std.extVar() values.
+	// +optional
+	ExtVars []JsonnetVar `json:"extVars,omitempty"`
+	// TLAs are top-level arguments.
+	// +optional
+	TLAs []JsonnetVar `json:"tlas,omitempty"`
+	// Libs are library folders (relative to the repository root) searched by
+	// import; they must stay inside the repository.
+	// +optional
+	Libs []string `json:"libs,omitempty"`
+}
+
+// JsonnetVar is one external variable or top-level argument.
+type JsonnetVar struct {
+	// +kubebuilder:validation:MinLength=1
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	// Code evaluates Value as jsonnet code instead of a string.
+	// +optional
+	Code bool `json:"code,omitempty"`
 }
 
 // HelmParameter is one inline Helm value.

@@ -36,11 +36,14 @@ const (
 	// Notification: spec.notifications[].secretRef; the address is the
 	// Secret's own.
 	Notification Use = kv1.CredentialNotification
+	// Helm: a Helm repository's or OCI registry's credential, sent to
+	// the repository's (registry's) host.
+	Helm Use = kv1.CredentialHelm
 )
 
 // boundToHost reports whether a Secret of this use names the hosts it may
 // be sent to (kv1.GitHostAnnotation).
-func (u Use) boundToHost() bool { return u == Git || u == Forge }
+func (u Use) boundToHost() bool { return u == Git || u == Forge || u == Helm }
 
 // Readable refuses a Secret that no keyless path reads through a
 // secretRef, whatever its use: a kubernetes.io/service-account-token
@@ -57,10 +60,10 @@ func Readable(s *corev1.Secret, field string) error {
 // Check decides whether s may be used for use and sent to target: it must
 // be readable (Readable), labelled kv1.CredentialLabel=use (so an
 // Application cannot name any other Secret of its namespace and ship it to
-// an address of its choosing), for Git and Forge be annotated
-// kv1.GitHostAnnotation with target's host (host, any port; or host:port),
-// and never travel over plain http:// unless allowInsecure (loopback tests
-// and the demo). For Notification, target is ignored: the address is the
+// an address of its choosing), for Git, Forge and Helm (target an https://
+// or oci:// URL) be annotated kv1.GitHostAnnotation with target's host
+// (host, any port; or host:port), and never travel over plain http://
+// unless allowInsecure (loopback tests and the demo). For Notification, target is ignored: the address is the
 // Secret's own and the sender checks its scheme. field names the spec
 // field that referred to s.
 func Check(s *corev1.Secret, use Use, field, target string, allowInsecure bool) error {

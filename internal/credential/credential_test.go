@@ -29,7 +29,7 @@ func saToken(label, hosts string) *corev1.Secret {
 }
 
 func TestCheck(t *testing.T) {
-	const git, forge, notification = kv1.CredentialGit, kv1.CredentialForge, kv1.CredentialNotification
+	const git, forge, notification, helm = kv1.CredentialGit, kv1.CredentialForge, kv1.CredentialNotification, kv1.CredentialHelm
 	cases := []struct {
 		name     string
 		secret   *corev1.Secret
@@ -60,6 +60,11 @@ func TestCheck(t *testing.T) {
 		{"forge token over plain http", secret(forge, "gitea.example.com"), Forge, "http://gitea.example.com/org/app.git", false, false},
 		{"forge token, ServiceAccount token", saToken(forge, "gitea.example.com"), Forge, "https://gitea.example.com/org/app.git", false, false},
 		{"a forge token as Git credential", secret(forge, "gitea.example.com"), Git, "https://gitea.example.com/org/app.git", false, false},
+
+		{"helm, labelled and bound", secret(helm, "charts.example.com"), Helm, "https://charts.example.com/stable", false, true},
+		{"helm, an OCI registry", secret(helm, "registry.example.com"), Helm, "oci://registry.example.com/charts", false, true},
+		{"helm for another host", secret(helm, "charts.example.com"), Helm, "oci://attacker.example/charts", false, false},
+		{"a Git credential as helm", secret(git, "charts.example.com"), Helm, "https://charts.example.com/stable", false, false},
 
 		{"notification, labelled", secret(notification, ""), Notification, "", false, true},
 		{"notification without a label", secret("", ""), Notification, "", false, false},
