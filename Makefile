@@ -7,6 +7,7 @@ include internal/version/versions.env
 
 K8S_BIN       ?= $(CURDIR)/bin/k8s
 GITEA         ?= $(CURDIR)/bin/gitea
+OCI_REGISTRY  ?= $(CURDIR)/bin/registry
 KEYLESS       := $(CURDIR)/bin/keyless
 KEYLESS_DEV   := $(CURDIR)/bin/keyless-dev
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
@@ -24,7 +25,7 @@ GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 # encrypts with it and decrypts with keyless, and the other way round.
 SOPS           := $(TOOLS_BIN)/sops
 
-.PHONY: ui-screenshots gitea image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: ui-screenshots gitea registry image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -51,6 +52,9 @@ generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → co
 gitea: ## Build Gitea, the real forge of the forge tests, into bin/gitea (skips it when built)
 	@hack/build-gitea.sh $(GITEA)
 
+registry: ## Build the CNCF Distribution registry, the real OCI registry of the chart tests, into bin/registry (skips it when built)
+	@hack/build-registry.sh $(OCI_REGISTRY)
+
 k8s-bins: ## Build the local control plane into bin/k8s (skips what is already built)
 	@hack/build-k8s-bins.sh $(K8S_BIN)
 
@@ -66,11 +70,11 @@ demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this 
 cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (extra flags: CLUSTER_FLAGS="...")
 	$(KEYLESS_DEV) localcluster up --assets $(K8S_BIN) $(CLUSTER_FLAGS)
 
-test: k8s-bins gitea $(SOPS) vet lint ## Build what is missing, then vet, lint and run every test
-	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_SOPS=$(SOPS) go test $(GO_TEST_FLAGS) ./...
+test: k8s-bins gitea registry $(SOPS) vet lint ## Build what is missing, then vet, lint and run every test
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) go test $(GO_TEST_FLAGS) ./...
 
 unit: ## Run the tests without building anything first
-	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_SOPS=$(SOPS) go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) go test $(GO_TEST_FLAGS) ./...
 
 vet: ## go vet
 	go vet ./...
