@@ -6,16 +6,20 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyless-cd/keyless/internal/controller"
 	"github.com/keyless-cd/keyless/internal/preview"
 	"github.com/keyless-cd/keyless/internal/renderproc"
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 type previewFlags struct {
-	base   string
-	head   string
-	repo   string
-	format string
-	limits renderLimitFlags
+	base        string
+	head        string
+	repo        string
+	format      string
+	kubeVersion string
+	apiVersions []string
+	limits      renderLimitFlags
 }
 
 func newPreviewCommand(streams IOStreams) *cobra.Command {
@@ -63,6 +67,8 @@ does not render at --head (the report names the file and line).`,
 	cmd.Flags().StringVar(&f.head, "head", "HEAD", "revision under review")
 	cmd.Flags().StringVar(&f.repo, "repo", ".", "folder inside the Git checkout")
 	cmd.Flags().StringVar(&f.format, "format", preview.FormatText, "output format: "+strings.Join(preview.Formats, ", "))
+	cmd.Flags().StringVar(&f.kubeVersion, "kube-version", "", "Kubernetes version for Helm's .Capabilities.KubeVersion, as helm template --kube-version (default "+version.KubernetesVersion()+"; an Application's helm.kubeVersion wins)")
+	cmd.Flags().StringSliceVarP(&f.apiVersions, "api-versions", "a", nil, "API versions for Helm's .Capabilities.APIVersions, as helm template --api-versions, e.g. monitoring.coreos.com/v1 (repeatable; the controller uses the cluster's)")
 	f.limits.addFlags(cmd.Flags())
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(preview.Formats, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -76,7 +82,8 @@ func runPreview(cmd *cobra.Command, streams IOStreams, f *previewFlags, files []
 	if err != nil {
 		return err
 	}
-	rep, err := preview.Run(cmd.Context(), preview.Options{Dir: f.repo, Base: f.base, Head: f.head, Files: files, Renderer: runner})
+	rep, err := preview.Run(cmd.Context(), preview.Options{Dir: f.repo, Base: f.base, Head: f.head, Files: files, Renderer: runner,
+		Capabilities: controller.Capabilities{KubeVersion: f.kubeVersion, APIVersions: f.apiVersions}})
 	if err != nil {
 		return err
 	}

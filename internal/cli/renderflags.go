@@ -18,6 +18,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/render"
 	"github.com/keyless-cd/keyless/internal/renderproc"
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 // renderFlags select and configure what a directory renders to.
@@ -26,6 +27,8 @@ type renderFlags struct {
 	helmValues  []string
 	helmSet     []string
 	releaseName string
+	kubeVersion string
+	apiVersions []string
 	maxObjects  int
 	maxFileSize int64
 	limits      renderLimitFlags
@@ -40,6 +43,8 @@ func (f *renderFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&f.helmValues, "helm-values", nil, "Helm values file, merged in order (repeatable; must be inside --root)")
 	fl.StringArrayVar(&f.helmSet, "helm-set", nil, "Helm value as path=value, e.g. image.tag=abc123 (repeatable; applied after the files)")
 	fl.StringVar(&f.releaseName, "release-name", "", "Helm release name (default the chart name)")
+	fl.StringVar(&f.kubeVersion, "kube-version", "", "Kubernetes version for Helm's .Capabilities.KubeVersion, as helm template --kube-version (default "+version.KubernetesVersion()+"; the controller uses the cluster's)")
+	fl.StringSliceVarP(&f.apiVersions, "api-versions", "a", nil, "API versions for Helm's .Capabilities.APIVersions, as helm template --api-versions, e.g. monitoring.coreos.com/v1 (repeatable or comma-separated; the controller uses the cluster's)")
 	fl.IntVar(&f.maxObjects, "max-objects", render.DefaultLimits.MaxObjects, "refuse renders with more objects")
 	fl.Int64Var(&f.maxFileSize, "max-file-size", render.DefaultLimits.MaxFileBytes, "refuse files larger than this many bytes")
 	fl.StringVar(&f.keyFile, "decryption-key-file", "", "age identities (age-keygen's key file) or an armored OpenPGP private key to decrypt SOPS-encrypted files with, in memory (default $"+sopsAgeKeyFileEnv+" when set)")
@@ -70,7 +75,7 @@ func (f *renderFlags) render(ctx context.Context, warnings io.Writer, dir, names
 	rel := confine.Rel(root, absDir)
 	opts := render.Options{
 		Root: root, Path: rel, Namespace: namespace,
-		Helm:   render.HelmOptions{ReleaseName: f.releaseName},
+		Helm:   render.HelmOptions{ReleaseName: f.releaseName, KubeVersion: f.kubeVersion, APIVersions: f.apiVersions},
 		Limits: render.Limits{MaxObjects: f.maxObjects, MaxFileBytes: f.maxFileSize},
 	}
 	for _, v := range f.helmValues {

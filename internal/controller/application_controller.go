@@ -73,6 +73,9 @@ type ApplicationReconciler struct {
 	// renderer renders a checkout; the controller gives every render its own
 	// bounded child process (renderproc), so no render can crash or stall it.
 	renderer Renderer
+	// capabilities are the cluster's version and API versions, for Helm's
+	// .Capabilities (discovered, cached a minute).
+	capabilities *capabilitiesCache
 	// hookTimeout bounds each wave's wait (engine.ApplyOptions.StepTimeout);
 	// syncTimeout a whole sync's apply, maxWaves its waves (syncdeadline.go).
 	hookTimeout, syncTimeout time.Duration
@@ -232,7 +235,13 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		record.Signer = signer
 	}
 
-	objs, err := r.render(ctx, app, sha)
+	caps, err := r.capabilities.get(ctx)
+	if err != nil {
+		// Rendering without the cluster's API versions could drop the
+		// objects a chart emits only when an API exists, and prune them.
+		return r.failStep(app, stepFailure{reason: ReasonRenderFailed, err: err, record: &record}, interval)
+	}
+	objs, err := r.render(ctx, app, sha, caps)
 	if err != nil {
 		return r.failStep(app, stepFailure{reason: renderFailureReason(err), err: fmt.Errorf("rendering %s at %s: %w", displayPath(src.Path), kv1.ShortSHA(sha), err),
 			permanent: true, record: &record}, interval)
@@ -474,12 +483,13 @@ func (r *ApplicationReconciler) gitAuth(ctx context.Context, app *kv1.Applicatio
 // render renders the app at sha. Each Application's last render is kept (by
 // repository, commit, namespace and options), so memory is bounded by the
 // number of Applications and a periodic pass renders nothing.
-func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, sha string) (_ []*unstructured.Unstructured, retErr error) {
+func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, sha string, caps Capabilities) (_ []*unstructured.Unstructured, retErr error) {
 	src := app.Spec.Source
 	opts, err := RenderOptions(app)
 	if err != nil {
 		return nil, err
 	}
+	caps.ApplyTo(&opts)
 	cacheKey := fmt.Sprintf("%s|%s|%s|%+v", src.RepoURL, sha, app.Namespace, opts)
 	appKey := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	if objs, ok := r.renders.get(appKey, cacheKey); ok {
@@ -524,6 +534,8 @@ func RenderOptions(app *kv1.Application) (render.Options, error) {
 			return render.Options{}, err
 		}
 		opts.Helm.Values = vals
+		opts.Helm.KubeVersion = h.KubeVersion
+		opts.Helm.APIVersions = h.APIVersions
 	}
 	return opts, nil
 }
@@ -625,7 +637,11 @@ func (r *ApplicationReconciler) deleteHooks(ctx context.Context, app *kv1.Applic
 	if app.Status.LastAppliedRevision == "" {
 		return nil
 	}
-	objs, err := r.render(ctx, app, app.Status.LastAppliedRevision)
+	caps, err := r.capabilities.get(ctx) // on error: the last good answer, else the defaults
+	if err != nil {
+		log.FromContext(ctx).Info("rendering delete hooks without the cluster's capabilities", "error", err.Error())
+	}
+	objs, err := r.render(ctx, app, app.Status.LastAppliedRevision, caps)
 	if err != nil {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteHooksSkipped", "Delete",
 			"rendering %s to find its delete hooks: %v; deleting without them", kv1.ShortSHA(app.Status.LastAppliedRevision), err)

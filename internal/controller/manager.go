@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
@@ -273,6 +274,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		syncTimeout: opts.SyncTimeout, maxWaves: opts.MaxWaves,
 		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), shard: opts.Shard, shards: opts.ShardNamespaces, stale: newStaleReads(),
 	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	r.capabilities = newCapabilitiesCache(disc)
 	eg := egress.Options{AllowLoopback: opts.AllowInsecureHTTP, DenyCIDRs: opts.EgressDenyCIDRs, AllowCIDRs: opts.EgressAllowCIDRs}
 	r.commits = newCommitReporter(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)
 	r.notifier = newNotifier(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)

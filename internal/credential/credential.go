@@ -82,7 +82,7 @@ func Check(s *corev1.Secret, use Use, field, target string, allowInsecure bool) 
 	if host == "" {
 		return fmt.Errorf("cannot tell the host of %q to send secret %s (%s) to: %w", gitsource.Redact(target), id, field, ErrRefused)
 	}
-	if !hostAllowed(s.Annotations[kv1.GitHostAnnotation], host) {
+	if !HostAllowed(s.Annotations[kv1.GitHostAnnotation], host) {
 		return fmt.Errorf("secret %s (%s) is for %s=%q, not for %s (the host of spec.source.repoURL): %w",
 			id, field, kv1.GitHostAnnotation, s.Annotations[kv1.GitHostAnnotation], host, ErrRefused)
 	}
@@ -106,10 +106,10 @@ func Get(ctx context.Context, r client.Reader, namespace, name string, use Use, 
 	return s, nil
 }
 
-// hostAllowed reports whether host (lower-case host[:port]) is one of the
+// HostAllowed reports whether host (lower-case host[:port]) is one of the
 // comma-separated annotation's entries; an entry without a port allows
 // every port of its host.
-func hostAllowed(annotation, host string) bool {
+func HostAllowed(annotation, host string) bool {
 	name := host
 	if h, _, ok := strings.Cut(host, ":"); ok && !strings.HasPrefix(host, "[") {
 		name = h

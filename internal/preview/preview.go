@@ -14,6 +14,7 @@ import (
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/confine"
+	"github.com/keyless-cd/keyless/internal/controller"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/render"
 )
@@ -54,6 +55,22 @@ type Options struct {
 	MaxCheckoutBytes int64
 	// TempDir holds the two checkouts while Run runs. Default os.TempDir().
 	TempDir string
+	// Capabilities are Helm's .Capabilities for every render (`--kube-version`,
+	// `--api-versions`); an Application's own helm.kubeVersion wins.
+	// Default: the Kubernetes version keyless is built against and the
+	// linked client-go's API versions.
+	Capabilities controller.Capabilities
+}
+
+// capabilitiesRenderer renders with the preview's Helm capabilities.
+type capabilitiesRenderer struct {
+	r    Renderer
+	caps controller.Capabilities
+}
+
+func (c capabilitiesRenderer) Render(ctx context.Context, opts render.Options) (*render.Result, error) {
+	c.caps.ApplyTo(&opts)
+	return c.r.Render(ctx, opts)
 }
 
 // Run previews the change from opts.Base to opts.Head. An Application that
@@ -64,6 +81,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Renderer == nil {
 		return nil, errors.New("preview: a renderer is required")
 	}
+	opts.Renderer = capabilitiesRenderer{r: opts.Renderer, caps: opts.Capabilities}
 	if opts.Base == "" {
 		return nil, errors.New("a base revision is required (--base, e.g. origin/main or $CI_MERGE_REQUEST_DIFF_BASE_SHA)")
 	}

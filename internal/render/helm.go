@@ -86,9 +86,10 @@ func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decryp
 	if inst.ReleaseName == "" {
 		inst.ReleaseName = chrt.Name()
 	}
-	if kv, err := common.ParseKubeVersion(version.KubernetesVersion()); err == nil {
-		inst.KubeVersion = kv
+	if inst.KubeVersion, err = helmKubeVersion(opts.Helm.KubeVersion); err != nil {
+		return nil, fmt.Errorf("chart %s: %w", rel, err)
 	}
+	inst.APIVersions = common.VersionSet(opts.Helm.APIVersions)
 	out, err := inst.RunWithContext(ctx, chrt, vals)
 	if err != nil {
 		return nil, fmt.Errorf("rendering chart %s: %w", rel, err)
@@ -106,6 +107,19 @@ func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decryp
 		fmt.Fprintf(&manifest, "\n---\n# Source: %s\n%s\n", h.Path, h.Manifest)
 	}
 	return decodeHelmManifest(rel, manifest.Bytes(), opts.Limits.MaxObjects)
+}
+
+// helmKubeVersion parses .Capabilities.KubeVersion; "" is the Kubernetes
+// version keyless is built against.
+func helmKubeVersion(v string) (*common.KubeVersion, error) {
+	if v == "" {
+		v = version.KubernetesVersion()
+	}
+	kv, err := common.ParseKubeVersion(v)
+	if err != nil {
+		return nil, fmt.Errorf("kube version %q: %w", v, err)
+	}
+	return kv, nil
 }
 
 func isTestHook(h *release.Hook) bool {

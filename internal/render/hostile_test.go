@@ -120,7 +120,7 @@ func TestRenderSchemaBuiltInMetaSchemas(t *testing.T) {
 // subchart's schema would be checked.
 func TestRenderReportsMissingDependencyBeforeSchema(t *testing.T) {
 	root := writeTree(t, map[string]string{
-		"app/Chart.yaml": chartYAML + "dependencies:\n- name: common\n  version: 2.x.x\n  repository: oci://registry-1.docker.io/bitnamicharts\n",
+		"app/Chart.yaml":         chartYAML + "dependencies:\n- name: common\n  version: 2.x.x\n  repository: oci://registry-1.docker.io/bitnamicharts\n",
 		"app/values.schema.json": `{"$schema":"http://json-schema.org/schema#","properties":{"a":{"$ref":"https://example.com/s.json"}}}`,
 		"app/templates/cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
 	})

@@ -47,6 +47,16 @@ type HelmOptions struct {
 	ValueFiles []string
 	// Values are merged last (inline values, like --set).
 	Values map[string]any
+	// KubeVersion is .Capabilities.KubeVersion (`helm template
+	// --kube-version`). Default: the Kubernetes version keyless is built
+	// against (version.KubernetesVersion); the controller passes the
+	// cluster's.
+	KubeVersion string `json:"kubeVersion,omitempty"`
+	// APIVersions are added to .Capabilities.APIVersions (`helm template
+	// --api-versions`): "group/version" or "group/version/Kind". Default:
+	// only the API versions of the linked client-go; the controller passes
+	// the cluster's.
+	APIVersions []string `json:"apiVersions,omitempty"`
 }
 
 // Options configure Render.
