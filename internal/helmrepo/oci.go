@@ -15,6 +15,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"helm.sh/helm/v4/pkg/registry"
+	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 )
@@ -96,7 +97,7 @@ func (f *Fetcher) resolveOCI(ctx context.Context, ref ChartRef, creds *Credentia
 
 // notFound marks a registry's 404 as ErrNotFound.
 func notFound(err error) error {
-	if strings.Contains(err.Error(), "not found") {
+	if errors.Is(err, errdef.ErrNotFound) {
 		return fmt.Errorf("%w (%w)", ErrNotFound, err)
 	}
 	return err
