@@ -24,8 +24,14 @@ GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 # The sops CLI, built from SOPS's own module: the interoperability test
 # encrypts with it and decrypts with keyless, and the other way round.
 SOPS           := $(TOOLS_BIN)/sops
+# The reference CLIs of the render-equality test (internal/render/reference_test.go):
+# the real `helm template` and `kustomize build`, pinned in hack/reftools/go.mod
+# (apart from hack/tools so their Kubernetes libraries move no other tool).
+REFTOOL_BUILD  := go build -modfile=$(CURDIR)/hack/reftools/go.mod -o $(TOOLS_BIN)/
+HELM           := $(TOOLS_BIN)/helm
+KUSTOMIZE      := $(TOOLS_BIN)/kustomize
 
-.PHONY: ui-screenshots gitea registry image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: reftools ui-screenshots gitea registry image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -44,6 +50,14 @@ $(GOLANGCI_LINT): hack/tools/go.mod
 
 $(SOPS): hack/tools/go.mod
 	$(TOOL_BUILD) github.com/getsops/sops/v3/cmd/sops
+
+$(HELM): hack/reftools/go.mod
+	$(REFTOOL_BUILD) helm.sh/helm/v4/cmd/helm
+
+$(KUSTOMIZE): hack/reftools/go.mod
+	$(REFTOOL_BUILD) sigs.k8s.io/kustomize/kustomize/v5
+
+reftools: $(HELM) $(KUSTOMIZE) ## Build the reference helm and kustomize CLIs (hack/reftools/go.mod) into bin/tools
 
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → config/crd/)
 	$(CONTROLLER_GEN) object paths=./api/...
@@ -70,11 +84,11 @@ demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this 
 cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (extra flags: CLUSTER_FLAGS="...")
 	$(KEYLESS_DEV) localcluster up --assets $(K8S_BIN) $(CLUSTER_FLAGS)
 
-test: k8s-bins gitea registry $(SOPS) vet lint ## Build what is missing, then vet, lint and run every test
-	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) go test $(GO_TEST_FLAGS) ./...
+test: k8s-bins gitea registry $(SOPS) $(HELM) $(KUSTOMIZE) vet lint ## Build what is missing, then vet, lint and run every test
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) go test $(GO_TEST_FLAGS) ./...
 
 unit: ## Run the tests without building anything first
-	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) go test $(GO_TEST_FLAGS) ./...
 
 vet: ## go vet
 	go vet ./...

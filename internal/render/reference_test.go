@@ -1,0 +1,278 @@
+package render_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/pmezard/go-difflib/difflib"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/keyless-cd/keyless/internal/render"
+	"github.com/keyless-cd/keyless/internal/version"
+)
+
+// The reference CLIs (`make test` builds bin/tools/helm and
+// bin/tools/kustomize from hack/reftools/go.mod: helm v4.3.1, kustomize
+// v5.8.2).
+const (
+	helmEnv      = "KEYLESS_HELM"
+	kustomizeEnv = "KEYLESS_KUSTOMIZE"
+)
+
+// referenceRoot holds the vendored public charts and kustomizations; its
+// README.md names each one's module@version, path and licence.
+const referenceRoot = "testdata/reference"
+
+// referenceCase is one folder rendered by keyless and by the reference CLI.
+type referenceCase struct {
+	// root is the checkout (relative to referenceRoot); path the folder
+	// rendered inside it, as an Application's spec.source.path.
+	root, path string
+	// helm: rendered with `helm template`; else with `kustomize build`.
+	helm bool
+	// release and namespace are the Helm release's (and the namespace
+	// keyless is given for a kustomization).
+	release, namespace string
+	// valueFiles are relative to the chart folder.
+	valueFiles []string
+}
+
+// referenceCases are real public charts and kustomizations: what keyless
+// renders must be what `helm template` / `kustomize build` render.
+var referenceCases = map[string]referenceCase{
+	// .Capabilities.APIVersions.Has "apiregistration.k8s.io/v1" gates its
+	// three APIServices; Helm's default API versions (the same Helm
+	// library on both sides) hold it.
+	"helm prometheus-adapter (Capabilities.APIVersions.Has)": {
+		root: "prometheus-community", path: "prometheus-adapter", helm: true,
+		release: "adapter", namespace: "monitoring",
+	},
+	"helm podinfo": {
+		root: "podinfo", path: "charts/podinfo", helm: true,
+		release: "podinfo", namespace: "apps",
+	},
+	"helm podinfo with values-prod.yaml": {
+		root: "podinfo", path: "charts/podinfo", helm: true,
+		release: "frontend", namespace: "prod", valueFiles: []string{"values-prod.yaml"},
+	},
+	"kustomize podinfo": {
+		root: "podinfo", path: "kustomize", namespace: "apps",
+	},
+	// Bases, a configMapGenerator (redis.conf), a namespace and a labels
+	// transformer.
+	"kustomize podinfo deploy overlay (bases, configMapGenerator, transformers)": {
+		root: "podinfo", path: "deploy/overlays/production", namespace: "production",
+	},
+	// Argo CD's own namespace install: nested bases, images.
+	"kustomize argo-cd namespace-install": {
+		root: "argo-cd", path: "manifests/namespace-install", namespace: "argocd",
+	},
+	"kustomize components (argo-cd testdata)": {
+		root: "argo-cd", path: "util/kustomize/testdata/kustomization_yaml_components", namespace: "default",
+	},
+}
+
+// TestReferenceRenderEquality renders each case with keyless and with the
+// real CLI and compares the objects as a set keyed by
+// apiVersion/kind/namespace/name, not as text. Nothing is ignored beyond
+// what decoding drops: YAML comments (helm's "# Source:" lines), key order,
+// document separators and the order of objects (keyless's order is checked
+// elsewhere; Helm's install order is not part of `helm template`'s stream).
+func TestReferenceRenderEquality(t *testing.T) {
+	helm, kustomize := os.Getenv(helmEnv), os.Getenv(kustomizeEnv)
+	if helm == "" || kustomize == "" {
+		t.Fatalf("no helm or kustomize CLI: run `make test` (it builds bin/tools/helm and bin/tools/kustomize) or set %s and %s", helmEnv, kustomizeEnv)
+	}
+	names := make([]string, 0, len(referenceCases))
+	for name := range referenceCases {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		tc := referenceCases[name]
+		t.Run(name, func(t *testing.T) {
+			root := filepath.Join(referenceRoot, tc.root)
+			res, err := render.Render(t.Context(), render.Options{
+				Root: root, Path: tc.path, Namespace: tc.namespace,
+				Helm: render.HelmOptions{ReleaseName: tc.release, ValueFiles: tc.valueFiles},
+			})
+			if err != nil {
+				t.Fatalf("keyless: %v", err)
+			}
+			var ref []byte
+			if tc.helm {
+				ref = helmTemplate(t, helm, filepath.Join(root, tc.path), tc)
+			} else {
+				ref = kustomizeBuild(t, kustomize, filepath.Join(root, tc.path))
+			}
+			want, err := referenceObjects(ref)
+			if err != nil {
+				t.Fatalf("decoding the reference output: %v", err)
+			}
+			got := make(map[string]map[string]any, len(res.Objects))
+			for _, o := range res.Objects {
+				js, err := json.Marshal(o.Object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := addObject(got, js); err != nil {
+					t.Fatalf("keyless: %v", err)
+				}
+			}
+			compareObjects(t, got, want)
+		})
+	}
+}
+
+// helmTemplate runs `helm template` as keyless renders: the same release,
+// namespace and Kubernetes version (helm.go: inst.KubeVersion), CRDs
+// included, test hooks skipped, no repository or plugin configuration.
+func helmTemplate(t *testing.T, bin, chart string, tc referenceCase) []byte {
+	t.Helper()
+	args := []string{"template", tc.release, chart,
+		"--namespace", tc.namespace,
+		"--kube-version", version.KubernetesVersion(),
+		"--include-crds", "--skip-tests"}
+	for _, vf := range tc.valueFiles {
+		args = append(args, "--values", filepath.Join(chart, vf))
+	}
+	return runReference(t, bin, args...)
+}
+
+// kustomizeBuild runs `kustomize build` with its defaults (no plugins, no
+// helm, root-only loading).
+func kustomizeBuild(t *testing.T, bin, dir string) []byte {
+	t.Helper()
+	return runReference(t, bin, "build", dir)
+}
+
+// runReference runs a reference CLI isolated from the user's configuration
+// (its own HOME and XDG folders) and returns stdout.
+func runReference(t *testing.T, bin string, args ...string) []byte {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.CommandContext(t.Context(), bin, args...)
+	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"),
+		"XDG_CACHE_HOME=" + filepath.Join(home, "cache"),
+		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
+		"XDG_DATA_HOME=" + filepath.Join(home, "data")}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v: %s", filepath.Base(bin), strings.Join(args, " "), err, errOut.String())
+	}
+	return out.Bytes()
+}
+
+// referenceObjects decodes a multi-document YAML stream into objects keyed
+// by objectKey; documents that hold no object (only comments) are skipped.
+func referenceObjects(stream []byte) (map[string]map[string]any, error) {
+	out := map[string]map[string]any{}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(stream)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		js, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			return nil, fmt.Errorf("%w in:\n%s", err, doc)
+		}
+		if t := bytes.TrimSpace(js); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+			continue
+		}
+		if err := addObject(out, js); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// addObject decodes one JSON object (numbers kept as json.Number, so both
+// sides compare by their decimal text) and adds it under its key.
+func addObject(into map[string]map[string]any, js []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return err
+	}
+	key := objectKey(obj)
+	if _, dup := into[key]; dup {
+		return fmt.Errorf("%s rendered twice", key)
+	}
+	into[key] = obj
+	return nil
+}
+
+// objectKey is apiVersion/kind/namespace/name ("" namespace as rendered:
+// neither side fills it in).
+func objectKey(obj map[string]any) string {
+	meta, _ := obj["metadata"].(map[string]any)
+	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+	return fmt.Sprintf("%s/%s/%s/%s", str(obj, "apiVersion"), str(obj, "kind"), str(meta, "namespace"), str(meta, "name"))
+}
+
+// compareObjects reports the keys only one side rendered and a unified diff
+// (reference → keyless, as YAML) of the first object that differs.
+func compareObjects(t *testing.T, got, want map[string]map[string]any) {
+	t.Helper()
+	var missing, extra, differ []string
+	for k := range want {
+		if _, ok := got[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	for k, g := range got {
+		w, ok := want[k]
+		if !ok {
+			extra = append(extra, k)
+			continue
+		}
+		if !reflect.DeepEqual(g, w) {
+			differ = append(differ, k)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	sort.Strings(differ)
+	if len(missing) > 0 {
+		t.Errorf("%d of the reference's %d objects not rendered by keyless: %s", len(missing), len(want), strings.Join(missing, ", "))
+	}
+	if len(extra) > 0 {
+		t.Errorf("%d objects rendered by keyless only: %s", len(extra), strings.Join(extra, ", "))
+	}
+	if len(differ) > 0 {
+		t.Errorf("%d objects differ: %s\nfirst, %s (--- reference, +++ keyless):\n%s", len(differ), strings.Join(differ, ", "), differ[0], yamlDiff(want[differ[0]], got[differ[0]]))
+	}
+	if !t.Failed() {
+		t.Logf("%d objects equal", len(want))
+	}
+}
+
+func yamlDiff(want, got map[string]any) string {
+	w, _ := yaml.Marshal(want)
+	g, _ := yaml.Marshal(got)
+	d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: difflib.SplitLines(string(w)), B: difflib.SplitLines(string(g)),
+		FromFile: "reference", ToFile: "keyless", Context: 3,
+	})
+	if err != nil {
+		return err.Error()
+	}
+	return d
+}
