@@ -81,11 +81,11 @@ func (f *Fetcher) Dependencies(ctx context.Context, chartDir string, creds func(
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("chart %s: %w", name, err)
 	}
-	deps, warnings, err := pinnedDependencies(name, meta, lockData, reqFile, lockFile)
+	deps, err := pinnedDependencies(name, meta, lockData, reqFile, lockFile)
 	if err != nil {
 		return nil, err
 	}
-	res := &DependencyResult{Warnings: warnings}
+	res := &DependencyResult{}
 	seen := map[string]bool{}
 	var unpinned []string
 	for _, d := range deps {
@@ -124,25 +124,25 @@ func (f *Fetcher) Dependencies(ctx context.Context, chartDir string, creds func(
 // pinnedDependencies returns the dependencies to fetch: the lock's when
 // there is one (its digest checked as `helm dependency build` does), else
 // Chart.yaml's ranges.
-func pinnedDependencies(name string, meta *chart.Metadata, lockData []byte, reqFile, lockFile string) ([]*chart.Dependency, []string, error) {
+func pinnedDependencies(name string, meta *chart.Metadata, lockData []byte, reqFile, lockFile string) ([]*chart.Dependency, error) {
 	for _, d := range meta.Dependencies {
 		if strings.HasPrefix(d.Repository, "@") || strings.HasPrefix(d.Repository, "alias:") {
-			return nil, nil, fmt.Errorf("chart %s: dependency %s: repository %q is a Helm repository name (from a repositories.yaml keyless does not have); write the repository's URL (https://… or oci://…) in %s: %w",
+			return nil, fmt.Errorf("chart %s: dependency %s: repository %q is a Helm repository name (from a repositories.yaml keyless does not have); write the repository's URL (https://… or oci://…) in %s: %w",
 				name, d.Name, d.Repository, reqFile, ErrUnsupported)
 		}
 	}
 	if lockData == nil {
-		return meta.Dependencies, nil, nil
+		return meta.Dependencies, nil
 	}
 	lock, err := parseLock(lockData)
 	if err != nil {
-		return nil, nil, fmt.Errorf("chart %s: %s: %w", name, lockFile, err)
+		return nil, fmt.Errorf("chart %s: %s: %w", name, lockFile, err)
 	}
 	if !lockMatches(meta, lock) {
-		return nil, nil, fmt.Errorf("chart %s: %w (%s does not match %s's dependencies): run `helm dependency update` and commit %s",
-			name, ErrOutOfSync, lockFile, reqFile, lockFile)
+		return nil, fmt.Errorf("chart %s: %s is out of sync with %s (its digest does not match the dependencies): run `helm dependency update` and commit %s: %w",
+			name, lockFile, reqFile, lockFile, ErrOutOfSync)
 	}
-	return lock.Dependencies, nil, nil
+	return lock.Dependencies, nil
 }
 
 // lockMatches is `helm dependency build`'s check of a lock's digest

@@ -26,7 +26,7 @@ var (
 	ErrUnsupported = errors.New("unsupported chart repository")
 	// ErrOutOfSync is returned when a chart's Chart.lock does not match its
 	// Chart.yaml dependencies (as `helm dependency build` decides it).
-	ErrOutOfSync = errors.New("Chart.lock is out of sync with Chart.yaml")
+	ErrOutOfSync = errors.New("lock file out of sync")
 	// ErrCredential is returned (wrapped) when a Secret cannot be turned
 	// into Credentials for a repository.
 	ErrCredential = errors.New("helm repository credential refused")

@@ -34,13 +34,19 @@ import (
 )
 
 // packageChart builds testdata/charts/<name> at version into dir with
-// Helm's own packager and returns the archive's path.
+// Helm's own packager and returns the archive's path. A name "as:src"
+// packages testdata/charts/src under the name as.
 func packageChart(t *testing.T, name, version, dir string) string {
 	t.Helper()
-	ch, err := loader.LoadDir(filepath.Join("testdata", "charts", name))
+	name, src, ok := strings.Cut(name, ":")
+	if !ok {
+		src = name
+	}
+	ch, err := loader.LoadDir(filepath.Join("testdata", "charts", src))
 	if err != nil {
 		t.Fatal(err)
 	}
+	ch.Metadata.Name = name
 	ch.Metadata.Version = version
 	p, err := chartutil.Save(ch, dir)
 	if err != nil {
@@ -365,6 +371,7 @@ auth:
 func (reg *ociRegistry) push(t *testing.T, name, version string) []byte {
 	t.Helper()
 	p := packageChart(t, name, version, t.TempDir())
+	name, _, _ = strings.Cut(name, ":")
 	data, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
