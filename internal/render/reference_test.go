@@ -45,8 +45,21 @@ type referenceCase struct {
 	// release and namespace are the Helm release's (and the namespace
 	// keyless is given for a kustomization).
 	release, namespace string
-	// valueFiles are relative to the chart folder.
+	// valueFiles are relative to the chart folder; values are merged last
+	// (keyless: HelmOptions.Values; helm: one more --values file).
 	valueFiles []string
+	values     map[string]any
+	// apiVersions are added to .Capabilities.APIVersions on both sides
+	// (HelmOptions.APIVersions; helm --api-versions), as a cluster's are.
+	apiVersions []string
+	// enableHelm runs kustomize with --enable-helm (helmCharts), inflating
+	// with the reference helm.
+	enableHelm bool
+	// randomData are the objects (objectKey) whose data values a template
+	// generates anew at every render (Sprig's genCA, genSignedCert,
+	// randAlphaNum): two `helm template` runs differ there too, so only
+	// their data keys are compared, not the values.
+	randomData []string
 }
 
 // referenceCases are real public charts and kustomizations: what keyless
@@ -58,6 +71,29 @@ var referenceCases = map[string]referenceCase{
 	"helm prometheus-adapter (Capabilities.APIVersions.Has)": {
 		root: "prometheus-community", path: "prometheus-adapter", helm: true,
 		release: "adapter", namespace: "monitoring",
+	},
+	// values.schema.json with "$schema": "http://json-schema.org/schema#";
+	// four dependencies vendored under charts/; subcharts gate VPAs on
+	// .Capabilities.APIVersions.Has.
+	"helm prometheus (http $schema, vendored dependencies)": {
+		root: "prometheus-community", path: "prometheus", helm: true,
+		release: "prometheus", namespace: "monitoring",
+	},
+	// Bitnami: http $schema, the common library chart vendored,
+	// Capabilities-based API versions; a self-signed certificate generated
+	// at each render (genCA, genSignedCert).
+	"helm bitnami nginx (http $schema, vendored common)": {
+		root: "bitnami", path: "nginx", helm: true,
+		release: "web", namespace: "web",
+		randomData: []string{"v1/Secret/web/web-nginx-tls"},
+	},
+	// The ServiceMonitor exists only when the cluster serves
+	// monitoring.coreos.com/v1 (HelmOptions.APIVersions, --api-versions).
+	"helm prometheus-redis-exporter ServiceMonitor (APIVersions)": {
+		root: "prometheus-community", path: "prometheus-redis-exporter", helm: true,
+		release: "redis-exporter", namespace: "monitoring",
+		values:      map[string]any{"serviceMonitor": map[string]any{"enabled": true}},
+		apiVersions: []string{"monitoring.coreos.com/v1"},
 	},
 	"helm podinfo": {
 		root: "podinfo", path: "charts/podinfo", helm: true,
@@ -106,7 +142,7 @@ func TestReferenceRenderEquality(t *testing.T) {
 			root := filepath.Join(referenceRoot, tc.root)
 			res, err := render.Render(t.Context(), render.Options{
 				Root: root, Path: tc.path, Namespace: tc.namespace,
-				Helm: render.HelmOptions{ReleaseName: tc.release, ValueFiles: tc.valueFiles},
+				Helm: render.HelmOptions{ReleaseName: tc.release, ValueFiles: tc.valueFiles, Values: tc.values, APIVersions: tc.apiVersions},
 			})
 			if err != nil {
 				t.Fatalf("keyless: %v", err)
@@ -115,7 +151,7 @@ func TestReferenceRenderEquality(t *testing.T) {
 			if tc.helm {
 				ref = helmTemplate(t, helm, filepath.Join(root, tc.path), tc)
 			} else {
-				ref = kustomizeBuild(t, kustomize, filepath.Join(root, tc.path))
+				ref = kustomizeBuild(t, kustomize, filepath.Join(root, tc.path), tc.enableHelm, helm)
 			}
 			want, err := referenceObjects(ref)
 			if err != nil {
@@ -130,6 +166,13 @@ func TestReferenceRenderEquality(t *testing.T) {
 				if err := addObject(got, js); err != nil {
 					t.Fatalf("keyless: %v", err)
 				}
+			}
+			for _, k := range tc.randomData {
+				if want[k] == nil {
+					t.Errorf("randomData: the reference rendered no %s", k)
+				}
+				blankData(got[k])
+				blankData(want[k])
 			}
 			compareObjects(t, got, want)
 		})
@@ -148,14 +191,33 @@ func helmTemplate(t *testing.T, bin, chart string, tc referenceCase) []byte {
 	for _, vf := range tc.valueFiles {
 		args = append(args, "--values", filepath.Join(chart, vf))
 	}
+	if tc.values != nil {
+		data, err := yaml.Marshal(tc.values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vf := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(vf, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--values", vf)
+	}
+	for _, v := range tc.apiVersions {
+		args = append(args, "--api-versions", v)
+	}
 	return runReference(t, bin, args...)
 }
 
-// kustomizeBuild runs `kustomize build` with its defaults (no plugins, no
-// helm, root-only loading).
-func kustomizeBuild(t *testing.T, bin, dir string) []byte {
+// kustomizeBuild runs `kustomize build` with its defaults (no plugins,
+// root-only loading), helmCharts inflated by the reference helm when
+// enableHelm.
+func kustomizeBuild(t *testing.T, bin, dir string, enableHelm bool, helm string) []byte {
 	t.Helper()
-	return runReference(t, bin, "build", dir)
+	args := []string{"build", dir}
+	if enableHelm {
+		args = append(args, "--enable-helm", "--helm-command", helm)
+	}
+	return runReference(t, bin, args...)
 }
 
 // runReference runs a reference CLI isolated from the user's configuration
@@ -225,6 +287,15 @@ func objectKey(obj map[string]any) string {
 	meta, _ := obj["metadata"].(map[string]any)
 	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
 	return fmt.Sprintf("%s/%s/%s/%s", str(obj, "apiVersion"), str(obj, "kind"), str(meta, "namespace"), str(meta, "name"))
+}
+
+// blankData replaces the values of obj's data with "(random)", keeping the
+// keys.
+func blankData(obj map[string]any) {
+	data, _ := obj["data"].(map[string]any)
+	for k := range data {
+		data[k] = "(random)"
+	}
 }
 
 // compareObjects reports the keys only one side rendered and a unified diff
