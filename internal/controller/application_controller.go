@@ -74,7 +74,7 @@ type ApplicationReconciler struct {
 	// bounded child process (renderproc), so no render can crash or stall it.
 	renderer Renderer
 	// capabilities are the cluster's version and API versions, for Helm's
-	// .Capabilities (discovered, cached a minute).
+	// .Capabilities (discovered, cached for Options.CapabilitiesTTL).
 	capabilities *capabilitiesCache
 	// hookTimeout bounds each wave's wait (engine.ApplyOptions.StepTimeout);
 	// syncTimeout a whole sync's apply, maxWaves its waves (syncdeadline.go).
@@ -196,10 +196,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	// is watched until this (idempotent once its kinds are).
 	r.drift.watchRefs(ctx, inventoryRefs(app))
 	driftSeen := r.drift.mark(key)
-	trigger := triggerOf(app, rev.SHA, driftSeen)
-	if trigger == "" && r.drift.blindDue(ctx, key, inventoryRefs(app), interval) {
-		trigger = TriggerDrift
-	}
+	trigger := r.syncTrigger(ctx, app, rev.SHA, driftSeen, interval)
 	if trigger == "" {
 		// Nothing moved: refresh health while objects roll out, else sleep.
 		return r.refreshHealth(ctx, app, interval)
@@ -314,6 +311,21 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 			Message: fmt.Sprintf("synced %s (%s) by %s: %s", kv1.ShortSHA(sha), commit.Message, commit.Author, changeSummary(res))})
 	}
 	return r.refreshHealth(ctx, app, interval)
+}
+
+// syncTrigger says why this pass syncs app at sha ("": it does not):
+// triggerOf's decision, else a due blind drift check, else the cluster's
+// capabilities changed since the app's chart was rendered (a CRD installed:
+// the chart may render differently at the same commit, like drift).
+func (r *ApplicationReconciler) syncTrigger(ctx context.Context, app *kv1.Application, sha string, driftSeen uint64, interval time.Duration) string {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	if trigger := triggerOf(app, sha, driftSeen); trigger != "" {
+		return trigger
+	}
+	if r.drift.blindDue(ctx, key, inventoryRefs(app), interval) || r.capabilities.changedFor(ctx, key) {
+		return TriggerDrift
+	}
+	return ""
 }
 
 // refreshHealth reads the deployed objects' kstatus and sets health and Ready.
@@ -510,6 +522,7 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	if err != nil {
 		return nil, err
 	}
+	r.capabilities.rendered(appKey, caps, res.Kind == render.KindHelm)
 	if len(res.Decrypted) == 0 {
 		// A render that decrypted is not kept: plaintext lives only as
 		// long as the sync that applies it.
@@ -576,6 +589,7 @@ func (r *ApplicationReconciler) forget(key types.NamespacedName) {
 	r.stale.forget(key)
 	r.drift.forget(key)
 	r.renders.forget(key)
+	r.capabilities.forget(key)
 	r.engines.forget(key)
 	r.commits.forget(key)
 	r.metrics.apps.forget(key)

@@ -7,15 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 
 	"github.com/keyless-cd/keyless/internal/render"
 )
-
-// capabilitiesTTL is how long the cluster's version and API versions are
-// reused before discovery is asked again: a CRD installed by an approval
-// shows in a chart's .Capabilities.APIVersions within it.
-const capabilitiesTTL = time.Minute
 
 // Capabilities are what Helm's .Capabilities says of a cluster: its version
 // and the API versions it serves ("group/version" and
@@ -23,6 +19,9 @@ const capabilitiesTTL = time.Minute
 type Capabilities struct {
 	KubeVersion string
 	APIVersions []string
+	// generation counts the changes the controller discovered (0: not
+	// discovered).
+	generation uint64
 }
 
 // ApplyTo fills the Helm capabilities of opts: a version the Application
@@ -46,15 +45,17 @@ func (c Capabilities) ApplyTo(opts *render.Options) {
 type capabilitiesCache struct {
 	discovery discovery.DiscoveryInterface
 	ttl       time.Duration
-	now       func() time.Time
 
 	mu      sync.Mutex
 	caps    Capabilities
 	fetched time.Time
+
+	// seen is the generation each Application's last Helm render used.
+	seen map[types.NamespacedName]uint64
 }
 
-func newCapabilitiesCache(d discovery.DiscoveryInterface) *capabilitiesCache {
-	return &capabilitiesCache{discovery: d, ttl: capabilitiesTTL, now: time.Now}
+func newCapabilitiesCache(d discovery.DiscoveryInterface, ttl time.Duration) *capabilitiesCache {
+	return &capabilitiesCache{discovery: d, ttl: ttl, seen: map[types.NamespacedName]uint64{}}
 }
 
 // get returns the cluster's capabilities, discovering them when the last
@@ -65,15 +66,55 @@ func (c *capabilitiesCache) get(ctx context.Context) (Capabilities, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.fetched.IsZero() && c.now().Sub(c.fetched) < c.ttl {
+	if !c.fetched.IsZero() && time.Since(c.fetched) < c.ttl {
 		return c.caps, nil
 	}
 	caps, err := discoverCapabilities(ctx, c.discovery)
 	if err != nil {
 		return c.caps, err
 	}
-	c.caps, c.fetched = caps, c.now()
+	caps.generation = c.caps.generation
+	if caps.KubeVersion != c.caps.KubeVersion || !slices.Equal(caps.APIVersions, c.caps.APIVersions) {
+		caps.generation++
+	}
+	c.caps, c.fetched = caps, time.Now()
 	return caps, nil
+}
+
+// rendered records that app's last render was a Helm chart's with caps
+// (helm: false forgets it: other renders do not read capabilities).
+func (c *capabilitiesCache) rendered(app types.NamespacedName, caps Capabilities, helm bool) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if helm {
+		c.seen[app] = caps.generation
+	} else {
+		delete(c.seen, app)
+	}
+}
+
+// forget drops app (deleted).
+func (c *capabilitiesCache) forget(app types.NamespacedName) { c.rendered(app, Capabilities{}, false) }
+
+// changedFor reports whether the cluster's capabilities changed since app's
+// last Helm render, so that a pass with no new commit renders it again (a
+// CRD installed since may add objects). Only Applications whose last render
+// was a chart ask discovery.
+func (c *capabilitiesCache) changedFor(ctx context.Context, app types.NamespacedName) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	gen, ok := c.seen[app]
+	c.mu.Unlock()
+	if !ok {
+		return false
+	}
+	caps, err := c.get(ctx)
+	return err == nil && caps.generation != gen
 }
 
 // discoverCapabilities asks the API server for its version and resources.

@@ -116,6 +116,10 @@ type Options struct {
 	// CacheGCInterval is how often the cache of repositories no Application
 	// reads any more is deleted. Default 10m.
 	CacheGCInterval time.Duration
+	// CapabilitiesTTL is how long the cluster's version and API versions
+	// (Helm's .Capabilities) are reused before discovery is asked again: a
+	// CRD installed since shows in a chart's render within it. Default 30s.
+	CapabilitiesTTL time.Duration
 	// Render bounds each render (memory, time, output); every render runs in
 	// its own child process. Zero fields take renderproc's defaults.
 	Render renderproc.Options
@@ -182,6 +186,9 @@ func (opts Options) withDefaults() (Options, error) {
 	}
 	if opts.CacheGCInterval <= 0 {
 		opts.CacheGCInterval = 10 * time.Minute
+	}
+	if opts.CapabilitiesTTL <= 0 {
+		opts.CapabilitiesTTL = 30 * time.Second
 	}
 	if opts.LeaderElectionNamespace == "" {
 		opts.LeaderElectionNamespace = opts.Namespaces[0]
@@ -278,7 +285,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	r.capabilities = newCapabilitiesCache(disc)
+	r.capabilities = newCapabilitiesCache(disc, opts.CapabilitiesTTL)
 	eg := egress.Options{AllowLoopback: opts.AllowInsecureHTTP, DenyCIDRs: opts.EgressDenyCIDRs, AllowCIDRs: opts.EgressAllowCIDRs}
 	r.commits = newCommitReporter(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)
 	r.notifier = newNotifier(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)

@@ -198,7 +198,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 		done <- controller.Run(ctx, e.ctrlCfg, controller.Options{
 			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", PprofBindAddress: e.pprofAddr, Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
-			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
+			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, CapabilitiesTTL: time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
 			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS, ShardNamespaces: e.shardNamespaces,
 		})
 	}()
