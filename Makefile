@@ -113,6 +113,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/confine -run '^$$' -fuzz FuzzLexical -fuzztime $(FUZZTIME)
 	go test ./internal/sopsfile -run '^$$' -fuzz FuzzIsEncrypted -fuzztime $(FUZZTIME)
 	go test ./internal/egress -run '^$$' -fuzz FuzzCheckAddress -fuzztime $(FUZZTIME)
+	go test ./internal/helmrepo -run '^$$' -fuzz FuzzParseDependencies -fuzztime $(FUZZTIME)
+	go test ./internal/helmrepo -run '^$$' -fuzz FuzzLookupTable -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m
