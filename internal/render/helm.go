@@ -42,6 +42,9 @@ func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decryp
 	if err := checkChartValuesPlain(rel, chrt); err != nil {
 		return nil, err
 	}
+	if err := addDependencies(root, dir, chrt, opts); err != nil {
+		return nil, err
+	}
 	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
 		acc, err := helmchart.NewAccessor(chrt)
 		if err != nil {

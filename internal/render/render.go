@@ -57,6 +57,12 @@ type HelmOptions struct {
 	// only the API versions of the linked client-go; the controller passes
 	// the cluster's.
 	APIVersions []string `json:"apiVersions,omitempty"`
+	// Dependencies are chart archives (.tgz) the controller fetched and
+	// verified for the chart's Chart.yaml dependencies that are not
+	// vendored under charts/ (internal/helmrepo): they are read from where
+	// they are, outside Root. file:// dependencies are read from inside
+	// Root. Default none.
+	Dependencies []string `json:"dependencies,omitempty"`
 }
 
 // Options configure Render.
