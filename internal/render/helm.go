@@ -32,7 +32,36 @@ import (
 // dependencies taken from the vendored charts/ folder.
 func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decrypter) ([]sourced, error) {
 	rel := confine.Rel(root, dir)
-	if err := checkChartFiles(root, dir, opts.Limits); err != nil {
+	chrt, err := loadChart(root, dir, opts.Limits)
+	if err != nil {
+		return nil, err
+	}
+	vals := map[string]any{}
+	for _, vf := range opts.Helm.ValueFiles {
+		m, err := readValueFile(root, dir, vf, "chart "+rel, opts.Limits, dec)
+		if err != nil {
+			return nil, err
+		}
+		vals = mergeMaps(vals, m)
+	}
+	vals = mergeMaps(vals, opts.Helm.Values)
+	manifest, err := helmTemplate(ctx, rel, chrt, vals, helmTemplateOptions{
+		ReleaseName: opts.Helm.ReleaseName, Namespace: opts.Namespace,
+		KubeVersion: opts.Helm.KubeVersion, APIVersions: opts.Helm.APIVersions,
+		IncludeCRDs: true, SkipTests: true,
+	}, opts.Limits)
+	if err != nil {
+		return nil, err
+	}
+	return decodeHelmManifest(rel, manifest, opts.Limits.MaxObjects)
+}
+
+// loadChart loads the chart in dir after checking its files (size, symlinks),
+// that its own values are not SOPS-encrypted, that its dependencies are
+// vendored and that its schemas load nothing from outside.
+func loadChart(root, dir string, lim Limits) (*chartv2.Chart, error) {
+	rel := confine.Rel(root, dir)
+	if err := checkChartFiles(root, dir, lim); err != nil {
 		return nil, err
 	}
 	chrt, err := loader.Load(dir)
@@ -40,9 +69,6 @@ func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decryp
 		return nil, fmt.Errorf("loading chart %s: %w", rel, err)
 	}
 	if err := checkChartValuesPlain(rel, chrt); err != nil {
-		return nil, err
-	}
-	if err := addDependencies(root, dir, chrt, opts); err != nil {
 		return nil, err
 	}
 	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
@@ -57,42 +83,66 @@ func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decryp
 	if err := checkSchemasOffline(rel, chrt, 0); err != nil {
 		return nil, err
 	}
-	vals := map[string]any{}
-	for _, vf := range opts.Helm.ValueFiles {
-		path, err := confine.Join(root, dir, vf)
-		if err != nil {
-			return nil, fmt.Errorf("chart %s: values file %w", rel, err)
-		}
-		data, err := readLimited(path, confine.Rel(root, path), opts.Limits.MaxFileBytes)
-		if err != nil {
-			return nil, err
-		}
-		if data, err = dec.read(confine.Rel(root, path), data); err != nil {
-			return nil, err
-		}
-		var m map[string]any
-		if err := yaml.Unmarshal(data, &m); err != nil {
-			return nil, decodeError(confine.Rel(root, path), document{line: 1, data: data}, err)
-		}
-		vals = mergeMaps(vals, m)
-	}
-	vals = mergeMaps(vals, opts.Helm.Values)
+	return chrt, nil
+}
 
+// readValueFile reads a Helm values file (vf relative to base, inside root),
+// bounded and SOPS-decrypted in memory; where names what listed it.
+func readValueFile(root, base, vf, where string, lim Limits, dec *decrypter) (map[string]any, error) {
+	path, err := confine.Join(root, base, vf)
+	if err != nil {
+		return nil, fmt.Errorf("%s: values file %w", where, err)
+	}
+	data, err := readLimited(path, confine.Rel(root, path), lim.MaxFileBytes)
+	if err != nil {
+		return nil, err
+	}
+	if data, err = dec.read(confine.Rel(root, path), data); err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		return nil, decodeError(confine.Rel(root, path), document{line: 1, data: data}, err)
+	}
+	return m, nil
+}
+
+// helmTemplateOptions are the `helm template` flags keyless renders with.
+type helmTemplateOptions struct {
+	// ReleaseName is .Release.Name. Default: the chart's name.
+	ReleaseName string
+	// Namespace is .Release.Namespace.
+	Namespace string
+	// KubeVersion and APIVersions: see HelmOptions.
+	KubeVersion string
+	APIVersions []string
+	// IncludeCRDs renders the chart's crds/ folder (--include-crds).
+	IncludeCRDs bool
+	// SkipTests drops test hooks (--skip-tests); NoHooks drops every hook
+	// (--no-hooks). Other hooks are rendered as ordinary objects.
+	SkipTests, NoHooks bool
+}
+
+// helmTemplate renders a loaded chart like `helm template`: client-only, no
+// release stored. It returns the manifest stream, hooks after the
+// manifests, each document with its "# Source:" line.
+func helmTemplate(ctx context.Context, rel string, chrt *chartv2.Chart, vals map[string]any, t helmTemplateOptions, lim Limits) ([]byte, error) {
 	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
-	cfg.CustomTemplateFuncs = template.FuncMap{"repeat": cappedRepeat(opts.Limits.MaxFileBytes)}
+	cfg.CustomTemplateFuncs = template.FuncMap{"repeat": cappedRepeat(lim.MaxFileBytes)}
 	inst := action.NewInstall(cfg)
 	inst.DryRunStrategy = action.DryRunClient
 	inst.Replace = true
-	inst.IncludeCRDs = true
-	inst.Namespace = opts.Namespace
-	inst.ReleaseName = opts.Helm.ReleaseName
+	inst.IncludeCRDs = t.IncludeCRDs
+	inst.Namespace = t.Namespace
+	inst.ReleaseName = t.ReleaseName
 	if inst.ReleaseName == "" {
 		inst.ReleaseName = chrt.Name()
 	}
-	if inst.KubeVersion, err = helmKubeVersion(opts.Helm.KubeVersion); err != nil {
+	var err error
+	if inst.KubeVersion, err = helmKubeVersion(t.KubeVersion); err != nil {
 		return nil, fmt.Errorf("chart %s: %w", rel, err)
 	}
-	inst.APIVersions = common.VersionSet(opts.Helm.APIVersions)
+	inst.APIVersions = common.VersionSet(t.APIVersions)
 	out, err := inst.RunWithContext(ctx, chrt, vals)
 	if err != nil {
 		return nil, fmt.Errorf("rendering chart %s: %w", rel, err)
@@ -104,12 +154,12 @@ func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decryp
 	var manifest bytes.Buffer
 	manifest.WriteString(r.Manifest)
 	for _, h := range r.Hooks {
-		if isTestHook(h) {
+		if t.NoHooks || (t.SkipTests && isTestHook(h)) {
 			continue
 		}
 		fmt.Fprintf(&manifest, "\n---\n# Source: %s\n%s\n", h.Path, h.Manifest)
 	}
-	return decodeHelmManifest(rel, manifest.Bytes(), opts.Limits.MaxObjects)
+	return manifest.Bytes(), nil
 }
 
 // helmKubeVersion parses .Capabilities.KubeVersion; "" is the Kubernetes

@@ -1,6 +1,7 @@
 // Package render turns a directory of a Git checkout into Kubernetes objects:
 // a Helm chart (Chart.yaml), a kustomization (kustomization.yaml) or a plain
-// folder of YAML/JSON manifests. Nothing outside the checkout root is read.
+// folder of YAML/JSON manifests and Jsonnet files, detected as Argo CD
+// detects them (Detect). Nothing outside the checkout root is read.
 package render
 
 import (
@@ -76,6 +77,11 @@ type Options struct {
 	Namespace string
 	// Helm configures chart rendering.
 	Helm HelmOptions
+	// Directory configures a plain folder (Argo CD's
+	// spec.source.directory): recursion, include/exclude globs, Jsonnet.
+	// Default: the folder's own files, all of them, Jsonnet without
+	// variables.
+	Directory DirectoryOptions `json:"directory,omitzero"`
 	// AllowRemoteBases lets kustomizations load remote bases. Default false.
 	AllowRemoteBases bool
 	// Limits bound the render.
@@ -151,13 +157,14 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	kind := Detect(dir)
 	var objs []sourced
 	var unrendered []unrenderedFile
+	var skippedDirs []string
 	switch kind {
 	case KindHelm:
 		objs, err = renderHelm(ctx, root, dir, opts, dec)
 	case KindKustomize:
 		objs, err = renderKustomize(root, dir, opts, dec)
 	default:
-		objs, unrendered, err = renderPlain(root, dir, opts.Limits, dec)
+		objs, unrendered, skippedDirs, err = renderPlain(ctx, root, dir, opts, dec)
 	}
 	if err != nil {
 		return nil, err
@@ -168,7 +175,7 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	// A directory of only docs (README.md) is an empty render (refused later
 	// unless allowEmpty); one of manifests in another format is an error.
 	if len(objs) == 0 && len(otherFormats(unrendered)) > 0 {
-		return nil, fmt.Errorf("%w: %s holds no *.yaml, *.yml or *.json manifest; not rendered: %s", ErrNothingRendered, displayDir(opts.Path), describeUnrendered(unrendered))
+		return nil, fmt.Errorf("%w: %s holds no *.yaml, *.yml, *.json or *.jsonnet manifest; not rendered: %s", ErrNothingRendered, displayDir(opts.Path), describeUnrendered(unrendered))
 	}
 	if len(objs) > opts.Limits.MaxObjects {
 		return nil, tooManyObjects(opts.Path, opts.Limits.MaxObjects)
@@ -183,6 +190,9 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if other := otherFormats(unrendered); len(other) > 0 {
 		res.Warnings = append(res.Warnings, "not rendered: "+describeUnrendered(other))
 	}
+	if len(skippedDirs) > 0 {
+		res.Warnings = append(res.Warnings, "subfolders not rendered (directory.recurse is false, as in Argo CD; set it, or --directory-recurse, to render them): "+strings.Join(skippedDirs, ", "))
+	}
 	for _, o := range objs {
 		res.Objects = append(res.Objects, o.obj)
 		res.sources[o.obj] = o.source
@@ -193,18 +203,33 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 // kustomizationFiles are the names kustomize recognises.
 var kustomizationFiles = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 
-// Detect says how dir would be rendered: Chart.yaml → Helm, a kustomization
-// file → kustomize, else plain.
+// Detect says how dir would be rendered, as Argo CD decides
+// (util/app/discovery): a kustomization file → kustomize, else Chart.yaml →
+// Helm, else a plain folder. A folder holding both is a kustomization, as in
+// Argo CD (whose walk lets the later name win, and every kustomization name
+// sorts after Chart.yaml). Unlike Argo CD, which takes any *Chart.yaml (a
+// manifest named HelmChart.yaml makes it run helm and fail), only
+// Chart.yaml itself means a chart. This is the one place that decides.
 func Detect(dir string) Kind {
-	if exists(filepath.Join(dir, "Chart.yaml")) {
-		return KindHelm
-	}
 	for _, name := range kustomizationFiles {
-		if exists(filepath.Join(dir, name)) {
+		if isFile(filepath.Join(dir, name)) {
 			return KindKustomize
 		}
 	}
+	if isFile(filepath.Join(dir, "Chart.yaml")) {
+		return KindHelm
+	}
 	return KindPlain
+}
+
+// isFile says whether path exists and is not a folder (a symlink counts, as
+// in Argo CD's walk; where it leads is checked when it is read).
+func isFile(path string) bool {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	return !fi.IsDir()
 }
 
 func exists(path string) bool {
