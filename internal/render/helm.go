@@ -32,7 +32,7 @@ import (
 // dependencies taken from the vendored charts/ folder.
 func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decrypter) ([]sourced, error) {
 	rel := confine.Rel(root, dir)
-	chrt, err := loadChart(root, dir, opts.Limits)
+	chrt, err := loadChart(root, dir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -58,10 +58,11 @@ func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decryp
 
 // loadChart loads the chart in dir after checking its files (size, symlinks),
 // that its own values are not SOPS-encrypted, that its dependencies are
-// vendored and that its schemas load nothing from outside.
-func loadChart(root, dir string, lim Limits) (*chartv2.Chart, error) {
+// vendored or added (addDependencies) and that its schemas load nothing
+// from outside.
+func loadChart(root, dir string, opts Options) (*chartv2.Chart, error) {
 	rel := confine.Rel(root, dir)
-	if err := checkChartFiles(root, dir, lim); err != nil {
+	if err := checkChartFiles(root, dir, opts.Limits); err != nil {
 		return nil, err
 	}
 	chrt, err := loader.Load(dir)
@@ -69,6 +70,9 @@ func loadChart(root, dir string, lim Limits) (*chartv2.Chart, error) {
 		return nil, fmt.Errorf("loading chart %s: %w", rel, err)
 	}
 	if err := checkChartValuesPlain(rel, chrt); err != nil {
+		return nil, err
+	}
+	if err := addDependencies(root, dir, chrt, opts); err != nil {
 		return nil, err
 	}
 	if deps := chrt.Metadata.Dependencies; len(deps) > 0 {
