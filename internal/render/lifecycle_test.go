@@ -25,21 +25,22 @@ func TestGenerateNameOnlyOnHooks(t *testing.T) {
 	}
 }
 
-// TestUnrenderedFilesAreNamed: a directory of Jsonnet renders nothing and
-// says why; a Jsonnet file beside YAML is named in a warning.
+// TestUnrenderedFilesAreNamed: a directory of CUE renders nothing and
+// says why; a CUE file beside YAML is named in a warning; a Jsonnet library
+// beside its Jsonnet file is not.
 func TestUnrenderedFilesAreNamed(t *testing.T) {
-	_, err := Render(t.Context(), Options{Root: writeTree(t, map[string]string{"app.jsonnet": "{}", "lib/k.libsonnet": "{}"})})
-	if !errors.Is(err, ErrNothingRendered) || !strings.Contains(err.Error(), "app.jsonnet (Jsonnet is not rendered") || !strings.Contains(err.Error(), "lib/k.libsonnet") {
-		t.Fatalf("only Jsonnet: err = %v, want ErrNothingRendered naming both files and why", err)
+	_, err := Render(t.Context(), Options{Root: writeTree(t, map[string]string{"app.cue": "{}", "deploy.j2": "{}"})})
+	if !errors.Is(err, ErrNothingRendered) || !strings.Contains(err.Error(), "app.cue (CUE is not rendered") || !strings.Contains(err.Error(), "deploy.j2") {
+		t.Fatalf("only CUE and Jinja: err = %v, want ErrNothingRendered naming both files and why", err)
 	}
 	res, err := Render(t.Context(), Options{Root: writeTree(t, map[string]string{
-		"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "extra.jsonnet": "{}", "README.md": "docs",
+		"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "extra.cue": "{}", "README.md": "docs", "k.libsonnet": "{}",
 	})})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "extra.jsonnet") || strings.Contains(res.Warnings[0], "README.md") {
-		t.Errorf("warnings = %q, want extra.jsonnet named (and README.md not)", res.Warnings)
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "extra.cue") || strings.Contains(res.Warnings[0], "README.md") || strings.Contains(res.Warnings[0], "libsonnet") {
+		t.Errorf("warnings = %q, want extra.cue named (and README.md, k.libsonnet not)", res.Warnings)
 	}
 	// Only docs: an empty render, which the engine refuses unless allowEmpty.
 	if res, err := Render(t.Context(), Options{Root: writeTree(t, map[string]string{"README.md": "docs"})}); err != nil || len(res.Objects) != 0 {

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,15 +14,25 @@ import (
 	"github.com/keyless-cd/keyless/internal/confine"
 )
 
-// manifestExts are the file endings read from a plain directory.
-var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
+// manifestExts are the file endings read from a plain directory, as Argo CD
+// reads them (*.jsonnet evaluated, jsonnet.go).
+var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true, jsonnetExt: true}
 
-// renderPlain reads every *.yaml, *.yml and *.json file below dir (recursive,
-// hidden folders and files skipped, sorted by path), confined to root.
-func renderPlain(root, dir string, lim Limits, dec *decrypter) ([]sourced, []unrenderedFile, error) {
-	var files []string
+// renderPlain reads the *.yaml, *.yml, *.json and *.jsonnet files of dir as
+// Argo CD's directory source does: the folder's own files, or every file
+// below it with opts.Directory.Recurse; only those the include/exclude globs
+// select; sorted by path. Hidden folders and files are skipped (where Argo
+// CD reads them: keyless refuses a YAML file that is not a Kubernetes
+// object, such as .sops.yaml, which Argo CD ignores). Everything is read
+// confined to root.
+func renderPlain(ctx context.Context, root, dir string, opts Options, dec *decrypter) ([]sourced, []unrenderedFile, []string, error) {
+	filter, err := newFileFilter(opts.Directory)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var files, skippedDirs []string
 	var unrendered []unrenderedFile
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", confine.Rel(root, path), err)
 		}
@@ -31,6 +42,12 @@ func renderPlain(root, dir string, lim Limits, dec *decrypter) ([]sourced, []unr
 				return filepath.SkipDir
 			}
 			return nil
+		}
+		if d.IsDir() && path != dir && !opts.Directory.Recurse {
+			if len(skippedDirs) < maxUnrenderedListed && holdsManifests(path) {
+				skippedDirs = append(skippedDirs, confine.Rel(root, path))
+			}
+			return filepath.SkipDir
 		}
 		if d.IsDir() || !manifestExts[strings.ToLower(filepath.Ext(name))] {
 			if d.Type()&fs.ModeSymlink != 0 {
@@ -44,11 +61,14 @@ func renderPlain(root, dir string, lim Limits, dec *decrypter) ([]sourced, []unr
 			}
 			return nil
 		}
+		if rel, err := filepath.Rel(dir, path); err == nil && !filter.selects(rel) {
+			return nil
+		}
 		files = append(files, path)
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sort.Strings(files)
 	var out []sourced
@@ -56,26 +76,65 @@ func renderPlain(root, dir string, lim Limits, dec *decrypter) ([]sourced, []unr
 		rel := confine.Rel(root, path)
 		resolved, err := confine.Join(root, filepath.Dir(path), filepath.Base(path))
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", rel, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", rel, err)
 		}
-		data, err := readLimited(resolved, rel, lim.MaxFileBytes)
+		var objs []sourced
+		if strings.EqualFold(filepath.Ext(path), jsonnetExt) {
+			objs, err = renderJsonnet(ctx, root, dir, rel, opts, opts.Limits.MaxObjects-len(out))
+		} else {
+			objs, err = readManifests(resolved, rel, opts.Limits, dec, opts.Limits.MaxObjects-len(out))
+		}
 		if err != nil {
-			return nil, nil, err
-		}
-		if data, err = dec.read(rel, data); err != nil {
-			return nil, nil, err
-		}
-		objs, err := decodeObjects(rel, data, lim.MaxObjects-len(out))
-		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		out = append(out, objs...)
 	}
-	return out, unrendered, nil
+	return out, unrendered, skippedDirs, nil
+}
+
+// readManifests reads one YAML or JSON file (decrypted when SOPS-encrypted).
+func readManifests(path, rel string, lim Limits, dec *decrypter, left int) ([]sourced, error) {
+	data, err := readLimited(path, rel, lim.MaxFileBytes)
+	if err != nil {
+		return nil, err
+	}
+	if data, err = dec.read(rel, data); err != nil {
+		return nil, err
+	}
+	return decodeObjects(rel, data, left)
+}
+
+// maxManifestScan bounds how many entries holdsManifests looks at.
+const maxManifestScan = 10000
+
+// holdsManifests says whether the folder at path holds, at any depth, a
+// file a plain render would read: a subfolder a render without recursion
+// leaves out is worth a warning only then. Hidden entries and symlinks are
+// not followed; at most maxManifestScan entries are looked at.
+func holdsManifests(path string) bool {
+	found, seen := false, 0
+	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		seen++
+		if err != nil || seen > maxManifestScan {
+			return filepath.SkipAll
+		}
+		if p != path && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() && manifestExts[strings.ToLower(filepath.Ext(d.Name()))] {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
 }
 
 // ErrNothingRendered is returned when a plain directory holds manifests only
-// in formats keyless does not render (Jsonnet, CUE, templates).
+// in formats keyless does not render (CUE, templates, Jsonnet libraries).
 var ErrNothingRendered = errors.New("nothing rendered")
 
 // maxUnrenderedListed bounds how many unrendered files are named.
@@ -89,19 +148,17 @@ type unrenderedFile struct {
 // otherFormatReasons are the file endings of manifests in formats keyless
 // does not render, and what to do instead.
 var otherFormatReasons = map[string]string{
-	".jsonnet":   "Jsonnet is not rendered; commit its output as YAML",
-	".libsonnet": "Jsonnet is not rendered; commit its output as YAML",
-	".cue":       "CUE is not rendered; commit its output as YAML",
-	".tpl":       "templates are rendered only inside a Helm chart (Chart.yaml)",
-	".tmpl":      "templates are rendered only inside a Helm chart (Chart.yaml)",
-	".j2":        "Jinja templates are not rendered; commit their output as YAML",
+	".cue":  "CUE is not rendered; commit its output as YAML",
+	".tpl":  "templates are rendered only inside a Helm chart (Chart.yaml)",
+	".tmpl": "templates are rendered only inside a Helm chart (Chart.yaml)",
+	".j2":   "Jinja templates are not rendered; commit their output as YAML",
 }
 
 func whyNotRendered(name string) string {
 	if why, ok := otherFormatReasons[strings.ToLower(filepath.Ext(name))]; ok {
 		return why
 	}
-	return "not a *.yaml, *.yml or *.json file"
+	return "not a *.yaml, *.yml, *.json or *.jsonnet file"
 }
 
 func otherFormats(files []unrenderedFile) []unrenderedFile {

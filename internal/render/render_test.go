@@ -37,6 +37,13 @@ func TestRenderPlain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := ids(res.Objects); strings.Join(got, ",") != "ConfigMap/settings,Deployment/web" || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "plain/sub") {
+		t.Fatalf("without recurse: objects = %v, warnings %q, want plain/sub left out and named", got, res.Warnings)
+	}
+	res, err = Render(t.Context(), Options{Root: "testdata", Path: "plain", Namespace: "demo", Directory: DirectoryOptions{Recurse: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res.Kind != KindPlain {
 		t.Errorf("kind = %s, want plain", res.Kind)
 	}
