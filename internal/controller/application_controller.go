@@ -550,7 +550,22 @@ func RenderOptions(app *kv1.Application) (render.Options, error) {
 		opts.Helm.KubeVersion = h.KubeVersion
 		opts.Helm.APIVersions = h.APIVersions
 	}
+	if d := src.Directory; d != nil {
+		opts.Directory = render.DirectoryOptions{Recurse: d.Recurse, Include: d.Include, Exclude: d.Exclude}
+		if j := d.Jsonnet; j != nil {
+			opts.Directory.Jsonnet = render.JsonnetOptions{ExtVars: jsonnetVars(j.ExtVars), TLAs: jsonnetVars(j.TLAs), Libs: j.Libs}
+		}
+	}
 	return opts, nil
+}
+
+// jsonnetVars converts spec.source.directory.jsonnet variables.
+func jsonnetVars(vars []kv1.JsonnetVar) []render.JsonnetVar {
+	out := make([]render.JsonnetVar, 0, len(vars))
+	for _, v := range vars {
+		out = append(out, render.JsonnetVar(v))
+	}
+	return out
 }
 
 // HelmValues turns spec.source.helm.parameters into values with Helm's
