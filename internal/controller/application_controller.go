@@ -32,6 +32,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/forge"
 	"github.com/keyless-cd/keyless/internal/gitsource"
+	"github.com/keyless-cd/keyless/internal/helmrepo"
 	"github.com/keyless-cd/keyless/internal/lifecycle"
 	"github.com/keyless-cd/keyless/internal/render"
 )
@@ -76,6 +77,9 @@ type ApplicationReconciler struct {
 	// capabilities are the cluster's version and API versions, for Helm's
 	// .Capabilities (discovered, cached for Options.CapabilitiesTTL).
 	capabilities *capabilitiesCache
+	// charts fetches the dependencies of charts that are not vendored
+	// (helm dependency build, for the offline render child).
+	charts *helmrepo.Fetcher
 	// hookTimeout bounds each wave's wait (engine.ApplyOptions.StepTimeout);
 	// syncTimeout a whole sync's apply, maxWaves its waves (syncdeadline.go).
 	hookTimeout, syncTimeout time.Duration
@@ -516,6 +520,9 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	defer release()
 	opts.Root = dir
 	if opts.Decryption, err = r.decryptionKeys(ctx, app); err != nil {
+		return nil, err
+	}
+	if opts.Helm.Dependencies, err = r.chartDependencies(ctx, app, dir, opts.Path); err != nil {
 		return nil, err
 	}
 	res, err := r.renderer.Render(ctx, opts)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,6 +42,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/egress"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/gitsource"
+	"github.com/keyless-cd/keyless/internal/helmrepo"
 	"github.com/keyless-cd/keyless/internal/renderproc"
 	"github.com/keyless-cd/keyless/internal/webhook"
 )
@@ -287,6 +289,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	r.capabilities = newCapabilitiesCache(disc, opts.CapabilitiesTTL)
 	eg := egress.Options{AllowLoopback: opts.AllowInsecureHTTP, DenyCIDRs: opts.EgressDenyCIDRs, AllowCIDRs: opts.EgressAllowCIDRs}
+	if r.charts, err = helmrepo.New(helmrepo.Options{CacheDir: filepath.Join(cacheDir, "helm"), AllowInsecureHTTP: opts.AllowInsecureHTTP,
+		Timeout: opts.GitTimeout, IndexTTL: opts.DefaultInterval, Egress: eg}); err != nil {
+		return err
+	}
 	r.commits = newCommitReporter(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)
 	r.notifier = newNotifier(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)
 	if err := mgr.Add(r.commits.queue); err != nil {
