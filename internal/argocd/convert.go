@@ -144,9 +144,7 @@ func (c *converter) convert() (*kv1.Application, error) {
 			}
 		}
 	}
-	if _, ok := c.take("spec.source.directory.recurse"); ok {
-		c.warnf("spec.source.directory.recurse: keyless always reads plain folders recursively")
-	}
+	c.directory(src)
 
 	if auto, ok := c.take("spec.syncPolicy.automated"); ok {
 		m, _ := auto.(map[string]any)

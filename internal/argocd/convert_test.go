@@ -2,9 +2,12 @@ package argocd
 
 import (
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 )
 
 func TestConvertSeedExample(t *testing.T) {
@@ -95,5 +98,56 @@ func TestConvertErrors(t *testing.T) {
 		if _, err := Convert([]byte(in)); err == nil {
 			t.Errorf("%s: converted without error", name)
 		}
+	}
+}
+
+// TestConvertDirectory: spec.source.directory is carried over as it is.
+func TestConvertDirectory(t *testing.T) {
+	const head = "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec:\n  destination: {namespace: a}\n  source:\n    repoURL: https://git.example.com/a.git\n    path: deploy\n"
+	for _, tc := range []struct {
+		name, directory string
+		want            *kv1.DirectorySource
+		warnings        []string
+	}{
+		{"none", "", nil, nil},
+		{"recurse", "    directory: {recurse: true}\n", &kv1.DirectorySource{Recurse: true}, nil},
+		{"recurse false kept", "    directory: {recurse: false}\n", &kv1.DirectorySource{}, nil},
+		{"include and exclude", "    directory: {include: '{a.yaml,b.yaml}', exclude: '*.json'}\n",
+			&kv1.DirectorySource{Include: "{a.yaml,b.yaml}", Exclude: "*.json"}, nil},
+		{"jsonnet", `    directory:
+      recurse: true
+      jsonnet:
+        extVars: [{name: env, value: prod}, {name: num, value: "1+1", code: true}]
+        tlas: [{name: cluster, value: east}]
+        libs: [vendor, lib/k]
+`, &kv1.DirectorySource{Recurse: true, Jsonnet: &kv1.JsonnetSource{
+			ExtVars: []kv1.JsonnetVar{{Name: "env", Value: "prod"}, {Name: "num", Value: "1+1", Code: true}},
+			TLAs:    []kv1.JsonnetVar{{Name: "cluster", Value: "east"}},
+			Libs:    []string{"vendor", "lib/k"},
+		}}, nil},
+		{"argo cd build variables warned", "    directory:\n      jsonnet:\n        tlas: [{name: app, value: $ARGOCD_APP_NAME}, {value: x}]\n",
+			&kv1.DirectorySource{Jsonnet: &kv1.JsonnetSource{TLAs: []kv1.JsonnetVar{{Name: "app", Value: "$ARGOCD_APP_NAME"}}}},
+			[]string{"tlas[0] (app): Argo CD expands", "tlas[1] has no name"}},
+		{"disableExtensionFilter dropped with a warning", "    directory: {exclude: x.yaml, disableExtensionFilter: true}\n",
+			&kv1.DirectorySource{Exclude: "x.yaml"}, []string{"spec.source.directory.disableExtensionFilter is not supported"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Convert([]byte(head + tc.directory))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.Application.Spec.Source.Directory; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("directory = %+v, want %+v", got, tc.want)
+			}
+			if len(res.Warnings) != len(tc.warnings) {
+				t.Errorf("warnings = %q, want %d", res.Warnings, len(tc.warnings))
+			}
+			joined := strings.Join(res.Warnings, "\n")
+			for _, w := range tc.warnings {
+				if !strings.Contains(joined, w) {
+					t.Errorf("warnings %q lack %q", res.Warnings, w)
+				}
+			}
+		})
 	}
 }

@@ -32,6 +32,7 @@ type renderFlags struct {
 	maxObjects  int
 	maxFileSize int64
 	limits      renderLimitFlags
+	directory   directoryFlags
 	keyFile     string
 	// readEncrypted reads SOPS files as ciphertext when no key is given
 	// (set by commands that need only kinds and names, not values).
@@ -49,6 +50,7 @@ func (f *renderFlags) addFlags(fl *pflag.FlagSet) {
 	fl.Int64Var(&f.maxFileSize, "max-file-size", render.DefaultLimits.MaxFileBytes, "refuse files larger than this many bytes")
 	fl.StringVar(&f.keyFile, "decryption-key-file", "", "age identities (age-keygen's key file) or an armored OpenPGP private key to decrypt SOPS-encrypted files with, in memory (default $"+sopsAgeKeyFileEnv+" when set)")
 	f.limits.addFlags(fl)
+	f.directory.addFlags(fl)
 }
 
 // render renders dir for namespace in a bounded child process; the render's
@@ -92,6 +94,9 @@ func (f *renderFlags) render(ctx context.Context, warnings io.Writer, dir, names
 		opts.Helm.ValueFiles = append(opts.Helm.ValueFiles, relToChart)
 	}
 	if opts.Helm.Values, err = parseSetValues(f.helmSet); err != nil {
+		return nil, err
+	}
+	if opts.Directory, err = f.directory.options(); err != nil {
 		return nil, err
 	}
 	if opts.Decryption, err = decryptionFromKeyFile(f.keyFile); err != nil {
