@@ -93,20 +93,35 @@ func loadChart(root, dir string, opts Options) (*chartv2.Chart, error) {
 // readValueFile reads a Helm values file (vf relative to base, inside root),
 // bounded and SOPS-decrypted in memory; where names what listed it.
 func readValueFile(root, base, vf, where string, lim Limits, dec *decrypter) (map[string]any, error) {
+	data, name, err := readValueData(root, base, vf, where, lim, dec)
+	if err != nil {
+		return nil, err
+	}
+	return parseValues(name, data)
+}
+
+// readValueData is readValueFile's content, with its name relative to root.
+func readValueData(root, base, vf, where string, lim Limits, dec *decrypter) ([]byte, string, error) {
 	path, err := confine.Join(root, base, vf)
 	if err != nil {
-		return nil, fmt.Errorf("%s: values file %w", where, err)
+		return nil, "", fmt.Errorf("%s: values file %w", where, err)
 	}
-	data, err := readLimited(path, confine.Rel(root, path), lim.MaxFileBytes)
+	name := confine.Rel(root, path)
+	data, err := readLimited(path, name, lim.MaxFileBytes)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if data, err = dec.read(confine.Rel(root, path), data); err != nil {
-		return nil, err
+	if data, err = dec.read(name, data); err != nil {
+		return nil, "", err
 	}
+	return data, name, nil
+}
+
+// parseValues decodes Helm values; name is the file, for errors.
+func parseValues(name string, data []byte) (map[string]any, error) {
 	var m map[string]any
 	if err := yaml.Unmarshal(data, &m); err != nil {
-		return nil, decodeError(confine.Rel(root, path), document{line: 1, data: data}, err)
+		return nil, decodeError(name, document{line: 1, data: data}, err)
 	}
 	return m, nil
 }

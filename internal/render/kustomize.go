@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -15,7 +16,7 @@ import (
 // renderKustomize builds the kustomization in dir in-process (krusty), through
 // Flux's secure filesystem: nothing outside root is read, plugins are off,
 // and remote bases are refused unless opts.AllowRemoteBases.
-func renderKustomize(root, dir string, opts Options, dec *decrypter) ([]sourced, error) {
+func renderKustomize(ctx context.Context, root, dir string, opts Options, dec *decrypter) ([]sourced, error) {
 	rel := confine.Rel(root, dir)
 	if !opts.AllowRemoteBases {
 		if err := checkKustomizationsOffline(root, dir, opts.Limits); err != nil {
@@ -33,7 +34,13 @@ func renderKustomize(root, dir string, opts Options, dec *decrypter) ([]sourced,
 		return nil, fmt.Errorf("kustomize build %s: %w", rel, err)
 	}
 	lfs := &limitedFS{FileSystem: fs, root: root, max: opts.Limits.MaxFileBytes, dec: dec}
-	resMap, err := fluxkustomize.Build(lfs, dir)
+	// helmCharts are inflated in-process before kustomize runs
+	// (kustomize_helm.go): kustomize sees their objects, never helmCharts.
+	withCharts, err := inflateHelmCharts(ctx, root, dir, opts, dec, lfs)
+	if err != nil {
+		return nil, err
+	}
+	resMap, err := fluxkustomize.Build(withCharts, dir)
 	if err != nil {
 		if lfs.hit != nil {
 			return nil, lfs.hit // kustomize flattens errors to text; keep the limit's (or decryption's) type

@@ -83,11 +83,6 @@ func KustomizationRemoteRefs(data []byte, exists func(rel string) bool) ([]strin
 	if o, ok := k["openapi"].(map[string]any); ok {
 		check(str(o["path"]))
 	}
-	for _, h := range maps(k["helmCharts"]) {
-		if repo := str(h["repo"]); repo != "" {
-			out = append(out, repo)
-		}
-	}
 	return out, nil
 }
 

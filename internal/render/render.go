@@ -162,7 +162,7 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	case KindHelm:
 		objs, err = renderHelm(ctx, root, dir, opts, dec)
 	case KindKustomize:
-		objs, err = renderKustomize(root, dir, opts, dec)
+		objs, err = renderKustomize(ctx, root, dir, opts, dec)
 	default:
 		objs, unrendered, skippedDirs, err = renderPlain(ctx, root, dir, opts, dec)
 	}
