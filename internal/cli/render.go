@@ -23,18 +23,23 @@ func newRenderCommand(streams IOStreams) *cobra.Command {
 		Use:   "render DIR",
 		Short: "Print the objects a directory renders to (plain YAML, kustomize or Helm)",
 		Long: `Render DIR the way diff, apply and the controller do, and print the objects as
-a YAML stream, each preceded by a comment naming its source. DIR holding Chart.yaml
-is a Helm chart (rendered like "helm template"), DIR holding kustomization.yaml is
-built in-process with kustomize, anything else is read as plain manifests
-(*.yaml, *.yml, *.json, recursively, hidden folders skipped). Nothing outside the
-repository root is read. No cluster is contacted.
+a YAML stream, each preceded by a comment naming its source. DIR holding
+kustomization.yaml is built in-process with kustomize, else DIR holding Chart.yaml
+is a Helm chart (rendered like "helm template"), anything else is read as plain
+manifests as Argo CD reads a directory source: DIR's own *.yaml, *.yml, *.json and
+*.jsonnet files (subfolders with --directory-recurse; --directory-include and
+--directory-exclude globs; Jsonnet evaluated with --jsonnet-* variables and
+libraries), hidden files and folders skipped. Nothing outside the repository root
+is read. No cluster is contacted.
 
 SOPS-encrypted files are decrypted in memory with --decryption-key-file (or
 $SOPS_AGE_KEY_FILE), as the controller does with spec.decryption; the values of
 Secrets are then printed masked unless --show-secrets.`,
 		Example: `  keyless render deploy/
   keyless render charts/myapp --helm-values values/prod.yml --helm-set image.tag=abc123 -n myapp
-  keyless render deploy/ --decryption-key-file ~/.config/sops/age/keys.txt`,
+  keyless render deploy/ --decryption-key-file ~/.config/sops/age/keys.txt
+  keyless render deploy/ --directory-recurse --directory-exclude 'tests/*'
+  keyless render jsonnet/ --jsonnet-ext-var-str env=prod --jsonnet-tla-code replicas=3 --jsonnet-libs vendor`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRender(cmd, streams, f, args[0])
