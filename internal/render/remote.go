@@ -37,7 +37,9 @@ var hostLikeRE = regexp.MustCompile(`^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:[0-9]+)?/
 // KustomizationRemoteRefs returns the entries of a kustomization file that
 // kustomize would fetch from the network: http(s)/git URLs, ssh remotes, and
 // host-like paths that do not exist under dir. exists tells whether a path
-// relative to dir exists locally (nil: nothing exists).
+// relative to dir exists locally (nil: nothing exists). A helmCharts repo
+// is not one: a chart vendored under chartHome is used without pulling, and
+// one that is not is refused by the inflation (kustomize_helm.go).
 func KustomizationRemoteRefs(data []byte, exists func(rel string) bool) ([]string, error) {
 	var k map[string]any
 	if err := yaml.Unmarshal(data, &k); err != nil {
