@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -56,9 +57,14 @@ func (a *Application) SyncOptionTrue(name string) bool {
 // change what it does, the others describe what it always does.
 var HonouredSyncOptions = []string{"Replace=true", "Force=true", "ServerSideApply=true", "ApplyOutOfSyncOnly=true", "PruneLast=true"}
 
-// ShortSHA is a commit's first 7 hex digits, as Git shows it (what status,
+// ShortSHA is a commit's first 7 hex digits, as Git shows it, or a chart's
+// version@ and its digest's first 7 (what status,
 // Events and the CLI print); shorter input is returned as it is.
 func ShortSHA(sha string) string {
+	if version, digest, ok := strings.Cut(sha, "@sha256:"); ok {
+		// A chart's revision: version@sha256:digest.
+		return version + "@" + ShortSHA(digest)
+	}
 	if len(sha) > 7 {
 		return sha[:7]
 	}

@@ -3,9 +3,12 @@ package v1alpha1
 // Condition reasons the controller sets on an Application, read by keyless
 // sync, get and the demo.
 const (
-	ReasonSucceeded    = "ReconciliationSucceeded"
-	ReasonProgressing  = "Progressing"
-	ReasonGitFailed    = "GitOperationFailed"
+	ReasonSucceeded   = "ReconciliationSucceeded"
+	ReasonProgressing = "Progressing"
+	ReasonGitFailed   = "GitOperationFailed"
+	// ReasonChartFailed: a chart could not be resolved or fetched from its
+	// Helm repository or OCI registry (spec.source.chart).
+	ReasonChartFailed  = "ChartOperationFailed"
 	ReasonRenderFailed = "RenderFailed"
 	ReasonRefused      = "ObjectsRefused"
 	ReasonApplyFailed  = "ApplyFailed"

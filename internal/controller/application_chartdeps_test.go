@@ -17,13 +17,28 @@ import (
 	"helm.sh/helm/v4/pkg/repo/v1"
 )
 
-// helmRepository serves a static Helm repository (index.yaml and .tgz, as
-// GitHub Pages serves one) holding chart lib at each of versions.
-func helmRepository(t *testing.T, versions ...string) string {
+// helmRepo is a static Helm repository (index.yaml and .tgz files, as
+// GitHub Pages serves one) of chart lib, on loopback.
+type helmRepo struct {
+	t   *testing.T
+	dir string
+	URL string
+}
+
+// helmRepository serves a Helm repository holding chart lib at each of versions.
+func helmRepository(t *testing.T, versions ...string) *helmRepo {
 	t.Helper()
-	dir := t.TempDir()
-	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	h := &helmRepo{t: t, dir: t.TempDir()}
+	srv := httptest.NewServer(http.FileServer(http.Dir(h.dir)))
 	t.Cleanup(srv.Close)
+	h.URL = srv.URL
+	h.publish(versions...)
+	return h
+}
+
+// publish adds versions of chart lib and writes the index anew.
+func (h *helmRepo) publish(versions ...string) {
+	h.t.Helper()
 	for _, v := range versions {
 		c := &chartv2.Chart{
 			Metadata: &chartv2.Metadata{APIVersion: chartv2.APIVersionV2, Name: "lib", Version: v},
@@ -31,18 +46,17 @@ func helmRepository(t *testing.T, versions ...string) string {
 				"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}-lib}\ndata: {version: {{ .Chart.Version | quote }}, greeting: {{ .Values.greeting | quote }}}\n")}},
 			Values: map[string]any{"greeting": "from lib"},
 		}
-		if _, err := chartutil.Save(c, dir); err != nil {
-			t.Fatal(err)
+		if _, err := chartutil.Save(c, h.dir); err != nil {
+			h.t.Fatal(err)
 		}
 	}
-	idx, err := repo.IndexDirectory(dir, srv.URL)
+	idx, err := repo.IndexDirectory(h.dir, h.URL)
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
-	if err := idx.WriteFile(filepath.Join(dir, "index.yaml"), 0o644); err != nil {
-		t.Fatal(err)
+	if err := idx.WriteFile(filepath.Join(h.dir, "index.yaml"), 0o644); err != nil {
+		h.t.Fatal(err)
 	}
-	return srv.URL
 }
 
 // TestChartDependenciesAreFetched: a chart in Git whose dependency is not
@@ -52,7 +66,7 @@ func helmRepository(t *testing.T, versions ...string) string {
 func TestChartDependenciesAreFetched(t *testing.T) {
 	e, _ := seedApp(t, time.Hour)
 	ctx := t.Context()
-	repoURL := helmRepository(t, "1.0.0", "1.1.0", "2.0.0")
+	repoURL := helmRepository(t, "1.0.0", "1.1.0", "2.0.0").URL
 	e.push(map[string]string{
 		"deps/Chart.yaml":           "apiVersion: v2\nname: deps\nversion: 0.1.0\ndependencies:\n- name: lib\n  version: 1.x\n  repository: " + repoURL + "\n",
 		"deps/values.yaml":          "lib:\n  greeting: from the parent\n",

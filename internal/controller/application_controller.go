@@ -80,6 +80,8 @@ type ApplicationReconciler struct {
 	// charts fetches the dependencies of charts that are not vendored
 	// (helm dependency build, for the offline render child).
 	charts *helmrepo.Fetcher
+	// chartCacheDir holds the charts: archives by digest, unpacked charts.
+	chartCacheDir string
 	// hookTimeout bounds each wave's wait (engine.ApplyOptions.StepTimeout);
 	// syncTimeout a whole sync's apply, maxWaves its waves (syncdeadline.go).
 	hookTimeout, syncTimeout time.Duration
@@ -176,13 +178,13 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	r.metrics.apps.useRepo(key, app.Spec.Source.RepoURL)
 
-	auth, err := r.gitAuth(ctx, app)
+	source, err := r.open(ctx, app)
 	if err != nil {
-		return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err, permanent: true}, interval)
+		return r.failStep(app, stepFailure{reason: sourceReason(app), err: err, permanent: true}, interval)
 	}
 	src := app.Spec.Source
 	if syncRequested(app) {
-		r.source.Invalidate(src.RepoURL) // an explicit request always asks the server
+		r.invalidate(app) // an explicit request always asks the server
 	}
 	// In steady state (this spec applied, no request) a pass may reuse an
 	// ls-remote of the same repository and credential made within its
@@ -191,44 +193,35 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	if app.Status.ObservedGeneration == app.Generation && app.Status.LastAppliedRevision != "" && !syncRequested(app) {
 		maxAge = interval
 	}
-	rev, err := r.source.ResolveWithin(ctx, src.RepoURL, src.TargetRevision, auth, maxAge)
+	resolved, err := source.resolve(ctx, maxAge)
 	if err != nil {
-		return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err}, interval)
+		return r.failStep(app, stepFailure{reason: source.reason(), err: err}, interval)
 	}
 
 	// Watch what the Application already deployed: after a restart nothing
 	// is watched until this (idempotent once its kinds are).
 	r.drift.watchRefs(ctx, inventoryRefs(app))
 	driftSeen := r.drift.mark(key)
-	trigger := r.syncTrigger(ctx, app, rev.SHA, driftSeen, interval)
+	trigger := r.syncTrigger(ctx, app, resolved, driftSeen, interval)
 	if trigger == "" {
 		// Nothing moved: refresh health while objects roll out, else sleep.
 		return r.refreshHealth(ctx, app, interval)
 	}
-	plan := planSync(app, rev.SHA, trigger)
+	plan := planSync(app, resolved, trigger)
 	sha := plan.Revision
-	fetch := rev
-	if sha != rev.SHA {
-		// A revert to the last applied commit: after a restart the fresh
-		// cache may not hold it yet.
-		fetch = gitsource.Revision{SHA: sha}
-	}
-	if err := r.source.Fetch(ctx, src.RepoURL, fetch, auth); err != nil {
-		return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err}, interval)
-	}
-	if sha == rev.SHA {
-		app.Status.LastAttemptedRevision = sha
-	}
-	commit, err := r.source.CommitInfo(src.RepoURL, sha)
+	commit, err := source.fetch(ctx, sha)
 	if err != nil {
-		return r.failStep(app, stepFailure{reason: ReasonGitFailed, err: err}, interval)
+		return r.failStep(app, stepFailure{reason: source.reason(), err: err}, interval)
+	}
+	if sha == resolved {
+		app.Status.LastAttemptedRevision = sha
 	}
 	record := kv1.SyncRecord{
 		Revision: sha, Author: commit.Author, Committer: commit.Committer, Message: commit.Message,
 		Trigger: trigger, StartedAt: metav1.Now(),
 	}
 	if src.Verify != nil {
-		signer, err := r.verify(ctx, app, commit)
+		signer, err := r.verify(ctx, app, commit.commit)
 		if err != nil {
 			return r.failStep(app, stepFailure{reason: ReasonVerificationFailed, err: fmt.Errorf("commit %s refused: %w", kv1.ShortSHA(sha), err),
 				permanent: true, record: &record}, interval)
@@ -242,7 +235,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		// objects a chart emits only when an API exists, and prune them.
 		return r.failStep(app, stepFailure{reason: ReasonRenderFailed, err: err, record: &record}, interval)
 	}
-	objs, err := r.render(ctx, app, sha, caps)
+	objs, err := r.render(ctx, app, source, sha, caps)
 	if err != nil {
 		return r.failStep(app, stepFailure{reason: renderFailureReason(err), err: fmt.Errorf("rendering %s at %s: %w", displayPath(src.Path), kv1.ShortSHA(sha), err),
 			permanent: true, record: &record}, interval)
@@ -473,6 +466,30 @@ func validateSpec(app *kv1.Application) error {
 			return fmt.Errorf("spec.destination.server %q is not this cluster: keyless is pull-based, each cluster runs its own controller (use %s or leave it empty)", d.Server, kv1.InClusterServer)
 		}
 	}
+	return validateSource(app)
+}
+
+// validateSource refuses what a source of that kind cannot honour.
+func validateSource(app *kv1.Application) error {
+	src := app.Spec.Source
+	if src.Chart == "" {
+		if strings.HasPrefix(src.RepoURL, "oci://") {
+			return fmt.Errorf("spec.source.repoURL %q is an OCI registry: name the chart in spec.source.chart", src.RepoURL)
+		}
+		return nil
+	}
+	switch {
+	case !strings.HasPrefix(src.RepoURL, "https://") && !strings.HasPrefix(src.RepoURL, "http://") && !strings.HasPrefix(src.RepoURL, "oci://"):
+		return fmt.Errorf("spec.source.repoURL %q: a chart comes from a Helm repository (https://) or an OCI registry (oci://)", src.RepoURL)
+	case src.Path != "":
+		return fmt.Errorf("spec.source.path %q: a chart from a repository is rendered whole; remove path (or spec.source.chart to render a folder of Git)", src.Path)
+	case src.Verify != nil:
+		return errors.New("spec.source.verify checks Git commit signatures; a chart from a repository is pinned by its digest instead: remove verify")
+	case app.Spec.CommitStatus != nil:
+		return errors.New("spec.commitStatus reports on Git commits; a chart from a repository has none: remove commitStatus")
+	case src.Directory != nil:
+		return errors.New("spec.source.directory configures a plain folder, not a chart: remove it")
+	}
 	return nil
 }
 
@@ -499,7 +516,7 @@ func (r *ApplicationReconciler) gitAuth(ctx context.Context, app *kv1.Applicatio
 // render renders the app at sha. Each Application's last render is kept (by
 // repository, commit, namespace and options), so memory is bounded by the
 // number of Applications and a periodic pass renders nothing.
-func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, sha string, caps Capabilities) (_ []*unstructured.Unstructured, retErr error) {
+func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, source openSource, sha string, caps Capabilities) (_ []*unstructured.Unstructured, retErr error) {
 	src := app.Spec.Source
 	opts, err := RenderOptions(app)
 	if err != nil {
@@ -513,12 +530,12 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	}
 	start := time.Now()
 	defer func() { r.metrics.observeRender(start, retErr) }()
-	dir, release, err := r.source.Checkout(ctx, src.RepoURL, sha)
+	dir, path, release, err := source.checkout(ctx, sha)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	opts.Root = dir
+	opts.Root, opts.Path = dir, path
 	if opts.Decryption, err = r.decryptionKeys(ctx, app); err != nil {
 		return nil, err
 	}
@@ -677,7 +694,13 @@ func (r *ApplicationReconciler) deleteHooks(ctx context.Context, app *kv1.Applic
 	if err != nil {
 		log.FromContext(ctx).Info("rendering delete hooks without the cluster's capabilities", "error", err.Error())
 	}
-	objs, err := r.render(ctx, app, app.Status.LastAppliedRevision, caps)
+	source, err := r.open(ctx, app)
+	if err != nil {
+		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteHooksSkipped", "Delete",
+			"opening the source to find its delete hooks: %v; deleting without them", err)
+		return nil
+	}
+	objs, err := r.render(ctx, app, source, app.Status.LastAppliedRevision, caps)
 	if err != nil {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteHooksSkipped", "Delete",
 			"rendering %s to find its delete hooks: %v; deleting without them", kv1.ShortSHA(app.Status.LastAppliedRevision), err)

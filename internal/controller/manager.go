@@ -289,8 +289,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	r.capabilities = newCapabilitiesCache(disc, opts.CapabilitiesTTL)
 	eg := egress.Options{AllowLoopback: opts.AllowInsecureHTTP, DenyCIDRs: opts.EgressDenyCIDRs, AllowCIDRs: opts.EgressAllowCIDRs}
-	if r.charts, err = helmrepo.New(helmrepo.Options{CacheDir: filepath.Join(cacheDir, "helm"), AllowInsecureHTTP: opts.AllowInsecureHTTP,
-		Timeout: opts.GitTimeout, IndexTTL: opts.DefaultInterval, Egress: eg}); err != nil {
+	r.chartCacheDir = filepath.Join(cacheDir, "helm")
+	if r.charts, err = helmrepo.New(helmrepo.Options{CacheDir: r.chartCacheDir, AllowInsecureHTTP: opts.AllowInsecureHTTP,
+		Timeout: opts.GitTimeout, IndexTTL: min(opts.DefaultInterval, time.Minute), Egress: eg}); err != nil {
 		return err
 	}
 	r.commits = newCommitReporter(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)

@@ -18,6 +18,7 @@ const (
 	ReasonSucceeded          = kv1.ReasonSucceeded
 	ReasonProgressing        = kv1.ReasonProgressing
 	ReasonGitFailed          = kv1.ReasonGitFailed
+	ReasonChartFailed        = kv1.ReasonChartFailed
 	ReasonRenderFailed       = kv1.ReasonRenderFailed
 	ReasonRefused            = kv1.ReasonRefused
 	ReasonApplyFailed        = kv1.ReasonApplyFailed

@@ -1,0 +1,106 @@
+package controller_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+)
+
+// TestChartFromAHelmRepository: spec.source.chart deploys a chart from a
+// Helm repository; the version in range and its digest are the revision
+// (status and history); a new version in range is a new revision; a
+// chart whose bytes do not match the index's digest is refused naming both
+// digests, and the last good version keeps running.
+func TestChartFromAHelmRepository(t *testing.T) {
+	e, _ := seedApp(t, time.Hour)
+	ctx := t.Context()
+	charts := helmRepository(t, "1.0.0", "2.0.0")
+	app := &kv1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: "lib", Namespace: appNS},
+		Spec: kv1.ApplicationSpec{
+			Source: kv1.ApplicationSource{RepoURL: charts.URL, Chart: "lib", TargetRevision: "1.x",
+				Helm: &kv1.HelmSource{Parameters: []kv1.HelmParameter{{Name: "greeting", Value: "hello"}}}},
+			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true}},
+			Interval:   &metav1.Duration{Duration: time.Hour},
+		},
+	}
+	if err := e.admin.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	got := e.waitApp("lib", "Ready at 1.0.0", 60*time.Second, func(a *kv1.Application) bool {
+		return ready(a) && strings.HasPrefix(a.Status.LastAppliedRevision, "1.0.0@sha256:")
+	})
+	if h := got.Status.History; len(h) == 0 || h[0].Revision != got.Status.LastAppliedRevision || !strings.Contains(h[0].Message, "chart lib 1.0.0") {
+		t.Errorf("history = %+v, want the chart's version@digest and a message naming it", h)
+	}
+	e.waitLib("1.0.0", "hello")
+
+	// 1.1.0 is published, but its archive is not what the index says.
+	charts.publish("1.1.0")
+	tgz := filepath.Join(charts.dir, "lib-1.1.0.tgz")
+	data, err := os.ReadFile(tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tgz, append(data, 0), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.requestSyncOf("lib", "tampered")
+	failed := e.waitApp("lib", "refusing the tampered chart", 30*time.Second, func(a *kv1.Application) bool {
+		c := readyCondition(a)
+		return c != nil && c.Reason == kv1.ReasonChartFailed && strings.Contains(c.Message, "sha256:")
+	})
+	if msg := readyCondition(failed).Message; strings.Count(msg, "sha256:") < 2 {
+		t.Errorf("refusal %q does not name both digests", msg)
+	}
+	e.waitLib("1.0.0", "hello") // the last good version runs
+
+	if err := os.WriteFile(tgz, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.requestSyncOf("lib", "repaired")
+	e.waitApp("lib", "Ready at 1.1.0", 30*time.Second, func(a *kv1.Application) bool {
+		return ready(a) && strings.HasPrefix(a.Status.LastAppliedRevision, "1.1.0@sha256:")
+	})
+	e.waitLib("1.1.0", "hello")
+}
+
+// waitLib waits until chart lib's ConfigMap says version and greeting.
+func (e *env) waitLib(version, greeting string) {
+	e.t.Helper()
+	waitFor(e.t, 30*time.Second, "ConfigMap lib-lib at "+version, func() (bool, string) {
+		cm := &corev1.ConfigMap{}
+		if err := e.admin.Get(e.t.Context(), types.NamespacedName{Namespace: appNS, Name: "lib-lib"}, cm); err != nil {
+			return false, err.Error()
+		}
+		return cm.Data["version"] == version && cm.Data["greeting"] == greeting, "data " + strings.TrimSpace(cm.Data["version"]+" "+cm.Data["greeting"])
+	})
+}
+
+// requestSyncOf annotates Application name as `keyless sync` does.
+func (e *env) requestSyncOf(name, value string) {
+	e.t.Helper()
+	app := e.app(name)
+	patch := client.MergeFrom(app.DeepCopy())
+	if app.Annotations == nil {
+		app.Annotations = map[string]string{}
+	}
+	app.Annotations[kv1.SyncRequestedAnnotation] = value
+	if err := e.admin.Patch(e.t.Context(), app, patch); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func readyCondition(app *kv1.Application) *metav1.Condition {
+	return apimeta.FindStatusCondition(app.Status.Conditions, kv1.ReadyCondition)
+}
