@@ -37,33 +37,39 @@ func protectedAccounts(cfg *rest.Config) map[string]bool {
 }
 
 // refuseIdentityTheft refuses what would let a repository pusher hold the
-// deployer's rights outside Git: a pod (or pod template) running as an
-// identity keyless writes with, whose token the pod would mount, and any
-// ServiceAccount token Secret (a long-lived token minted by the cluster).
+// deployer's rights outside Git (identityReasons), all of it in one error.
 func refuseIdentityTheft(objs []*unstructured.Unstructured, protected map[string]bool) error {
-	var refused []string
+	var refused []Refusal
 	for _, o := range objs {
-		id := o.GetKind() + "/" + o.GetName()
-		if o.GetKind() == "Secret" && o.GroupVersionKind().Group == "" {
-			if t, _, _ := unstructured.NestedString(o.Object, "type"); t == string(corev1.SecretTypeServiceAccountToken) {
-				refused = append(refused, fmt.Sprintf("%s: a %s Secret is a long-lived ServiceAccount token; use short-lived tokens (TokenRequest, projected volumes) instead", id, t))
+		for _, r := range identityReasons(o, protected) {
+			refused = append(refused, Refusal{Object: RefOf(o), Guard: GuardIdentity, Reason: r})
+		}
+	}
+	return refusedError(refused, "object(s) would hand out the deployer's identity")
+}
+
+// identityReasons are why the identity guard refuses o: a pod (or pod
+// template) running as an identity keyless writes with, whose token the pod
+// would mount, or a ServiceAccount token Secret (a long-lived token minted
+// by the cluster). protected is looked up with o's namespace (set by
+// Confine).
+func identityReasons(o *unstructured.Unstructured, protected map[string]bool) []string {
+	if o.GetKind() == "Secret" && o.GroupVersionKind().Group == "" {
+		if t, _, _ := unstructured.NestedString(o.Object, "type"); t == string(corev1.SecretTypeServiceAccountToken) {
+			return []string{fmt.Sprintf("a %s Secret is a long-lived ServiceAccount token; use short-lived tokens (TokenRequest, projected volumes) instead", t)}
+		}
+	}
+	var out []string
+	for _, p := range podSpecPaths {
+		for _, field := range []string{"serviceAccountName", "serviceAccount"} {
+			sa, found, _ := unstructured.NestedString(o.Object, append(append([]string{}, p...), field)...)
+			if !found || sa == "" {
 				continue
 			}
-		}
-		for _, p := range podSpecPaths {
-			for _, field := range []string{"serviceAccountName", "serviceAccount"} {
-				sa, found, _ := unstructured.NestedString(o.Object, append(append([]string{}, p...), field)...)
-				if !found || sa == "" {
-					continue
-				}
-				if sa == kv1.DefaultServiceAccountName || protected[o.GetNamespace()+"/"+sa] {
-					refused = append(refused, fmt.Sprintf("%s: %s.%s is %q, the identity keyless deploys with; a pod must not run with the deployer's rights (use a ServiceAccount of its own)", id, strings.Join(p, "."), field, sa))
-				}
+			if sa == kv1.DefaultServiceAccountName || protected[o.GetNamespace()+"/"+sa] {
+				out = append(out, fmt.Sprintf("%s.%s is %q, the identity keyless deploys with; a pod must not run with the deployer's rights (use a ServiceAccount of its own)", strings.Join(p, "."), field, sa))
 			}
 		}
 	}
-	if len(refused) > 0 {
-		return fmt.Errorf("%w: %d object(s) would hand out the deployer's identity, nothing was applied:\n  %s", ErrRefused, len(refused), strings.Join(refused, "\n  "))
-	}
-	return nil
+	return out
 }

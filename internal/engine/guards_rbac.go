@@ -38,59 +38,60 @@ func isKeylessAccount(namespace, name string, protected map[string]bool) bool {
 }
 
 // refuseRBACEscalation refuses what would let a repository pusher hand out
-// rights outside Git: a Role or RoleBinding that is, or binds, one of
-// keyless's own Roles; a binding that gives keyless's identities more
-// rights; a Role granting bind, escalate or impersonate (or every verb on
-// RBAC); and a binding to a User, Group or another namespace's
-// ServiceAccount that allowed does not name. Whoever can push could
-// otherwise bind the deployer's Role to themselves and keep those rights
-// after the commit is reverted.
+// rights outside Git (rbacReasons), all of it in one error.
 func refuseRBACEscalation(objs []*unstructured.Unstructured, namespace string, protected map[string]bool, allowed []rbacv1.Subject) error {
-	var refused []string
+	var refused []Refusal
 	for _, o := range objs {
-		if o.GroupVersionKind().Group != rbacv1.GroupName {
-			continue
-		}
-		id := o.GetKind() + "/" + o.GetName()
-		switch o.GetKind() {
-		case "Role":
-			if isKeylessRole(o.GetName()) {
-				refused = append(refused, fmt.Sprintf("%s: %q is a Role keyless's own identities hold; only the cluster admin's install may change it", id, o.GetName()))
-				continue
-			}
-			role := &rbacv1.Role{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, role); err != nil {
-				refused = append(refused, fmt.Sprintf("%s: not a valid Role: %v", id, err))
-				continue
-			}
-			refused = append(refused, escalatingRules(id, role.Rules)...)
-		case "RoleBinding":
-			rb := &rbacv1.RoleBinding{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, rb); err != nil {
-				refused = append(refused, fmt.Sprintf("%s: not a valid RoleBinding: %v", id, err))
-				continue
-			}
-			refused = append(refused, bindingProblems(id, rb, namespace, protected, allowed)...)
+		for _, r := range rbacReasons(o, namespace, protected, allowed) {
+			refused = append(refused, Refusal{Object: RefOf(o), Guard: GuardRBAC, Reason: r})
 		}
 	}
-	if len(refused) > 0 {
-		return fmt.Errorf("%w: %d RBAC object(s) would hand out rights outside Git, nothing was applied:\n  %s", ErrRefused, len(refused), strings.Join(refused, "\n  "))
+	return refusedError(refused, "RBAC object(s) would hand out rights outside Git")
+}
+
+// rbacReasons are why the RBAC guard refuses o: a Role or RoleBinding that
+// is, or binds, one of keyless's own Roles; a binding that gives keyless's
+// identities more rights; a Role granting bind, escalate or impersonate (or
+// every verb on RBAC); and a binding to a User, Group or another
+// namespace's ServiceAccount that allowed does not name. Whoever can push
+// could otherwise bind the deployer's Role to themselves and keep those
+// rights after the commit is reverted.
+func rbacReasons(o *unstructured.Unstructured, namespace string, protected map[string]bool, allowed []rbacv1.Subject) []string {
+	if o.GroupVersionKind().Group != rbacv1.GroupName {
+		return nil
+	}
+	switch o.GetKind() {
+	case "Role":
+		if isKeylessRole(o.GetName()) {
+			return []string{fmt.Sprintf("%q is a Role keyless's own identities hold; only the cluster admin's install may change it", o.GetName())}
+		}
+		role := &rbacv1.Role{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, role); err != nil {
+			return []string{fmt.Sprintf("not a valid Role: %v", err)}
+		}
+		return escalatingRules(role.Rules)
+	case "RoleBinding":
+		rb := &rbacv1.RoleBinding{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, rb); err != nil {
+			return []string{fmt.Sprintf("not a valid RoleBinding: %v", err)}
+		}
+		return bindingProblems(rb, namespace, protected, allowed)
 	}
 	return nil
 }
 
 // escalatingRules names the rules of a Role that grant an escalating verb,
 // or every verb on RBAC objects.
-func escalatingRules(id string, rules []rbacv1.PolicyRule) []string {
+func escalatingRules(rules []rbacv1.PolicyRule) []string {
 	var out []string
 	for i, r := range rules {
 		for _, v := range r.Verbs {
 			if slices.Contains(escalatingVerbs, v) {
-				out = append(out, fmt.Sprintf("%s: rules[%d] grants %q; a Role from Git never grants bind, escalate or impersonate", id, i, v))
+				out = append(out, fmt.Sprintf("rules[%d] grants %q; a Role from Git never grants bind, escalate or impersonate", i, v))
 			}
 		}
 		if slices.Contains(r.Verbs, rbacv1.VerbAll) && (slices.Contains(r.APIGroups, rbacv1.APIGroupAll) || slices.Contains(r.APIGroups, rbacv1.GroupName)) {
-			out = append(out, fmt.Sprintf("%s: rules[%d] grants every verb (\"*\") on %v, which includes bind and escalate", id, i, r.APIGroups))
+			out = append(out, fmt.Sprintf("rules[%d] grants every verb (\"*\") on %v, which includes bind and escalate", i, r.APIGroups))
 		}
 	}
 	return out
@@ -99,13 +100,13 @@ func escalatingRules(id string, rules []rbacv1.PolicyRule) []string {
 // bindingProblems names what is wrong with a RoleBinding: its Role is one
 // of keyless's, a subject is one of keyless's identities, or a subject is
 // not allowed.
-func bindingProblems(id string, rb *rbacv1.RoleBinding, namespace string, protected map[string]bool, allowed []rbacv1.Subject) []string {
+func bindingProblems(rb *rbacv1.RoleBinding, namespace string, protected map[string]bool, allowed []rbacv1.Subject) []string {
 	var out []string
 	if isKeylessRole(rb.RoleRef.Name) {
-		out = append(out, fmt.Sprintf("%s: binds %s %q, the rights of keyless's own identities; nobody gets them through Git", id, rb.RoleRef.Kind, rb.RoleRef.Name))
+		out = append(out, fmt.Sprintf("binds %s %q, the rights of keyless's own identities; nobody gets them through Git", rb.RoleRef.Kind, rb.RoleRef.Name))
 	}
 	for i, s := range rb.Subjects {
-		where := fmt.Sprintf("%s: subjects[%d] %s %q", id, i, s.Kind, s.Name)
+		where := fmt.Sprintf("subjects[%d] %s %q", i, s.Kind, s.Name)
 		switch {
 		case s.Kind == rbacv1.ServiceAccountKind && isKeylessAccount(orDefault(s.Namespace, namespace), s.Name, protected):
 			out = append(out, where+" is an identity keyless writes as; its rights are the cluster admin's to set")

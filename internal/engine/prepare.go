@@ -45,7 +45,7 @@ func (e *Engine) prepare(ctx context.Context, objs []*unstructured.Unstructured,
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	p := &prepared{}
 	for _, obj := range objs {
-		if isNamespace(obj) && obj.GetName() == o.namespace {
+		if isOwnNamespace(obj, o.namespace) {
 			p.warnings = append(p.warnings, e.ownNamespaceWarning(ctx, obj))
 			continue
 		}

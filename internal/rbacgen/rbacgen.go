@@ -11,30 +11,13 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 
+	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
 // ErrClusterScoped is returned (wrapped) when manifests hold a
 // cluster-scoped object.
 var ErrClusterScoped = errors.New("cluster-scoped object")
-
-// clusterScoped are the built-in kinds that live outside any namespace; a
-// generated Role never grants them (a Namespace manifest would let whoever
-// writes the manifests relabel their own namespace's Pod Security level).
-var clusterScoped = map[string]bool{
-	"/Namespace": true, "/Node": true, "/PersistentVolume": true, "/ComponentStatus": true,
-	"rbac.authorization.k8s.io/ClusterRole": true, "rbac.authorization.k8s.io/ClusterRoleBinding": true,
-	"apiextensions.k8s.io/CustomResourceDefinition": true, "apiregistration.k8s.io/APIService": true,
-	"storage.k8s.io/StorageClass": true, "storage.k8s.io/CSIDriver": true, "storage.k8s.io/CSINode": true,
-	"storage.k8s.io/VolumeAttachment": true, "scheduling.k8s.io/PriorityClass": true,
-	"networking.k8s.io/IngressClass": true, "node.k8s.io/RuntimeClass": true,
-	"admissionregistration.k8s.io/ValidatingWebhookConfiguration":   true,
-	"admissionregistration.k8s.io/MutatingWebhookConfiguration":     true,
-	"admissionregistration.k8s.io/ValidatingAdmissionPolicy":        true,
-	"admissionregistration.k8s.io/ValidatingAdmissionPolicyBinding": true,
-	"certificates.k8s.io/CertificateSigningRequest":                 true, "flowcontrol.apiserver.k8s.io/FlowSchema": true,
-	"flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration": true,
-}
 
 // RBACVerbs are granted on RBAC kinds (the Roles and RoleBindings of the
 // manifests), only by resourceNames: a derived Role never lets its holder
@@ -79,7 +62,10 @@ func Collect(res *render.Result, what string) (Kinds, error) {
 	kinds := Kinds{}
 	for _, o := range res.Objects {
 		gvk := o.GroupVersionKind()
-		if clusterScoped[gvk.Group+"/"+gvk.Kind] {
+		// A generated Role never grants cluster-scoped kinds (a Namespace
+		// manifest would let whoever writes the manifests relabel their own
+		// namespace's Pod Security level).
+		if engine.IsBuiltinClusterScoped(gvk.GroupKind()) {
 			return nil, fmt.Errorf("%s/%s (%s): %s never grants cluster-scoped kinds; ask a cluster admin to manage it: %w",
 				gvk.Kind, o.GetName(), res.Source(o), what, ErrClusterScoped)
 		}
