@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -58,9 +60,21 @@ func (a *Application) SyncOptionTrue(name string) bool {
 var HonouredSyncOptions = []string{"Replace=true", "Force=true", "ServerSideApply=true", "ApplyOutOfSyncOnly=true", "PruneLast=true"}
 
 // ShortSHA is a commit's first 7 hex digits, as Git shows it, or a chart's
-// version@ and its digest's first 7 (what status,
-// Events and the CLI print); shorter input is returned as it is.
+// version@ and its digest's first 7, each part of a multi-source revision
+// shortened (what status, Events and the CLI print); shorter input is
+// returned as it is.
 func ShortSHA(sha string) string {
+	if parts := strings.Split(sha, ","); len(parts) > 1 {
+		// A multi-source revision: the rendered source's, then ref=SHA each.
+		for i, p := range parts {
+			if ref, rev, ok := strings.Cut(p, "="); ok && i > 0 {
+				parts[i] = ref + "=" + ShortSHA(rev)
+			} else {
+				parts[i] = ShortSHA(p)
+			}
+		}
+		return strings.Join(parts, ",")
+	}
 	if version, digest, ok := strings.Cut(sha, "@sha256:"); ok {
 		// A chart's revision: version@sha256:digest.
 		return version + "@" + ShortSHA(digest)
@@ -107,4 +121,39 @@ func OrUnknown(status string) string {
 		return SyncStatusUnknown
 	}
 	return status
+}
+
+// UseRenderedSource makes Source the source to render: with spec.sources,
+// the one entry without a ref (the others are only read for values). It
+// fails, naming the field, when spec.sources has none or several.
+func (s *ApplicationSpec) UseRenderedSource() error {
+	if len(s.Sources) == 0 {
+		return nil
+	}
+	found := -1
+	for i, src := range s.Sources {
+		if src.Ref != "" {
+			continue
+		}
+		if found >= 0 {
+			return fmt.Errorf("spec.sources[%d] and spec.sources[%d] both lack a ref: exactly one source is rendered, the others are values (ref) sources", found, i)
+		}
+		found = i
+	}
+	if found < 0 {
+		return errors.New("spec.sources: every source has a ref; one source without a ref must say what to render")
+	}
+	s.Source = s.Sources[found]
+	return nil
+}
+
+// RefSources are the spec.sources entries read for values ($ref/path).
+func (s *ApplicationSpec) RefSources() []ApplicationSource {
+	var out []ApplicationSource
+	for _, src := range s.Sources {
+		if src.Ref != "" {
+			out = append(out, src)
+		}
+	}
+	return out
 }

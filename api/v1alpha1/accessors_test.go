@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,35 @@ func TestAccessors(t *testing.T) {
 		a := &Application{Spec: tc.spec}
 		if a.Automated() != tc.automated || a.Prunes() != tc.prune || a.SelfHeals() != tc.selfHeal || a.AllowsEmpty() != tc.allowsEmpty || a.IntervalOr(time.Minute) != tc.interval {
 			t.Errorf("%s: automated %v prune %v selfHeal %v allowEmpty %v interval %s", name, a.Automated(), a.Prunes(), a.SelfHeals(), a.AllowsEmpty(), a.IntervalOr(time.Minute))
+		}
+	}
+}
+
+func TestShortSHAOfEachKindOfRevision(t *testing.T) {
+	sha := "0123456789abcdef0123456789abcdef01234567"
+	for in, want := range map[string]string{
+		sha:                                      "0123456",
+		"1.2.3@sha256:" + sha + sha[:24]:         "1.2.3@0123456",
+		"1.2.3@sha256:" + sha + ",values=" + sha: "1.2.3@0123456,values=0123456",
+		"abc":                                    "abc",
+	} {
+		if got := ShortSHA(in); got != want {
+			t.Errorf("ShortSHA(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestUseRenderedSource(t *testing.T) {
+	chart := ApplicationSource{RepoURL: "https://charts.example.com", Chart: "web", Helm: &HelmSource{ValueFiles: []string{"$values/prod.yaml"}}}
+	values := ApplicationSource{RepoURL: "https://git.example.com/env.git", Ref: "values"}
+	s := ApplicationSpec{Sources: []ApplicationSource{values, chart}}
+	if err := s.UseRenderedSource(); err != nil || s.Source.Chart != "web" || len(s.RefSources()) != 1 {
+		t.Fatalf("UseRenderedSource: %v, source %+v, refs %v", err, s.Source, s.RefSources())
+	}
+	for name, srcs := range map[string][]ApplicationSource{"two rendered": {chart, chart}, "none rendered": {values}} {
+		s := ApplicationSpec{Sources: srcs}
+		if err := s.UseRenderedSource(); err == nil || !strings.Contains(err.Error(), "spec.sources") {
+			t.Errorf("%s: err = %v, want one naming spec.sources", name, err)
 		}
 	}
 }

@@ -74,9 +74,21 @@ const DefaultServiceAccountName = "keyless-deployer"
 const InClusterServer = "https://kubernetes.default.svc"
 
 // ApplicationSpec says what to deploy from where. Field names follow Argo CD's.
+// +kubebuilder:validation:XValidation:rule="has(self.source) != has(self.sources)",message="set exactly one of spec.source and spec.sources"
 type ApplicationSpec struct {
-	// Source is the Git repository, revision and path to deploy.
-	Source ApplicationSource `json:"source"`
+	// Source is the Git repository, revision and path to deploy, or a chart
+	// from a Helm repository or OCI registry. Exactly one of source and
+	// sources is set.
+	// +optional
+	Source ApplicationSource `json:"source,omitzero"`
+
+	// Sources is Argo CD's multi-source form, kept to what values from Git
+	// beside a chart need: exactly one source without ref is rendered; each
+	// other source names a Git repository with a ref, whose files the
+	// rendered source's helm.valueFiles read as $ref/path.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	Sources []ApplicationSource `json:"sources,omitempty"`
 
 	// Destination is optional: namespace must equal metadata.namespace and
 	// server, when given, must be the in-cluster address.
@@ -268,6 +280,13 @@ type ApplicationSource struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
 	Chart string `json:"chart,omitempty"`
+
+	// Ref names this source in spec.sources so that the rendered source's
+	// helm.valueFiles can read its files as $ref/path (Argo CD's field). A
+	// source with a ref is only read for values, never rendered.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	Ref string `json:"ref,omitempty"`
 
 	// Helm configures chart rendering.
 	// +optional

@@ -123,6 +123,13 @@ func (in *ApplicationSource) DeepCopy() *ApplicationSource {
 func (in *ApplicationSpec) DeepCopyInto(out *ApplicationSpec) {
 	*out = *in
 	in.Source.DeepCopyInto(&out.Source)
+	if in.Sources != nil {
+		in, out := &in.Sources, &out.Sources
+		*out = make([]ApplicationSource, len(*in))
+		for i := range *in {
+			(*in)[i].DeepCopyInto(&(*out)[i])
+		}
+	}
 	if in.Destination != nil {
 		in, out := &in.Destination, &out.Destination
 		*out = new(ApplicationDestination)
