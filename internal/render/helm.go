@@ -38,7 +38,7 @@ func renderHelm(ctx context.Context, root, dir string, opts Options, dec *decryp
 	}
 	vals := map[string]any{}
 	for _, vf := range opts.Helm.ValueFiles {
-		m, err := readValueFile(root, dir, vf, "chart "+rel, opts.Limits, dec)
+		m, err := readChartValueFile(root, dir, vf, "chart "+rel, opts, dec)
 		if err != nil {
 			return nil, err
 		}
@@ -88,6 +88,26 @@ func loadChart(root, dir string, opts Options) (*chartv2.Chart, error) {
 		return nil, err
 	}
 	return chrt, nil
+}
+
+// readChartValueFile reads one of helm.valueFiles: relative to the chart,
+// or $ref/path inside the checkout of the spec.sources entry with that ref
+// (Argo CD's multi-source values), confined to that checkout.
+func readChartValueFile(root, dir, vf, where string, opts Options, dec *decrypter) (map[string]any, error) {
+	ref, ok := strings.CutPrefix(vf, "$")
+	if !ok {
+		return readValueFile(root, dir, vf, where, opts.Limits, dec)
+	}
+	name, rest, _ := strings.Cut(ref, "/")
+	refRoot, ok := opts.RefRoots[name]
+	if !ok || refRoot == "" {
+		return nil, fmt.Errorf("%s: values file %q names $%s, which no spec.sources entry has as its ref", where, vf, name)
+	}
+	m, err := readValueFile(refRoot, refRoot, rest, where+" ($"+name+")", opts.Limits, dec)
+	if err != nil {
+		return nil, fmt.Errorf("$%s: %w", name, err)
+	}
+	return m, nil
 }
 
 // readValueFile reads a Helm values file (vf relative to base, inside root),

@@ -77,6 +77,10 @@ type Options struct {
 	Namespace string
 	// Helm configures chart rendering.
 	Helm HelmOptions
+	// RefRoots are the checkouts of the Application's spec.sources entries
+	// with a ref, by ref: helm.valueFiles read $ref/path inside them (and
+	// nothing else of them). Default none.
+	RefRoots map[string]string `json:"refRoots,omitempty"`
 	// Directory configures a plain folder (Argo CD's
 	// spec.source.directory): recursion, include/exclude globs, Jsonnet.
 	// Default: the folder's own files, all of them, Jsonnet without
