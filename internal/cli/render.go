@@ -15,6 +15,7 @@ type renderCmdFlags struct {
 	renderFlags
 	namespace   string
 	showSecrets bool
+	check       bool
 }
 
 func newRenderCommand(streams IOStreams) *cobra.Command {
@@ -34,10 +35,17 @@ is read. No cluster is contacted.
 
 SOPS-encrypted files are decrypted in memory with --decryption-key-file (or
 $SOPS_AGE_KEY_FILE), as the controller does with spec.decryption; the values of
-Secrets are then printed masked unless --show-secrets.`,
+Secrets are then printed masked unless --show-secrets.
+
+With -n, the objects keyless's guards would refuse (cluster-scoped objects, other
+namespaces, pods running as the deployer, RBAC handing out rights outside Git) are
+listed on stderr after the objects, each with its source — all of them, as apply
+and the controller would refuse them, without a cluster. The exit status stays 0
+unless --check: then it is 1 when anything would be refused.`,
 		Example: `  keyless render deploy/
   keyless render charts/myapp --helm-values values/prod.yml --helm-set image.tag=abc123 -n myapp
   keyless render deploy/ --decryption-key-file ~/.config/sops/age/keys.txt
+  keyless render deploy/ -n myapp --check > /dev/null   # in CI: fail on objects keyless would refuse
   keyless render deploy/ --directory-recurse --directory-exclude 'tests/*'
   keyless render jsonnet/ --jsonnet-ext-var-str env=prod --jsonnet-tla-code replicas=3 --jsonnet-libs vendor`,
 		Args: cobra.ExactArgs(1),
@@ -48,10 +56,14 @@ Secrets are then printed masked unless --show-secrets.`,
 	f.addFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "namespace to render for (Helm's .Release.Namespace)")
 	cmd.Flags().BoolVar(&f.showSecrets, "show-secrets", false, "print the values of Secrets decrypted from SOPS files (masked by default)")
+	cmd.Flags().BoolVar(&f.check, "check", false, "exit 1 when keyless apply or the controller would refuse an object (needs -n)")
 	return cmd
 }
 
 func runRender(cmd *cobra.Command, streams IOStreams, f *renderCmdFlags, dir string) error {
+	if f.check && f.namespace == "" {
+		return errCheckNeedsNamespace
+	}
 	res, err := f.render(cmd.Context(), cmd.ErrOrStderr(), dir, f.namespace)
 	if err != nil {
 		return err
@@ -82,8 +94,10 @@ func runRender(cmd *cobra.Command, streams IOStreams, f *renderCmdFlags, dir str
 		}
 		_, _ = fmt.Fprintf(streams.ErrOut, "decrypted %d SOPS files (%s)\n", len(res.Decrypted), how)
 	}
-	_, err = fmt.Fprintf(streams.ErrOut, "rendered %d objects (%s)\n", len(res.Objects), res.Kind)
-	return err
+	if _, err := fmt.Fprintf(streams.ErrOut, "rendered %d objects (%s)\n", len(res.Objects), res.Kind); err != nil {
+		return err
+	}
+	return reportRefusals(streams.ErrOut, res, f.namespace, f.check)
 }
 
 // lifecycleComment is "# Sync: PreSync hook, wave -5\n" for an object with

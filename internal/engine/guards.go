@@ -46,6 +46,21 @@ type Refusal struct {
 // String is "Kind/name: reason", the line apply's error prints.
 func (r Refusal) String() string { return r.Object.String() + ": " + r.Reason }
 
+// Line is "Kind/name (namespace ns) — reason — source", a line of the
+// offline reports (keyless render, keyless preview); the namespace and the
+// source are left out when empty.
+func (r Refusal) Line() string {
+	s := r.Object.String()
+	if r.Object.Namespace != "" {
+		s += " (namespace " + r.Object.Namespace + ")"
+	}
+	s += " — " + r.Reason
+	if r.Source != "" {
+		s += " — " + r.Source
+	}
+	return s
+}
+
 // refusedError is nil without refusals, else ErrRefused listing them all
 // after "N <what>, nothing was applied".
 func refusedError(refused []Refusal, what string) error {

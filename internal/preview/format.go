@@ -6,6 +6,8 @@ import (
 	"html"
 	"io"
 	"strings"
+
+	"github.com/keyless-cd/keyless/internal/engine"
 )
 
 // MarkdownLimit bounds the Markdown report so that it fits one merge-request
@@ -75,6 +77,12 @@ func writeText(w io.Writer, r *Report) error {
 		if a.BaseError != "" {
 			fmt.Fprintf(&b, "  warning: did not render at base, its objects show as added: %s\n", a.BaseError)
 		}
+		if len(a.Refused) > 0 {
+			fmt.Fprintf(&b, "  refused: %s:\n", a.refusedHeadline())
+			for _, r := range a.Refused {
+				fmt.Fprintf(&b, "  ! %s\n", r.Line())
+			}
+		}
 		for _, c := range a.Changes {
 			fmt.Fprintf(&b, "%s %s%s%s\n", actionMark[c.Action], c.Ref(), paren(c.Source), bracket(c.Sync))
 			b.WriteString(c.Diff)
@@ -109,7 +117,27 @@ func (r *Report) totals() string {
 	if len(parts) == 0 {
 		return "no Application found"
 	}
+	if n := r.refusing(); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d with objects the controller would refuse", n))
+	}
 	return fmt.Sprintf("%d Applications: %s", len(r.Applications), strings.Join(parts, ", "))
+}
+
+// refusing counts the Applications whose head render holds refused objects.
+func (r *Report) refusing() int {
+	n := 0
+	for _, a := range r.Applications {
+		if len(a.Refused) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// refusedHeadline is "2 objects the controller would refuse; it would apply
+// nothing of this render".
+func (a *AppReport) refusedHeadline() string {
+	return fmt.Sprintf("%d objects the controller would refuse; it would apply nothing of this render", len(a.Refused))
 }
 
 func paren(s string) string {
@@ -142,6 +170,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 			if a.State == AppFailed {
 				result = "**failed**"
 			}
+			if len(a.Refused) > 0 {
+				result += fmt.Sprintf(", **%d refused**", len(a.Refused))
+			}
 			fmt.Fprintf(&b, "| <code>%s</code> | %s | %d | %d | %d |\n", cell(a.Application), result, a.Count(Added), a.Count(Changed), a.Count(Removed))
 		}
 		b.WriteString("\n")
@@ -153,6 +184,17 @@ func writeMarkdown(w io.Writer, r *Report) error {
 		}
 		if a.BaseError != "" {
 			fmt.Fprintf(&b, "<code>%s</code> did not render at base, its objects show as added:\n%s\n", esc(a.Application), fenced(a.BaseError))
+		}
+		if len(a.Refused) > 0 {
+			fmt.Fprintf(&b, "**<code>%s</code>: %s:**\n\n", esc(a.Application), a.refusedHeadline())
+			for i, ref := range a.Refused {
+				if b.Len() > MarkdownLimit/2 {
+					fmt.Fprintf(&b, "- _and %d more: run `keyless preview --base %s` for all of them._\n", len(a.Refused)-i, esc(r.Base.Short()))
+					break
+				}
+				fmt.Fprintf(&b, "- <code>%s</code>%s: %s%s\n", esc(ref.Object.String()), esc(paren(nsOf(ref))), esc(ref.Reason), esc(paren(ref.Source)))
+			}
+			b.WriteString("\n")
 		}
 		for _, c := range a.Changes {
 			block := fmt.Sprintf("<details><summary><code>%s</code>: %s <code>%s</code>%s</summary>\n\n%s\n</details>\n\n",
@@ -175,6 +217,14 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// nsOf is "namespace ns" when the refused object names a namespace.
+func nsOf(r engine.Refusal) string {
+	if r.Object.Namespace == "" {
+		return ""
+	}
+	return "namespace " + r.Object.Namespace
 }
 
 // cell escapes s for a table cell: HTML, and the pipe that would end it.

@@ -31,6 +31,8 @@ func previewApp(ctx context.Context, r Renderer, key string, base, head *revisio
 			return rep
 		}
 		after = res
+		// The namespace is set (discover refuses an Application without one).
+		rep.Refused, _ = engine.Check(res.Objects, engine.CheckOptions{Namespace: h.app.Namespace, AllowedSubjects: h.app.Spec.AllowedSubjects(), Source: res.Source})
 	}
 	if b != nil {
 		res, err := renderAt(ctx, r, base, b)

@@ -3,9 +3,11 @@ package preview_test
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/preview"
 	"github.com/keyless-cd/keyless/internal/sopsfile/sopstest"
@@ -254,5 +256,49 @@ func TestPreviewOfASOPSFileNeedsNoKey(t *testing.T) {
 	sec := changeOf(t, web, "Secret", "db")
 	if sec.Action != preview.Changed || !strings.Contains(sec.Diff, "password: '*** (changed)'") || strings.Contains(sec.Diff, "sops") {
 		t.Errorf("encrypted Secret change = %s, diff:\n%s", sec.Action, sec.Diff)
+	}
+}
+
+// TestPreviewListsRefusedObjects: a change that adds objects the
+// controller refuses shows each of them, named with its source, in every
+// format, and breaks the head like a failed render (Report.Err).
+func TestPreviewListsRefusedObjects(t *testing.T) {
+	r := newRepo(t, baseFiles())
+	r.commit("cluster-wide", map[string]string{
+		"deploy/web/cr.yaml":    "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: everything\nrules: []\n",
+		"deploy/web/other.yaml": configMap("fine", "blue") + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sneaky\n  namespace: kube-system\n",
+	})
+	rep := r.run("HEAD~1")
+	web := app(t, rep, "team-a/web")
+	var got []string
+	for _, ref := range web.Refused {
+		got = append(got, ref.Object.String()+" "+ref.Source)
+	}
+	if want := []string{"ClusterRole/everything deploy/web/cr.yaml:1", "ConfigMap/sneaky deploy/web/other.yaml:8"}; !slices.Equal(got, want) {
+		t.Errorf("refused = %q, want %q", got, want)
+	}
+	if a := app(t, rep, "team-b/api"); len(a.Refused) != 0 {
+		t.Errorf("api refused = %v, want none", a.Refused)
+	}
+	if err := rep.Err(); !errors.Is(err, engine.ErrRefused) || !strings.Contains(err.Error(), "team-a/web: 2") {
+		t.Errorf("Err = %v, want ErrRefused naming team-a/web", err)
+	}
+	for format, want := range map[string][]string{
+		preview.FormatText: {"refused: 2 objects the controller would refuse",
+			"! ClusterRole/everything — cluster-scoped objects are not allowed", "— deploy/web/cr.yaml:1",
+			`! ConfigMap/sneaky (namespace kube-system) — names namespace "kube-system"`, "1 with objects the controller would refuse"},
+		preview.FormatMarkdown: {"| changed, **2 refused** |", "- <code>ClusterRole/everything</code>: cluster-scoped", "(deploy/web/cr.yaml:1)",
+			"- <code>ConfigMap/sneaky</code>  (namespace kube-system): names namespace"},
+		preview.FormatJSON: {`"refused": [`, `"source": "deploy/web/other.yaml:8"`, `"guard": "namespace"`},
+	} {
+		var out bytes.Buffer
+		if err := preview.WriteReport(&out, rep, format); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("--format %s lacks %q:\n%s", format, w, out.String())
+			}
+		}
 	}
 }

@@ -1,8 +1,11 @@
 package preview
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/keyless-cd/keyless/internal/engine"
 )
 
 // Report is what a change does to each Application of a repository.
@@ -72,6 +75,11 @@ type AppReport struct {
 	// Changes are the objects added, changed and removed, the
 	// Application's own manifest first when it changed.
 	Changes []Change `json:"changes,omitempty"`
+	// Refused are the objects of the head render that the controller's
+	// guards refuse (engine.Check: cluster-scoped, another namespace,
+	// the deployer's identity, RBAC handing out rights), each with its
+	// source: the controller would apply nothing of the render.
+	Refused []engine.Refusal `json:"refused,omitempty"`
 }
 
 // Count returns how many changes have action a.
@@ -133,17 +141,26 @@ func (r *Report) Changed() bool {
 	return false
 }
 
-// Err is nil unless an Application does not render at head: then an error
-// wrapping ErrRenderFailed names each.
+// Err is nil unless the head breaks an Application: one that does not
+// render (an error wrapping ErrRenderFailed names each) or renders objects
+// the controller refuses (wrapping engine.ErrRefused, naming each
+// Application and how many); both are joined when both happen.
 func (r *Report) Err() error {
-	var failed []string
+	var failed, refused []string
 	for _, a := range r.Applications {
 		if a.State == AppFailed {
 			failed = append(failed, a.Application+": "+a.HeadError)
 		}
+		if len(a.Refused) > 0 {
+			refused = append(refused, fmt.Sprintf("%s: %d", a.Application, len(a.Refused)))
+		}
 	}
-	if len(failed) == 0 {
-		return nil
+	var errs []error
+	if len(failed) > 0 {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrRenderFailed, strings.Join(failed, "; ")))
 	}
-	return fmt.Errorf("%w: %s", ErrRenderFailed, strings.Join(failed, "; "))
+	if len(refused) > 0 {
+		errs = append(errs, fmt.Errorf("%w: the controller would refuse objects rendered at the head revision (%s)", engine.ErrRefused, strings.Join(refused, "; ")))
+	}
+	return errors.Join(errs...)
 }
