@@ -50,8 +50,21 @@ func Convert(data []byte) (*Result, error) {
 }
 
 type converter struct {
-	in       map[string]any
-	warnings []string
+	in map[string]any
+	// where names in in messages: "" for the Application, "spec.source" or
+	// "spec.sources[i]" for one source.
+	where string
+	// namespace is the destination namespace (the Application's).
+	namespace string
+	warnings  []string
+}
+
+// path is p (a path inside in) as messages name it.
+func (c *converter) path(p string) string {
+	if c.where == "" {
+		return p
+	}
+	return c.where + "." + p
 }
 
 func (c *converter) warnf(format string, a ...any) {
@@ -84,9 +97,6 @@ func (c *converter) convert() (*kv1.Application, error) {
 	if av, kind := c.str("apiVersion"), c.str("kind"); av != "argoproj.io/v1alpha1" || kind != "Application" {
 		return nil, fmt.Errorf("expected apiVersion argoproj.io/v1alpha1, kind Application; got %s %s", av, kind)
 	}
-	if _, ok := c.take("spec.sources"); ok {
-		return nil, errors.New("spec.sources (multi-source Applications) is not supported: create one keyless Application per source")
-	}
 	name := c.str("metadata.name")
 	if name == "" {
 		return nil, errors.New("metadata.name is missing")
@@ -118,33 +128,9 @@ func (c *converter) convert() (*kv1.Application, error) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: kv1.GroupVersion.String(), Kind: "Application"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: dest, Labels: toStringMap(labels), Annotations: toStringMap(annotations)},
 	}
-	src := &app.Spec.Source
-	src.RepoURL = c.str("spec.source.repoURL")
-	if src.RepoURL == "" {
-		return nil, errors.New("spec.source.repoURL is missing")
+	if err := c.sources(&app.Spec, dest); err != nil {
+		return nil, err
 	}
-	src.TargetRevision = c.str("spec.source.targetRevision")
-	src.Path = c.str("spec.source.path")
-	if chart := c.str("spec.source.chart"); chart != "" {
-		return nil, fmt.Errorf("spec.source.chart %q (a chart from a Helm repository) is not supported: vendor the chart into Git and point spec.source.path at it", chart)
-	}
-	if vf, ok := c.take("spec.source.helm.valueFiles"); ok {
-		helmOf(src).ValueFiles = toStrings(vf)
-	}
-	if rn := c.str("spec.source.helm.releaseName"); rn != "" {
-		helmOf(src).ReleaseName = rn
-	}
-	if params, ok := c.take("spec.source.helm.parameters"); ok {
-		for _, p := range toSlice(params) {
-			m, _ := p.(map[string]any)
-			n, _ := m["name"].(string)
-			v, _ := m["value"].(string)
-			if n != "" {
-				helmOf(src).Parameters = append(helmOf(src).Parameters, kv1.HelmParameter{Name: n, Value: v})
-			}
-		}
-	}
-	c.directory(src)
 
 	if auto, ok := c.take("spec.syncPolicy.automated"); ok {
 		m, _ := auto.(map[string]any)

@@ -55,7 +55,7 @@ spec:
       valueFiles: [../values/prod.yaml]
       releaseName: shop
       parameters: [{name: image.tag, value: abc}]
-      values: "replicas: 2"
+      ignoreMissingValueFiles: true
   destination: {name: in-cluster, namespace: shop}
   ignoreDifferences: [{group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}]
   syncPolicy:
@@ -71,7 +71,7 @@ spec:
 		t.Fatalf("helm = %+v", h)
 	}
 	joined := strings.Join(res.Warnings, "\n")
-	for _, want := range []string{"spec.project", "finalizers", "spec.ignoreDifferences", "spec.source.helm.values", "CreateNamespace", "PrunePropagationPolicy=orphan"} {
+	for _, want := range []string{"spec.project", "finalizers", "spec.ignoreDifferences", "spec.source.helm.ignoreMissingValueFiles", "CreateNamespace", "PrunePropagationPolicy=orphan"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("no warning about %s:\n%s", want, joined)
 		}
@@ -90,7 +90,6 @@ func TestConvertErrors(t *testing.T) {
 		"no namespace":   "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec: {source: {repoURL: https://x/y}, destination: {}}\n",
 		"multi-source":   "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec: {sources: [], destination: {namespace: a}}\n",
 		"not argo":       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
-		"helm repo":      "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec: {source: {repoURL: https://charts.example.com, chart: nginx}, destination: {namespace: a}}\n",
 		"invalid yaml":   "apiVersion: [\n",
 		"no repo":        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec: {destination: {namespace: a}}\n",
 		"empty document": "",

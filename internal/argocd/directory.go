@@ -6,34 +6,34 @@ import (
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 )
 
-// directory carries spec.source.directory (recurse, include, exclude,
+// directory carries the source's directory (recurse, include, exclude,
 // jsonnet) over as it is: keyless reads plain folders as Argo CD does.
 // Anything else under it (disableExtensionFilter) is left for the
 // "not supported" warnings.
 func (c *converter) directory(src *kv1.ApplicationSource) {
 	d := &kv1.DirectorySource{}
 	set := false
-	if v, ok := c.take("spec.source.directory.recurse"); ok {
+	if v, ok := c.take("directory.recurse"); ok {
 		d.Recurse, _ = v.(bool)
 		set = true
 	}
-	if v, ok := c.take("spec.source.directory.include"); ok {
+	if v, ok := c.take("directory.include"); ok {
 		d.Include, _ = v.(string)
 		set = true
 	}
-	if v, ok := c.take("spec.source.directory.exclude"); ok {
+	if v, ok := c.take("directory.exclude"); ok {
 		d.Exclude, _ = v.(string)
 		set = true
 	}
 	j := &kv1.JsonnetSource{}
 	jset := false
-	if v, ok := c.take("spec.source.directory.jsonnet.extVars"); ok {
-		j.ExtVars, jset = c.jsonnetVars("spec.source.directory.jsonnet.extVars", v), true
+	if v, ok := c.take("directory.jsonnet.extVars"); ok {
+		j.ExtVars, jset = c.jsonnetVars(c.path("directory.jsonnet.extVars"), v), true
 	}
-	if v, ok := c.take("spec.source.directory.jsonnet.tlas"); ok {
-		j.TLAs, jset = c.jsonnetVars("spec.source.directory.jsonnet.tlas", v), true
+	if v, ok := c.take("directory.jsonnet.tlas"); ok {
+		j.TLAs, jset = c.jsonnetVars(c.path("directory.jsonnet.tlas"), v), true
 	}
-	if v, ok := c.take("spec.source.directory.jsonnet.libs"); ok {
+	if v, ok := c.take("directory.jsonnet.libs"); ok {
 		j.Libs, jset = toStrings(v), true
 	}
 	if jset {

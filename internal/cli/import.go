@@ -23,9 +23,12 @@ func newImportCommand(streams IOStreams) *cobra.Command {
 		Short: "Convert an Argo CD Application into a keyless Application",
 		Long: `Read one argoproj.io/v1alpha1 Application and print the keyless Application.
 Field names are the same; spec.destination.namespace becomes the Application's own
-namespace. What keyless does not support (projects, ignoreDifferences, sync options
-such as CreateNamespace, Helm repository charts, multiple sources, other clusters)
-is listed on stderr as a warning or refused; nothing is dropped silently.`,
+namespace. Charts from Helm repositories and OCI registries (Argo CD's scheme-less
+OCI repoURL becomes oci://) and spec.sources with one rendered source and Git ref
+sources ($ref/path values files) are carried over. What keyless does not support
+(projects, ignoreDifferences, sync options such as CreateNamespace, inline Helm
+values, several rendered sources, other clusters) is listed on stderr as a warning
+or refused; nothing is dropped silently.`,
 		Example: `  keyless import argocd argocd-app.yaml > app.yaml
   kubectl get application myapp -n argocd -o yaml | keyless import argocd - | kubectl apply -f -`,
 		Args: cobra.ExactArgs(1),
