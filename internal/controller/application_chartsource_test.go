@@ -45,7 +45,10 @@ func TestChartFromAHelmRepository(t *testing.T) {
 	}
 	e.waitLib("1.0.0", "hello")
 
-	// 1.1.0 is published, but its archive is not what the index says.
+	// 1.1.0 is published, but its archive is not what the index says. (A
+	// second later: the index is revalidated with If-Modified-Since, whose
+	// granularity is a second.)
+	time.Sleep(1100 * time.Millisecond)
 	charts.publish("1.1.0")
 	tgz := filepath.Join(charts.dir, "lib-1.1.0.tgz")
 	data, err := os.ReadFile(tgz)
@@ -103,4 +106,44 @@ func (e *env) requestSyncOf(name, value string) {
 
 func readyCondition(app *kv1.Application) *metav1.Condition {
 	return apimeta.FindStatusCondition(app.Status.Conditions, kv1.ReadyCondition)
+}
+
+// TestChartWithValuesFromGit: Argo CD's multi-source form — a chart from a
+// Helm repository with values from Git ($values/path): a commit to the
+// values is a new revision, and history names both revisions.
+func TestChartWithValuesFromGit(t *testing.T) {
+	e, _ := seedApp(t, time.Hour)
+	ctx := t.Context()
+	charts := helmRepository(t, "1.0.0")
+	first := e.push(map[string]string{"envs/prod/lib.yaml": "greeting: from git\n"}, nil, "prod values")
+	time.Sleep(1100 * time.Millisecond) // past the seed's last ls-remote (gitsource.Options.LsRemoteTTL)
+	app := &kv1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: "lib", Namespace: appNS},
+		Spec: kv1.ApplicationSpec{
+			Sources: []kv1.ApplicationSource{
+				{RepoURL: charts.URL, Chart: "lib", TargetRevision: "1.0.0", Helm: &kv1.HelmSource{ValueFiles: []string{"$values/envs/prod/lib.yaml"}}},
+				{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Ref: "values", SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}},
+			},
+			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true}},
+			Interval:   &metav1.Duration{Duration: time.Hour},
+		},
+	}
+	if err := e.admin.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	got := e.waitApp("lib", "Ready", 60*time.Second, ready)
+	if rev := got.Status.LastAppliedRevision; !strings.HasPrefix(rev, "1.0.0@sha256:") || !strings.HasSuffix(rev, ",values="+first) {
+		t.Fatalf("revision %q, want the chart's version@digest and values=%s", rev, first)
+	}
+	e.waitLib("1.0.0", "from git")
+
+	second := e.push(map[string]string{"envs/prod/lib.yaml": "greeting: changed in git\n"}, nil, "new greeting")
+	e.requestSyncOf("lib", "values changed")
+	got = e.waitApp("lib", "synced at the values commit", 30*time.Second, func(a *kv1.Application) bool {
+		return ready(a) && strings.HasSuffix(a.Status.LastAppliedRevision, ",values="+second)
+	})
+	e.waitLib("1.0.0", "changed in git")
+	if h := got.Status.History; len(h) < 2 || h[0].Author == "" || !strings.Contains(h[0].Message, "new greeting") {
+		t.Errorf("history[0] = %+v, want the values commit's author and message", h[0])
+	}
 }

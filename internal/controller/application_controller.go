@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/transport"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
-	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/forge"
 	"github.com/keyless-cd/keyless/internal/gitsource"
@@ -129,6 +127,9 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}
 	defer func() { r.metrics.observeReconcile(start, retErr) }()
+	// spec.sources: its rendered entry becomes spec.source in memory (only
+	// the status is ever written back); validateSpec reports a bad one.
+	_ = app.Spec.UseRenderedSource()
 
 	if msg := r.shardRefusal(app); msg != "" && !r.cleansUp(app) {
 		// Not this controller's: say so, touch nothing else (no finalizer).
@@ -469,50 +470,6 @@ func validateSpec(app *kv1.Application) error {
 	return validateSource(app)
 }
 
-// validateSource refuses what a source of that kind cannot honour.
-func validateSource(app *kv1.Application) error {
-	src := app.Spec.Source
-	if src.Chart == "" {
-		if strings.HasPrefix(src.RepoURL, "oci://") {
-			return fmt.Errorf("spec.source.repoURL %q is an OCI registry: name the chart in spec.source.chart", src.RepoURL)
-		}
-		return nil
-	}
-	switch {
-	case !strings.HasPrefix(src.RepoURL, "https://") && !strings.HasPrefix(src.RepoURL, "http://") && !strings.HasPrefix(src.RepoURL, "oci://"):
-		return fmt.Errorf("spec.source.repoURL %q: a chart comes from a Helm repository (https://) or an OCI registry (oci://)", src.RepoURL)
-	case src.Path != "":
-		return fmt.Errorf("spec.source.path %q: a chart from a repository is rendered whole; remove path (or spec.source.chart to render a folder of Git)", src.Path)
-	case src.Verify != nil:
-		return errors.New("spec.source.verify checks Git commit signatures; a chart from a repository is pinned by its digest instead: remove verify")
-	case app.Spec.CommitStatus != nil:
-		return errors.New("spec.commitStatus reports on Git commits; a chart from a repository has none: remove commitStatus")
-	case src.Directory != nil:
-		return errors.New("spec.source.directory configures a plain folder, not a chart: remove it")
-	}
-	return nil
-}
-
-// gitAuth reads the Application's Git credential Secret, if any.
-func (r *ApplicationReconciler) gitAuth(ctx context.Context, app *kv1.Application) (transport.AuthMethod, error) {
-	ref := app.Spec.Source.SecretRef
-	if err := credential.CheckEmbedded(app.Spec.Source.RepoURL, r.allowInsecureHTTP); err != nil {
-		return nil, err
-	}
-	if ref == nil {
-		return nil, nil
-	}
-	s, err := credential.Get(ctx, r.apiReader, app.Namespace, ref.Name, credential.Git, "spec.source.secretRef", app.Spec.Source.RepoURL, r.allowInsecureHTTP)
-	if err != nil {
-		return nil, err
-	}
-	auth, err := gitsource.AuthFromSecret(app.Spec.Source.RepoURL, s.Data)
-	if err != nil {
-		return nil, fmt.Errorf("git secret %s/%s: %w", app.Namespace, ref.Name, err)
-	}
-	return auth, nil
-}
-
 // render renders the app at sha. Each Application's last render is kept (by
 // repository, commit, namespace and options), so memory is bounded by the
 // number of Applications and a periodic pass renders nothing.
@@ -530,16 +487,16 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	}
 	start := time.Now()
 	defer func() { r.metrics.observeRender(start, retErr) }()
-	dir, path, release, err := source.checkout(ctx, sha)
+	co, err := source.checkout(ctx, sha)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	opts.Root, opts.Path = dir, path
+	defer co.Release()
+	opts.Root, opts.Path, opts.RefRoots = co.Root, co.Path, co.RefRoots
 	if opts.Decryption, err = r.decryptionKeys(ctx, app); err != nil {
 		return nil, err
 	}
-	if opts.Helm.Dependencies, err = r.chartDependencies(ctx, app, dir, opts.Path); err != nil {
+	if opts.Helm.Dependencies, err = r.chartDependencies(ctx, app, co.Root, opts.Path); err != nil {
 		return nil, err
 	}
 	res, err := r.renderer.Render(ctx, opts)

@@ -9,23 +9,32 @@ import (
 )
 
 // openSource is an Application's source opened for one reconcile, its
-// credential read and checked: a Git repository (gitSource) or a chart in a
-// Helm repository or OCI registry (chartSource). The reconciler does not
-// branch on the kind: it resolves a revision, fetches it, and renders a
-// read-only checkout of it.
+// credential read and checked: a Git repository (gitSource), a chart in a
+// Helm repository or OCI registry (chartSource), or one of those with Git
+// sources of values beside it (multiSource). The reconciler does not branch
+// on the kind: it resolves a revision, fetches it, and renders a read-only
+// checkout of it.
 type openSource interface {
 	// reason is the condition reason of this source's failures.
 	reason() string
-	// resolve pins the target revision: a commit SHA, or a chart's
-	// version@sha256:digest. maxAge lets a steady-state pass reuse a
-	// recent answer (0: ask the server).
+	// resolve pins the target revision: a commit SHA, a chart's
+	// version@sha256:digest, or for spec.sources the rendered source's
+	// followed by ",ref=SHA" for each values source. maxAge lets a
+	// steady-state pass reuse a recent answer (0: ask the server).
 	resolve(ctx context.Context, maxAge time.Duration) (string, error)
 	// fetch brings revision here (pinned: a digest is verified) and says
 	// where it came from.
 	fetch(ctx context.Context, revision string) (*provenance, error)
-	// checkout is revision as a read-only folder and the path to render
-	// inside it; release ends the use.
-	checkout(ctx context.Context, revision string) (root, path string, release func(), err error)
+	// checkout is revision as read-only folders.
+	checkout(ctx context.Context, revision string) (*checkout, error)
+}
+
+// checkout is what a render reads: Path inside Root, and the values
+// sources' folders by ref. Release ends the use.
+type checkout struct {
+	Root, Path string
+	RefRoots   map[string]string
+	Release    func()
 }
 
 // provenance is what a source says of a revision, for history, Events and
@@ -36,29 +45,49 @@ type provenance struct {
 	commit *gitsource.Commit
 }
 
-// open opens app's source: its credential is read and checked for the
-// source's host.
+// open opens app's source (spec.source, or spec.sources made into it by
+// UseRenderedSource): each credential is read and checked for its host.
 func (r *ApplicationReconciler) open(ctx context.Context, app *kv1.Application) (openSource, error) {
-	if app.Spec.Source.Chart != "" {
-		return r.openChart(ctx, app)
-	}
-	auth, err := r.gitAuth(ctx, app)
+	primary, err := r.openOne(ctx, app, app.Spec.Source, "spec.source")
 	if err != nil {
 		return nil, err
 	}
-	return &gitSource{r: r, app: app, auth: auth}, nil
+	refs := app.Spec.RefSources()
+	if len(refs) == 0 {
+		return primary, nil
+	}
+	m := &multiSource{primary: primary}
+	for _, src := range refs {
+		auth, err := r.gitAuth(ctx, app, src, "spec.sources[ref="+src.Ref+"]")
+		if err != nil {
+			return nil, err
+		}
+		m.refs = append(m.refs, &gitSource{r: r, src: src, auth: auth})
+	}
+	return m, nil
 }
 
-// invalidate makes the next resolve of app's source ask its server (an
+func (r *ApplicationReconciler) openOne(ctx context.Context, app *kv1.Application, src kv1.ApplicationSource, field string) (openSource, error) {
+	if src.Chart != "" {
+		return r.openChart(ctx, app, src, field)
+	}
+	auth, err := r.gitAuth(ctx, app, src, field)
+	if err != nil {
+		return nil, err
+	}
+	return &gitSource{r: r, src: src, auth: auth}, nil
+}
+
+// invalidate makes the next resolve of app's sources ask their servers (an
 // explicit sync request).
 func (r *ApplicationReconciler) invalidate(app *kv1.Application) {
-	if app.Spec.Source.Chart != "" {
-		if r.charts != nil {
-			r.charts.Invalidate(app.Spec.Source.RepoURL)
+	for _, src := range append([]kv1.ApplicationSource{app.Spec.Source}, app.Spec.RefSources()...) {
+		if src.Chart == "" {
+			r.source.Invalidate(src.RepoURL)
+		} else if r.charts != nil {
+			r.charts.Invalidate(src.RepoURL)
 		}
-		return
 	}
-	r.source.Invalidate(app.Spec.Source.RepoURL)
 }
 
 // sourceReason is the condition reason of a failure of app's source before

@@ -22,7 +22,7 @@ import (
 // pinned once resolved, a new version in range is a new revision.
 type chartSource struct {
 	r     *ApplicationReconciler
-	app   *kv1.Application
+	src   kv1.ApplicationSource
 	creds *helmrepo.Credentials
 	// resolved is the last resolve's answer (its chart URL for a fetch).
 	resolved helmrepo.Resolved
@@ -33,14 +33,13 @@ type chartSource struct {
 // openChart reads the chart source's credential: a Secret labelled
 // keyless.dev/credential: helm (basic auth or token) or a
 // kubernetes.io/dockerconfigjson Secret, bound to the repository's host.
-func (r *ApplicationReconciler) openChart(ctx context.Context, app *kv1.Application) (openSource, error) {
+func (r *ApplicationReconciler) openChart(ctx context.Context, app *kv1.Application, src kv1.ApplicationSource, field string) (openSource, error) {
 	if r.charts == nil {
 		return nil, errors.New("this controller fetches no charts")
 	}
-	src := app.Spec.Source
-	c := &chartSource{r: r, app: app}
+	c := &chartSource{r: r, src: src}
 	if ref := src.SecretRef; ref != nil {
-		s, err := credential.Get(ctx, r.apiReader, app.Namespace, ref.Name, credential.Helm, "spec.source.secretRef", src.RepoURL, r.allowInsecureHTTP)
+		s, err := credential.Get(ctx, r.apiReader, app.Namespace, ref.Name, credential.Helm, field+".secretRef", src.RepoURL, r.allowInsecureHTTP)
 		if err != nil {
 			return nil, err
 		}
@@ -54,13 +53,13 @@ func (r *ApplicationReconciler) openChart(ctx context.Context, app *kv1.Applicat
 func (c *chartSource) reason() string { return ReasonChartFailed }
 
 func (c *chartSource) ref(version string) helmrepo.ChartRef {
-	return helmrepo.ChartRef{RepoURL: c.app.Spec.Source.RepoURL, Chart: c.app.Spec.Source.Chart, Version: version}
+	return helmrepo.ChartRef{RepoURL: c.src.RepoURL, Chart: c.src.Chart, Version: version}
 }
 
 func (c *chartSource) resolve(ctx context.Context, _ time.Duration) (string, error) {
 	// The index is shared by every Application of the repository and
 	// revalidated once per interval (helmrepo.Options.IndexTTL).
-	res, err := c.r.charts.Resolve(ctx, c.ref(c.app.Spec.Source.TargetRevision), c.creds)
+	res, err := c.r.charts.Resolve(ctx, c.ref(c.src.TargetRevision), c.creds)
 	if err != nil {
 		return "", err
 	}
@@ -98,13 +97,13 @@ func (c *chartSource) fetch(ctx context.Context, revision string) (*provenance, 
 	return &provenance{Message: fmt.Sprintf("chart %s %s (%s)", res.Chart, version, kv1.ShortSHA(revision))}, nil
 }
 
-func (c *chartSource) checkout(ctx context.Context, revision string) (string, string, func(), error) {
+func (c *chartSource) checkout(ctx context.Context, revision string) (*checkout, error) {
 	if c.root == "" {
 		if _, err := c.fetch(ctx, revision); err != nil {
-			return "", "", nil, err
+			return nil, err
 		}
 	}
-	return c.root, c.path, func() {}, nil
+	return &checkout{Root: c.root, Path: c.path, Release: func() {}}, nil
 }
 
 // expandChart unpacks a verified chart archive once per digest under dir
