@@ -37,6 +37,9 @@ func rollbackRole(app *kv1.Application, h kv1.SyncRecord) string {
 // rollback to it would change, by revision.
 func (f *historyFlags) rollbackChanges(cmd *cobra.Command, streams IOStreams, app *kv1.Application) (map[string]string, error) {
 	ctx := cmd.Context()
+	if err := rollsBackThroughGit(app); err != nil {
+		return nil, err
+	}
 	current := app.Status.LastAppliedRevision
 	if current == "" {
 		return nil, fmt.Errorf("no rollback to compare with: Application %s/%s has applied nothing yet", app.Namespace, app.Name)

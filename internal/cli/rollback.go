@@ -104,6 +104,9 @@ func runRollback(cmd *cobra.Command, streams IOStreams, f *rollbackFlags, name s
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, app); err != nil {
 		return fmt.Errorf("reading Application %s/%s: %w", ns, name, err)
 	}
+	if err := rollsBackThroughGit(app); err != nil {
+		return err
+	}
 	opts, err := f.options(ctx, streams, c, app)
 	if err != nil {
 		return err
@@ -228,4 +231,17 @@ func (f *rollbackFlags) showDiff(ctx context.Context, streams IOStreams, plan *r
 		return err
 	}
 	return rep.Err()
+}
+
+// rollsBackThroughGit refuses an Application whose source is not one Git
+// repository: a rollback is a commit to it.
+func rollsBackThroughGit(app *kv1.Application) error {
+	switch {
+	case app.Spec.Source.Chart != "":
+		return fmt.Errorf("application %s/%s deploys chart %s from %s, not a Git folder: roll back by setting spec.source.targetRevision to the version to run (keyless history lists them)",
+			app.Namespace, app.Name, app.Spec.Source.Chart, gitsource.Redact(app.Spec.Source.RepoURL))
+	case len(app.Spec.Sources) > 0:
+		return fmt.Errorf("application %s/%s has several sources (spec.sources): roll back by reverting the commit of the values source, or by pinning the chart's targetRevision", app.Namespace, app.Name)
+	}
+	return nil
 }

@@ -98,10 +98,11 @@ func (w *webhookTargets) trigger(ctx context.Context, ev webhook.PushEvent, name
 	waited := false
 	for i := range apps.Items {
 		app := &apps.Items[i]
-		if !wanted[webhook.NormalizeRepoURL(app.Spec.Source.RepoURL)] || !webhook.RefMatches(app.Spec.Source.TargetRevision, ev.Ref) {
+		src, ok := pushedSource(app, wanted, ev.Ref)
+		if !ok {
 			continue
 		}
-		w.source.Invalidate(app.Spec.Source.RepoURL)
+		w.source.Invalidate(src.RepoURL)
 		ge := event.GenericEvent{Object: app}
 		if !waited {
 			select {
@@ -127,3 +128,19 @@ func (w *webhookTargets) trigger(ctx context.Context, ev webhook.PushEvent, name
 // webhookQueueWait bounds how long one push waits for room in the trigger
 // queue, all its Applications together.
 const webhookQueueWait = 5 * time.Second
+
+// pushedSource is the Git source of app (spec.source, or any entry of
+// spec.sources: a values source too) at a repository of wanted whose
+// target revision the pushed ref moves.
+func pushedSource(app *kv1.Application, wanted map[string]bool, ref string) (kv1.ApplicationSource, bool) {
+	srcs := app.Spec.Sources
+	if len(srcs) == 0 {
+		srcs = []kv1.ApplicationSource{app.Spec.Source}
+	}
+	for _, src := range srcs {
+		if src.Chart == "" && wanted[webhook.NormalizeRepoURL(src.RepoURL)] && webhook.RefMatches(src.TargetRevision, ref) {
+			return src, true
+		}
+	}
+	return kv1.ApplicationSource{}, false
+}

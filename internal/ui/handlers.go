@@ -118,6 +118,7 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.opts.Now()
+	_ = app.Spec.UseRenderedSource() // spec.sources: show the rendered one
 	p := appPage{
 		page: s.pageFor(ctx, app.Namespace+"/"+app.Name), App: rowOf(app, now),
 		RepoURL: app.Spec.Source.RepoURL, TargetRevision: app.Spec.Source.TargetRevision, Path: app.Spec.Source.Path,
