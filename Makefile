@@ -25,11 +25,13 @@ GOLANGCI_LINT  := $(TOOLS_BIN)/golangci-lint
 # encrypts with it and decrypts with keyless, and the other way round.
 SOPS           := $(TOOLS_BIN)/sops
 # The reference CLIs of the render-equality test (internal/render/reference_test.go):
-# the real `helm template` and `kustomize build`, pinned in hack/reftools/go.mod
-# (apart from hack/tools so their Kubernetes libraries move no other tool).
+# the real `helm template`, `kustomize build` and `jsonnet` (go-jsonnet's CLI),
+# pinned in hack/reftools/go.mod (apart from hack/tools so their Kubernetes
+# libraries move no other tool).
 REFTOOL_BUILD  := go build -modfile=$(CURDIR)/hack/reftools/go.mod -o $(TOOLS_BIN)/
 HELM           := $(TOOLS_BIN)/helm
 KUSTOMIZE      := $(TOOLS_BIN)/kustomize
+JSONNET        := $(TOOLS_BIN)/jsonnet
 
 .PHONY: reftools ui-screenshots gitea registry image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
@@ -57,7 +59,10 @@ $(HELM): hack/reftools/go.mod
 $(KUSTOMIZE): hack/reftools/go.mod
 	$(REFTOOL_BUILD) sigs.k8s.io/kustomize/kustomize/v5
 
-reftools: $(HELM) $(KUSTOMIZE) ## Build the reference helm and kustomize CLIs (hack/reftools/go.mod) into bin/tools
+$(JSONNET): hack/reftools/go.mod
+	$(REFTOOL_BUILD) github.com/google/go-jsonnet/cmd/jsonnet
+
+reftools: $(HELM) $(KUSTOMIZE) $(JSONNET) ## Build the reference helm, kustomize and jsonnet CLIs (hack/reftools/go.mod) into bin/tools
 
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → config/crd/)
 	$(CONTROLLER_GEN) object paths=./api/...
@@ -84,11 +89,11 @@ demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this 
 cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (extra flags: CLUSTER_FLAGS="...")
 	$(KEYLESS_DEV) localcluster up --assets $(K8S_BIN) $(CLUSTER_FLAGS)
 
-test: k8s-bins gitea registry $(SOPS) $(HELM) $(KUSTOMIZE) vet lint ## Build what is missing, then vet, lint and run every test
-	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) go test $(GO_TEST_FLAGS) ./...
+test: k8s-bins gitea registry $(SOPS) $(HELM) $(KUSTOMIZE) $(JSONNET) vet lint ## Build what is missing, then vet, lint and run every test
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) KEYLESS_JSONNET=$(JSONNET) go test $(GO_TEST_FLAGS) ./...
 
 unit: ## Run the tests without building anything first
-	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) KEYLESS_JSONNET=$(JSONNET) go test $(GO_TEST_FLAGS) ./...
 
 vet: ## go vet
 	go vet ./...

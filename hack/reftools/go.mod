@@ -1,6 +1,7 @@
 // Reference CLIs the render-equality test compares keyless with
-// (internal/render/reference_test.go): the real `helm template` and
-// `kustomize build`, pinned here and built by `make` into bin/tools.
+// (internal/render/reference_test.go): the real `helm template`,
+// `kustomize build` and `jsonnet` (go-jsonnet's CLI, the version keyless's
+// go.mod pins), pinned here and built by `make` into bin/tools.
 // Kept apart from hack/tools/go.mod so their module graphs (Kubernetes
 // libraries) do not move golangci-lint's, sops' or controller-gen's.
 
@@ -11,6 +12,7 @@ go 1.27
 toolchain go1.27.4
 
 tool (
+	github.com/google/go-jsonnet/cmd/jsonnet
 	helm.sh/helm/v4/cmd/helm
 	sigs.k8s.io/kustomize/kustomize/v5
 )
@@ -64,6 +66,7 @@ require (
 	github.com/gofrs/flock v0.13.0 // indirect
 	github.com/google/btree v1.1.3 // indirect
 	github.com/google/gnostic-models v0.7.1 // indirect
+	github.com/google/go-jsonnet v0.22.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gosuri/uitable v0.0.4 // indirect
 	github.com/huandu/xstrings v1.5.0 // indirect

@@ -23,12 +23,13 @@ import (
 	"github.com/keyless-cd/keyless/internal/version"
 )
 
-// The reference CLIs (`make test` builds bin/tools/helm and
-// bin/tools/kustomize from hack/reftools/go.mod: helm v4.3.1, kustomize
-// v5.8.2).
+// The reference CLIs (`make test` builds bin/tools/helm,
+// bin/tools/kustomize and bin/tools/jsonnet from hack/reftools/go.mod: helm
+// v4.3.1, kustomize v5.8.2, go-jsonnet's jsonnet v0.22.0).
 const (
 	helmEnv      = "KEYLESS_HELM"
 	kustomizeEnv = "KEYLESS_KUSTOMIZE"
+	jsonnetEnv   = "KEYLESS_JSONNET"
 )
 
 // referenceRoot holds the vendored public charts and kustomizations; its
@@ -40,15 +41,24 @@ type referenceCase struct {
 	// root is the checkout (relative to referenceRoot); path the folder
 	// rendered inside it, as an Application's spec.source.path.
 	root, path string
-	// helm: rendered with `helm template`; else with `kustomize build`.
-	helm bool
+	// helm: rendered with `helm template`; jsonnet (not nil): a plain
+	// folder of *.jsonnet files rendered with these options (keyless:
+	// Options.Directory.Jsonnet), each file evaluated by `jsonnet`; else
+	// with `kustomize build`.
+	helm    bool
+	jsonnet *render.JsonnetOptions
 	// release and namespace are the Helm release's (and the namespace
-	// keyless is given for a kustomization).
+	// keyless is given for a kustomization or a Jsonnet folder).
 	release, namespace string
-	// valueFiles are relative to the chart folder; values are merged last
-	// (keyless: HelmOptions.Values; helm: one more --values file).
+	// valueFiles are relative to the chart folder, or $ref/path inside
+	// refRoots[ref]; values are merged last (keyless: HelmOptions.Values;
+	// helm: one more --values file).
 	valueFiles []string
 	values     map[string]any
+	// refRoots are the checkouts (relative to referenceRoot) of a
+	// multi-source Application's ref sources, by ref (keyless:
+	// Options.RefRoots; helm: --values refRoots[ref]/path).
+	refRoots map[string]string
 	// apiVersions are added to .Capabilities.APIVersions on both sides
 	// (HelmOptions.APIVersions; helm --api-versions), as a cluster's are.
 	apiVersions []string
@@ -107,6 +117,25 @@ var referenceCases = map[string]referenceCase{
 		root: "podinfo", path: "charts/podinfo", helm: true,
 		release: "frontend", namespace: "prod", valueFiles: []string{"values-prod.yaml"},
 	},
+	// Argo CD's spec.sources: the chart from one source, its values from
+	// another repository's checkout ($values/envs/prod/values.yaml).
+	"helm podinfo multi-source ($values from another repository)": {
+		root: "podinfo", path: "charts/podinfo", helm: true,
+		release: "podinfo", namespace: "prod",
+		valueFiles: []string{"$values/envs/prod/values.yaml"},
+		refRoots:   map[string]string{"values": "multisource-values"},
+	},
+	// Argo CD's guestbook Jsonnet fixture: a function of two TLAs (string
+	// and code) reading two ext vars, importing from the folder and from a
+	// library folder; its array output ends in a null, skipped.
+	"jsonnet argo-cd guestbook (extVars, TLAs, libs)": {
+		root: "argo-cd", path: "reposerver/repository/testdata/jsonnet", namespace: "default",
+		jsonnet: &render.JsonnetOptions{
+			ExtVars: []render.JsonnetVar{{Name: "extVarString", Value: "extVarString"}, {Name: "extVarCode", Value: `"extVarCode"`, Code: true}},
+			TLAs:    []render.JsonnetVar{{Name: "tlaString", Value: "tlaString"}, {Name: "tlaCode", Value: `"tlaCode"`, Code: true}},
+			Libs:    []string{"reposerver/repository/testdata/jsonnet/vendor"},
+		},
+	},
 	// helmCharts inflated in-process (kustomize --enable-helm runs helm):
 	// inline values, a release namespace, labels and a patch on the
 	// inflated objects; test hooks kept, as kustomize keeps them.
@@ -138,9 +167,9 @@ var referenceCases = map[string]referenceCase{
 // document separators and the order of objects (keyless's order is checked
 // elsewhere; Helm's install order is not part of `helm template`'s stream).
 func TestReferenceRenderEquality(t *testing.T) {
-	helm, kustomize := os.Getenv(helmEnv), os.Getenv(kustomizeEnv)
-	if helm == "" || kustomize == "" {
-		t.Fatalf("no helm or kustomize CLI: run `make test` (it builds bin/tools/helm and bin/tools/kustomize) or set %s and %s", helmEnv, kustomizeEnv)
+	helm, kustomize, jsonnet := os.Getenv(helmEnv), os.Getenv(kustomizeEnv), os.Getenv(jsonnetEnv)
+	if helm == "" || kustomize == "" || jsonnet == "" {
+		t.Fatalf("no helm, kustomize or jsonnet CLI: run `make test` (it builds bin/tools/helm, bin/tools/kustomize and bin/tools/jsonnet) or set %s, %s and %s", helmEnv, kustomizeEnv, jsonnetEnv)
 	}
 	names := make([]string, 0, len(referenceCases))
 	for name := range referenceCases {
@@ -151,20 +180,32 @@ func TestReferenceRenderEquality(t *testing.T) {
 		tc := referenceCases[name]
 		t.Run(name, func(t *testing.T) {
 			root := filepath.Join(referenceRoot, tc.root)
-			res, err := render.Render(t.Context(), render.Options{
+			opts := render.Options{
 				Root: root, Path: tc.path, Namespace: tc.namespace,
 				Helm: render.HelmOptions{ReleaseName: tc.release, ValueFiles: tc.valueFiles, Values: tc.values, APIVersions: tc.apiVersions},
-			})
+			}
+			for ref, dir := range tc.refRoots {
+				if opts.RefRoots == nil {
+					opts.RefRoots = map[string]string{}
+				}
+				opts.RefRoots[ref] = filepath.Join(referenceRoot, dir)
+			}
+			if tc.jsonnet != nil {
+				opts.Directory.Jsonnet = *tc.jsonnet
+			}
+			res, err := render.Render(t.Context(), opts)
 			if err != nil {
 				t.Fatalf("keyless: %v", err)
 			}
-			var ref []byte
-			if tc.helm {
-				ref = helmTemplate(t, helm, filepath.Join(root, tc.path), tc)
-			} else {
-				ref = kustomizeBuild(t, kustomize, filepath.Join(root, tc.path), tc.enableHelm, helm)
+			var want map[string]map[string]any
+			switch {
+			case tc.helm:
+				want, err = referenceObjects(helmTemplate(t, helm, filepath.Join(root, tc.path), tc))
+			case tc.jsonnet != nil:
+				want, err = jsonnetEval(t, jsonnet, root, tc.path, *tc.jsonnet)
+			default:
+				want, err = referenceObjects(kustomizeBuild(t, kustomize, filepath.Join(root, tc.path), tc.enableHelm, helm))
 			}
-			want, err := referenceObjects(ref)
 			if err != nil {
 				t.Fatalf("decoding the reference output: %v", err)
 			}
@@ -201,6 +242,11 @@ func helmTemplate(t *testing.T, bin, chart string, tc referenceCase) []byte {
 		"--kube-version", version.KubernetesVersion(),
 		"--include-crds", "--skip-tests"}
 	for _, vf := range tc.valueFiles {
+		if ref, ok := strings.CutPrefix(vf, "$"); ok {
+			name, rest, _ := strings.Cut(ref, "/")
+			args = append(args, "--values", filepath.Join(referenceRoot, tc.refRoots[name], rest))
+			continue
+		}
 		args = append(args, "--values", filepath.Join(chart, vf))
 	}
 	if tc.values != nil {
@@ -230,6 +276,81 @@ func kustomizeBuild(t *testing.T, bin, dir string, enableHelm bool, helm string)
 		args = append(args, "--enable-helm", "--helm-command", helm)
 	}
 	return runReference(t, bin, args...)
+}
+
+// jsonnetEval runs `jsonnet` on each *.jsonnet file of the folder path
+// (inside root) as Argo CD evaluates them: the folder, then the libraries
+// (relative to root), as import paths, the last searched first; the ext
+// vars and TLAs as strings or code. Each file's JSON output is decoded as
+// Argo CD does: one object, or an array of objects (null items skipped); a
+// List is unwrapped into its items.
+func jsonnetEval(t *testing.T, bin, root, path string, j render.JsonnetOptions) (map[string]map[string]any, error) {
+	t.Helper()
+	dir := filepath.Join(root, path)
+	args := []string{"-J", dir}
+	for _, lib := range j.Libs {
+		args = append(args, "-J", filepath.Join(root, lib))
+	}
+	flag := func(v render.JsonnetVar, str, code string) []string {
+		if v.Code {
+			return []string{code, v.Name + "=" + v.Value}
+		}
+		return []string{str, v.Name + "=" + v.Value}
+	}
+	for _, v := range j.ExtVars {
+		args = append(args, flag(v, "--ext-str", "--ext-code")...)
+	}
+	for _, v := range j.TLAs {
+		args = append(args, flag(v, "--tla-str", "--tla-code")...)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.jsonnet"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no *.jsonnet file in %s (%v)", dir, err)
+	}
+	out := map[string]map[string]any{}
+	for _, f := range files {
+		var items []json.RawMessage
+		js := bytes.TrimSpace(runReference(t, bin, append(args, f)...))
+		if bytes.HasPrefix(js, []byte("[")) {
+			if err := json.Unmarshal(js, &items); err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+		} else {
+			items = []json.RawMessage{js}
+		}
+		for _, item := range items {
+			if err := addJsonnetItem(out, item); err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// addJsonnetItem adds one item of a Jsonnet output: nothing for null, the
+// items of a List (a kind ending in List with an items array), or the
+// object.
+func addJsonnetItem(into map[string]map[string]any, item json.RawMessage) error {
+	if bytes.Equal(bytes.TrimSpace(item), []byte("null")) {
+		return nil
+	}
+	var list struct {
+		Kind  string          `json:"kind"`
+		Items json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal(item, &list); err != nil {
+		return err
+	}
+	var items []json.RawMessage
+	if !strings.HasSuffix(list.Kind, "List") || json.Unmarshal(list.Items, &items) != nil {
+		return addObject(into, item)
+	}
+	for _, it := range items {
+		if err := addObject(into, it); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runReference runs a reference CLI isolated from the user's configuration
