@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,6 +77,14 @@ func TestChartFromAHelmRepository(t *testing.T) {
 		return ready(a) && strings.HasPrefix(a.Status.LastAppliedRevision, "1.1.0@sha256:")
 	})
 	e.waitLib("1.1.0", "hello")
+
+	// The chart cache keeps what the revisions name: 1.0.0 goes once
+	// unused for a collection interval (2 s here), archive and unpacked.
+	waitFor(t, 30*time.Second, "the 1.0.0 chart collected", func() (bool, string) {
+		archives, _ := filepath.Glob(filepath.Join(e.cacheDir, "helm", "charts", "sha256-*.tgz"))
+		unpacked, _ := filepath.Glob(filepath.Join(e.cacheDir, "helm", "expanded", "*"))
+		return len(archives) == 1 && len(unpacked) == 1, fmt.Sprintf("archives %v, unpacked %v", archives, unpacked)
+	})
 }
 
 // waitLib waits until chart lib's ConfigMap says version and greeting.

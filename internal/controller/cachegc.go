@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"path/filepath"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -9,6 +10,7 @@ import (
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/gitsource"
+	"github.com/keyless-cd/keyless/internal/helmrepo"
 )
 
 // cacheGC deletes, every interval, the Git cache of repositories no
@@ -19,6 +21,11 @@ type cacheGC struct {
 	client   client.Reader
 	source   *gitsource.Source
 	interval time.Duration
+	// charts and chartDir are the chart cache (archives, unpacked charts):
+	// what no Application's revision names and nothing used within an
+	// interval is deleted. nil: none.
+	charts   *helmrepo.Fetcher
+	chartDir string
 }
 
 func (g *cacheGC) NeedLeaderElection() bool { return false }
@@ -44,9 +51,15 @@ func (g *cacheGC) collect(ctx context.Context) {
 		return
 	}
 	urls := make([]string, 0, len(apps.Items))
+	digests := map[string]bool{}
 	for _, a := range apps.Items {
 		urls = append(urls, a.Spec.Source.RepoURL)
+		for _, src := range a.Spec.Sources {
+			urls = append(urls, src.RepoURL)
+		}
+		chartDigests(&a, digests)
 	}
+	g.collectCharts(ctx, digests)
 	// A repository used within one interval is kept even if no listed
 	// Application names it: the list may predate a new Application.
 	n, err := g.source.Retain(urls, g.interval)
@@ -55,5 +68,26 @@ func (g *cacheGC) collect(ctx context.Context) {
 	}
 	if n > 0 {
 		logger.Info("deleted the cache of repositories no Application reads", "repositories", n)
+	}
+}
+
+// collectCharts deletes the charts no Application's revision names and
+// nothing used within an interval (dependencies are named by no revision:
+// every render touches them).
+func (g *cacheGC) collectCharts(ctx context.Context, keep map[string]bool) {
+	if g.charts == nil {
+		return
+	}
+	logger := log.FromContext(ctx).WithName("chart-cache")
+	archives, err := g.charts.Retain(keep, g.interval)
+	if err != nil {
+		logger.Error(err, "collecting the chart archives")
+	}
+	unpacked, err := retainCharts(filepath.Join(g.chartDir, "expanded"), keep, g.interval)
+	if err != nil {
+		logger.Error(err, "collecting the unpacked charts")
+	}
+	if archives+unpacked > 0 {
+		logger.Info("deleted charts no Application uses", "archives", archives, "unpacked", unpacked)
 	}
 }

@@ -40,8 +40,9 @@ func (c Capabilities) ApplyTo(opts *render.Options) {
 }
 
 // capabilitiesCache discovers the cluster's capabilities at most once per
-// TTL; a failed discovery keeps the last good answer (or none: the render
-// then uses the Kubernetes version keyless is built against).
+// TTL; a failed discovery keeps the last good answer, and fails only when
+// there is none (a chart rendered without the cluster's API versions could
+// drop objects, and the sync prune them).
 type capabilitiesCache struct {
 	discovery discovery.DiscoveryInterface
 	ttl       time.Duration
@@ -71,6 +72,11 @@ func (c *capabilitiesCache) get(ctx context.Context) (Capabilities, error) {
 	}
 	caps, err := discoverCapabilities(ctx, c.discovery)
 	if err != nil {
+		if !c.fetched.IsZero() {
+			// The last good answer stands in (an unavailable aggregated
+			// API, a slow server): retried at the next render.
+			return c.caps, nil
+		}
 		return c.caps, err
 	}
 	caps.generation = c.caps.generation

@@ -315,7 +315,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			return err
 		}
 	}
-	if err := mgr.Add(&cacheGC{client: mgr.GetClient(), source: src, interval: opts.CacheGCInterval}); err != nil {
+	if err := mgr.Add(&cacheGC{client: mgr.GetClient(), source: src, interval: opts.CacheGCInterval, charts: r.charts, chartDir: r.chartCacheDir}); err != nil {
 		return err
 	}
 	if opts.Ready != nil {

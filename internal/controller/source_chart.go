@@ -117,6 +117,8 @@ func expandChart(dir, archive, digest string) (string, string, error) {
 	}
 	root := filepath.Join(dir, hex)
 	if name, err := onlyFolder(root); err == nil {
+		now := time.Now()
+		_ = os.Chtimes(root, now, now) // in use: retainCharts keeps it
 		return root, name, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -167,4 +169,51 @@ func readOnly(dir string) error {
 		}
 		return os.Chmod(path, 0o400)
 	})
+}
+
+// retainCharts deletes the unpacked charts under dir whose digest is not in
+// keep and that were not used within maxAge; it returns how many.
+func retainCharts(dir string, keep map[string]bool, maxAge time.Duration) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	removed := 0
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !e.IsDir() || keep["sha256:"+e.Name()] || time.Since(info.ModTime()) < maxAge {
+			continue
+		}
+		if err := removeReadOnly(filepath.Join(dir, e.Name())); err != nil {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}
+
+// removeReadOnly deletes an unpacked chart whose files readOnly made
+// read-only.
+func removeReadOnly(dir string) error {
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(path, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+// chartDigests are the chart digests app's revisions name (applied,
+// attempted, in sync): what the chart cache keeps.
+func chartDigests(app *kv1.Application, into map[string]bool) {
+	for _, rev := range []string{app.Status.LastAppliedRevision, app.Status.LastAttemptedRevision, app.Status.Sync.Revision} {
+		primary, _, _ := strings.Cut(rev, ",")
+		if _, digest, ok := strings.Cut(primary, "@"); ok {
+			into[digest] = true
+		}
+	}
 }

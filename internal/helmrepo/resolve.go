@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
@@ -153,6 +154,8 @@ func (f *Fetcher) Fetch(ctx context.Context, r Resolved, creds *Credentials) (st
 	}
 	path := filepath.Join(f.opts.CacheDir, chartsDir, "sha256-"+strings.ToLower(hexSum)+".tgz")
 	if _, err := os.Stat(path); err == nil {
+		now := time.Now()
+		_ = os.Chtimes(path, now, now) // in use: Retain keeps it
 		return path, nil
 	}
 	mu, _ := f.chartLocks.LoadOrStore(path, &sync.Mutex{})
