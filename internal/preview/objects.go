@@ -2,6 +2,7 @@ package preview
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -66,6 +67,9 @@ func previewApp(ctx context.Context, r Renderer, key string, base, head *revisio
 // renderAt renders f's Application in side's checkout with the options the
 // controller uses.
 func renderAt(ctx context.Context, r Renderer, side *revision, f *found) (*render.Result, error) {
+	if f.app.Spec.Source.Chart != "" || len(f.app.Spec.Sources) > 0 {
+		return nil, fmt.Errorf("%w: Application %s/%s deploys a chart from a repository (spec.source.chart or spec.sources), which keyless preview does not fetch: preview its values with keyless render, or leave the file out", ErrNotPreviewable, f.app.Namespace, f.app.Name)
+	}
 	opts, err := controller.RenderOptions(f.app)
 	if err != nil {
 		return nil, err

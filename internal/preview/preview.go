@@ -25,6 +25,10 @@ type Renderer interface {
 	Render(ctx context.Context, opts render.Options) (*render.Result, error)
 }
 
+// ErrNotPreviewable names an Application whose source preview cannot read
+// from the checkout (a chart from a repository).
+var ErrNotPreviewable = errors.New("not previewable")
+
 // ErrRenderFailed is returned (wrapped) by Report.Err when an Application
 // does not render at the head revision: the merge request would break it.
 var ErrRenderFailed = errors.New("an Application does not render at the head revision")

@@ -302,3 +302,23 @@ func TestPreviewListsRefusedObjects(t *testing.T) {
 		}
 	}
 }
+
+// A chart from a repository is not in the checkout: given as a file, its
+// Application is reported as not previewable, not rendered from the root.
+func TestPreviewChartApplicationIsNotPreviewable(t *testing.T) {
+	r := newRepo(t, baseFiles())
+	chartApp := `apiVersion: keyless.dev/v1alpha1
+kind: Application
+metadata: {name: nginx, namespace: team-c}
+spec:
+  source: {repoURL: "https://charts.example.com", chart: nginx, targetRevision: 1.x}
+`
+	r.commit("nginx from a chart repository", map[string]string{"apps/nginx.yaml": chartApp})
+	rep := r.run("HEAD~1", r.dir+"/apps/nginx.yaml")
+	if len(rep.Applications) != 1 || rep.Applications[0].State != preview.AppFailed || !strings.Contains(rep.Applications[0].HeadError, "does not fetch") {
+		t.Fatalf("chart Application: %+v", rep.Applications)
+	}
+	if !errors.Is(rep.Err(), preview.ErrRenderFailed) {
+		t.Errorf("Err = %v, want ErrRenderFailed", rep.Err())
+	}
+}
