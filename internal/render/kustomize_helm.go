@@ -123,6 +123,10 @@ type helmInflation struct {
 	charts int
 	objs   int
 	bytes  int64
+	// onCharts handles a kustomization with helmCharts, once per file:
+	// inflate for a render, a listing of charts to pull for
+	// KustomizeChartPulls.
+	onCharts func(kdir, kfile string, data []byte, k *types.Kustomization, inheritedNS string) error
 }
 
 // inflateHelmCharts walks the kustomizations of the build at dir (resources,
@@ -133,6 +137,7 @@ func inflateHelmCharts(ctx context.Context, root, dir string, opts Options, dec 
 	in := &helmInflation{ctx: ctx, root: root, opts: opts, dec: dec,
 		fs:   &helmChartsFS{FileSystem: fsys, files: map[string][]byte{}, dirs: map[string]bool{}},
 		seen: map[string]bool{}, nsOf: map[string]string{}}
+	in.onCharts = in.inflate
 	if err := in.visit(dir, "", 0); err != nil {
 		return nil, err
 	}
@@ -142,8 +147,8 @@ func inflateHelmCharts(ctx context.Context, root, dir string, opts Options, dec 
 	return in.fs, nil
 }
 
-// visit inflates the helmCharts of the kustomization in kdir and of those it
-// includes; inheritedNS is kustomize's helmRootNamespace: the namespace of
+// visit hands the kustomization in kdir and those it includes, when they
+// have helmCharts, to in.onCharts; inheritedNS is kustomize's helmRootNamespace: the namespace of
 // the nearest including kustomization that sets one.
 func (in *helmInflation) visit(kdir, inheritedNS string, depth int) error {
 	key := kdir + "\x00" + inheritedNS
@@ -202,7 +207,7 @@ func (in *helmInflation) visit(kdir, inheritedNS string, depth int) error {
 		return nil
 	}
 	in.nsOf[kfile] = inheritedNS
-	return in.inflate(kdir, kfile, data, &k, inheritedNS)
+	return in.onCharts(kdir, kfile, data, &k, inheritedNS)
 }
 
 // inflate renders the helmCharts of one kustomization and records the
@@ -296,15 +301,15 @@ func (in *helmInflation) inflateChart(kdir, rel string, globals types.HelmGlobal
 	default:
 		return nil, fmt.Errorf("%s: valuesMerge must be one of [%s %s %s]", what, valuesMergeMerge, valuesMergeOverride, valuesMergeReplace)
 	}
-	chartDir, err := in.chartDir(kdir, what, globals, h)
+	chartDir, chartRoot, err := in.chartDir(kdir, what, globals, h)
 	if err != nil {
 		return nil, err
 	}
-	chrt, err := loadChart(in.root, chartDir, in.opts)
+	chrt, err := loadChart(chartRoot, chartDir, in.opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	vals, err := in.values(kdir, chartDir, what, h)
+	vals, err := in.values(kdir, chartRoot, chartDir, what, h)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +334,7 @@ func (in *helmInflation) inflateChart(kdir, rel string, globals types.HelmGlobal
 	if len(t.APIVersions) == 0 {
 		t.APIVersions = in.opts.Helm.APIVersions
 	}
-	manifest, err := helmTemplate(in.ctx, confine.Rel(in.root, chartDir), chrt, vals, t, lim)
+	manifest, err := helmTemplate(in.ctx, chartDisplay(in.root, chartRoot, chartDir, h), chrt, vals, t, lim)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -355,9 +360,31 @@ func (in *helmInflation) inflateChart(kdir, rel string, globals types.HelmGlobal
 
 // chartDir finds the chart where kustomize looks for it: chartHome/<name>,
 // or chartHome/<name>-<version>/<name> for a chart with a repo and a
-// version. A chart with a repo that is not there is refused: kustomize
-// would pull it, a render never does.
-func (in *helmInflation) chartDir(kdir, what string, globals types.HelmGlobals, h types.HelmChart) (string, error) {
+// version; else, for a chart with a repo, the folder the controller pulled
+// it into (HelmOptions.PulledCharts). It returns the chart's folder and the
+// root its files are confined to: the checkout's for a vendored chart, the
+// pulled chart's own folder for a pulled one. A chart with a repo that is
+// neither is refused: kustomize would pull it, a render never does.
+func (in *helmInflation) chartDir(kdir, what string, globals types.HelmGlobals, h types.HelmChart) (dir, chartRoot string, err error) {
+	dir, relDir, err := in.vendoredChart(kdir, what, globals, h)
+	if err != nil || dir != "" {
+		return dir, in.root, err
+	}
+	where := filepath.ToSlash(relDir)
+	if h.Repo == "" {
+		return "", "", fmt.Errorf("%s: no repo specified for pull, no chart found at %s: commit the chart there", what, where)
+	}
+	if pulled, ok := in.opts.Helm.PulledCharts[PulledChartKey(h.Repo, h.Name, h.Version)]; ok {
+		return pulledChart(what, pulled)
+	}
+	return "", "", fmt.Errorf("%s: the chart is pulled from %s, which renders never do (no network) and nothing fetched for this one: vendor it at %s (helm pull %s --repo %s --untar --untardir %s) and commit it, or render through the controller, which fetches it: %w",
+		what, h.Repo, where, h.Name, h.Repo, filepath.ToSlash(filepath.Dir(relDir)), ErrRemoteReference)
+}
+
+// vendoredChart is the folder, inside the root, where kustomize looks for
+// the chart (relDir, relative to the root) and that folder when it exists
+// (dir; "" when it does not).
+func (in *helmInflation) vendoredChart(kdir, what string, globals types.HelmGlobals, h types.HelmChart) (dir, relDir string, err error) {
 	home := globals.ChartHome
 	if home == "" {
 		home = types.HelmDefaultHome
@@ -365,42 +392,51 @@ func (in *helmInflation) chartDir(kdir, what string, globals types.HelmGlobals, 
 	if h.Version != "" && h.Repo != "" {
 		home = filepath.Join(home, h.Name+"-"+h.Version)
 	}
-	relDir, err := confine.Lexical(in.root, kdir, filepath.Join(home, h.Name))
+	relDir, err = confine.Lexical(in.root, kdir, filepath.Join(home, h.Name))
 	if err != nil {
-		return "", fmt.Errorf("%s: chartHome %w", what, err)
+		return "", "", fmt.Errorf("%s: chartHome %w", what, err)
 	}
-	dir, err := confine.Join(in.root, in.root, relDir)
+	dir, err = confine.Join(in.root, in.root, relDir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return "", fmt.Errorf("%s: chart %w", what, err)
+		return "", "", fmt.Errorf("%s: chart %w", what, err)
 	default:
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-			return dir, nil
+			return dir, relDir, nil
 		}
 	}
-	where := filepath.ToSlash(relDir)
-	if h.Repo == "" {
-		return "", fmt.Errorf("%s: no repo specified for pull, no chart found at %s: commit the chart there", what, where)
+	return "", relDir, nil
+}
+
+// pulledChart is a chart the controller pulled: an absolute folder, which
+// is also the root its files are confined to.
+func pulledChart(what, folder string) (string, string, error) {
+	if !filepath.IsAbs(folder) {
+		return "", "", fmt.Errorf("%s: the pulled chart's folder %q is not an absolute path", what, folder)
 	}
-	return "", fmt.Errorf("%s: the chart is pulled from %s, which renders never do (no network): vendor it at %s (helm pull %s --repo %s --untar --untardir %s) and commit it: %w",
-		what, h.Repo, where, h.Name, h.Repo, filepath.ToSlash(filepath.Dir(relDir)), ErrRemoteReference)
+	dir, err := confine.Root(folder)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: pulled chart: %w", what, err)
+	}
+	return dir, dir, nil
 }
 
 // values are the chart's values as kustomize hands them to helm: the
-// values file (default: the chart's values.yaml) with valuesInline merged
-// by valuesMerge (kyaml's merge2, as kustomize), then additionalValuesFiles.
-func (in *helmInflation) values(kdir, chartDir, what string, h types.HelmChart) (map[string]any, error) {
+// values file (default: the chart's values.yaml, read inside chartRoot)
+// with valuesInline merged by valuesMerge (kyaml's merge2, as kustomize),
+// then additionalValuesFiles.
+func (in *helmInflation) values(kdir, chartRoot, chartDir, what string, h types.HelmChart) (map[string]any, error) {
 	lim := in.opts.Limits
-	base, vf := kdir, h.ValuesFile
+	root, base, vf := in.root, kdir, h.ValuesFile
 	if vf == "" {
-		base, vf = chartDir, "values.yaml"
+		root, base, vf = chartRoot, chartDir, "values.yaml"
 	}
 	var out map[string]any
 	if len(h.ValuesInline) > 0 {
 		vals := h.ValuesInline
 		if h.ValuesMerge != valuesMergeReplace {
-			data, _, err := readValueData(in.root, base, vf, what, lim, in.dec)
+			data, _, err := readValueData(root, base, vf, what, lim, in.dec)
 			if err != nil {
 				return nil, err
 			}
@@ -418,7 +454,7 @@ func (in *helmInflation) values(kdir, chartDir, what string, h types.HelmChart) 
 		}
 	} else {
 		var err error
-		if out, err = readValueFile(in.root, base, vf, what, lim, in.dec); err != nil {
+		if out, err = readValueFile(root, base, vf, what, lim, in.dec); err != nil {
 			return nil, err
 		}
 	}
@@ -457,6 +493,19 @@ func mergeInline(file []byte, inline map[string]any, mode string) (map[string]an
 		return nil, err
 	}
 	return out.Map()
+}
+
+// chartDisplay names a chart in messages: its folder in the checkout, or
+// name-version from repo for a pulled one.
+func chartDisplay(root, chartRoot, chartDir string, h types.HelmChart) string {
+	if chartRoot == root {
+		return confine.Rel(root, chartDir)
+	}
+	name := h.Name
+	if h.Version != "" {
+		name += "-" + h.Version
+	}
+	return name + " (pulled from " + h.Repo + ")"
 }
 
 // helmReleaseName is the release name `helm template` gets from kustomize:

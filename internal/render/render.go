@@ -64,6 +64,14 @@ type HelmOptions struct {
 	// they are, outside Root. file:// dependencies are read from inside
 	// Root. Default none.
 	Dependencies []string `json:"dependencies,omitempty"`
+	// PulledCharts are the kustomize helmCharts charts with a repo that
+	// are not vendored (KustomizeChartPulls), fetched and unpacked by the
+	// controller: PulledChartKey(repo, name, version) → the chart's
+	// folder, an absolute path outside Root. Such a chart is read from
+	// that folder and confined to it (values.yaml included). A repo chart
+	// neither vendored nor here is refused (ErrRemoteReference). Default
+	// none.
+	PulledCharts map[string]string `json:"pulledCharts,omitempty"`
 }
 
 // Options configure Render.
