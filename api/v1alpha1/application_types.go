@@ -326,6 +326,15 @@ type HelmSource struct {
 	// monitoring.coreos.com/v1/ServiceMonitor. Default: the cluster's.
 	// +optional
 	APIVersions []string `json:"apiVersions,omitempty"`
+	// RepositorySecretRefs name Secrets in the Application's namespace with
+	// the credentials of the Helm repositories and OCI registries the
+	// chart's dependencies (and a kustomization's helmCharts) come from:
+	// each labelled keyless.dev/credential: helm and annotated
+	// keyless.dev/git-host with its host (or a kubernetes.io/dockerconfigjson
+	// Secret), and sent only to that host. Default: anonymous.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	RepositorySecretRefs []LocalObjectReference `json:"repositorySecretRefs,omitempty"`
 }
 
 // DirectorySource configures a plain folder of manifests, with Argo CD's

@@ -5,16 +5,21 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	"helm.sh/helm/v4/pkg/repo/v1"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 )
 
 // helmRepo is a static Helm repository (index.yaml and .tgz files, as
@@ -28,8 +33,22 @@ type helmRepo struct {
 // helmRepository serves a Helm repository holding chart lib at each of versions.
 func helmRepository(t *testing.T, versions ...string) *helmRepo {
 	t.Helper()
+	return helmRepositoryWithLogin(t, "", "", versions...)
+}
+
+// helmRepositoryWithLogin is helmRepository behind HTTP basic auth (user ""
+// : none), as a private repository (ChartMuseum, Artifactory) serves it.
+func helmRepositoryWithLogin(t *testing.T, user, password string, versions ...string) *helmRepo {
+	t.Helper()
 	h := &helmRepo{t: t, dir: t.TempDir()}
-	srv := httptest.NewServer(http.FileServer(http.Dir(h.dir)))
+	files := http.FileServer(http.Dir(h.dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if u, p, ok := req.BasicAuth(); user != "" && (!ok || u != user || p != password) {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		files.ServeHTTP(w, req)
+	}))
 	t.Cleanup(srv.Close)
 	h.URL = srv.URL
 	h.publish(versions...)
@@ -85,5 +104,46 @@ func TestChartDependenciesAreFetched(t *testing.T) {
 	e.waitEvent("deps", "ChartDependencies", 10*time.Second, "not pinned")
 	if _, err := os.Stat(filepath.Join(e.cacheDir, "helm")); err != nil {
 		t.Errorf("no chart cache under the controller's cache: %v", err)
+	}
+}
+
+// TestPrivateDependencyRepository: a dependency in a repository behind a
+// login is fetched with the Secret spec.source.helm.repositorySecretRefs
+// names, bound to that repository's host; without it the render fails
+// naming the repository.
+func TestPrivateDependencyRepository(t *testing.T) {
+	e, _ := seedApp(t, time.Hour)
+	ctx := t.Context()
+	charts := helmRepositoryWithLogin(t, "ci", "s3cret", "1.0.0")
+	e.push(map[string]string{
+		"private/Chart.yaml":        "apiVersion: v2\nname: private\nversion: 0.1.0\ndependencies:\n- name: lib\n  version: 1.0.0\n  repository: " + charts.URL + "\n",
+		"private/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owner}\n",
+	}, nil, "chart with a private dependency")
+	time.Sleep(1100 * time.Millisecond) // past the seed's last ls-remote (gitsource.Options.LsRemoteTTL)
+	e.createApp("private", "private", time.Hour)
+	e.waitApp("private", "refused without a credential", 60*time.Second, func(a *kv1.Application) bool {
+		c := apimeta.FindStatusCondition(a.Status.Conditions, kv1.ReadyCondition)
+		return c != nil && c.Reason == kv1.ReasonRenderFailed && strings.Contains(c.Message, "401")
+	})
+
+	host := strings.TrimPrefix(charts.URL, "http://")
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "charts-login", Namespace: appNS,
+			Labels:      map[string]string{kv1.CredentialLabel: kv1.CredentialHelm},
+			Annotations: map[string]string{kv1.GitHostAnnotation: host}},
+		StringData: map[string]string{"username": "ci", "password": "s3cret"},
+	}
+	if err := e.admin.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	app := e.app("private")
+	app.Spec.Source.Helm = &kv1.HelmSource{RepositorySecretRefs: []kv1.LocalObjectReference{{Name: "charts-login"}}}
+	if err := e.admin.Update(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	e.waitApp("private", "Ready with the credential", 60*time.Second, ready)
+	cm := &corev1.ConfigMap{}
+	if err := e.admin.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "private-lib"}, cm); err != nil {
+		t.Fatalf("the private dependency's object: %v", err)
 	}
 }

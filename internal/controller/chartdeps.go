@@ -18,7 +18,8 @@ import (
 // Chart.lock's versions, or resolved from their ranges with a warning), as
 // `helm dependency build` would, and returns their verified archives for the
 // render child, which never touches the network. A folder that is not a
-// chart needs none. Repositories are read anonymously.
+// chart needs none. Repositories are read with the credential
+// spec.source.helm.repositorySecretRefs bind to their host, else anonymously.
 func (r *ApplicationReconciler) chartDependencies(ctx context.Context, app *kv1.Application, dir, path string) ([]string, error) {
 	if r.charts == nil {
 		return nil, nil
@@ -27,7 +28,11 @@ func (r *ApplicationReconciler) chartDependencies(ctx context.Context, app *kv1.
 	if err != nil || render.Detect(chartDir) != render.KindHelm {
 		return nil, nil //nolint:nilerr // the render reports a bad path
 	}
-	res, err := r.charts.Dependencies(ctx, chartDir, nil)
+	creds, err := r.repositoryCredentials(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.charts.Dependencies(ctx, chartDir, creds)
 	if err != nil {
 		return nil, fmt.Errorf("chart dependencies: %w", err)
 	}
