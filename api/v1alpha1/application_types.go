@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Condition types and reasons of an Application (kstatus-compatible).
@@ -314,7 +315,20 @@ type HelmSource struct {
 	// ReleaseName is .Release.Name. Default: the Application's name.
 	// +optional
 	ReleaseName string `json:"releaseName,omitempty"`
-	// Parameters are inline values (name is a dot path), applied after the files.
+	// Values are inline values as a YAML string, merged after the files
+	// (Argo CD's helm.values). Ignored when valuesObject is set.
+	// +optional
+	// +kubebuilder:validation:MaxLength=262144
+	Values string `json:"values,omitempty"`
+	// ValuesObject are inline values as an object, merged after the files
+	// (Argo CD's helm.valuesObject); they replace values when both are set.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	ValuesObject *runtime.RawExtension `json:"valuesObject,omitempty"`
+	// Parameters are inline values (name is a dot path), applied after the
+	// files and the inline values, as helm --set.
 	// +optional
 	Parameters []HelmParameter `json:"parameters,omitempty"`
 	// KubeVersion is .Capabilities.KubeVersion (as `helm template

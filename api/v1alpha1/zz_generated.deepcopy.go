@@ -325,6 +325,11 @@ func (in *HelmSource) DeepCopyInto(out *HelmSource) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.ValuesObject != nil {
+		in, out := &in.ValuesObject, &out.ValuesObject
+		*out = new(runtime.RawExtension)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.Parameters != nil {
 		in, out := &in.Parameters, &out.Parameters
 		*out = make([]HelmParameter, len(*in))

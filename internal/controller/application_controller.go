@@ -523,11 +523,16 @@ func RenderOptions(app *kv1.Application) (render.Options, error) {
 		if h.ReleaseName != "" {
 			opts.Helm.ReleaseName = h.ReleaseName
 		}
+		inline, err := helmInlineValues(h)
+		if err != nil {
+			return render.Options{}, err
+		}
 		vals, err := HelmValues(h.Parameters)
 		if err != nil {
 			return render.Options{}, err
 		}
-		opts.Helm.Values = vals
+		// Argo CD's order: valueFiles, then the inline values, then parameters.
+		opts.Helm.Values = render.MergeValues(inline, vals)
 		opts.Helm.KubeVersion = h.KubeVersion
 		opts.Helm.APIVersions = h.APIVersions
 	}
@@ -547,6 +552,18 @@ func jsonnetVars(vars []kv1.JsonnetVar) []render.JsonnetVar {
 		out = append(out, render.JsonnetVar(v))
 	}
 	return out
+}
+
+// helmInlineValues are spec.source.helm.valuesObject, else values (Argo
+// CD's precedence), parsed as a values file.
+func helmInlineValues(h *kv1.HelmSource) (map[string]any, error) {
+	switch {
+	case h.ValuesObject != nil && len(h.ValuesObject.Raw) > 0:
+		return render.InlineValues("spec.source.helm.valuesObject", h.ValuesObject.Raw)
+	case strings.TrimSpace(h.Values) != "":
+		return render.InlineValues("spec.source.helm.values", []byte(h.Values))
+	}
+	return map[string]any{}, nil
 }
 
 // HelmValues turns spec.source.helm.parameters into values with Helm's

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -78,5 +79,56 @@ data:
 	want := map[string]any{"replicas": "int64", "enabled": "bool", "tag": "1.10/string", "text": `a,b\c`}
 	if !reflect.DeepEqual(fromApp, want) {
 		t.Errorf("values = %v, want Helm's --set types %v", fromApp, want)
+	}
+}
+
+// TestHelmInlineValuesPrecedence: Argo CD's order — valueFiles, then the
+// inline values (valuesObject replacing values), then parameters.
+func TestHelmInlineValuesPrecedence(t *testing.T) {
+	root := t.TempDir()
+	for name, content := range map[string]string{
+		"chart/Chart.yaml":        "apiVersion: v2\nname: inline\nversion: 0.1.0\n",
+		"chart/values.yaml":       "a: chart\nb: chart\nc: chart\nd: chart\nnested: {x: chart, k: chart}\n",
+		"chart/prod.yaml":         "b: file\nc: file\nd: file\nnested: {x: file}\n",
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: inline}\ndata: {a: {{ .Values.a }}, b: {{ .Values.b }}, c: {{ .Values.c }}, d: {{ .Values.d }}, nx: {{ .Values.nested.x }}, nk: {{ .Values.nested.k }}}\n",
+	} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	render1 := func(h kv1.HelmSource) map[string]any {
+		t.Helper()
+		app := &kv1.Application{Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{Path: "chart", Helm: &h}}}
+		app.Name, app.Namespace = "inline", "x"
+		opts, err := controller.RenderOptions(app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Root = root
+		res, err := render.Render(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Objects[0].Object["data"].(map[string]any)
+	}
+	got := render1(kv1.HelmSource{ValueFiles: []string{"prod.yaml"}, Values: "c: values\nd: values\nnested: {x: values}\n",
+		Parameters: []kv1.HelmParameter{{Name: "d", Value: "param"}}})
+	want := map[string]any{"a": "chart", "b": "file", "c": "values", "d": "param", "nx": "values", "nk": "chart"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("values: got %v, want %v", got, want)
+	}
+	got = render1(kv1.HelmSource{ValueFiles: []string{"prod.yaml"}, Values: "c: values\n",
+		ValuesObject: &runtime.RawExtension{Raw: []byte(`{"b":"object"}`)}})
+	want = map[string]any{"a": "chart", "b": "object", "c": "file", "d": "file", "nx": "file", "nk": "chart"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("valuesObject (replacing values): got %v, want %v", got, want)
+	}
+	app := &kv1.Application{Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{Helm: &kv1.HelmSource{Values: "a: [unclosed"}}}}
+	if _, err := controller.RenderOptions(app); err == nil || !strings.Contains(err.Error(), "spec.source.helm.values") {
+		t.Errorf("bad inline values: err = %v, want the field named", err)
 	}
 }

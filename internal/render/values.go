@@ -37,3 +37,21 @@ func SetHelmValue(values map[string]any, path, raw string) error {
 	}
 	return nil
 }
+
+// InlineValues parses inline Helm values (YAML or JSON: an Application's
+// helm.values or helm.valuesObject) as a values file is parsed; field names
+// the field in errors.
+func InlineValues(field string, data []byte) (map[string]any, error) {
+	m, err := parseValues(field, data)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+// MergeValues merges b over a, maps merged key by key (a later values file
+// over an earlier one, as Helm does).
+func MergeValues(a, b map[string]any) map[string]any { return mergeMaps(a, b) }
