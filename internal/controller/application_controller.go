@@ -499,6 +499,9 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	if opts.Helm.Dependencies, err = r.chartDependencies(ctx, app, co.Root, opts.Path); err != nil {
 		return nil, err
 	}
+	if opts.Helm.PulledCharts, err = r.kustomizeCharts(ctx, co.Root, opts.Path, opts.Limits, nil); err != nil {
+		return nil, err
+	}
 	res, err := r.renderer.Render(ctx, opts)
 	if err != nil {
 		return nil, err

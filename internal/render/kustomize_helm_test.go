@@ -305,17 +305,9 @@ func TestKustomizeHelmChartsRefused(t *testing.T) {
 
 func TestKustomizeHelmChartsBombBounded(t *testing.T) {
 	t.Run("many entries", func(t *testing.T) {
-		var k strings.Builder
-		k.WriteString("helmCharts:\n")
-		for i := range maxHelmCharts + 1 {
-			fmt.Fprintf(&k, "  - name: demo\n    releaseName: r%d\n", i)
-		}
-		root := helmChartsTree(t, withFiles(testChart("charts/demo"), map[string]string{"kustomization.yaml": k.String()}))
+		root := helmChartsTree(t, withFiles(testChart("charts/demo"), map[string]string{"kustomization.yaml": helmChartsEntries(maxHelmCharts+1, "  - name: demo\n    releaseName: r%d\n")}))
 		_, err := renderHelmCharts(t, root, ".", "apps")
-		var le *LimitError
-		if !errors.As(err, &le) || le.Limit != "helmCharts" {
-			t.Fatalf("err = %v, want the helmCharts limit", err)
-		}
+		wantLimit(t, err, "helmCharts")
 	})
 	t.Run("huge values into many objects", func(t *testing.T) {
 		files := withFiles(testChart("charts/demo"), map[string]string{

@@ -54,27 +54,16 @@ helmCharts:
 
 func TestKustomizeChartPullsBounded(t *testing.T) {
 	t.Run("entries", func(t *testing.T) {
-		var k strings.Builder
-		k.WriteString("helmCharts:\n")
-		for i := range maxHelmCharts + 1 {
-			fmt.Fprintf(&k, "  - {name: c%d, repo: https://charts.example.com, version: 1.0.0}\n", i)
-		}
-		root := helmChartsTree(t, map[string]string{"kustomization.yaml": k.String()})
+		root := helmChartsTree(t, map[string]string{"kustomization.yaml": helmChartsEntries(maxHelmCharts+1, "  - {name: c%d, repo: https://charts.example.com, version: 1.0.0}\n")})
 		_, err := KustomizeChartPulls(root, ".", Limits{})
-		var le *LimitError
-		if !errors.As(err, &le) || le.Limit != "helmCharts" {
-			t.Fatalf("err = %v, want the helmCharts limit", err)
-		}
+		wantLimit(t, err, "helmCharts")
 	})
 	t.Run("file size", func(t *testing.T) {
 		root := helmChartsTree(t, map[string]string{
 			"kustomization.yaml": "helmCharts:\n  - {name: c, repo: https://charts.example.com}\n# " + strings.Repeat("x", 2000) + "\n",
 		})
 		_, err := KustomizeChartPulls(root, ".", Limits{MaxFileBytes: 1000})
-		var le *LimitError
-		if !errors.As(err, &le) || le.Limit != maxFileSizeFlag {
-			t.Fatalf("err = %v, want the file size limit", err)
-		}
+		wantLimit(t, err, maxFileSizeFlag)
 	})
 	t.Run("depth", func(t *testing.T) {
 		files := map[string]string{}
@@ -97,6 +86,26 @@ func TestKustomizeChartPullsBounded(t *testing.T) {
 			t.Fatalf("err = %v, want ErrOutsideRoot", err)
 		}
 	})
+}
+
+// helmChartsEntries is a kustomization of n helmCharts entries, each entry
+// formatted with its index.
+func helmChartsEntries(n int, entry string) string {
+	var k strings.Builder
+	k.WriteString("helmCharts:\n")
+	for i := range n {
+		fmt.Fprintf(&k, entry, i)
+	}
+	return k.String()
+}
+
+// wantLimit fails unless err is a *LimitError of limit.
+func wantLimit(t *testing.T, err error, limit string) {
+	t.Helper()
+	var le *LimitError
+	if !errors.As(err, &le) || le.Limit != limit {
+		t.Fatalf("err = %v, want the %s limit", err, limit)
+	}
 }
 
 const pulledKustomization = "namespace: apps\nhelmCharts:\n  - {name: demo, repo: https://charts.example.com, version: 1.0.0, releaseName: r}\n"
