@@ -1,16 +1,19 @@
 package argocd
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
 // helm carries the source's helm settings keyless has (valueFiles, $ref/path
-// included, releaseName, parameters, kubeVersion, apiVersions), refuses
-// inline values keyless cannot hold exactly, and warns about the rest.
+// included, releaseName, parameters, values, valuesObject, kubeVersion,
+// apiVersions), refuses fileParameters, and warns about the rest.
 func (c *converter) helm(src *kv1.ApplicationSource) error {
 	if vf, ok := c.take("helm.valueFiles"); ok {
 		helmOf(src).ValueFiles = toStrings(vf)
@@ -27,7 +30,7 @@ func (c *converter) helm(src *kv1.ApplicationSource) error {
 	if av, ok := c.take("helm.apiVersions"); ok {
 		helmOf(src).APIVersions = toStrings(av)
 	}
-	if err := c.helmInlineValues(); err != nil {
+	if err := c.helmInlineValues(src); err != nil {
 		return err
 	}
 	c.helmDropped()
@@ -67,20 +70,32 @@ func staysString(v string) bool {
 	return ok
 }
 
-// helmInlineValues refuses helm.values, helm.valuesObject and
-// helm.fileParameters: keyless has no inline values, and parameters cannot
-// carry them exactly (typed as --set types them; lists, keys with dots and
-// strings such as "true" or "1" would change).
-func (c *converter) helmInlineValues() error {
-	const move = "keyless has no inline values: move them into a values file in Git and list it in helm.valueFiles (beside a chart from a repository: a Git source with ref: values, read as $values/path)"
-	if v, ok := c.take("helm.values"); ok && v != nil && strings.TrimSpace(fmt.Sprint(v)) != "" {
-		return fmt.Errorf("%s: %s", c.path("helm.values"), move)
+// helmInlineValues carries helm.values (a YAML string) and helm.valuesObject
+// as they are (keyless merges them as Argo CD does: after the files, before
+// parameters, valuesObject replacing values) and refuses helm.fileParameters
+// (helm --set-file reads a file keyless has no equivalent for).
+func (c *converter) helmInlineValues(src *kv1.ApplicationSource) error {
+	if v, ok := c.take("helm.values"); ok && v != nil {
+		s, isString := v.(string)
+		if !isString {
+			return fmt.Errorf("%s must be a string of YAML (use helm.valuesObject for an object)", c.path("helm.values"))
+		}
+		if strings.TrimSpace(s) != "" {
+			if _, err := render.InlineValues(c.path("helm.values"), []byte(s)); err != nil {
+				return err
+			}
+			helmOf(src).Values = s
+		}
 	}
 	if v, _ := c.take("helm.valuesObject"); len(toMap(v)) > 0 {
-		return fmt.Errorf("%s: %s; helm.parameters would not carry them exactly (typed as helm --set types them; lists do not survive)", c.path("helm.valuesObject"), move)
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.path("helm.valuesObject"), err)
+		}
+		helmOf(src).ValuesObject = &runtime.RawExtension{Raw: raw}
 	}
 	if v, _ := c.take("helm.fileParameters"); len(toSlice(v)) > 0 {
-		return fmt.Errorf("%s (helm --set-file): %s", c.path("helm.fileParameters"), move)
+		return fmt.Errorf("%s (helm --set-file): keyless has no file parameters: move the values into a values file in Git and list it in helm.valueFiles", c.path("helm.fileParameters"))
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime"
+
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 )
 
@@ -20,6 +22,9 @@ func TestConvertChartsAndSources(t *testing.T) {
 		sources    []kv1.ApplicationSource
 		warnings   []string
 	}{
+		{"inline values (values and valuesObject)", "  source:\n    chart: web\n    repoURL: https://charts.example.com\n    helm:\n      values: |\n        replicaCount: 2\n      valuesObject: {ingress: {hosts: [a.example.com]}}\n",
+			kv1.ApplicationSource{RepoURL: "https://charts.example.com", Chart: "web", Helm: &kv1.HelmSource{Values: "replicaCount: 2\n",
+				ValuesObject: &runtime.RawExtension{Raw: []byte(`{"ingress":{"hosts":["a.example.com"]}}`)}}}, nil, nil},
 		{"chart from an HTTPS repository with a range", `  source:
     chart: sealed-secrets
     repoURL: https://bitnami-labs.github.io/sealed-secrets
@@ -145,10 +150,8 @@ func TestConvertRefusesSources(t *testing.T) {
 		{"a $ref no source has", "  sources: [{repoURL: https://charts.example.com, chart: web, helm: {valueFiles: [$vals/web.yaml]}}, {repoURL: https://git.example.com/v.git, ref: values}]\n",
 			`spec.sources[0].helm.valueFiles[0] "$vals/web.yaml" reads $vals, but no spec.sources entry has ref: vals`},
 		{"a $ref in a single source", "  source: {repoURL: https://git.example.com/a.git, path: chart, helm: {valueFiles: [$values/a.yaml]}}\n", "no spec.sources entry has ref: values"},
-		{"helm.values inline", "  source:\n    chart: web\n    repoURL: https://charts.example.com\n    helm:\n      values: |\n        replicaCount: 2\n",
-			"spec.source.helm.values: keyless has no inline values: move them into a values file in Git"},
-		{"helm.valuesObject", "  source: {chart: nginx, repoURL: registry-1.docker.io/bitnamicharts, helm: {valuesObject: {ingress: {hosts: [a.example.com]}}}}\n",
-			"spec.source.helm.valuesObject: keyless has no inline values"},
+		{"helm.values not YAML", "  source:\n    chart: web\n    repoURL: https://charts.example.com\n    helm:\n      values: |\n        replicaCount: [2\n",
+			"spec.source.helm.values"},
 		{"helm.fileParameters", "  source: {repoURL: https://git.example.com/a.git, path: chart, helm: {fileParameters: [{name: config, path: files/config.json}]}}\n", "helm --set-file"},
 		{"forceString keyless would type", "  source: {repoURL: https://git.example.com/a.git, path: chart, helm: {parameters: [{name: tag, value: \"1234\", forceString: true}]}}\n",
 			`spec.source.helm.parameters[0] (tag) has forceString: true`},
