@@ -496,10 +496,14 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	if opts.Decryption, err = r.decryptionKeys(ctx, app); err != nil {
 		return nil, err
 	}
-	if opts.Helm.Dependencies, err = r.chartDependencies(ctx, app, co.Root, opts.Path); err != nil {
+	creds, err := r.repositoryCredentials(ctx, app)
+	if err != nil {
 		return nil, err
 	}
-	if opts.Helm.PulledCharts, err = r.kustomizeCharts(ctx, co.Root, opts.Path, opts.Limits, nil); err != nil {
+	if opts.Helm.Dependencies, err = r.chartDependencies(ctx, app, co.Root, opts.Path, creds); err != nil {
+		return nil, err
+	}
+	if opts.Helm.PulledCharts, err = r.kustomizeCharts(ctx, co.Root, opts.Path, opts.Limits, creds); err != nil {
 		return nil, err
 	}
 	res, err := r.renderer.Render(ctx, opts)

@@ -10,6 +10,7 @@ import (
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/confine"
+	"github.com/keyless-cd/keyless/internal/helmrepo"
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
@@ -18,19 +19,15 @@ import (
 // Chart.lock's versions, or resolved from their ranges with a warning), as
 // `helm dependency build` would, and returns their verified archives for the
 // render child, which never touches the network. A folder that is not a
-// chart needs none. Repositories are read with the credential
-// spec.source.helm.repositorySecretRefs bind to their host, else anonymously.
-func (r *ApplicationReconciler) chartDependencies(ctx context.Context, app *kv1.Application, dir, path string) ([]string, error) {
+// chart needs none. creds (repositoryCredentials) gives each repository
+// the credential bound to its host, or none.
+func (r *ApplicationReconciler) chartDependencies(ctx context.Context, app *kv1.Application, dir, path string, creds func(string) *helmrepo.Credentials) ([]string, error) {
 	if r.charts == nil {
 		return nil, nil
 	}
 	chartDir, err := confine.Join(dir, dir, path)
 	if err != nil || render.Detect(chartDir) != render.KindHelm {
 		return nil, nil //nolint:nilerr // the render reports a bad path
-	}
-	creds, err := r.repositoryCredentials(ctx, app)
-	if err != nil {
-		return nil, err
 	}
 	res, err := r.charts.Dependencies(ctx, chartDir, creds)
 	if err != nil {
