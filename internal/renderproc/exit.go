@@ -107,10 +107,11 @@ func (r *Runner) memoryError(path, how string) error {
 		Detail: fmt.Sprintf("the render needed more than %d MiB of memory%s", r.opts.MemoryLimit>>20, how)}
 }
 
-// peakBytes is st's peak resident memory (ru_maxrss, KiB on Linux).
+// peakBytes is st's peak resident memory (ru_maxrss: KiB on Linux, bytes
+// on macOS).
 func peakBytes(st *os.ProcessState) int64 {
 	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-		return int64(ru.Maxrss) << 10 //nolint:unconvert // Maxrss is int32 on 32-bit platforms
+		return int64(ru.Maxrss) * maxRSSUnit //nolint:unconvert // Maxrss is int32 on 32-bit platforms
 	}
 	return 0
 }

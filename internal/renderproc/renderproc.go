@@ -184,7 +184,7 @@ func (r *Runner) start() (*child, error) {
 	}
 	c := &child{cmd: cmd, stdin: stdin, stdout: stdout, started: time.Now(), stderr: &capped{limit: 64 << 10}}
 	cmd.Stdout, cmd.Stderr = w, c.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = childProcAttr()
 	cmd.WaitDelay = time.Second
 	err = cmd.Start()
 	_ = w.Close() // the child holds its own copy

@@ -1,0 +1,12 @@
+package renderproc
+
+import "syscall"
+
+// childProcAttr puts a child in its own process group and, on Linux, has
+// the kernel kill it when this process dies (Pdeathsig).
+func childProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// maxRSSUnit is the unit of getrusage's ru_maxrss here, in bytes.
+const maxRSSUnit = 1 << 10
