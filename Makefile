@@ -33,7 +33,7 @@ HELM           := $(TOOLS_BIN)/helm
 KUSTOMIZE      := $(TOOLS_BIN)/kustomize
 JSONNET        := $(TOOLS_BIN)/jsonnet
 
-.PHONY: reftools ui-screenshots gitea registry image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: test-deps reftools ui-screenshots gitea registry image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -89,7 +89,10 @@ demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this 
 cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (extra flags: CLUSTER_FLAGS="...")
 	$(KEYLESS_DEV) localcluster up --assets $(K8S_BIN) $(CLUSTER_FLAGS)
 
-test: k8s-bins gitea registry $(SOPS) $(HELM) $(KUSTOMIZE) $(JSONNET) vet lint ## Build what is missing, then vet, lint and run every test
+test-deps: ## Install the system packages the tests need that this machine lacks (gcc, prometheus, openssh-server, chromium; apt-get)
+	@hack/install-test-deps.sh
+
+test: test-deps k8s-bins gitea registry $(SOPS) $(HELM) $(KUSTOMIZE) $(JSONNET) vet lint ## Install and build what is missing, then vet, lint and run every test
 	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) KEYLESS_JSONNET=$(JSONNET) go test $(GO_TEST_FLAGS) ./...
 
 unit: ## Run the tests without building anything first
