@@ -93,8 +93,11 @@ type Options struct {
 	SkipCI bool
 	// Signer signs the commit (e.g. an SSH key).
 	Signer git.Signer
-	// Retries is how often a rejected (non-fast-forward) push is retried on
-	// the new tip. Default 10.
+	// Timeout bounds the retries of a rejected (non-fast-forward) push on
+	// the new tip (exponential backoff, full jitter). Default DefaultTimeout.
+	Timeout time.Duration
+	// Retries, when set, also bounds how often it is retried. Default 0:
+	// until Timeout.
 	Retries int
 }
 
@@ -182,9 +185,6 @@ func Run(ctx context.Context, req Request, opts Options) (*Result, error) {
 	if opts.Push {
 		opts.Commit = true
 	}
-	if opts.Retries == 0 {
-		opts.Retries = 10
-	}
 	res := &Result{File: req.File}
 	dir := opts.Dir
 	var repo *git.Repository
@@ -264,7 +264,7 @@ func Run(ctx context.Context, req Request, opts Options) (*Result, error) {
 		return res, err
 	}
 	pushed, err := PushRetrying(ctx, repo, PushOptions{
-		Branch: opts.Branch, Auth: opts.Auth, Retries: opts.Retries, FetchDepth: 1,
+		Branch: opts.Branch, Auth: opts.Auth, Timeout: opts.Timeout, Retries: opts.Retries, FetchDepth: 1,
 		Reset: func(tip plumbing.Hash) error {
 			return wt.Reset(&git.ResetOptions{Commit: tip, Mode: git.HardReset})
 		},

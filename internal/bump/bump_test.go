@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -139,7 +140,7 @@ func TestConcurrentBumpsAllLand(t *testing.T) {
 			defer wg.Done()
 			res, err := Run(t.Context(), Request{File: "values.yaml", Sets: sets(t, fmt.Sprintf("svc%02d.tag=v%d", i, i+1))}, Options{
 				RepoURL: url, Auth: &githttp.BasicAuth{Username: "x", Password: token}, Push: true,
-				Committer: Identity{Name: "CI", Email: "ci@example.com"}, Retries: 30,
+				Committer: Identity{Name: "CI", Email: "ci@example.com"},
 			})
 			errs[i] = err
 			if res != nil {
@@ -188,7 +189,7 @@ func TestConcurrentSameKey(t *testing.T) {
 			defer wg.Done()
 			if _, err := Run(t.Context(), Request{File: "values.yaml", Sets: sets(t, fmt.Sprintf("image.tag=v%d", i+1))}, Options{
 				RepoURL: url, Auth: &githttp.BasicAuth{Username: "x", Password: token}, Push: true,
-				Committer: Identity{Name: "CI", Email: "ci@example.com"}, Retries: 30,
+				Committer: Identity{Name: "CI", Email: "ci@example.com"},
 			}); err != nil {
 				t.Errorf("bump %d: %v", i, err)
 			}
@@ -198,7 +199,7 @@ func TestConcurrentSameKey(t *testing.T) {
 	go func() {
 		_, err := Run(t.Context(), Request{File: "values.yaml", Sets: sets(t, "other=changed")}, Options{
 			RepoURL: url, Auth: &githttp.BasicAuth{Username: "x", Password: token}, Push: true,
-			Committer: Identity{Name: "CI", Email: "ci@example.com"}, Retries: 30,
+			Committer: Identity{Name: "CI", Email: "ci@example.com"},
 		})
 		other <- err
 	}()
@@ -266,4 +267,25 @@ func mustSet(t *testing.T, s string) SetValue {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// fullJitter waits a uniform time below min(5s, 100ms·2^(n-1)): spread out
+// from the first retry, never longer than the cap.
+func TestFullJitterBounds(t *testing.T) {
+	for _, tc := range []struct {
+		n       int
+		ceiling time.Duration
+	}{{1, 100 * time.Millisecond}, {2, 200 * time.Millisecond}, {4, 800 * time.Millisecond}, {7, 5 * time.Second}, {40, 5 * time.Second}} {
+		var longest time.Duration
+		for range 2000 {
+			d := fullJitter(tc.n)
+			if d < 0 || d >= tc.ceiling {
+				t.Fatalf("fullJitter(%d) = %s, want in [0, %s)", tc.n, d, tc.ceiling)
+			}
+			longest = max(longest, d)
+		}
+		if longest < tc.ceiling/2 {
+			t.Errorf("fullJitter(%d): longest of 2000 waits %s, want spread up to %s", tc.n, longest, tc.ceiling)
+		}
+	}
 }

@@ -25,7 +25,11 @@ type PushOptions struct {
 	Branch string
 	// Auth is the Git credential.
 	Auth transport.AuthMethod
-	// Retries is how often a rejected push is retried. Default 10.
+	// Timeout bounds the retries of a rejected push: retried with
+	// exponential backoff and full jitter until it. Default DefaultTimeout.
+	Timeout time.Duration
+	// Retries, when set, also bounds how often a rejected push is retried.
+	// Default 0: until Timeout.
 	Retries int
 	// FetchDepth is the depth of the fetch of a moved tip; 0 fetches what
 	// is missing (a full clone must not become shallow). Default 0.
@@ -42,15 +46,39 @@ type Pushed struct {
 	Attempts int
 }
 
+// DefaultTimeout is how long a rejected push is retried by default: many
+// pipelines bumping one branch at once all land within it.
+const DefaultTimeout = 5 * time.Minute
+
+// Backoff bounds: the first retry waits up to backoffBase, each next one up
+// to twice as long, never more than backoffCap.
+const (
+	backoffBase = 100 * time.Millisecond
+	backoffCap  = 5 * time.Second
+)
+
+// fullJitter is the wait before retry n (1, 2, …): uniform in [0, min(cap,
+// base·2^(n-1))) — AWS's "full jitter", which spreads many pipelines racing
+// for one branch best.
+func fullJitter(n int) time.Duration {
+	ceiling := backoffCap
+	if n < 32 {
+		ceiling = min(backoffCap, backoffBase<<(n-1))
+	}
+	return time.Duration(rand.Int64N(int64(ceiling)))
+}
+
 // PushRetrying runs attempt and pushes its commit. A push rejected because
 // someone pushed first is retried: the new tip is fetched, opts.Reset moves
 // the branch to it and attempt makes the same change again on it (not a
-// rebase of the old commit), with jittered backoff, up to opts.Retries
-// times. Nothing is pushed when an attempt has nothing to commit.
+// rebase of the old commit), with exponential backoff and full jitter, until
+// opts.Timeout (and at most opts.Retries times when set). Nothing is pushed
+// when an attempt has nothing to commit.
 func PushRetrying(ctx context.Context, repo *git.Repository, opts PushOptions, attempt Attempt) (Pushed, error) {
-	if opts.Retries == 0 {
-		opts.Retries = 10
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
 	}
+	deadline := time.Now().Add(opts.Timeout)
 	var res Pushed
 	branch := plumbing.NewBranchReferenceName(opts.Branch)
 	for n := 1; ; n++ {
@@ -65,10 +93,13 @@ func PushRetrying(ctx context.Context, repo *git.Repository, opts PushOptions, a
 			res.Commit = hash.String()
 			return res, nil
 		}
-		if !isRejected(err) || n > opts.Retries {
+		if !isRejected(err) || (opts.Retries > 0 && n > opts.Retries) {
 			return res, fmt.Errorf("pushing %s (attempt %d): %w", opts.Branch, n, err)
 		}
-		backoff := time.Duration(50*n)*time.Millisecond + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
+		backoff := fullJitter(n)
+		if time.Now().Add(backoff).After(deadline) {
+			return res, fmt.Errorf("pushing %s: still rejected after %d attempts within %s (the branch keeps moving; raise --timeout): %w", opts.Branch, n, opts.Timeout, err)
+		}
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,7 @@ type bumpFlags struct {
 	gitAuthFlags
 	signSSHKey string
 	retries    int
+	timeout    time.Duration
 	skipCI     bool
 	output     string
 }
@@ -47,7 +49,7 @@ in workload manifests, every container and initContainer whose image is NAME.
 
 With --push, a push rejected because another pipeline pushed first is retried: the
 new tip is fetched and the same edit is applied to it (not a rebase of the old
-commit), with jittered backoff, up to --retries times.
+commit), with exponential backoff and full jitter, until --timeout (5m).
 
 The author is the person who triggered the pipeline (GitLab GITLAB_USER_NAME/EMAIL,
 GitHub GITHUB_ACTOR), the committer is --committer, and trailers record the pipeline
@@ -87,7 +89,8 @@ token), never a cluster one.`,
 	_ = fl.MarkDeprecated("ssh-key-file", "use --ssh-key")
 	_ = fl.MarkDeprecated("known-hosts-file", "use --known-hosts")
 	fl.StringVar(&f.signSSHKey, "sign-ssh-key", "", "sign the commit with this SSH private key (accepted by the controller's verify mode)")
-	fl.IntVar(&f.retries, "retries", 10, "retries of a push rejected because the branch moved")
+	fl.DurationVar(&f.timeout, "timeout", bump.DefaultTimeout, "how long a push rejected because the branch moved is retried (exponential backoff, full jitter)")
+	fl.IntVar(&f.retries, "retries", 0, "also stop after this many retries of a rejected push (0: until --timeout)")
 	fl.BoolVar(&f.skipCI, "skip-ci", false, `append "[skip ci]" to the subject so the push does not start another pipeline`)
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text (the commit SHA on stdout) or json")
 	return cmd
@@ -125,7 +128,7 @@ func runBump(cmd *cobra.Command, streams IOStreams, f *bumpFlags) error {
 	author, trailers := bump.FromCIEnv(streams.getenv)
 	opts := bump.Options{
 		Dir: f.dir, RepoURL: f.repo, Branch: f.branch, Commit: f.commit, Push: f.push, Message: f.message,
-		Committer: committer, Author: author, Trailers: trailers, SkipCI: f.skipCI, Retries: f.retries,
+		Committer: committer, Author: author, Trailers: trailers, SkipCI: f.skipCI, Timeout: f.timeout, Retries: f.retries,
 	}
 	if opts.Auth, err = f.auth(streams.getenv); err != nil {
 		return err

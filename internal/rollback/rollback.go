@@ -52,7 +52,8 @@ type Options struct {
 	Trailers []string
 	// Signer signs the commit (what the controller's verify mode needs).
 	Signer git.Signer
-	// Retries of a push rejected because the branch moved. Default 10.
+	// Retries of a push rejected because the branch moved, when set; they
+	// stop at bump.DefaultTimeout in any case. Default 0: until then.
 	Retries int
 	// TempDir holds the clone. Default os.TempDir().
 	TempDir string
@@ -194,8 +195,8 @@ func cloneBranch(ctx context.Context, repoURL, branch string, auth transport.Aut
 }
 
 // Push pushes the rollback commit; when the branch moved meanwhile, the
-// rollback is made again on the new tip and pushed, up to Options.Retries
-// times.
+// rollback is made again on the new tip and pushed (bump.PushRetrying:
+// until bump.DefaultTimeout, at most Options.Retries times when set).
 func (p *Plan) Push(ctx context.Context) error {
 	if p.Commit == "" {
 		return nil
