@@ -46,7 +46,7 @@ spec:
 // emits a ServiceMonitor only where its API exists sees the CRD once the
 // cluster serves it, and a version the Application names wins.
 func TestChartsSeeTheClustersCapabilities(t *testing.T) {
-	e, _ := seedApp(t, 2*time.Second)
+	e, _ := seedApp(t, 5*time.Second)
 	ctx := t.Context()
 	rev := e.push(capsChart, nil, "caps chart")
 	e.waitApp("web", "at the caps commit", 30*time.Second, func(a *kv1.Application) bool { return a.Status.LastAppliedRevision == rev })
@@ -54,7 +54,7 @@ func TestChartsSeeTheClustersCapabilities(t *testing.T) {
 	app.Name, app.Namespace = "caps", appNS
 	app.Spec.Source = kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), Path: "caps", SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}}
 	app.Spec.SyncPolicy = &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{SelfHeal: true}}
-	app.Spec.Interval = &metav1.Duration{Duration: 2 * time.Second}
+	app.Spec.Interval = &metav1.Duration{Duration: kv1.MinInterval}
 	if err := e.admin.Create(ctx, app); err != nil {
 		t.Fatal(err)
 	}

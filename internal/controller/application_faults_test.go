@@ -120,7 +120,7 @@ func TestRotatedGitCredential(t *testing.T) {
 // is applied, the status names the refusal, and the sync retries until the
 // Role is back.
 func TestDeployerRoleRemovedAndRestored(t *testing.T) {
-	e, _ := seedApp(t, 3*time.Second)
+	e, _ := seedApp(t, kv1.MinInterval)
 	ctx := t.Context()
 	role := &rbacv1.Role{}
 	if err := e.admin.Get(ctx, client.ObjectKey{Namespace: appNS, Name: "keyless-deployer"}, role); err != nil {
