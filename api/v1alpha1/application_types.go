@@ -107,11 +107,15 @@ type ApplicationSpec struct {
 	// +optional
 	SyncPolicy *SyncPolicy `json:"syncPolicy,omitempty"`
 
-	// Interval between checks of the target revision (an ls-remote). Webhooks
-	// trigger at once. Minimum 5s. Default: the controller's --default-interval.
+	// Interval between checks of the target revision (an ls-remote), a
+	// duration such as 30s, 5m or 1h30m. Webhooks trigger at once. Minimum
+	// 5s (MinInterval), refused below it at admission. Default: the
+	// controller's --default-interval.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$')",messageExpression="'spec.interval ' + self + ' is not a duration: write it as 30s, 5m or 1h30m (units ms, s, m, h)'"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ms|s|m|h))+$') || duration(self) >= duration('5s')",messageExpression="'spec.interval must be at least 5s, not ' + self + ': the target revision is checked at most every 5s (a webhook triggers a sync at once)'"
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// Suspend stops syncing until unset.
@@ -418,9 +422,19 @@ type LocalObjectReference struct {
 // ApplicationDestination is where to deploy. keyless deploys only into the
 // Application's own namespace of the cluster the controller runs in.
 type ApplicationDestination struct {
+	// Server, when given, is the in-cluster address
+	// https://kubernetes.default.svc (InClusterServer): every cluster runs
+	// its own controller. Another address is refused at admission.
 	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self in ['', 'https://kubernetes.default.svc', 'https://kubernetes.default.svc/']",messageExpression="'spec.destination.server ' + self + ' is not this cluster: keyless is pull-based, each cluster runs its own controller (use https://kubernetes.default.svc or leave it empty)'"
 	Server string `json:"server,omitempty"`
+	// Namespace, when given, equals metadata.namespace: an Application
+	// deploys into its own namespace only. Another namespace is admitted
+	// (a CRD's validation rules cannot read metadata.namespace) and refused
+	// by the controller: Ready False, reason InvalidSpec.
 	// +optional
+	// +kubebuilder:validation:MaxLength=63
 	Namespace string `json:"namespace,omitempty"`
 }
 
@@ -588,10 +602,13 @@ type OperationStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=kapp;kapps,categories=keyless
-// +kubebuilder:printcolumn:name="Sync",type=string,JSONPath=`.status.sync.status`
-// +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.health.status`
-// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.lastAppliedRevision`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="The Ready condition: True when the last sync succeeded and every object is healthy"
+// +kubebuilder:printcolumn:name="Sync",type=string,JSONPath=`.status.sync.status`,description="Synced, OutOfSync or Unknown (empty before the first sync)"
+// +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.health.status`,description="Healthy, Progressing, Degraded, Missing or Unknown (empty before the first sync)"
+// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,description="The Ready condition's reason, e.g. RenderFailed or InvalidSpec"
+// +kubebuilder:printcolumn:name="Revision",type=string,priority=1,JSONPath=`.status.lastAppliedRevision`,description="The revision last synced: a commit, a chart's version@sha256:digest, or a multi-source revision"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,description="The Ready condition's message: what failed and what to do"
 type Application struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
