@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"time"
-
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,17 +23,4 @@ func (f *kubeFlags) appClient() (client.Client, error) {
 		return nil, err
 	}
 	return client.New(cfg, client.Options{Scheme: scheme})
-}
-
-// age formats a duration like kubectl's AGE column.
-func age(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return d.Round(time.Second).String()
-	case d < time.Hour:
-		return d.Round(time.Minute).String()
-	case d < 48*time.Hour:
-		return d.Round(time.Hour).String()
-	}
-	return (d.Round(24*time.Hour) / (24 * time.Hour)).String() + "d"
 }

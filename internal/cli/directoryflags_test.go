@@ -45,16 +45,7 @@ func TestRenderDirectoryFlags(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
-			for _, w := range tc.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
-				}
-			}
-			for _, w := range tc.notWant {
-				if strings.Contains(out, w) {
-					t.Errorf("output holds %q:\n%s", w, out)
-				}
-			}
+			wantOutput(t, out, tc.want, tc.notWant)
 		})
 	}
 	code, _, errOut := run(t.Context(), t, "render", app, "--root", root, "--directory-exclude", "*.jsonnet")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -77,6 +78,7 @@ func Run(ctx context.Context, args []string, streams IOStreams) int {
 // the exit code: an *ExitError's code, 1 for any other error (printed as
 // "Error: …" on ErrOut), else 0. keyless-dev's root runs through it too.
 func Execute(ctx context.Context, cmd *cobra.Command, args []string, streams IOStreams) int {
+	refuseUnknownSubcommands(cmd)
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
@@ -91,6 +93,44 @@ func Execute(ctx context.Context, cmd *cobra.Command, args []string, streams IOS
 	}
 	_, _ = fmt.Fprintln(streams.ErrOut, "Error:", err)
 	return 1
+}
+
+// refuseUnknownSubcommands makes every command group under root (a command
+// with subcommands and no Run of its own: `audit`, `oidc`, `get`, and cobra's
+// `completion`) refuse an unknown subcommand as the root does: `keyless audit
+// clustr` fails with `unknown command "clustr" for "keyless audit"` and
+// cobra's "Did you mean this?". Left alone, cobra prints a group's help and
+// succeeds whatever follows it. Run without arguments, a group still prints
+// its help and succeeds.
+func refuseUnknownSubcommands(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if c.HasParent() && c.HasSubCommands() && !c.Runnable() {
+			c.Args, c.DisableFlagsInUseLine = unknownSubcommand, true
+			c.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+		}
+	}
+	walk(root)
+}
+
+// unknownSubcommand is the error cobra gives for an unknown command at the
+// root, for any group: args are what follows the group on the command line.
+func unknownSubcommand(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's default, set only when the root suggests
+	}
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 && !c.DisableSuggestions {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return errors.New(msg)
 }
 
 // errorExits2 gives err exit status 2 unless it carries its own: for the

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/forge"
@@ -116,7 +117,7 @@ func rowOf(app *kv1.Application, now time.Time) appRow {
 	if len(app.Status.History) > 0 {
 		h := app.Status.History[0]
 		r.Author = h.Author
-		r.LastSync = ago(now, h.FinishedAt.Time)
+		r.LastSync = Age(now, h.FinishedAt.Time)
 	}
 	return r
 }
@@ -148,7 +149,7 @@ func counts(rows []appRow) []count {
 func conditionsOf(app *kv1.Application, now time.Time) []condView {
 	out := make([]condView, 0, len(app.Status.Conditions))
 	for _, c := range app.Status.Conditions {
-		out = append(out, condView{Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message, Age: ago(now, c.LastTransitionTime.Time),
+		out = append(out, condView{Type: c.Type, Status: string(c.Status), Reason: c.Reason, Message: c.Message, Age: Age(now, c.LastTransitionTime.Time),
 			Class: conditionClass(c)})
 	}
 	return out
@@ -190,7 +191,7 @@ func eventsOf(list []corev1.Event, now time.Time) []eventView {
 		if e.Series != nil {
 			n = e.Series.Count
 		}
-		out = append(out, eventView{Type: e.Type, Reason: e.Reason, Message: e.Message, Age: ago(now, eventTime(e)), Count: max(n, 1)})
+		out = append(out, eventView{Type: e.Type, Reason: e.Reason, Message: e.Message, Age: Age(now, eventTime(e)), Count: max(n, 1)})
 	}
 	return out
 }
@@ -231,23 +232,15 @@ func timestamp(t metav1.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05Z")
 }
 
-// ago is a kubectl-style age: 45s, 12m, 5h, 3d.
-func ago(now, t time.Time) string {
+// Age is the time from t to now as kubectl's AGE column prints it (45s,
+// 12m, 5h30m, 2d2h, 30d: apimachinery's duration.HumanDuration); "" for a
+// time not set, "0s" for one in the future. The dashboard and `keyless get`
+// print ages with it.
+func Age(now, t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	d := now.Sub(t)
-	switch {
-	case d < 0:
-		return "0s"
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
+	return duration.HumanDuration(max(now.Sub(t), 0))
 }
 
 // conditionClass: Ready True is good news, Reconciling True is work in
