@@ -93,7 +93,7 @@ func TestSOPSSecretsAreDecryptedOnlyInTheCluster(t *testing.T) {
 	first := e.push(files, nil, "encrypted secrets")
 	for _, name := range []string{"web", "chart"} {
 		path := map[string]string{"web": "deploy", "chart": "chart"}[name]
-		e.createApp(name, path, 3*time.Second)
+		e.createApp(name, path, kv1.MinInterval)
 		app := e.app(name)
 		patch := client.MergeFrom(app.DeepCopy())
 		app.Spec.Decryption = &kv1.Decryption{Provider: kv1.DecryptionProviderSOPS, SecretRef: kv1.LocalObjectReference{Name: "sops-age"}}

@@ -112,7 +112,7 @@ func TestMigrationHookRunsOnEveryBump(t *testing.T) {
 	e.grantJobs()
 	e.startController(time.Hour)
 	e.push(shopChart(t, "1.0", false), nil, "shop chart")
-	e.createApp("shop", "chart", 2*time.Second)
+	e.createApp("shop", "chart", kv1.MinInterval)
 	got := e.waitApp("shop", "first sync", 90*time.Second, ready)
 	if h := got.Status.History; len(h) == 0 || len(h[0].Hooks) != 1 || h[0].Hooks[0].Name != "shop-migrate" || h[0].Hooks[0].Phase != "PreSync" || h[0].Hooks[0].Result != "Succeeded" {
 		t.Fatalf("history after the first sync: %+v", got.Status.History)
@@ -255,7 +255,7 @@ func TestHookTimeoutStopsTheSync(t *testing.T) {
 	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stuck-config\ndata:\n  a: b\n"
 	e.push(map[string]string{"stuck/job.yaml": stuck, "stuck/cm.yaml": cm}, nil, "a migration that never runs")
 	started := time.Now()
-	e.createApp("stuck", "stuck", 2*time.Second)
+	e.createApp("stuck", "stuck", kv1.MinInterval)
 	app := e.waitApp("stuck", "the hook timeout reported", 60*time.Second, func(a *kv1.Application) bool {
 		return apimeta.IsStatusConditionTrue(a.Status.Conditions, kv1.StalledCondition)
 	})
