@@ -176,6 +176,6 @@ func controllerConfig(kubeconfig string) (*rest.Config, error) {
 			return cfg, nil
 		}
 	}
-	kf := &kubeFlags{kubeconfig: kubeconfig}
+	kf := kubeFlagsFor(kubeconfig)
 	return kf.restConfig()
 }

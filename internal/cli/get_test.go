@@ -71,7 +71,7 @@ func TestGetApplications(t *testing.T) {
 	if err := install.Apply(ctx, c.Config, install.Options{Namespaces: []string{"team-a"}}); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := (&kubeFlags{kubeconfig: c.KubeconfigPath}).appClient()
+	cl, err := kubeFlagsFor(c.KubeconfigPath).appClient()
 	if err != nil {
 		t.Fatal(err)
 	}

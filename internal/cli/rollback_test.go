@@ -65,7 +65,7 @@ func TestRollbackCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := (&kubeFlags{kubeconfig: c.KubeconfigPath}).appClient()
+	cl, err := kubeFlagsFor(c.KubeconfigPath).appClient()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestCLIDoesNotSendARepointedApplicationsSecret(t *testing.T) {
 	}))
 	t.Cleanup(evil.Close)
 	port := evil.Listener.Addr().(*net.TCPAddr).Port
-	cl, err := (&kubeFlags{kubeconfig: c.KubeconfigPath}).appClient()
+	cl, err := kubeFlagsFor(c.KubeconfigPath).appClient()
 	if err != nil {
 		t.Fatal(err)
 	}
