@@ -513,6 +513,10 @@ type SyncStatus struct {
 	Diff string `json:"diff,omitempty"`
 }
 
+// MaxRecordedChanges bounds a history record's Changed list: ten records
+// stay far below etcd's object limit whatever a sync touched.
+const MaxRecordedChanges = 20
+
 // MaxSyncDiffBytes bounds status.sync.diff: an Application's status stays
 // far below etcd's object limit whatever drifted.
 const MaxSyncDiffBytes = 16 << 10
@@ -559,6 +563,11 @@ type SyncRecord struct {
 	// Changes summarises what changed, e.g. "1 created, 2 configured, 0 pruned".
 	// +optional
 	Changes string `json:"changes,omitempty"`
+	// Changed lists the objects the sync created, configured, replaced or
+	// pruned, e.g. "Deployment/web configured": at most MaxRecordedChanges,
+	// the last entry saying how many more were left out.
+	// +optional
+	Changed []string `json:"changed,omitempty"`
 	// +optional
 	Error string `json:"error,omitempty"`
 	// Hooks are the hook runs of this sync (PreSync, Sync, PostSync, SyncFail), in order.

@@ -26,6 +26,16 @@ const (
 	ReasonSuspended        = "Suspended"
 )
 
+// Event reasons of a finished sync (a failed one's Event carries its
+// condition reason).
+const (
+	// ReasonSynced: a sync applied a new revision, spec or requested sync.
+	ReasonSynced = "Synced"
+	// ReasonDriftReverted: a sync put back objects changed in the cluster
+	// (selfHeal), at the revision already applied.
+	ReasonDriftReverted = "DriftReverted"
+)
+
 // Results of a sync, in status.history and the audit line.
 const (
 	SyncResultSucceeded = "Succeeded"

@@ -539,6 +539,11 @@ func (in *SyncRecord) DeepCopyInto(out *SyncRecord) {
 	*out = *in
 	in.StartedAt.DeepCopyInto(&out.StartedAt)
 	in.FinishedAt.DeepCopyInto(&out.FinishedAt)
+	if in.Changed != nil {
+		in, out := &in.Changed, &out.Changed
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Hooks != nil {
 		in, out := &in.Hooks, &out.Hooks
 		*out = make([]HookRecord, len(*in))

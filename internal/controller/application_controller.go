@@ -127,6 +127,11 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}
 	defer func() { r.metrics.observeReconcile(start, retErr) }()
+	// A `keyless sync` request is acknowledged by the pass that saw it,
+	// whatever its outcome (suspended, invalid, a Git, render or apply
+	// failure, refused by the shard): the conditions and history written
+	// with the acknowledgement are its answer, and `keyless sync` prints it.
+	request := pendingSyncRequest(app)
 	// spec.sources: its rendered entry becomes spec.source in memory (only
 	// the status is ever written back); validateSpec reports a bad one.
 	_ = app.Spec.UseRenderedSource()
@@ -137,6 +142,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// deleted: its objects are this controller's doing.
 		before := app.DeepCopy()
 		setStalled(app, ReasonShardRefused, msg)
+		acknowledge(app, request)
 		return ctrl.Result{}, r.patchStatus(ctx, before, app)
 	}
 	if !app.DeletionTimestamp.IsZero() {
@@ -153,6 +159,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	before := app.DeepCopy()
 	defer func() {
+		acknowledge(app, request)
 		if err := r.patchStatus(ctx, before, app); err != nil && retErr == nil {
 			retErr = err
 		}
@@ -270,7 +277,6 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return r.refreshHealth(ctx, app, interval)
 	}
 
-	requested := syncRequested(app)
 	if trigger != TriggerDrift {
 		r.commits.observe(app, forge.Status{SHA: sha, State: forge.StatePending, Context: app.StatusContext(),
 			TargetURL: app.Spec.CommitStatus.TargetURLOrEmpty(), Description: "syncing"})
@@ -292,9 +298,6 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	for _, w := range resultWarnings(res) {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "SyncWarning", "Sync", "%s", w)
 	}
-	if requested {
-		app.Status.LastHandledSyncRequest = app.Annotations[kv1.SyncRequestedAnnotation]
-	}
 	if err != nil {
 		logger.Info("sync failed, last good state left running", "revision", sha, "error", err.Error())
 		return r.failStep(app, syncFailure(err, &record, res), interval)
@@ -304,8 +307,12 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	app.Status.LastAppliedRevision = sha
 	app.Status.ObservedGeneration = app.Generation
 	app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: sha}
-	if res.Changed() || trigger != TriggerDrift {
-		r.recordSync(app, record, res, syncEvent{Type: corev1.EventTypeNormal, Reason: "Synced",
+	switch {
+	case trigger == TriggerDrift && res.Changed():
+		r.recordSync(app, record, res, syncEvent{Type: corev1.EventTypeNormal, Reason: ReasonDriftReverted,
+			Message: fmt.Sprintf("reverted drift to %s: %s", kv1.ShortSHA(sha), changeSummary(res))})
+	case trigger != TriggerDrift:
+		r.recordSync(app, record, res, syncEvent{Type: corev1.EventTypeNormal, Reason: ReasonSynced,
 			Message: fmt.Sprintf("synced %s (%s) by %s: %s", kv1.ShortSHA(sha), commit.Message, commit.Author, changeSummary(res))})
 	}
 	return r.refreshHealth(ctx, app, interval)
@@ -403,6 +410,12 @@ func syncFailure(err error, record *kv1.SyncRecord, res *engine.Result) stepFail
 // stays running whatever failed.
 func (r *ApplicationReconciler) failStep(app *kv1.Application, f stepFailure, interval time.Duration) (ctrl.Result, error) {
 	msg := f.err.Error()
+	if f.record == nil && !sameReadyCondition(app, f.reason, msg) {
+		// A failure before a sync started (Git, chart, a refused
+		// credential…) has no history entry: an Event says it, once
+		// per new reason or message, not on every retry.
+		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, f.reason, "Reconcile", "%s", msg)
+	}
 	if f.permanent {
 		setStalled(app, f.reason, msg)
 	} else {
@@ -423,6 +436,13 @@ func (r *ApplicationReconciler) failStep(app *kv1.Application, f stepFailure, in
 	return ctrl.Result{}, f.err
 }
 
+// sameReadyCondition reports whether app's Ready condition already says
+// reason and msg (False).
+func sameReadyCondition(app *kv1.Application, reason, msg string) bool {
+	c := meta.FindStatusCondition(app.Status.Conditions, kv1.ReadyCondition)
+	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason && c.Message == msg
+}
+
 func failureReason(err error) string {
 	var (
 		hook      *engine.HookError
@@ -441,8 +461,24 @@ func failureReason(err error) string {
 
 // syncRequested reports an unhandled `keyless sync` request.
 func syncRequested(app *kv1.Application) bool {
-	v := app.Annotations[kv1.SyncRequestedAnnotation]
-	return v != "" && v != app.Status.LastHandledSyncRequest
+	return pendingSyncRequest(app) != ""
+}
+
+// pendingSyncRequest returns the token of an unhandled `keyless sync`
+// request ("": none).
+func pendingSyncRequest(app *kv1.Application) string {
+	if v := app.Annotations[kv1.SyncRequestedAnnotation]; v != app.Status.LastHandledSyncRequest {
+		return v
+	}
+	return ""
+}
+
+// acknowledge records request (a token pendingSyncRequest returned) as
+// handled: the status written with it says how the pass that saw it ended.
+func acknowledge(app *kv1.Application, request string) {
+	if request != "" {
+		app.Status.LastHandledSyncRequest = request
+	}
 }
 
 func (r *ApplicationReconciler) interval(app *kv1.Application) time.Duration {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -29,6 +30,8 @@ const (
 	ReasonInvalidSpec        = kv1.ReasonInvalidSpec
 	ReasonOutOfSync          = kv1.ReasonOutOfSync
 	ReasonSuspended          = kv1.ReasonSuspended
+	ReasonSynced             = kv1.ReasonSynced
+	ReasonDriftReverted      = kv1.ReasonDriftReverted
 )
 
 const historyLimit = 10
@@ -115,6 +118,39 @@ func changeSummary(res *engine.Result) string {
 		sum += "; hooks: " + strings.Join(runs, ", ")
 	}
 	return sum
+}
+
+// changedObjects lists what res changed, "Kind/name action", at most
+// kv1.MaxRecordedChanges entries (the last one counting the rest).
+func changedObjects(res *engine.Result) []string {
+	if res == nil {
+		return nil
+	}
+	var out []string
+	more := 0
+	for _, c := range res.Changes {
+		if c.Action == engine.ActionUnchanged {
+			continue
+		}
+		if len(out) == kv1.MaxRecordedChanges-1 {
+			more++
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s/%s %s", c.Ref.Kind, c.Ref.Name, c.Action))
+	}
+	switch {
+	case more == 1:
+		// The last slot holds the object itself rather than "1 more".
+		for _, c := range slices.Backward(res.Changes) {
+			if c.Action != engine.ActionUnchanged {
+				out = append(out, fmt.Sprintf("%s/%s %s", c.Ref.Kind, c.Ref.Name, c.Action))
+				break
+			}
+		}
+	case more > 1:
+		out = append(out, fmt.Sprintf("… and %d more", more))
+	}
+	return out
 }
 
 // hookRecords turns the engine's hook runs into history records.

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,5 +27,40 @@ func TestDriftDiffWithheldWithDecryption(t *testing.T) {
 	app.Spec.Decryption = &kv1.Decryption{Provider: kv1.DecryptionProviderSOPS, SecretRef: kv1.LocalObjectReference{Name: "sops-age"}}
 	if d := driftDiff(res, app); strings.Contains(d, plaintext) || !strings.Contains(d, "diff withheld") {
 		t.Fatalf("with spec.decryption status.sync.diff is %q, want it withheld", d)
+	}
+}
+
+func TestChangedObjectsIsBounded(t *testing.T) {
+	changes := func(n int) *engine.Result {
+		res := &engine.Result{Changes: []engine.Change{{Ref: engine.ObjectRef{Kind: "ConfigMap", Name: "same"}, Action: engine.ActionUnchanged}}}
+		for i := range n {
+			res.Changes = append(res.Changes, engine.Change{Ref: engine.ObjectRef{Kind: "ConfigMap", Name: fmt.Sprintf("c%d", i)}, Action: engine.ActionConfigured})
+		}
+		return res
+	}
+	for _, tc := range []struct {
+		n        int
+		wantLen  int
+		wantLast string
+	}{
+		{0, 0, ""},
+		{1, 1, "ConfigMap/c0 configured"},
+		{kv1.MaxRecordedChanges, kv1.MaxRecordedChanges, fmt.Sprintf("ConfigMap/c%d configured", kv1.MaxRecordedChanges-1)},
+		{kv1.MaxRecordedChanges + 1, kv1.MaxRecordedChanges, "… and 2 more"},
+		{500, kv1.MaxRecordedChanges, fmt.Sprintf("… and %d more", 500-kv1.MaxRecordedChanges+1)},
+	} {
+		got := changedObjects(changes(tc.n))
+		if len(got) != tc.wantLen {
+			t.Fatalf("%d changes: %d entries %q, want %d", tc.n, len(got), got, tc.wantLen)
+		}
+		if tc.wantLen > 0 && got[len(got)-1] != tc.wantLast {
+			t.Errorf("%d changes: last entry %q, want %q", tc.n, got[len(got)-1], tc.wantLast)
+		}
+		if slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "same") }) {
+			t.Errorf("%d changes: unchanged object listed: %q", tc.n, got)
+		}
+	}
+	if changedObjects(nil) != nil {
+		t.Error("nil result: want no list")
 	}
 }

@@ -25,6 +25,7 @@ func (r *ApplicationReconciler) recordSync(app *kv1.Application, rec kv1.SyncRec
 		rec.Result = kv1.SyncResultSucceeded
 	}
 	rec.Changes = changeSummary(res)
+	rec.Changed = changedObjects(res)
 	rec.Hooks = hookRecords(res)
 	if rec.Trigger != TriggerDelete {
 		addHistory(app, rec)
