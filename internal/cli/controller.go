@@ -52,6 +52,7 @@ type controllerFlags struct {
 	shardNamespaces         []string
 	egressDenyCIDRs         []string
 	egressAllowCIDRs        []string
+	logLevel                string
 }
 
 func newControllerCommand(streams IOStreams) *cobra.Command {
@@ -81,6 +82,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for the controller's own identity (default: in-cluster ServiceAccount, else $KUBECONFIG)")
 	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "namespaces to manage (required; comma-separated)")
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", `Prometheus metrics address ("0" disables)`)
+	fl.StringVar(&f.logLevel, "log-level", "info", "log verbosity: debug, info or error (as Flux's controllers)")
 	fl.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", `/healthz and /readyz address ("0" disables)`)
 	fl.StringVar(&f.pprofAddr, "pprof-bind-address", "", `Go /debug/pprof address for diagnosing the controller, e.g. 127.0.0.1:6060 (default off; a heap profile holds decrypted Secrets: loopback only)`)
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "run one active replica (a Lease in the controller's namespace)")
@@ -156,7 +158,11 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		// set GOMEMLIMIT to override.
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
-	logger := logr.FromSlogHandler(slog.NewJSONHandler(streams.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level, err := parseLogLevel(f.logLevel)
+	if err != nil {
+		return err
+	}
+	logger := logr.FromSlogHandler(slog.NewJSONHandler(streams.ErrOut, &slog.HandlerOptions{Level: level}))
 	return controller.Run(cmd.Context(), cfg, controller.Options{
 		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr, PprofBindAddress: f.pprofAddr,
 		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, Shard: f.shard, Concurrency: f.concurrency,
@@ -178,4 +184,18 @@ func controllerConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	kf := kubeFlagsFor(kubeconfig)
 	return kf.restConfig()
+}
+
+// parseLogLevel maps --log-level to slog's levels. debug also shows logr's
+// V(1)… lines (slog levels below Info).
+func parseLogLevel(v string) (slog.Level, error) {
+	switch v {
+	case "debug":
+		return slog.LevelDebug - 4, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level %q: want debug, info or error", v)
 }

@@ -2,11 +2,14 @@ package controller
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 // metrics are keyless's Prometheus metrics, served on --metrics-bind-address.
@@ -80,9 +83,21 @@ func buildMetrics() *metrics {
 		}, []string{"kind", labelResult}),
 	}
 	m.apps = newAppMetrics(m.gitDuration)
-	ctrlmetrics.Registry.MustRegister(m.reconciles, m.syncDuration, m.renderDuration, m.gitOps, m.gitDuration, m.driftEvents, m.deliveries,
+	ctrlmetrics.Registry.MustRegister(buildInfo(), m.reconciles, m.syncDuration, m.renderDuration, m.gitOps, m.gitDuration, m.driftEvents, m.deliveries,
 		m.apps.info, m.apps.syncs, m.apps.drift, m.apps.hooks)
 	return m
+}
+
+// buildInfo is keyless_build_info: 1, labelled with the running binary's
+// version, Go version and platform (as Prometheus's own *_build_info), so
+// dashboards and alerts see which controller version runs where.
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "keyless_build_info", Help: "1, labelled with the controller's version, Go version and platform.",
+		ConstLabels: prometheus.Labels{"version": version.Version(), "goversion": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH},
+	})
+	g.Set(1)
+	return g
 }
 
 func result(err error) string {

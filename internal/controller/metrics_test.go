@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 // gitHostLabels are the host labels the histogram has series for, sorted.
@@ -96,5 +99,27 @@ func TestGitHostSeriesAreBounded(t *testing.T) {
 	want = []string{"h0.example", "h2.example", "h4.example", otherHost}
 	if got := gitHostLabels(t, h); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("hosts %v after h1 went, want %v", got, want)
+	}
+}
+
+// TestBuildInfoMetric: keyless_build_info is 1 and names the running
+// version, Go version and platform.
+func TestBuildInfoMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(buildInfo())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(families) != 1 || families[0].GetName() != "keyless_build_info" || len(families[0].Metric) != 1 {
+		t.Fatalf("gathered %v", families)
+	}
+	m := families[0].Metric[0]
+	labels := map[string]string{}
+	for _, l := range m.Label {
+		labels[l.GetName()] = l.GetValue()
+	}
+	if m.GetGauge().GetValue() != 1 || labels["version"] != version.Version() || labels["goversion"] != runtime.Version() || labels["platform"] != runtime.GOOS+"/"+runtime.GOARCH {
+		t.Errorf("keyless_build_info %v = %v", labels, m.GetGauge().GetValue())
 	}
 }
