@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // MinInterval is the shortest spec.interval honoured.
@@ -156,4 +158,31 @@ func (s *ApplicationSpec) RefSources() []ApplicationSource {
 		}
 	}
 	return out
+}
+
+// ReadyState summarises the Ready condition for lists (keyless get, the
+// dashboard): the state — "Ready", or the condition's reason (Progressing,
+// OutOfSync, Suspended, a health status, or a failure such as RenderFailed),
+// or Unknown before the controller's first pass — its message, and whether
+// it is a failure: a step that did not succeed (Git, render, decryption,
+// apply, an invalid spec…), not an Application rolling out, waiting for a
+// manual sync, suspended or unhealthy (Health says those).
+func (a *Application) ReadyState() (state, message string, failing bool) {
+	for _, c := range a.Status.Conditions {
+		if c.Type != ReadyCondition {
+			continue
+		}
+		switch {
+		case c.Status == metav1.ConditionTrue:
+			return "Ready", c.Message, false
+		case c.Status == metav1.ConditionUnknown || c.Reason == "":
+			return SyncStatusUnknown, c.Message, false
+		}
+		switch c.Reason {
+		case ReasonProgressing, ReasonOutOfSync, ReasonSuspended, HealthDegraded, HealthMissing, HealthUnknown:
+			return c.Reason, c.Message, false
+		}
+		return c.Reason, c.Message, true
+	}
+	return SyncStatusUnknown, "", false
 }

@@ -56,3 +56,32 @@ func TestUseRenderedSource(t *testing.T) {
 		}
 	}
 }
+
+func TestReadyState(t *testing.T) {
+	with := func(st metav1.ConditionStatus, reason, msg string) *Application {
+		return &Application{Status: ApplicationStatus{Conditions: []metav1.Condition{{Type: ReadyCondition, Status: st, Reason: reason, Message: msg}}}}
+	}
+	for _, tc := range []struct {
+		app         *Application
+		state       string
+		failing     bool
+		wantMessage string
+	}{
+		{&Application{}, "Unknown", false, ""},
+		{with(metav1.ConditionTrue, ReasonSucceeded, "applied revision abc"), "Ready", false, "applied revision abc"},
+		{with(metav1.ConditionFalse, ReasonProgressing, "Deployment/web: 1/2"), "Progressing", false, "Deployment/web: 1/2"},
+		{with(metav1.ConditionFalse, ReasonSuspended, "suspended"), "Suspended", false, "suspended"},
+		{with(metav1.ConditionFalse, ReasonOutOfSync, "out of sync"), "OutOfSync", false, "out of sync"},
+		{with(metav1.ConditionFalse, HealthDegraded, "Deployment/web failed"), "Degraded", false, "Deployment/web failed"},
+		{with(metav1.ConditionFalse, ReasonRenderFailed, "deploy/web.yaml:3: bad"), "RenderFailed", true, "deploy/web.yaml:3: bad"},
+		{with(metav1.ConditionFalse, ReasonGitFailed, "ls-remote: refused"), "GitOperationFailed", true, "ls-remote: refused"},
+		{with(metav1.ConditionFalse, ReasonInvalidSpec, "spec.interval"), "InvalidSpec", true, "spec.interval"},
+		{with(metav1.ConditionFalse, "ShardRefused", "labelled"), "ShardRefused", true, "labelled"},
+		{with(metav1.ConditionUnknown, "", ""), "Unknown", false, ""},
+	} {
+		state, msg, failing := tc.app.ReadyState()
+		if state != tc.state || failing != tc.failing || msg != tc.wantMessage {
+			t.Errorf("ReadyState() = %q, %q, %v; want %q, %q, %v", state, msg, failing, tc.state, tc.wantMessage, tc.failing)
+		}
+	}
+}

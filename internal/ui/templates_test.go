@@ -73,3 +73,42 @@ func TestListRowsAndCounts(t *testing.T) {
 		t.Error("filter")
 	}
 }
+
+// TestFailingApplicationShows: an Application failing before any sync
+// (empty Sync and Health) is not a grey Unknown row: its Ready badge is red
+// with the reason, the message is shown, it is counted and filtered as
+// Failing; one rolling out is not.
+func TestFailingApplicationShows(t *testing.T) {
+	now := time.Now()
+	withReady := func(name string, st metav1.ConditionStatus, reason, msg string) *kv1.Application {
+		return &kv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name},
+			Status: kv1.ApplicationStatus{Conditions: []metav1.Condition{{Type: kv1.ReadyCondition, Status: st, Reason: reason, Message: msg}}}}
+	}
+	failing := rowOf(withReady("web", metav1.ConditionFalse, kv1.ReasonRenderFailed, "rendering deploy at 0123456: deploy/web.yaml:3: mapping values are not allowed"), now)
+	rolling := rowOf(withReady("api", metav1.ConditionFalse, kv1.ReasonProgressing, "Deployment/api: 1 of 2 updated"), now)
+	ready := rowOf(withReady("db", metav1.ConditionTrue, kv1.ReasonSucceeded, "applied revision 9f8f0a7"), now)
+	if !failing.Failing || failing.Ready != kv1.ReasonRenderFailed || failing.ReadyClass() != "bad" || rolling.Failing || rolling.ReadyClass() != "warn" || ready.ReadyClass() != "ok" {
+		t.Fatalf("rows: failing %+v (%s), rolling %+v (%s), ready %s", failing, failing.ReadyClass(), rolling, rolling.ReadyClass(), ready.ReadyClass())
+	}
+	rows := []appRow{failing, rolling, ready}
+	for _, c := range counts(rows) {
+		if c.Label == "Failing" && c.N != 1 {
+			t.Errorf("Failing = %d, want 1", c.N)
+		}
+	}
+	if !failing.matches("", "Failing") || rolling.matches("", "Failing") || ready.matches("", "Failing") {
+		t.Error("the Failing filter")
+	}
+	var b strings.Builder
+	if err := templates.ExecuteTemplate(&b, "list.html", listPage{page: page{Title: "Applications"}, Rows: rows, Counts: counts(rows), Statuses: statusFilters}); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, want := range []string{`<span class="badge bad" title="rendering deploy at 0123456: deploy/web.yaml:3: mapping values are not allowed">RenderFailed</span>`,
+		`<div class="msg">rendering deploy at 0123456: deploy/web.yaml:3: mapping values are not allowed</div>`,
+		`<span class="n">1</span> Failing`, `<option value="Failing">Failing</option>`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the list lacks %s", want)
+		}
+	}
+}

@@ -31,6 +31,26 @@ type appRow struct {
 	RevisionURL string
 	Author      string
 	LastSync    string
+	// Ready is the Ready condition's state (Ready, Progressing, a failure's
+	// reason such as RenderFailed, Unknown), Message its message and
+	// Failing whether it is a failure (ReadyState).
+	Ready   string
+	Message string
+	Failing bool
+}
+
+// ReadyClass is the Ready badge's colour: a failure is bad whatever Sync
+// and Health say (both are Unknown before a first sync).
+func (r appRow) ReadyClass() string {
+	switch {
+	case r.Failing:
+		return "bad"
+	case r.Ready == "Ready":
+		return "ok"
+	case r.Ready == kv1.SyncStatusUnknown:
+		return "unknown"
+	}
+	return statusClass(r.Ready)
 }
 
 func (r appRow) Path() string { return "/apps/" + r.Namespace + "/" + r.Name }
@@ -56,7 +76,7 @@ type listPage struct {
 
 // statusFilters are the choices of the list's status filter: sync
 // statuses, then health statuses.
-var statusFilters = []string{kv1.SyncStatusSynced, kv1.SyncStatusOutOfSync, kv1.HealthHealthy, kv1.HealthProgressing, kv1.HealthDegraded, kv1.HealthMissing, kv1.HealthUnknown}
+var statusFilters = []string{statusFailing, kv1.SyncStatusSynced, kv1.SyncStatusOutOfSync, kv1.HealthHealthy, kv1.HealthProgressing, kv1.HealthDegraded, kv1.HealthMissing, kv1.HealthUnknown}
 
 // condView is one condition of an Application.
 type condView struct {
@@ -110,6 +130,7 @@ func rowOf(app *kv1.Application, now time.Time) appRow {
 		Sync: kv1.OrUnknown(app.Status.Sync.Status), Health: kv1.OrUnknown(app.Status.Health.Status),
 		Revision: kv1.ShortSHA(app.Status.LastAppliedRevision),
 	}
+	r.Ready, r.Message, r.Failing = app.ReadyState()
 	r.RevisionURL = forge.CommitURL(forge.ProviderOf(app), app.Spec.Source.RepoURL, app.Status.LastAppliedRevision)
 	if op := app.Status.Operation; op != nil {
 		r.Operation = fmt.Sprintf("%s wave %d", op.Phase, op.Wave)
@@ -127,8 +148,13 @@ func (r appRow) matches(namespace, status string) bool {
 	if namespace != "" && r.Namespace != namespace {
 		return false
 	}
-	return status == "" || r.Sync == status || r.Health == status
+	return status == "" || r.Sync == status || r.Health == status || (status == statusFailing && r.Failing)
 }
+
+// statusFailing is the list's count and filter of Applications whose last
+// pass failed (ReadyState).
+const statusFailing = "Failing"
+
 
 // counts are the figures at the top of the list, over every row shown
 // before filtering.
@@ -143,7 +169,13 @@ func counts(rows []appRow) []count {
 		}
 		out = append(out, count{Label: s, N: n})
 	}
-	return out
+	failing := 0
+	for _, r := range rows {
+		if r.Failing {
+			failing++
+		}
+	}
+	return append(out, count{Label: statusFailing, N: failing})
 }
 
 func conditionsOf(app *kv1.Application, now time.Time) []condView {
