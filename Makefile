@@ -82,6 +82,11 @@ IMAGE_TAG ?= $(VERSION)
 image: ## The controller image (linux/amd64+arm64) without Docker: an OCI layout in bin/image, or pushed with REGISTRY=host:port/keyless
 	go run ./hack/image --version $(VERSION) $(if $(REGISTRY),--push $(REGISTRY):$(IMAGE_TAG),--out $(CURDIR)/bin/image)
 
+CHART_VERSION ?= v0.0.0
+.PHONY: chart
+chart: ## Regenerate the Helm chart charts/keyless and the kustomize base config/kustomize from the install's objects (CHART_VERSION tags the base's image)
+	go run ./hack/chart --version $(CHART_VERSION)
+
 CLUSTER_FLAGS ?=
 demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this machine (DEMO_FLAGS="--keep" to explore)
 	$(KEYLESS_DEV) demo --assets $(K8S_BIN) $(DEMO_FLAGS)

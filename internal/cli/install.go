@@ -25,6 +25,8 @@ type installFlags struct {
 	podSecurity         string
 	credentialMounts    bool
 	export              bool
+	pruneNamespaces     bool
+	replicas            int32
 	timeout             time.Duration
 }
 
@@ -45,14 +47,22 @@ labelled keyless.dev/credential: whoever can push cannot read the namespace's Gi
 notification or SOPS keys through a Pod.
 It then waits for the controller to be ready and says what it did.
 
-Re-running it upgrades: what changed is applied, nothing else is touched.
+Re-running it upgrades: what changed is applied, nothing else is touched. --namespaces is
+the whole list: one that leaves out a namespace the installed controller manages is refused,
+naming it, unless --prune-namespaces is given, which drops it and removes keyless's Roles,
+RoleBindings and ServiceAccount from it (the namespace, its workloads and Applications stay).
 
 With --export nothing is applied: the whole install is printed as YAML, to commit and
-apply with keyless itself or any GitOps tool (like flux install --export); create the
-webhook Secret yourself, it is not in the export.`,
+apply with kubectl or a GitOps tool that may create cluster-scoped objects, like Flux or
+Argo CD (as flux install --export) — not with a keyless Application, which refuses the CRD
+and the Namespaces. The managed namespaces and the CRD carry annotations that keep Flux,
+Argo CD and Helm from pruning them. Create the webhook Secret yourself, it is not in the
+export. The same objects are in the Helm chart (charts/keyless) and the kustomize base
+(config/kustomize).`,
 		Example: `  keyless install --namespaces team-a,team-b --image ghcr.io/keyless-cd/keyless@sha256:…
   keyless install --namespaces team-a --export > keyless-install.yaml
   keyless install --namespaces team-a,team-b --credential-mount-policy
+  keyless install --namespaces team-b --prune-namespaces     # drop team-a, remove keyless's Roles there
   keyless uninstall --namespaces team-a,team-b`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, streams, f) },
@@ -63,9 +73,11 @@ webhook Secret yourself, it is not in the export.`,
 	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "namespaces the controller manages (required; comma-separated)")
 	fl.StringVar(&f.controllerNamespace, "controller-namespace", install.DefaultControllerNamespace, "the controller's own namespace")
 	fl.StringVar(&f.image, "image", "", "controller image, pinned by digest (default ghcr.io/keyless-cd/keyless tagged with this binary's release version, else :latest, with a warning)")
-	fl.StringVar(&f.podSecurity, "pod-security", install.PodSecurityRestricted, "Pod Security level the managed namespaces are labelled with")
+	fl.StringVar(&f.podSecurity, "pod-security", install.PodSecurityRestricted, "Pod Security level the managed namespaces are labelled with: restricted, baseline or privileged")
 	fl.BoolVar(&f.credentialMounts, "credential-mount-policy", false, "also apply the ValidatingAdmissionPolicy refusing workloads that mount or env-reference a Secret labelled keyless.dev/credential (cluster-wide; Kubernetes 1.30 or later)")
 	fl.BoolVar(&f.export, "export", false, "print the install as YAML instead of applying it")
+	fl.BoolVar(&f.pruneNamespaces, "prune-namespaces", false, "let --namespaces leave out namespaces the installed controller manages, and remove keyless's Roles, RoleBindings and ServiceAccount from them")
+	fl.Int32Var(&f.replicas, "replicas", 2, "controller replicas (leader-elected)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the controller to be ready")
 	return cmd
 }
@@ -79,7 +91,14 @@ func runInstall(cmd *cobra.Command, streams IOStreams, f *installFlags) error {
 		_, _ = fmt.Fprintf(streams.ErrOut, "warning: the controller image is %s, not pinned by digest; pass --image %s@sha256:… (make image prints it)\n", image, install.ImageRepository)
 	}
 	opts := install.Options{ControllerNamespace: f.controllerNamespace, Namespaces: f.namespaces, Image: image,
-		PodSecurity: f.podSecurity, WithDeployment: true, CredentialMountPolicy: f.credentialMounts}
+		PodSecurity: f.podSecurity, WithDeployment: true, CredentialMountPolicy: f.credentialMounts,
+		Replicas: f.replicas, PruneNamespaces: f.pruneNamespaces, Out: streams.ErrOut}
+	if err := install.ValidatePodSecurity(f.podSecurity); err != nil {
+		return err
+	}
+	if f.replicas < 1 {
+		return fmt.Errorf("--replicas %d: want at least 1", f.replicas)
+	}
 	ctx := cmd.Context()
 	if f.export {
 		m, err := install.Render(ctx, opts)

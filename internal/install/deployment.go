@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -69,6 +70,14 @@ func customizeDeployment(d *unstructured.Unstructured, opts Options) error {
 		out = append(out, a)
 	}
 	out = append(out, opts.ExtraArgs...)
+	if opts.Resources != nil {
+		c["resources"] = runtime.DeepCopyJSONValue(opts.Resources)
+	}
+	if opts.Replicas > 0 {
+		if err := unstructured.SetNestedField(d.Object, int64(opts.Replicas), "spec", "replicas"); err != nil {
+			return err
+		}
+	}
 	anyArgs := make([]any, len(out))
 	for i, a := range out {
 		anyArgs[i] = a
@@ -82,15 +91,19 @@ func customizeDeployment(d *unstructured.Unstructured, opts Options) error {
 // does not exist; an existing one (the admin's, or an earlier install's) is
 // kept as it is, so re-running install never breaks the forge's webhooks.
 // The value is never printed.
-func ensureWebhookSecret(ctx context.Context, cs kubernetes.Interface, ns string) error {
+func ensureWebhookSecret(ctx context.Context, cs kubernetes.Interface, opts Options) error {
+	ns := opts.ControllerNamespace
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return err
 	}
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: WebhookSecretName, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": installManager}},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{WebhookSecretKey: []byte(hex.EncodeToString(b))},
+		ObjectMeta: metav1.ObjectMeta{Name: WebhookSecretName, Namespace: ns, Labels: map[string]string{
+			"app.kubernetes.io/managed-by": installManager, NameLabel: DeploymentName, PartOfLabel: PartOf,
+			InstanceLabel: opts.Instance, VersionLabel: opts.Version,
+		}},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{WebhookSecretKey: []byte(hex.EncodeToString(b))},
 	}
 	_, err := cs.CoreV1().Secrets(ns).Create(ctx, secret, metav1.CreateOptions{FieldManager: installManager})
 	if err != nil && !apierrors.IsAlreadyExists(err) {

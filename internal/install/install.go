@@ -10,9 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +32,7 @@ import (
 	"github.com/keyless-cd/keyless/config"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/render"
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 // installManager is the field manager and inventory name of what
@@ -66,6 +70,27 @@ type Options struct {
 	// mount or env-reference a Secret labelled keyless.dev/credential (needs
 	// Kubernetes 1.30 or later). Default false: it is optional.
 	CredentialMountPolicy bool
+	// Replicas of the controller Deployment. Default 0: the manifests' (2,
+	// leader-elected).
+	Replicas int32
+	// Resources replace the controller container's requests and limits.
+	// Default nil: the manifests' (docs/install.md, "Sizing: memory").
+	Resources map[string]any
+	// Version is the app.kubernetes.io/version label of every object.
+	// Default this binary's version (version.Version()).
+	Version string
+	// Instance is the app.kubernetes.io/instance label of every object.
+	// Default DefaultInstance.
+	Instance string
+	// PruneNamespaces lets Apply drop namespaces the installed controller
+	// manages (its --namespaces) that Namespaces leaves out, and removes
+	// what install created in each of them (keyless's Roles, RoleBindings
+	// and the keyless-deployer ServiceAccount; the namespace and its
+	// workloads stay). Default false: Apply refuses a shrinking list with
+	// an *ErrDropsNamespaces naming them.
+	PruneNamespaces bool
+	// Out receives a line per object Apply prunes. Default io.Discard.
+	Out io.Writer
 }
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -111,6 +136,13 @@ func (o *Options) withDefaults() {
 	if o.PodSecurity == "" {
 		o.PodSecurity = PodSecurityRestricted
 	}
+	if o.Version == "" {
+		o.Version = version.Version()
+	}
+	o.Version = labelValue(o.Version)
+	if o.Instance == "" {
+		o.Instance = DefaultInstance
+	}
 }
 
 // Render renders the install for opts without touching a cluster.
@@ -134,9 +166,16 @@ func Render(ctx context.Context, opts Options) (*Manifests, error) {
 		}
 		m.Policies = pol.Objects
 	}
-	m.Namespaces = append(m.Namespaces, namespace(opts.ControllerNamespace, ""))
+	m.Namespaces = append(m.Namespaces, namespace(opts.ControllerNamespace, PodSecurityRestricted))
 	for _, ns := range opts.Namespaces {
-		m.Namespaces = append(m.Namespaces, namespace(ns, opts.PodSecurity))
+		n := namespace(ns, opts.PodSecurity)
+		// A team's namespace holds its workloads: no pruner deletes it
+		// when the team leaves the list.
+		setAnnotations(n, NoPruneAnnotations)
+		m.Namespaces = append(m.Namespaces, n)
+	}
+	for _, crd := range m.CRDs {
+		setAnnotations(crd, NoPruneAnnotations)
 	}
 	ctl, err := render.Render(ctx, render.Options{Root: root, Path: "install/controller", Namespace: opts.ControllerNamespace})
 	if err != nil {
@@ -146,13 +185,13 @@ func Render(ctx context.Context, opts Options) (*Manifests, error) {
 		switch o.GetKind() {
 		case "Namespace", "Secret":
 			continue
-		case "Deployment", "Service", "NetworkPolicy":
+		case kindDeployment, "Service", "NetworkPolicy", "PodDisruptionBudget":
 			if !opts.WithDeployment {
 				continue
 			}
 		}
 		o.SetNamespace(opts.ControllerNamespace)
-		if o.GetKind() == "Deployment" {
+		if o.GetKind() == kindDeployment {
 			if err := customizeDeployment(o, opts); err != nil {
 				return nil, err
 			}
@@ -171,6 +210,9 @@ func Render(ctx context.Context, opts Options) (*Manifests, error) {
 			}
 		}
 		m.PerNamespace[ns] = per.Objects
+	}
+	for _, o := range m.All(opts.Namespaces) {
+		setCommonLabels(o, opts.Instance, opts.Version)
 	}
 	return m, nil
 }
@@ -195,6 +237,21 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.WithDeployment && len(opts.Namespaces) == 0 {
 		return errors.New("the controller needs at least one namespace to manage")
 	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	var dropped []string
+	if opts.WithDeployment {
+		managed, err := ManagedNamespaces(ctx, cs, opts.ControllerNamespace)
+		if err != nil {
+			return err
+		}
+		dropped = droppedNamespaces(managed, opts.Namespaces)
+		if len(dropped) > 0 && !opts.PruneNamespaces {
+			return &DropsNamespacesError{ControllerNamespace: opts.ControllerNamespace, Managed: managed, Dropped: dropped}
+		}
+	}
 	m, err := Render(ctx, opts)
 	if err != nil {
 		return err
@@ -211,15 +268,14 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err := applyPolicies(ctx, dyn, m.Policies); err != nil {
 		return err
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
 	for _, ns := range append([]string{opts.ControllerNamespace}, opts.Namespaces...) {
 		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating namespace %s: %w", ns, err)
 		}
+	}
+	if err := labelPodSecurity(ctx, cs, opts.ControllerNamespace, PodSecurityRestricted); err != nil {
+		return err
 	}
 	for _, ns := range opts.Namespaces {
 		if err := labelPodSecurity(ctx, cs, ns, opts.PodSecurity); err != nil {
@@ -227,7 +283,7 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 	}
 	if opts.WithDeployment {
-		if err := ensureWebhookSecret(ctx, cs, opts.ControllerNamespace); err != nil {
+		if err := ensureWebhookSecret(ctx, cs, opts); err != nil {
 			return err
 		}
 	}
@@ -243,6 +299,9 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 			return fmt.Errorf("installing into namespace %s: %w", ns, err)
 		}
 	}
+	if err := pruneNamespaces(ctx, cfg, opts, dropped, cmp.Or[io.Writer](opts.Out, io.Discard)); err != nil {
+		return fmt.Errorf("pruning the dropped namespaces %s: %w", strings.Join(dropped, ", "), err)
+	}
 	return waitServed(ctx, dyn, opts)
 }
 
@@ -252,7 +311,20 @@ const (
 	PodSecurityAuditLabel   = "pod-security.kubernetes.io/audit"
 	PodSecurityWarnLabel    = "pod-security.kubernetes.io/warn"
 	PodSecurityRestricted   = "restricted"
+	PodSecurityBaseline     = "baseline"
+	PodSecurityPrivileged   = "privileged"
 )
+
+// PodSecurityLevels are the Pod Security Standards' levels, strictest first.
+var PodSecurityLevels = []string{PodSecurityRestricted, PodSecurityBaseline, PodSecurityPrivileged}
+
+// ValidatePodSecurity refuses a level that is not one of PodSecurityLevels.
+func ValidatePodSecurity(level string) error {
+	if !slices.Contains(PodSecurityLevels, level) {
+		return fmt.Errorf("pod security level %q: want one of %s", level, strings.Join(PodSecurityLevels, ", "))
+	}
+	return nil
+}
 
 // labelPodSecurity sets the Pod Security Admission labels of namespace ns.
 func labelPodSecurity(ctx context.Context, cs kubernetes.Interface, ns, level string) error {
@@ -265,12 +337,18 @@ func labelPodSecurity(ctx context.Context, cs kubernetes.Interface, ns, level st
 }
 
 // setControllerSubjectNamespace points the keyless-controller subject at the
-// controller's namespace.
+// controller's namespace, and a ServiceAccount subject with no namespace at
+// the binding's own (what it means; kustomize build writes it so).
 func setControllerSubjectNamespace(rb *unstructured.Unstructured, ns string) {
 	subjects, _, _ := unstructured.NestedSlice(rb.Object, "subjects")
 	for _, s := range subjects {
-		if m, ok := s.(map[string]any); ok && m["name"] == "keyless-controller" {
+		m, ok := s.(map[string]any)
+		switch {
+		case !ok:
+		case m["name"] == "keyless-controller":
 			m["namespace"] = ns
+		case m["kind"] == "ServiceAccount" && m["namespace"] == nil:
+			m["namespace"] = rb.GetNamespace()
 		}
 	}
 	_ = unstructured.SetNestedSlice(rb.Object, subjects, "subjects")

@@ -97,6 +97,13 @@ func Uninstall(ctx context.Context, cfg *rest.Config, opts UninstallOptions) ([]
 	if opts.DeleteCRD {
 		objs = append(objs, m.CRDs...)
 	}
+	return deleteObjects(ctx, cfg, objs)
+}
+
+// deleteObjects deletes objs (by kind, namespace and name) and returns what
+// it deleted as Kind/namespace/name; objects already gone are skipped, and
+// admission policy kinds the API server does not serve too.
+func deleteObjects(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) ([]string, error) {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err

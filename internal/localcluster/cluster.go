@@ -462,6 +462,9 @@ func createNode(ctx context.Context, cs kubernetes.Interface) error {
 		corev1.ResourceCPU:    resource.MustParse("64"),
 		corev1.ResourceMemory: resource.MustParse("256Gi"),
 		corev1.ResourcePods:   resource.MustParse("5000"),
+		// Real nodes report their disk: pods requesting ephemeral storage
+		// (the keyless controller's cache) must be schedulable here too.
+		corev1.ResourceEphemeralStorage: resource.MustParse("1Ti"),
 	}
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
