@@ -9,8 +9,9 @@ import (
 )
 
 // appClient returns a client that knows keyless's Application type and
-// Kubernetes' own (a Secret, for rollback's Git credential).
-func (f *kubeFlags) appClient() (client.Client, error) {
+// Kubernetes' own (a Secret, for rollback's Git credential), and watches
+// (get -w).
+func (f *kubeFlags) appClient() (client.WithWatch, error) {
 	cfg, err := f.restConfig()
 	if err != nil {
 		return nil, err
@@ -22,5 +23,5 @@ func (f *kubeFlags) appClient() (client.Client, error) {
 	if err := kv1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	return client.New(cfg, client.Options{Scheme: scheme})
+	return client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 }
