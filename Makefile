@@ -32,8 +32,11 @@ REFTOOL_BUILD  := go build -modfile=$(CURDIR)/hack/reftools/go.mod -o $(TOOLS_BI
 HELM           := $(TOOLS_BIN)/helm
 KUSTOMIZE      := $(TOOLS_BIN)/kustomize
 JSONNET        := $(TOOLS_BIN)/jsonnet
+# The SBOM generator of make release (CycloneDX's cyclonedx-gomod), pinned in
+# hack/sbom/go.mod.
+CYCLONEDX_GOMOD := $(TOOLS_BIN)/cyclonedx-gomod
 
-.PHONY: test-deps reftools ui-screenshots gitea registry image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: release release-publish test-deps reftools ui-screenshots gitea registry image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -62,6 +65,9 @@ $(KUSTOMIZE): hack/reftools/go.mod
 $(JSONNET): hack/reftools/go.mod
 	$(REFTOOL_BUILD) github.com/google/go-jsonnet/cmd/jsonnet
 
+$(CYCLONEDX_GOMOD): hack/sbom/go.mod
+	go build -modfile=$(CURDIR)/hack/sbom/go.mod -o $(TOOLS_BIN)/ github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod
+
 reftools: $(HELM) $(KUSTOMIZE) $(JSONNET) ## Build the reference helm, kustomize and jsonnet CLIs (hack/reftools/go.mod) into bin/tools
 
 generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → config/crd/)
@@ -87,6 +93,18 @@ CHART_VERSION ?= v0.0.0
 chart: ## Regenerate the Helm chart charts/keyless and the kustomize base config/kustomize from the install's objects (CHART_VERSION tags the base's image)
 	go run ./hack/chart --version $(CHART_VERSION)
 
+# make release VERSION=vX.Y.Z: archives, SBOMs, checksums, the image (OCI
+# layout) and its digest, the chart, in dist/ — nothing pushed (a dry run);
+# make release-publish VERSION=vX.Y.Z then pushes the image and the chart to
+# RELEASE_REGISTRY (hack/release; docs/install.md).
+RELEASE_REGISTRY ?= ghcr.io/keyless-cd
+PLATFORMS        ?= linux/amd64,linux/arm64,darwin/amd64,darwin/arm64
+release: $(CYCLONEDX_GOMOD) ## Build release VERSION=vX.Y.Z into dist/ (PLATFORMS, RELEASE_REGISTRY); pushes nothing
+	go run ./hack/release --version $(VERSION) --dist $(CURDIR)/dist --platforms $(PLATFORMS) --registry $(RELEASE_REGISTRY) --sbom-tool $(CYCLONEDX_GOMOD)
+
+release-publish: ## Push dist/'s image and chart to RELEASE_REGISTRY (credentials: RELEASE_REGISTRY_USER/PASSWORD or docker login)
+	go run ./hack/release --publish --version $(VERSION) --dist $(CURDIR)/dist --registry $(RELEASE_REGISTRY)
+
 CLUSTER_FLAGS ?=
 demo: build k8s-bins ## The whole credential-free pipeline, end to end, on this machine (DEMO_FLAGS="--keep" to explore)
 	$(KEYLESS_DEV) demo --assets $(K8S_BIN) $(DEMO_FLAGS)
@@ -97,14 +115,19 @@ cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (ex
 test-deps: ## Install the system packages the tests need that this machine lacks (gcc, prometheus, openssh-server, chromium; apt-get)
 	@hack/install-test-deps.sh
 
-test: test-deps k8s-bins gitea registry $(SOPS) $(HELM) $(KUSTOMIZE) $(JSONNET) vet lint ## Install and build what is missing, then vet, lint and run every test
+test: test-deps k8s-bins gitea registry $(SOPS) $(HELM) $(KUSTOMIZE) $(JSONNET) $(CYCLONEDX_GOMOD) vet lint ## Install and build what is missing, then vet, lint and run every test
 	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) KEYLESS_JSONNET=$(JSONNET) go test $(GO_TEST_FLAGS) ./...
 
 unit: ## Run the tests without building anything first
 	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) KEYLESS_JSONNET=$(JSONNET) go test $(GO_TEST_FLAGS) ./...
 
-vet: ## go vet
+# The second line is the darwin compile check: the keyless binary's whole
+# import graph and the packages with OS-specific files, type-checked (so
+# compiled, not linked) for darwin/arm64. Cold it compiles every dependency
+# for darwin once (docs/install.md gives the measured cost); warm, seconds.
+vet: ## go vet, and the darwin compile check (GOOS=darwin go vet of cmd/keyless)
 	go vet ./...
+	GOOS=darwin GOARCH=arm64 go vet ./cmd/keyless/ ./internal/renderproc/ ./internal/localcluster/
 
 lint: $(GOLANGCI_LINT) ## golangci-lint (pinned in hack/tools/go.mod)
 	$(GOLANGCI_LINT) run ./...

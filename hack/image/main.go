@@ -9,6 +9,7 @@
 //
 //	go run ./hack/image --out bin/image                      # OCI layout
 //	go run ./hack/image --push 127.0.0.1:5000/keyless:dev     # to a registry
+//	go run ./hack/image --out dist/image --binaries linux/amd64=dist/keyless  # prebuilt (make release)
 package main
 
 import (
@@ -24,7 +25,7 @@ import (
 
 func main() {
 	var o Options
-	var platforms string
+	var platforms, binaries string
 	flag.StringVar(&o.Out, "out", "", "write an OCI image layout to this folder")
 	flag.StringVar(&o.Push, "push", "", "push to this reference (host:port/name[:tag]); plain HTTP only for loopback registries")
 	flag.StringVar(&platforms, "platforms", "linux/amd64,linux/arm64", "comma-separated os/arch list")
@@ -32,8 +33,20 @@ func main() {
 	flag.StringVar(&o.Revision, "revision", "", "source revision for the image annotations (default: git rev-parse HEAD)")
 	flag.StringVar(&o.Source, "source", "https://github.com/keyless-cd/keyless", "source repository for the image annotations")
 	flag.StringVar(&o.Module, "dir", ".", "the keyless module's folder")
+	flag.StringVar(&binaries, "binaries", "", "prebuilt binaries instead of compiling: comma-separated os/arch=PATH (make release passes its own)")
 	flag.Parse()
 	o.Platforms = strings.Split(platforms, ",")
+	if binaries != "" {
+		o.Binaries = map[string]string{}
+		for _, kv := range strings.Split(binaries, ",") {
+			p, path, ok := strings.Cut(kv, "=")
+			if !ok {
+				fmt.Fprintf(os.Stderr, "image: --binaries %s: want os/arch=PATH\n", kv)
+				os.Exit(2)
+			}
+			o.Binaries[p] = path
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) //nolint:forbidigo // the process entry point
 	defer stop()
 	if err := run(ctx, o); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 // run executes keyless with args and returns exit code, stdout and stderr.
@@ -43,6 +45,11 @@ func TestVersion(t *testing.T) {
 	code, _, errOut := run(t.Context(), t, "version", "-o", "yaml")
 	if code == 0 || !strings.Contains(errOut, "--output") {
 		t.Fatalf("bad --output: exit %d, stderr %q", code, errOut)
+	}
+	// keyless --version, as kubectl's and helm's users expect it.
+	code, out, _ = run(t.Context(), t, "--version")
+	if want := "keyless " + version.Version() + "\n"; code != 0 || out != want {
+		t.Fatalf("keyless --version: exit %d, %q; want %q", code, out, want)
 	}
 }
 

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 // NewRootCommand builds the keyless command tree.
@@ -16,7 +18,10 @@ stored outside the cluster.
                  into the Application's own namespace, with namespaced Roles only.
   Push (OIDC):   a CI job deploys with the short-lived JWT its platform issues;
                  the apiserver trusts the issuer and RBAC grants one pipeline a small Role.`,
+		// keyless --version prints what keyless version's first line does.
+		Version: version.Version(),
 	}
+	root.SetVersionTemplate("keyless {{.Version}}\n")
 	WireRoot(root, streams)
 	root.AddCommand(
 		newVersionCommand(streams),
