@@ -25,6 +25,7 @@ stored outside the cluster.
 	WireRoot(root, streams)
 	root.AddCommand(
 		newVersionCommand(streams),
+		newCheckCommand(streams),
 		newRenderCommand(streams),
 		newDiffCommand(streams),
 		newPreviewCommand(streams),
