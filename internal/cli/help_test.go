@@ -8,6 +8,12 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/install"
+	"github.com/keyless-cd/keyless/internal/localcluster"
+	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
 )
 
 // TestEveryCommandHasHelp: every command a user can run says what it does and
@@ -52,5 +58,132 @@ func TestCompletion(t *testing.T) {
 	code, out, _ := run(t.Context(), t, "__complete", "aud")
 	if code != 0 || !strings.Contains(out, "audit") {
 		t.Fatalf("__complete aud: exit %d\n%s", code, out)
+	}
+}
+
+// fixedValueFlags are the flags that take one of a fixed set of values
+// wherever they appear; each must complete its values (flagValues).
+var fixedValueFlags = []string{"output", "format", "provider", "fail-on", "pod-security", "log-level"}
+
+// fileOutput are the commands whose -o names a file to write, not a format.
+var fileOutput = map[string]bool{"keyless secret encrypt": true, "keyless secret decrypt": true, "keyless kubeconfig": true}
+
+// TestFlagCompletion: every fixed-value flag completes its values, every
+// command with the connection flags completes namespaces and the
+// kubeconfig's contexts, clusters and users, and every command taking an
+// APP completes Application names; flagValues names only real commands
+// and flags.
+func TestFlagCompletion(t *testing.T) {
+	root := NewRootCommand(IOStreams{})
+	seen := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		seen[c.CommandPath()] = true
+		for _, name := range fixedValueFlags {
+			if c.Flags().Lookup(name) == nil || (name == "output" && fileOutput[c.CommandPath()]) {
+				continue
+			}
+			if _, ok := c.GetFlagCompletionFunc(name); !ok {
+				t.Errorf("%s --%s: no completion of its values (add it to flagValues)", c.CommandPath(), name)
+			}
+		}
+		for name := range flagValues[c.CommandPath()] {
+			if c.Flags().Lookup(name) == nil {
+				t.Errorf("flagValues: %s has no --%s", c.CommandPath(), name)
+			}
+		}
+		if c.Flags().Lookup("as") != nil {
+			for _, name := range []string{"namespace", "namespaces", "context", "cluster", "user"} {
+				if _, ok := c.GetFlagCompletionFunc(name); !ok && c.Flags().Lookup(name) != nil {
+					t.Errorf("%s --%s: no completion", c.CommandPath(), name)
+				}
+			}
+		}
+		if strings.Contains(c.Use, " APP") && c.ValidArgsFunction == nil {
+			t.Errorf("%s takes APP but does not complete Application names", c.CommandPath())
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
+	for path := range flagValues {
+		if !seen[path] {
+			t.Errorf("flagValues: no command %q", path)
+		}
+	}
+
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte(testKubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args    []string
+		want    []string
+		notWant []string
+	}{
+		{args: []string{"get", "apps", "-o", ""}, want: []string{"\nwide\n", "\njson\n", "\nyaml\n", "\nname\n", "\njsonpath\n", "\ncustom-columns\n", ":4\n"}},
+		{args: []string{"history", "web", "-o", ""}, want: []string{"\ntext\n", "\njson\n"}, notWant: []string{"yaml"}},
+		{args: []string{"audit", "cluster", "--fail-on", ""}, want: []string{"low\nmedium\nhigh\ncritical\n"}},
+		{args: []string{"audit", "repo", "--format", ""}, want: []string{"\nsarif\n", "\ncodequality\n"}},
+		{args: []string{"install", "--pod-security", ""}, want: []string{"restricted\nbaseline\nprivileged\n"}},
+		{args: []string{"preview", "--format", ""}, want: []string{"\nmarkdown\n"}},
+		{args: []string{"sync", "--kubeconfig", kc, "--context", ""}, want: []string{"a\nb\n:4\n"}},
+		{args: []string{"get", "apps", "--kubeconfig", kc, "--cluster", ""}, want: []string{"one\ntwo\n"}},
+		{args: []string{"ui", "--kubeconfig", kc, "--user", ""}, want: []string{"alice\nbob\n"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := run(t.Context(), t, append([]string{"__complete"}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			wantOutput(t, "\n"+out, tc.want, tc.notWant)
+		})
+	}
+}
+
+// TestCompletionFromCluster: __complete reads the cluster with the
+// connection flags typed so far: Application names for APP, namespaces for
+// -n and for the next item of --namespaces.
+func TestCompletionFromCluster(t *testing.T) {
+	ctx := t.Context()
+	c := clustertest.Start(t, localcluster.Options{})
+	if err := install.Apply(ctx, c.Config, install.Options{Namespaces: []string{"team-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kubeFlagsFor(c.KubeconfigPath).appClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web", "api"} {
+		app := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team-a"}, Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{
+			RepoURL: "https://git.example/apps.git", Path: "deploy/" + name,
+		}}}
+		if err := cl.Create(ctx, app); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kc := "--kubeconfig=" + c.KubeconfigPath
+	for _, tc := range []struct {
+		args    []string
+		want    []string
+		notWant []string
+	}{
+		{args: []string{"sync", kc, "-n", "team-a", ""}, want: []string{"\napi\nweb\n:4\n"}},
+		{args: []string{"history", "-n", "team-a", kc, ""}, want: []string{"\napi\nweb\n"}},
+		{args: []string{"rollback", kc, "--namespace=team-a", ""}, want: []string{"\napi\nweb\n"}},
+		{args: []string{"get", "apps", kc, "-n", "team-a", ""}, want: []string{"\napi\nweb\n"}},
+		{args: []string{"get", "apps", kc, "-n", "team-a", "web", ""}, notWant: []string{"api", "web"}},
+		{args: []string{"sync", kc, "-n", "kube-system", ""}, notWant: []string{"api", "web"}},
+		{args: []string{"get", "apps", kc, "-n", ""}, want: []string{"\nteam-a\n", "\nkube-system\n", "\n" + install.DefaultControllerNamespace + "\n"}},
+		{args: []string{"install", kc, "--namespaces", "team-a,"}, want: []string{"\nteam-a,kube-system\n"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := run(ctx, t, append([]string{"__complete"}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			wantOutput(t, "\n"+out, tc.want, tc.notWant)
+		})
 	}
 }

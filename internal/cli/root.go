@@ -46,6 +46,7 @@ stored outside the cluster.
 		newUninstallCommand(streams),
 		newUICommand(streams),
 	)
+	registerCompletions(root)
 	return root
 }
 
