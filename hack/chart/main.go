@@ -1,5 +1,6 @@
 // Command chart writes the Helm chart charts/keyless and the kustomize base
-// config/kustomize, generated from the objects `keyless install --export`
+// config/kustomize (and config/install/monitoring's PrometheusRule, from
+// examples/prometheus/keyless-alerts.yaml), generated from the objects `keyless install --export`
 // prints (internal/install: GenerateChart, GenerateKustomize), so the three
 // install the same objects. make chart runs it; TestChartAndBase fails when
 // they are not up to date.
@@ -33,6 +34,18 @@ func main() {
 }
 
 func run(ctx context.Context, root, version string) error {
+	// First the PrometheusRule: the chart and the base render it.
+	alerts, err := os.ReadFile(filepath.Join(root, install.AlertsFile))
+	if err != nil {
+		return err
+	}
+	rule, err := install.GeneratePrometheusRule(alerts)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, install.PrometheusRuleFile), rule, 0o644); err != nil {
+		return err
+	}
 	chart, err := install.GenerateChart(ctx)
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ type installFlags struct {
 	export              bool
 	pruneNamespaces     bool
 	replicas            int32
+	monitoring          bool
 	timeout             time.Duration
 }
 
@@ -72,12 +73,13 @@ export. The same objects are in the Helm chart (charts/keyless) and the kustomiz
 	f.kube.addKubeconfigFlags(fl)
 	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "namespaces the controller manages (required; comma-separated)")
 	fl.StringVar(&f.controllerNamespace, "controller-namespace", install.DefaultControllerNamespace, "the controller's own namespace")
-	fl.StringVar(&f.image, "image", "", "controller image, pinned by digest (default: ghcr.io/keyless-cd/keyless:VERSION of this released keyless, resolved to its digest at the registry; a development build: :latest, with a warning)")
+	fl.StringVar(&f.image, "image", "", "controller image, pinned by digest (default ghcr.io/keyless-cd/keyless tagged with this binary's release version, else :latest, with a warning)")
 	fl.StringVar(&f.podSecurity, "pod-security", install.PodSecurityRestricted, "Pod Security level the managed namespaces are labelled with: restricted, baseline or privileged")
 	fl.BoolVar(&f.credentialMounts, "credential-mount-policy", false, "also apply the ValidatingAdmissionPolicy refusing workloads that mount or env-reference a Secret labelled keyless.dev/credential (cluster-wide; Kubernetes 1.30 or later)")
 	fl.BoolVar(&f.export, "export", false, "print the install as YAML instead of applying it")
 	fl.BoolVar(&f.pruneNamespaces, "prune-namespaces", false, "let --namespaces leave out namespaces the installed controller manages, and remove keyless's Roles, RoleBindings and ServiceAccount from them")
 	fl.Int32Var(&f.replicas, "replicas", 2, "controller replicas (leader-elected)")
+	fl.BoolVar(&f.monitoring, "monitoring", false, "also install a Prometheus Operator ServiceMonitor and the alerts as a PrometheusRule (needs the operator's CRDs)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the controller to be ready")
 	return cmd
 }
@@ -86,13 +88,13 @@ func runInstall(cmd *cobra.Command, streams IOStreams, f *installFlags) error {
 	if len(f.namespaces) == 0 {
 		return errors.New("--namespaces is required: name the namespaces the controller manages")
 	}
-	image, err := install.ControllerImage(cmd.Context(), f.image, version.Version(), install.RegistryDigest, streams.ErrOut)
-	if err != nil {
-		return err
+	image, pinned := install.DefaultImage(f.image, version.Version())
+	if !pinned {
+		_, _ = fmt.Fprintf(streams.ErrOut, "warning: the controller image is %s, not pinned by digest; pass --image %s@sha256:… (make image prints it)\n", image, install.ImageRepository)
 	}
 	opts := install.Options{ControllerNamespace: f.controllerNamespace, Namespaces: f.namespaces, Image: image,
 		PodSecurity: f.podSecurity, WithDeployment: true, CredentialMountPolicy: f.credentialMounts,
-		Replicas: f.replicas, PruneNamespaces: f.pruneNamespaces, Out: streams.ErrOut}
+		Replicas: f.replicas, PruneNamespaces: f.pruneNamespaces, Monitoring: f.monitoring, Out: streams.ErrOut}
 	if err := install.ValidatePodSecurity(f.podSecurity); err != nil {
 		return err
 	}

@@ -3,11 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -93,6 +96,22 @@ func TestInstallCommand(t *testing.T) {
 		t.Fatalf("re-install changed the Deployment (generation %d → %d) or the webhook secret", gen, d.Generation)
 	}
 
+	t.Log("a shrinking --namespaces is refused, naming what it drops; --prune-namespaces drops it")
+	code, out, errOut = run(ctx, t, "install", "--namespaces", "team-b", "--image", image, kc)
+	if code == 0 || !strings.Contains(errOut, "would drop team-a") || !strings.Contains(errOut, "--prune-namespaces") {
+		t.Fatalf("shrinking install: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = run(ctx, t, "install", "--namespaces", "team-b", "--image", image, kc, "--prune-namespaces")
+	if code != 0 || !strings.Contains(errOut, "pruned Role/team-a/keyless-controller") {
+		t.Fatalf("install --prune-namespaces: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := cs.RbacV1().RoleBindings("team-a").Get(ctx, "keyless-controller", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("team-a's RoleBinding is left: %v", err)
+	}
+	if code, out, errOut := run(ctx, t, "install", "--namespaces", "team-a,team-b", "--image", image, kc); code != 0 {
+		t.Fatalf("adding team-a back: exit %d\n%s%s", code, out, errOut)
+	}
+
 	t.Log("--export prints the install, no Secret, and touches nothing")
 	code, out, errOut = run(ctx, t, "install", "--namespaces", "team-a", "--image", image, "--export")
 	if code != 0 {
@@ -137,5 +156,53 @@ func TestInstallCommand(t *testing.T) {
 	}
 	if code, out, errOut := runIn(ctx, t, "yes\n", "uninstall", "--delete-crd", kc); code != 0 || !strings.Contains(out, "CustomResourceDefinition") {
 		t.Fatalf("confirmed CRD deletion: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestInstallNamespaceDryRun: keyless install namespace --dry-run on a
+// namespace running a pod restricted refuses shows the label change, the
+// API server's Pod Security warning naming the pod, and each object, and
+// writes nothing; --pod-security baseline applies without the warning; a
+// level that is not one is refused.
+func TestInstallNamespaceDryRun(t *testing.T) {
+	ctx := t.Context()
+	c := clustertest.Start(t, localcluster.Options{})
+	cs := kubernetes.NewForConfigOrDie(c.Config)
+	kc := "--kubeconfig=" + c.KubeconfigPath
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "legacy"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "old-web", Namespace: "legacy"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}}}
+	if _, err := cs.CoreV1().Pods("legacy").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(ctx, t, "install", "namespace", "legacy", "--manifests", dir, kc, "--dry-run")
+	if code != 0 {
+		t.Fatalf("--dry-run: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"label pod-security.kubernetes.io/enforce: (none) → restricted (dry run)", "Role/keyless-deployer created (dry run)", "nothing was written"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--dry-run output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, `warning: Pod Security "restricted" would refuse pods running in namespace legacy`) || !strings.Contains(errOut, "old-web") {
+		t.Errorf("no Pod Security warning naming old-web:\n%s", errOut)
+	}
+	if ns, _ := cs.CoreV1().Namespaces().Get(ctx, "legacy", metav1.GetOptions{}); ns.Labels[install.PodSecurityEnforceLabel] != "" {
+		t.Fatalf("--dry-run labelled the namespace: %v", ns.Labels)
+	}
+	if _, err := cs.RbacV1().Roles("legacy").Get(ctx, "keyless-deployer", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("--dry-run created the Role: %v", err)
+	}
+	code, out, errOut = run(ctx, t, "install", "namespace", "legacy", "--manifests", dir, kc, "--pod-security", "baseline")
+	if code != 0 || strings.Contains(errOut, "warning") || !strings.Contains(out, "namespace legacy installed") {
+		t.Fatalf("--pod-security baseline: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := run(ctx, t, "install", "namespace", "legacy", "--manifests", dir, kc, "--pod-security", "strict"); code == 0 || !strings.Contains(errOut, "restricted, baseline, privileged") {
+		t.Fatalf("--pod-security strict: exit %d %s", code, errOut)
 	}
 }

@@ -68,7 +68,7 @@ func GenerateChart(ctx context.Context) (map[string][]byte, error) {
 	m, err := Render(ctx, Options{
 		ControllerNamespace: sentinelReleaseNS, Namespaces: []string{sentinelManagedNS}, WithDeployment: true,
 		Image: sentinelImage, Version: sentinelVersion, Instance: sentinelInstance, PodSecurity: sentinelPodSecurity,
-		Replicas: sentinelReplicas, CredentialMountPolicy: true,
+		Replicas: sentinelReplicas, CredentialMountPolicy: true, Monitoring: true,
 	})
 	if err != nil {
 		return nil, err
@@ -81,6 +81,14 @@ func GenerateChart(ctx context.Context) (map[string][]byte, error) {
 		}
 	}
 	controllerNS, managedNS := m.Namespaces[0], m.Namespaces[1:]
+	var controller, monitoring []*unstructured.Unstructured
+	for _, o := range m.Controller {
+		if o.GroupVersionKind().Group == monitoringGroup {
+			monitoring = append(monitoring, o)
+		} else {
+			controller = append(controller, o)
+		}
+	}
 	files := map[string][]byte{}
 	tmpl := func(name, pre string, objs []*unstructured.Unstructured, post string) error {
 		body, err := templateDocs(objs)
@@ -94,7 +102,8 @@ func GenerateChart(ctx context.Context) (map[string][]byte, error) {
 		tmpl("crds.yaml", "", m.CRDs, ""),
 		tmpl("controller-namespace.yaml", "{{- if .Values.createReleaseNamespace }}\n", []*unstructured.Unstructured{controllerNS}, "{{- end }}\n"),
 		tmpl("managed-namespaces.yaml", "{{- if .Values.createNamespaces }}\n{{- range $ns := .Values.namespaces }}\n", managedNS, "{{- end }}\n{{- end }}\n"),
-		tmpl("controller.yaml", chartChecks, m.Controller, ""),
+		tmpl("controller.yaml", chartChecks, controller, ""),
+		tmpl("monitoring.yaml", "{{- if .Values.monitoring }}\n", monitoring, "{{- end }}\n"),
 		tmpl("namespace-roles.yaml", "{{- range $ns := .Values.namespaces }}\n", m.PerNamespace[sentinelManagedNS], "{{- end }}\n"),
 		tmpl("credential-mount-policy.yaml", "{{- if .Values.credentialMountPolicy }}\n", m.Policies, "{{- end }}\n"),
 	}
@@ -206,6 +215,10 @@ replicas: %d
 # The controller container's resources: the limit must hold 2 renders ×
 # --render-memory-limit + 512Mi (docs/install.md, "Sizing: memory").
 %s
+# Also install a Prometheus Operator ServiceMonitor (honorLabels) and the
+# alerts as a PrometheusRule (the cluster needs the operator's CRDs).
+monitoring: false
+
 # Also install the cluster-wide ValidatingAdmissionPolicy refusing workloads
 # that mount or env-reference a Secret labelled keyless.dev/credential
 # (Kubernetes 1.30 or later).

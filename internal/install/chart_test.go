@@ -54,6 +54,17 @@ func TestChartAndBaseAreUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	alerts, err := os.ReadFile(filepath.Join(repoRoot, AlertsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := GeneratePrometheusRule(alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(repoRoot, PrometheusRuleFile)); !bytes.Equal(got, rule) {
+		t.Errorf("%s is not %s as a PrometheusRule: run make chart", PrometheusRuleFile, AlertsFile)
+	}
 	for dir, want := range map[string]map[string][]byte{ChartDir: chart, KustomizeDir: base} {
 		got := map[string][]byte{}
 		err := filepath.WalkDir(filepath.Join(repoRoot, dir), func(p string, d fs.DirEntry, err error) error {
@@ -100,9 +111,9 @@ func TestChartRendersTheExport(t *testing.T) {
 		"every value": {
 			args: []string{"--set", "namespaces={team-a,team-b,team-c}", "--set", "image.repository=registry.example.com/keyless", "--set", "image.digest=" + digest,
 				"--set", "replicas=3", "--set-json", "resources=" + mustJSON(t, resources), "--set", "podSecurity=baseline",
-				"--set", "createReleaseNamespace=true", "--set", "credentialMountPolicy=true"},
+				"--set", "createReleaseNamespace=true", "--set", "credentialMountPolicy=true", "--set", "monitoring=true"},
 			opts: Options{Namespaces: []string{"team-a", "team-b", "team-c"}, Image: "registry.example.com/keyless@" + digest, Replicas: 3,
-				Resources: resources, PodSecurity: PodSecurityBaseline, CredentialMountPolicy: true},
+				Resources: resources, PodSecurity: PodSecurityBaseline, CredentialMountPolicy: true, Monitoring: true},
 		},
 		"namespaces created elsewhere": {
 			args:              []string{"--set", "namespaces={team-a}", "--set", "image.tag=v1.2.3", "--set", "createNamespaces=false"},

@@ -89,7 +89,13 @@ type Options struct {
 	// workloads stay). Default false: Apply refuses a shrinking list with
 	// an *ErrDropsNamespaces naming them.
 	PruneNamespaces bool
-	// Out receives a line per object Apply prunes. Default io.Discard.
+	// Monitoring also installs config/install/monitoring into the
+	// controller's namespace: a Prometheus Operator ServiceMonitor and the
+	// alerts as a PrometheusRule (the cluster needs the operator's CRDs).
+	// Default false.
+	Monitoring bool
+	// Out receives a line per object Apply prunes, and the API server's Pod
+	// Security warnings. Default io.Discard.
 	Out io.Writer
 }
 
@@ -198,6 +204,16 @@ func Render(ctx context.Context, opts Options) (*Manifests, error) {
 		}
 		m.Controller = append(m.Controller, o)
 	}
+	if opts.Monitoring {
+		mon, err := render.Render(ctx, render.Options{Root: root, Path: monitoringPath, Namespace: opts.ControllerNamespace})
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s: %w", monitoringPath, err)
+		}
+		for _, o := range mon.Objects {
+			o.SetNamespace(opts.ControllerNamespace)
+			m.Controller = append(m.Controller, o)
+		}
+	}
 	for _, ns := range opts.Namespaces {
 		per, err := render.Render(ctx, render.Options{Root: root, Path: "install/namespace", Namespace: ns})
 		if err != nil {
@@ -274,11 +290,30 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 			return fmt.Errorf("creating namespace %s: %w", ns, err)
 		}
 	}
-	if err := labelPodSecurity(ctx, cs, opts.ControllerNamespace, PodSecurityRestricted); err != nil {
+	// The API server's Pod Security warnings (running pods a level
+	// refuses) are reported on Out, not logged by client-go.
+	warnings := &warningCollector{}
+	labelCfg := rest.CopyConfig(cfg)
+	labelCfg.WarningHandler, labelCfg.WarningHandlerWithContext = warnings, nil
+	labelCS, err := kubernetes.NewForConfig(labelCfg)
+	if err != nil {
+		return err
+	}
+	out := cmp.Or[io.Writer](opts.Out, io.Discard)
+	label := func(ns, level string) error {
+		if err := labelPodSecurity(ctx, labelCS, ns, level); err != nil {
+			return err
+		}
+		for _, w := range warnings.take() {
+			_, _ = fmt.Fprintf(out, "warning: namespace %s, Pod Security %q: %s\n", ns, level, w)
+		}
+		return nil
+	}
+	if err := label(opts.ControllerNamespace, PodSecurityRestricted); err != nil {
 		return err
 	}
 	for _, ns := range opts.Namespaces {
-		if err := labelPodSecurity(ctx, cs, ns, opts.PodSecurity); err != nil {
+		if err := label(ns, opts.PodSecurity); err != nil {
 			return err
 		}
 	}
@@ -299,7 +334,7 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 			return fmt.Errorf("installing into namespace %s: %w", ns, err)
 		}
 	}
-	if err := pruneNamespaces(ctx, cfg, opts, dropped, cmp.Or[io.Writer](opts.Out, io.Discard)); err != nil {
+	if err := pruneNamespaces(ctx, cfg, opts, dropped, out); err != nil {
 		return fmt.Errorf("pruning the dropped namespaces %s: %w", strings.Join(dropped, ", "), err)
 	}
 	return waitServed(ctx, dyn, opts)
@@ -328,9 +363,20 @@ func ValidatePodSecurity(level string) error {
 
 // labelPodSecurity sets the Pod Security Admission labels of namespace ns.
 func labelPodSecurity(ctx context.Context, cs kubernetes.Interface, ns, level string) error {
+	return patchPodSecurity(ctx, cs, ns, level, false)
+}
+
+// patchPodSecurity sets the Pod Security Admission labels of namespace ns,
+// or with dryRun sends the change as a server-side dry-run (the API server
+// answers with warnings naming the running pods the level would refuse).
+func patchPodSecurity(ctx context.Context, cs kubernetes.Interface, ns, level string, dryRun bool) error {
 	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q,%q:%q,%q:%q}}}`,
 		PodSecurityEnforceLabel, level, PodSecurityAuditLabel, level, PodSecurityWarnLabel, level)
-	if _, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: installManager}); err != nil {
+	po := metav1.PatchOptions{FieldManager: installManager}
+	if dryRun {
+		po.DryRun = []string{metav1.DryRunAll}
+	}
+	if _, err := cs.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(patch), po); err != nil {
 		return fmt.Errorf("labelling namespace %s for Pod Security %q: %w", ns, level, err)
 	}
 	return nil

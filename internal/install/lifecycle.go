@@ -74,10 +74,11 @@ type UninstallOptions struct {
 
 // Uninstall deletes what Apply created, except namespaces (they may hold a
 // team's workloads) and, unless DeleteCRD, the CRD. The credential-mount
-// policy (Options.CredentialMountPolicy) is deleted when it is there. It returns what it
+// policy (Options.CredentialMountPolicy) and the monitoring objects
+// (Options.Monitoring) are deleted when they are there. It returns what it
 // deleted as Kind/namespace/name; objects already gone are skipped.
 func Uninstall(ctx context.Context, cfg *rest.Config, opts UninstallOptions) ([]string, error) {
-	m, err := Render(ctx, Options{ControllerNamespace: opts.ControllerNamespace, Namespaces: opts.Namespaces, WithDeployment: true, CredentialMountPolicy: true})
+	m, err := Render(ctx, Options{ControllerNamespace: opts.ControllerNamespace, Namespaces: opts.Namespaces, WithDeployment: true, CredentialMountPolicy: true, Monitoring: true})
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +118,8 @@ func deleteObjects(ctx context.Context, cfg *rest.Config, objs []*unstructured.U
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
 		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if _, policy := policyResources[gvk.Kind]; policy && meta.IsNoMatchError(err) {
-			continue // an API server without ValidatingAdmissionPolicy v1 has none to delete
+		if meta.IsNoMatchError(err) {
+			continue // an API server without the kind (ValidatingAdmissionPolicy v1, Prometheus Operator's) has none to delete
 		}
 		if err != nil {
 			return deleted, fmt.Errorf("%s %s: %w", gvk.Kind, o.GetName(), err)

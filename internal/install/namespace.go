@@ -1,9 +1,11 @@
 package install
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -101,29 +103,126 @@ func ForManifests(ctx context.Context, opts NamespaceOptions) ([]*unstructured.U
 	return objs, nil
 }
 
-// ApplyNamespace creates namespace ns when missing, labels it for Pod
-// Security (level, default restricted) and applies objs (ForManifests's)
-// into it with the admin's cfg.
-func ApplyNamespace(ctx context.Context, cfg *rest.Config, ns, level string, objs []*unstructured.Unstructured) error {
-	if level == "" {
-		level = PodSecurityRestricted
+// NamespaceApply configures ApplyNamespace.
+type NamespaceApply struct {
+	// Namespace is the managed namespace; created when missing.
+	Namespace string
+	// PodSecurity is the Pod Security level it is labelled with (enforce,
+	// audit and warn). Default PodSecurityRestricted.
+	PodSecurity string
+	// Objects are ForManifests's.
+	Objects []*unstructured.Unstructured
+	// DryRun writes nothing: the label change and the objects go to the API
+	// server as a server-side dry-run, and NamespaceResult says what would
+	// change. Default false.
+	DryRun bool
+}
+
+// NamespaceResult is what ApplyNamespace changed, or with DryRun would.
+type NamespaceResult struct {
+	// Created: the namespace did not exist.
+	Created bool
+	// Labels are the Pod Security labels that change, as "key: old → new"
+	// (old "(none)" when unset), sorted.
+	Labels []string
+	// PodSecurityWarnings are the API server's warnings for the new level:
+	// the running pods that violate it (the level is enforced on new pods
+	// only; these keep running until replaced, then are refused).
+	PodSecurityWarnings []string
+	// Objects are the objects' changes (engine's dry-run in DryRun).
+	Objects *engine.Result
+}
+
+// warningCollector collects the API server's warnings instead of logging
+// them (client-go's default handler writes them as klog lines).
+type warningCollector struct {
+	mu       sync.Mutex
+	warnings []string
+}
+
+func (w *warningCollector) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !slices.Contains(w.warnings, text) {
+		w.warnings = append(w.warnings, text)
 	}
+}
+
+// ApplyNamespace creates namespace opts.Namespace when missing, labels it
+// for Pod Security and applies opts.Objects (ForManifests's) into it with
+// the admin's cfg. The label change is sent as a server-side dry-run first:
+// the API server's Pod Security warnings (running pods the level would
+// refuse) are returned, never logged. With DryRun nothing is written.
+func ApplyNamespace(ctx context.Context, cfg *rest.Config, opts NamespaceApply) (*NamespaceResult, error) {
+	if opts.PodSecurity == "" {
+		opts.PodSecurity = PodSecurityRestricted
+	}
+	if err := ValidatePodSecurity(opts.PodSecurity); err != nil {
+		return nil, err
+	}
+	warnings := &warningCollector{}
+	cfg = rest.CopyConfig(cfg)
+	cfg.WarningHandler = warnings
+	cfg.WarningHandlerWithContext = nil
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating namespace %s: %w", ns, err)
+	ns := opts.Namespace
+	res := &NamespaceResult{}
+	live, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		res.Created = true
+		live = &corev1.Namespace{}
+	case err != nil:
+		return nil, fmt.Errorf("reading namespace %s: %w", ns, err)
 	}
-	if err := labelPodSecurity(ctx, cs, ns, level); err != nil {
-		return err
+	for _, k := range []string{PodSecurityAuditLabel, PodSecurityEnforceLabel, PodSecurityWarnLabel} {
+		if old := live.Labels[k]; old != opts.PodSecurity {
+			res.Labels = append(res.Labels, fmt.Sprintf("%s: %s → %s", k, cmp.Or(old, "(none)"), opts.PodSecurity))
+		}
+	}
+	if res.Created {
+		// A new namespace has no pods to warn about, and nothing can be
+		// dry-run inside it.
+		if opts.DryRun {
+			res.Objects = &engine.Result{}
+			for _, o := range opts.Objects {
+				res.Objects.Changes = append(res.Objects.Changes, engine.Change{Ref: engine.RefOf(o), Action: engine.ActionCreated})
+			}
+			return res, nil
+		}
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{FieldManager: installManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("creating namespace %s: %w", ns, err)
+		}
+	} else if len(res.Labels) > 0 {
+		if err := patchPodSecurity(ctx, cs, ns, opts.PodSecurity, true); err != nil {
+			return nil, err
+		}
+		res.PodSecurityWarnings = warnings.take()
+	}
+	if !opts.DryRun && len(res.Labels) > 0 {
+		if err := patchPodSecurity(ctx, cs, ns, opts.PodSecurity, false); err != nil {
+			return nil, err
+		}
 	}
 	eng, err := engine.New(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := eng.Apply(ctx, objs, engine.ApplyOptions{Namespace: ns, Name: installManager, TrustRBAC: true}); err != nil {
-		return fmt.Errorf("installing into namespace %s: %w", ns, err)
+	res.Objects, err = eng.Apply(ctx, opts.Objects, engine.ApplyOptions{Namespace: ns, Name: installManager, TrustRBAC: true, DryRun: opts.DryRun})
+	if err != nil {
+		return res, fmt.Errorf("installing into namespace %s: %w", ns, err)
 	}
-	return nil
+	return res, nil
+}
+
+// take returns the warnings collected so far and forgets them.
+func (w *warningCollector) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.warnings
+	w.warnings = nil
+	return out
 }
