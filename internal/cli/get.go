@@ -60,10 +60,12 @@ func newGetCommand(streams IOStreams) *cobra.Command {
 you can read (-A), or the one named NAME. "application", "apps", "app", "kapps" and
 "kapp" are the same command, as with kubectl.
 
-Columns: NAME, SYNC, HEALTH, REVISION (short), AUTHOR (of the last sync) and AGE.
--o wide adds SOURCE (repoURL and path, or repoURL and chart), TARGET (targetRevision),
-LAST SYNC (how long ago the last sync finished) and MESSAGE (why the Application is not
-Healthy or not Ready).
+Columns: NAME, READY (the Ready condition: True, False, Unknown), SYNC, HEALTH,
+REVISION (short), AUTHOR (of the last sync), AGE and STATUS (the Ready condition's
+message; a failure's reason first, e.g. "RenderFailed: deploy/web.yaml:3: …"; cut at
+60 characters). -o wide adds SOURCE (repoURL and path, or repoURL and chart), TARGET
+(targetRevision) and LAST SYNC (how long ago the last sync finished), and prints STATUS
+whole.
 
 The other formats are kubectl's: -o json|yaml print the Application named, else a
 List (kind List, apiVersion v1) of them; -o name prints application.keyless.dev/NAME;
@@ -317,10 +319,11 @@ func printApps(out io.Writer, items []kv1.Application, o tableOptions, now time.
 		if namespaces {
 			_, _ = fmt.Fprint(w, "NAMESPACE\t")
 		}
-		_, _ = fmt.Fprint(w, "NAME\tSYNC\tHEALTH\tREVISION\tAUTHOR\tAGE")
+		_, _ = fmt.Fprint(w, "NAME\tREADY\tSYNC\tHEALTH\tREVISION\tAUTHOR\tAGE")
 		if wide {
-			_, _ = fmt.Fprint(w, "\tSOURCE\tTARGET\tLAST SYNC\tMESSAGE")
+			_, _ = fmt.Fprint(w, "\tSOURCE\tTARGET\tLAST SYNC")
 		}
+		_, _ = fmt.Fprint(w, "\tSTATUS")
 		_, _ = fmt.Fprintln(w)
 	}
 	for i := range items {
@@ -337,16 +340,20 @@ func printApps(out io.Writer, items []kv1.Application, o tableOptions, now time.
 			// A sync with phases is running: say where it is.
 			sync = fmt.Sprintf("Syncing (%s wave %d)", op.Phase, op.Wave)
 		}
-		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s", a.Name, sync, kv1.OrUnknown(a.Status.Health.Status),
+		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s", a.Name, readyOf(a), sync, kv1.OrUnknown(a.Status.Health.Status),
 			kv1.ShortSHA(a.Status.LastAppliedRevision), author, ui.Age(now, a.CreationTimestamp.Time))
+		status := statusOf(a)
 		if wide {
 			lastSync := ""
 			if len(a.Status.History) > 0 {
 				lastSync = ui.Age(now, a.Status.History[0].FinishedAt.Time)
 			}
 			source, target := sourceOf(a)
-			_, _ = fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", source, target, lastSync, messageOf(a))
+			_, _ = fmt.Fprintf(w, "\t%s\t%s\t%s", source, target, lastSync)
+		} else {
+			status = firstLine(status, statusColumnWidth)
 		}
+		_, _ = fmt.Fprintf(w, "\t%s", status)
 		_, _ = fmt.Fprintln(w)
 	}
 	return w.Flush()
@@ -374,13 +381,29 @@ func sourceOf(a *kv1.Application) (source, target string) {
 	return s, src.TargetRevision
 }
 
-// messageOf says why an Application is not Healthy or not Ready: the health
-// message, else the Ready condition's message when it is not True, on one
-// line.
-func messageOf(a *kv1.Application) string {
-	m := a.Status.Health.Message
-	if c := apimeta.FindStatusCondition(a.Status.Conditions, kv1.ReadyCondition); m == "" && c != nil && c.Status != metav1.ConditionTrue {
-		m = c.Message
+// statusColumnWidth is where the table's STATUS is cut (-o wide prints it whole).
+const statusColumnWidth = 60
+
+// readyOf is the READY column, as Flux's: the Ready condition's status
+// (True, False, Unknown before the controller's first pass).
+func readyOf(a *kv1.Application) string {
+	if c := apimeta.FindStatusCondition(a.Status.Conditions, kv1.ReadyCondition); c != nil {
+		return string(c.Status)
+	}
+	return string(metav1.ConditionUnknown)
+}
+
+// statusOf is the STATUS column, on one line: the Ready condition's message
+// ("applied revision …", what is rolling out), prefixed with its reason
+// when it is a failure ("RenderFailed: deploy/web.yaml:3: …"), else the
+// health message.
+func statusOf(a *kv1.Application) string {
+	state, m, failing := a.ReadyState()
+	if failing {
+		m = state + ": " + m
+	}
+	if m == "" {
+		m = a.Status.Health.Message
 	}
 	return strings.Join(strings.Fields(m), " ")
 }

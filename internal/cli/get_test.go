@@ -20,8 +20,9 @@ import (
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
 )
 
-// TestGetPrintsApps: the table, with NAMESPACE for -A and the wide columns
-// (SOURCE, TARGET, LAST SYNC, MESSAGE) for -o wide.
+// TestGetPrintsApps: the table (READY and STATUS saying a failure), with
+// NAMESPACE for -A and the wide columns (SOURCE, TARGET, LAST SYNC) and the
+// whole STATUS for -o wide.
 func TestGetPrintsApps(t *testing.T) {
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	web := kv1.Application{
@@ -48,16 +49,17 @@ func TestGetPrintsApps(t *testing.T) {
 		notWant []string
 	}{
 		{name: "text", want: []string{
-			"NAME   SYNC      HEALTH     REVISION   AUTHOR   AGE\n",
-			"web    Synced    Degraded   0123456    alice    2d2h\n",
-			"db     Unknown   Unknown                        90s\n",
+			"NAME   READY     SYNC      HEALTH     REVISION   AUTHOR   AGE    STATUS\n",
+			"web    Unknown   Synced    Degraded   0123456    alice    2d2h   Deployment/web: progress deadline exceeded\n",
+			// A failure before any sync: READY False, STATUS the reason and message.
+			"db     False     Unknown   Unknown                        90s    RenderFailed: values.yaml:3: bad\n",
 		}, notWant: []string{"NAMESPACE", "SOURCE", "deploy/web"}},
 		{name: "all namespaces", opts: tableOptions{namespaces: true}, want: []string{"NAMESPACE   NAME", "team-a      web", "team-b      db"}},
-		{name: "no headers", opts: tableOptions{noHeaders: true}, want: []string{"web   Synced    Degraded   0123456   alice   2d2h\n"}, notWant: []string{"NAME"}},
+		{name: "no headers", opts: tableOptions{noHeaders: true}, want: []string{"web   Unknown   Synced    Degraded   0123456   alice   2d2h   Deployment/web: progress deadline exceeded\n"}, notWant: []string{"NAME"}},
 		{name: "wide", opts: tableOptions{wide: true}, want: []string{
-			"AGE    SOURCE                                        TARGET   LAST SYNC   MESSAGE\n",
+			"AGE    SOURCE                                        TARGET   LAST SYNC   STATUS\n",
 			"2d2h   https://git.example/apps.git deploy/web       main     5m          Deployment/web: progress deadline exceeded\n",
-			"90s    oci://registry.example/charts postgres (+1)   1.2.3                values.yaml:3: bad\n",
+			"90s    oci://registry.example/charts postgres (+1)   1.2.3                RenderFailed: values.yaml:3: bad\n",
 		}, notWant: []string{"secret"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,6 +70,19 @@ func TestGetPrintsApps(t *testing.T) {
 			wantOutput(t, out.String(), tc.want, tc.notWant)
 		})
 	}
+	t.Run("long status", func(t *testing.T) {
+		long := chart.DeepCopy()
+		long.Status.Conditions[0].Message = strings.Repeat("x", 200)
+		var out, wide strings.Builder
+		if err := printApps(&out, []kv1.Application{*long}, tableOptions{}, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := printApps(&wide, []kv1.Application{*long}, tableOptions{wide: true}, now); err != nil {
+			t.Fatal(err)
+		}
+		wantOutput(t, out.String(), []string{"RenderFailed: " + strings.Repeat("x", statusColumnWidth-len("RenderFailed: ")-1) + "…\n"}, nil)
+		wantOutput(t, wide.String(), []string{"RenderFailed: " + strings.Repeat("x", 200) + "\n"}, nil)
+	})
 }
 
 // TestGetApplications: kubectl's names for the resource all list
@@ -148,7 +163,7 @@ func TestGetOutputFormats(t *testing.T) {
 		notWant []string
 		err     string
 	}{
-		{output: "", want: "NAME   SYNC      HEALTH    REVISION   AUTHOR   AGE\nweb    Synced    Unknown"},
+		{output: "", want: "NAME   READY     SYNC      HEALTH    REVISION   AUTHOR   AGE   STATUS\nweb    Unknown   Synced    Unknown"},
 		{output: "wide", want: "SOURCE                                    TARGET"},
 		{output: "json", want: "{\n    \"apiVersion\": \"v1\",\n    \"items\": [\n        {\n            \"apiVersion\": \"keyless.dev/v1alpha1\",\n            \"kind\": \"Application\",", notWant: []string{"managedFields"}},
 		{output: "json", one: true, want: "{\n    \"apiVersion\": \"keyless.dev/v1alpha1\",\n    \"kind\": \"Application\",", notWant: []string{"List", `"api"`}},
@@ -241,7 +256,7 @@ func TestGetWatch(t *testing.T) {
 		first, change string // in the output before and after the change
 		status        string
 	}{
-		{args: []string{"-w"}, first: "NAME   SYNC      HEALTH    REVISION   AUTHOR   AGE\nweb    Unknown   Unknown", change: "\nweb   OutOfSync   Unknown", status: "OutOfSync"},
+		{args: []string{"-w"}, first: "NAME   READY     SYNC      HEALTH    REVISION   AUTHOR   AGE   STATUS\nweb    Unknown   Unknown   Unknown", change: "\nweb   Unknown   OutOfSync   Unknown", status: "OutOfSync"},
 		{args: []string{"web", "--watch", "-o", "json"}, first: `"kind": "Application"`, change: `"status": "Synced"`, status: "Synced"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
