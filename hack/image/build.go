@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/keyless-cd/keyless/hack/internal/gobuild"
 )
 
 // The image's fixed facts.
@@ -31,8 +31,6 @@ const (
 	// User is the numeric non-root user (and group) the image runs as:
 	// distroless's "nonroot", so runAsNonRoot works without a name lookup.
 	User = "65532:65532"
-	// versionVar is the linker variable `keyless version` prints.
-	versionVar = "github.com/keyless-cd/keyless/internal/version.version"
 )
 
 // Options configure Build.
@@ -47,7 +45,7 @@ type Options struct {
 	// Out and Push: see the flags.
 	Out, Push string
 	// Binaries are prebuilt keyless binaries by platform ("linux/amd64" →
-	// path), built with the flags compile uses (make release passes its
+	// path), built as gobuild.Keyless builds them (make release passes its
 	// own, so the image holds the very binaries it publishes). A platform
 	// without one is compiled here.
 	Binaries map[string]string
@@ -61,10 +59,10 @@ func (o *Options) withDefaults(ctx context.Context) {
 		o.Platforms = []string{"linux/amd64", "linux/arm64"}
 	}
 	if o.Revision == "" {
-		o.Revision = gitOut(ctx, o.Module, "rev-parse", "HEAD")
+		o.Revision = gobuild.Git(ctx, o.Module, "rev-parse", "HEAD")
 	}
 	if o.Version == "" {
-		o.Version = gitOut(ctx, o.Module, "describe", "--tags", "--always", "--dirty")
+		o.Version = gobuild.Git(ctx, o.Module, "describe", "--tags", "--always", "--dirty")
 	}
 	if o.Version == "" {
 		o.Version = "devel"
@@ -76,7 +74,7 @@ func (o *Options) withDefaults(ctx context.Context) {
 // commit gives the same digest.
 func Build(ctx context.Context, o Options, progress io.Writer) (v1.ImageIndex, error) {
 	o.withDefaults(ctx)
-	created := sourceDate(ctx, o.Module)
+	created := gobuild.SourceDate(ctx, o.Module)
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	tmp, err := os.MkdirTemp("", "keyless-image-")
 	if err != nil {
@@ -92,7 +90,7 @@ func Build(ctx context.Context, o Options, progress io.Writer) (v1.ImageIndex, e
 		if bin == "" {
 			_, _ = fmt.Fprintf(progress, "building keyless %s for %s ...\n", o.Version, p)
 			bin = filepath.Join(tmp, "keyless-"+arch)
-			if err := compile(ctx, o, arch, bin); err != nil {
+			if err := gobuild.Keyless(ctx, o.Module, "linux", arch, o.Version, bin); err != nil {
 				return nil, err
 			}
 		}
@@ -104,17 +102,6 @@ func Build(ctx context.Context, o Options, progress io.Writer) (v1.ImageIndex, e
 			Platform: &v1.Platform{OS: osName, Architecture: arch}}})
 	}
 	return mutate.Annotations(idx, annotations(o, created)).(v1.ImageIndex), nil
-}
-
-func compile(ctx context.Context, o Options, arch, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
-		"-ldflags", "-s -w -buildid= -X "+versionVar+"="+o.Version, "-o", out, "./cmd/keyless")
-	cmd.Dir = o.Module
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build for linux/%s: %w\n%s", arch, err, b)
-	}
-	return nil
 }
 
 // image is one platform's image: a single layer with the binary and an
@@ -221,26 +208,4 @@ func Push(ctx context.Context, ref string, idx v1.ImageIndex) (string, error) {
 		return "", err
 	}
 	return r.Context().Digest(digest.String()).String(), nil
-}
-
-// sourceDate is SOURCE_DATE_EPOCH, else the commit's time, else the epoch.
-func sourceDate(ctx context.Context, dir string) time.Time {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		s = gitOut(ctx, dir, "log", "-1", "--format=%ct")
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(n, 0).UTC()
-	}
-	return time.Unix(0, 0).UTC()
-}
-
-func gitOut(ctx context.Context, dir string, args ...string) string {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	b, err := cmd.Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }

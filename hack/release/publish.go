@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"helm.sh/helm/v4/pkg/registry"
+
+	"github.com/keyless-cd/keyless/hack/internal/gobuild"
 )
 
 // Published is what Publish pushed, by digest.
@@ -115,7 +117,7 @@ func publishChart(ctx context.Context, o Options, dist string) (string, error) {
 	}
 	ref := o.Registry + "/" + ChartsPath + "/keyless:" + strings.TrimPrefix(o.Version, "v")
 	_, _ = fmt.Fprintf(o.Progress, "pushing oci://%s ...\n", ref)
-	res, err := client.Push(data, ref, registry.PushOptCreationTime(sourceDate(ctx, o.Module).Format(time.RFC3339)))
+	res, err := client.Push(data, ref, registry.PushOptCreationTime(gobuild.SourceDate(ctx, o.Module).Format(time.RFC3339)))
 	if err != nil {
 		return "", fmt.Errorf("pushing the chart to oci://%s: %w", ref, err)
 	}

@@ -24,6 +24,7 @@ import (
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	"sigs.k8s.io/yaml"
 
+	"github.com/keyless-cd/keyless/hack/internal/gobuild"
 	"github.com/keyless-cd/keyless/internal/version"
 )
 
@@ -53,8 +54,6 @@ const (
 	// without them the Docker and Helm credential files are used.
 	UserEnv     = "RELEASE_REGISTRY_USER"
 	PasswordEnv = "RELEASE_REGISTRY_PASSWORD"
-	// versionVar is the linker variable `keyless version` prints.
-	versionVar = "github.com/keyless-cd/keyless/internal/version.version"
 )
 
 // DefaultPlatforms are the platforms of a release's binaries.
@@ -112,7 +111,7 @@ func (o *Options) defaults(ctx context.Context) error {
 		o.Progress = io.Discard
 	}
 	if o.Revision == "" {
-		o.Revision = gitOut(ctx, o.Module, "rev-parse", "HEAD")
+		o.Revision = gobuild.Git(ctx, o.Module, "rev-parse", "HEAD")
 	}
 	if !version.IsRelease(o.Version) {
 		return fmt.Errorf("version %q is not a release: give VERSION=vX.Y.Z (or vX.Y.Z-rc.N), the tag being released", o.Version)
@@ -163,7 +162,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if err := emptyDist(dist); err != nil {
 		return nil, err
 	}
-	created := sourceDate(ctx, o.Module)
+	created := gobuild.SourceDate(ctx, o.Module)
 	work := filepath.Join(dist, ".build")
 	defer func() { _ = os.RemoveAll(work) }()
 	m := &Manifest{}
@@ -177,7 +176,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		}
 		_, _ = fmt.Fprintf(o.Progress, "building keyless %s for %s ...\n", o.Version, p)
 		bin := filepath.Join(work, goos+"-"+goarch, "keyless")
-		if err := compile(ctx, o, goos, goarch, bin); err != nil {
+		if err := gobuild.Keyless(ctx, o.Module, goos, goarch, o.Version, bin); err != nil {
 			return nil, err
 		}
 		if err := writeArchive(bin, filepath.Join(dist, ArchiveName(p)), created); err != nil {
@@ -226,20 +225,6 @@ func emptyDist(dist string) error {
 		return err
 	}
 	return os.MkdirAll(dist, 0o755)
-}
-
-// compile builds cmd/keyless reproducibly: static, no paths, no VCS stamp,
-// no build ID, stripped, the version stamped. hack/image compiles with the
-// same flags.
-func compile(ctx context.Context, o Options, goos, goarch, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
-		"-ldflags", "-s -w -buildid= -X "+versionVar+"="+o.Version, "-o", out, "./cmd/keyless")
-	cmd.Dir = o.Module
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build for %s/%s: %w\n%s", goos, goarch, err, b)
-	}
-	return nil
 }
 
 // writeArchive writes bin as the one file "keyless" (mode 0755, owner 0,
@@ -409,26 +394,4 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// sourceDate is SOURCE_DATE_EPOCH, else the commit's time, else the epoch.
-func sourceDate(ctx context.Context, dir string) time.Time {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		s = gitOut(ctx, dir, "log", "-1", "--format=%ct")
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(n, 0).UTC()
-	}
-	return time.Unix(0, 0).UTC()
-}
-
-func gitOut(ctx context.Context, dir string, args ...string) string {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	b, err := cmd.Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }
