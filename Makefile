@@ -70,9 +70,10 @@ $(CYCLONEDX_GOMOD): hack/sbom/go.mod
 
 reftools: $(HELM) $(KUSTOMIZE) $(JSONNET) ## Build the reference helm, kustomize and jsonnet CLIs (hack/reftools/go.mod) into bin/tools
 
-generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → config/crd/)
+generate: $(CONTROLLER_GEN) ## Regenerate deepcopy code and the CRD (api/ → config/crd/), then the chart and kustomize base that carry it (make chart)
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	go run ./hack/chart --version $(CHART_VERSION)
 
 gitea: ## Build Gitea, the real forge of the forge tests, into bin/gitea (skips it when built)
 	@hack/build-gitea.sh $(GITEA)
