@@ -13,7 +13,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
 
 	"github.com/keyless-cd/keyless/config"
 	"github.com/keyless-cd/keyless/internal/engine"
@@ -140,4 +143,49 @@ func TestNoSecretInTheManifests(t *testing.T) {
 
 func testConfigMap(ns, name string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+}
+
+// TestReapplyingTheControllerFolderKeepsTheSecret: the by-hand upgrade
+// (kubectl apply -k config/install/controller, server-side here) after an
+// install leaves the webhook Secret install created as it was.
+func TestReapplyingTheControllerFolderKeepsTheSecret(t *testing.T) {
+	ctx := t.Context()
+	c := clustertest.Start(t, localcluster.Options{})
+	cs := kubernetes.NewForConfigOrDie(c.Config)
+	if err := Apply(ctx, c.Config, Options{Namespaces: []string{"team-a"}, WithDeployment: true}); err != nil {
+		t.Fatal(err)
+	}
+	secret := func() string {
+		s, err := cs.CoreV1().Secrets(DefaultControllerNamespace).Get(ctx, WebhookSecretName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(s.Data[WebhookSecretKey])
+	}
+	before := secret()
+	root, err := extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(root) })
+	res, err := render.Render(ctx, render.Options{Root: root, Path: "install/controller"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cs.Discovery()))
+	dyn := dynamic.NewForConfigOrDie(c.Config)
+	for _, o := range res.Objects {
+		gvk := o.GroupVersionKind()
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ri := dyn.Resource(mapping.Resource).Namespace(o.GetNamespace())
+		if _, err := ri.Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: "kubectl", Force: true}); err != nil {
+			t.Fatalf("re-applying %s %s: %v", gvk.Kind, o.GetName(), err)
+		}
+	}
+	if after := secret(); after != before {
+		t.Fatal("re-applying config/install/controller changed the webhook Secret")
+	}
 }
