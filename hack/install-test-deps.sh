@@ -12,7 +12,7 @@ set -euo pipefail
 missing=()
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || missing+=(prometheus)
-[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+[ -x "${KEYLESS_SSHD:-/usr/sbin/sshd}" ] || missing+=(openssh-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 
 if [ ${#missing[@]} -eq 0 ]; then
