@@ -23,7 +23,7 @@ type installNamespaceFlags struct {
 func newInstallNamespaceCommand(streams IOStreams) *cobra.Command {
 	f := &installNamespaceFlags{}
 	cmd := &cobra.Command{
-		Use:   "namespace NS --manifests DIR [--root ROOT] [--export]",
+		Use:   "namespace NS --manifests DIR [--root ROOT] [--pod-security LEVEL] [--export | --dry-run]",
 		Short: "Install one managed namespace with a deployer Role as small as its manifests",
 		Long: `Render DIR as the controller would (same renderer, limits and Helm options) and write
 namespace NS's install: the keyless-deployer Role lists exactly the kinds (API group and
