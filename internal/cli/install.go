@@ -73,7 +73,7 @@ export. The same objects are in the Helm chart (charts/keyless) and the kustomiz
 	f.kube.addKubeconfigFlags(fl)
 	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "namespaces the controller manages (required; comma-separated)")
 	fl.StringVar(&f.controllerNamespace, "controller-namespace", install.DefaultControllerNamespace, "the controller's own namespace")
-	fl.StringVar(&f.image, "image", "", "controller image, pinned by digest (default ghcr.io/keyless-cd/keyless tagged with this binary's release version, else :latest, with a warning)")
+	fl.StringVar(&f.image, "image", "", "controller image, pinned by digest (default: ghcr.io/keyless-cd/keyless:VERSION of this released keyless, resolved to its digest at the registry; a development build: :latest, with a warning)")
 	fl.StringVar(&f.podSecurity, "pod-security", install.PodSecurityRestricted, "Pod Security level the managed namespaces are labelled with: restricted, baseline or privileged")
 	fl.BoolVar(&f.credentialMounts, "credential-mount-policy", false, "also apply the ValidatingAdmissionPolicy refusing workloads that mount or env-reference a Secret labelled keyless.dev/credential (cluster-wide; Kubernetes 1.30 or later)")
 	fl.BoolVar(&f.export, "export", false, "print the install as YAML instead of applying it")
@@ -88,9 +88,9 @@ func runInstall(cmd *cobra.Command, streams IOStreams, f *installFlags) error {
 	if len(f.namespaces) == 0 {
 		return errors.New("--namespaces is required: name the namespaces the controller manages")
 	}
-	image, pinned := install.DefaultImage(f.image, version.Version())
-	if !pinned {
-		_, _ = fmt.Fprintf(streams.ErrOut, "warning: the controller image is %s, not pinned by digest; pass --image %s@sha256:… (make image prints it)\n", image, install.ImageRepository)
+	image, err := install.ControllerImage(cmd.Context(), f.image, version.Version(), install.RegistryDigest, streams.ErrOut)
+	if err != nil {
+		return err
 	}
 	opts := install.Options{ControllerNamespace: f.controllerNamespace, Namespaces: f.namespaces, Image: image,
 		PodSecurity: f.podSecurity, WithDeployment: true, CredentialMountPolicy: f.credentialMounts,
