@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,24 +27,6 @@ const (
 // ImageRepository is the controller image's name, as make image publishes
 // it and config/install/controller names it.
 const ImageRepository = "ghcr.io/keyless-cd/keyless"
-
-var releaseVersion = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
-
-// DefaultImage returns the controller image to install: image when given;
-// else ImageRepository tagged with binaryVersion when that is a release
-// (vX.Y.Z), so the CLI installs its own version; else :latest. pinned tells
-// whether the result names a digest.
-func DefaultImage(image, binaryVersion string) (ref string, pinned bool) {
-	switch {
-	case image != "":
-		ref = image
-	case releaseVersion.MatchString(binaryVersion):
-		ref = ImageRepository + ":" + binaryVersion
-	default:
-		ref = ImageRepository + ":latest"
-	}
-	return ref, strings.Contains(ref, "@sha256:")
-}
 
 // customizeDeployment sets the Deployment's image and --namespaces (and adds
 // ExtraArgs) for opts.

@@ -122,21 +122,3 @@ func TestForManifests(t *testing.T) {
 		t.Fatalf("a ClusterRole in the manifests: %v", err)
 	}
 }
-
-func TestDefaultImage(t *testing.T) {
-	digest := "registry.example.com/keyless@sha256:" + strings.Repeat("ab", 32)
-	for _, tc := range []struct {
-		image, version, want string
-		pinned               bool
-	}{
-		{digest, "v1.2.3", digest, true},
-		{"", "v1.2.3", ImageRepository + ":v1.2.3", false},
-		{"", "v1.2.3-rc.1", ImageRepository + ":v1.2.3-rc.1", false},
-		{"", "91f62f5-dirty", ImageRepository + ":latest", false},
-		{"", "", ImageRepository + ":latest", false},
-	} {
-		if got, pinned := DefaultImage(tc.image, tc.version); got != tc.want || pinned != tc.pinned {
-			t.Errorf("DefaultImage(%q, %q) = %q, %v; want %q, %v", tc.image, tc.version, got, pinned, tc.want, tc.pinned)
-		}
-	}
-}
