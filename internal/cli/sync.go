@@ -29,6 +29,8 @@ type syncFlags struct {
 const (
 	syncPollInterval = 250 * time.Millisecond
 	syncSilentAfter  = 10 * time.Second
+	// syncReadTimeout bounds one read of the Application.
+	syncReadTimeout = 30 * time.Second
 )
 
 func newSyncCommand(streams IOStreams) *cobra.Command {
@@ -99,36 +101,40 @@ func runSync(cmd *cobra.Command, streams IOStreams, f *syncFlags, name string) e
 // waitForSync polls app until the controller acknowledges the request token,
 // printing the sync's progress (status.operation) to progress as it changes.
 func waitForSync(ctx context.Context, c client.Client, app *kv1.Application, token string, timeout time.Duration, progress io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// The deadline is kept here, not on the reads' context: client-go's
+	// rate limiter fails a read that would end past its context's
+	// deadline, which is not the controller's answer.
 	start := time.Now()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
 	tick := time.NewTicker(syncPollInterval)
 	defer tick.Stop()
 	lastOp, noticed := "", false
 	for {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil {
-			if ctx.Err() == nil {
-				return fmt.Errorf("reading %s/%s: %w", app.Namespace, app.Name, err)
-			}
-		} else {
-			if app.Status.LastHandledSyncRequest == token {
-				return nil
-			}
-			if line := describeOperation(app.Status.Operation); line != "" && line != lastOp {
-				_, _ = fmt.Fprintf(progress, "%s  %s\n", time.Since(start).Round(time.Second), line)
-				lastOp = line
-			}
-			if !noticed && app.Status.Operation == nil && time.Since(start) > syncSilentAfter {
-				noticed = true
-				_, _ = fmt.Fprintf(progress, "no controller has acknowledged the request after %s; still waiting ...\n", syncSilentAfter)
-			}
+		readCtx, cancel := context.WithTimeout(ctx, syncReadTimeout)
+		err := c.Get(readCtx, client.ObjectKeyFromObject(app), app)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			return fmt.Errorf("reading %s/%s: %w", app.Namespace, app.Name, err)
+		case app.Status.LastHandledSyncRequest == token:
+			return nil
+		}
+		if line := describeOperation(app.Status.Operation); line != "" && line != lastOp {
+			_, _ = fmt.Fprintf(progress, "%s  %s\n", time.Since(start).Round(time.Second), line)
+			lastOp = line
+		}
+		if !noticed && app.Status.Operation == nil && time.Since(start) > syncSilentAfter {
+			noticed = true
+			_, _ = fmt.Fprintf(progress, "no controller has acknowledged the request after %s; still waiting ...\n", syncSilentAfter)
 		}
 		select {
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return unacknowledgedError(app, timeout)
-			}
 			return ctx.Err()
+		case <-deadline.C:
+			return unacknowledgedError(app, timeout)
 		case <-tick.C:
 		}
 	}
