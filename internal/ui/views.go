@@ -155,7 +155,6 @@ func (r appRow) matches(namespace, status string) bool {
 // pass failed (ReadyState).
 const statusFailing = "Failing"
 
-
 // counts are the figures at the top of the list, over every row shown
 // before filtering.
 func counts(rows []appRow) []count {
