@@ -51,9 +51,16 @@ func Publish(ctx context.Context, o Options) (*Published, error) {
 	return p, nil
 }
 
+// ErrNoImage is returned (wrapped) when a built release has no image to
+// publish (no linux platform was built).
+var ErrNoImage = errors.New("the release has no image")
+
 func publishImage(ctx context.Context, o Options, dist string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dist, ImageFile))
 	if err != nil {
+		if _, built := os.Stat(filepath.Join(dist, ChecksumsFile)); errors.Is(err, fs.ErrNotExist) && built == nil {
+			return "", fmt.Errorf("%w: %s holds a release built without a linux platform (PLATFORMS), which has no image to publish: build it again with linux/amd64 or linux/arm64 in PLATFORMS", ErrNoImage, dist)
+		}
 		return "", fmt.Errorf("%w: run make release VERSION=%s first", err, o.Version)
 	}
 	recorded := strings.TrimSpace(string(b))

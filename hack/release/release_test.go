@@ -404,3 +404,20 @@ func checkPushedChart(t *testing.T, host, dist, pushed string) {
 		t.Errorf("the registry serves chart %s (%d bytes), pushed %s (%d bytes)", res.Manifest.Digest, len(res.Chart.Data), pushed, len(local))
 	}
 }
+
+// TestPublishWithoutImage: a release built for darwin only has no image;
+// publishing it says so instead of asking for a build that happened.
+func TestPublishWithoutImage(t *testing.T) {
+	dist := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dist, ChecksumsFile), []byte("0000  keyless-darwin-arm64.tar.gz\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Publish(t.Context(), Options{Module: moduleRoot(t), Version: "v1.2.3", Dist: dist, Registry: "127.0.0.1:1/keyless-cd"})
+	if !errors.Is(err, ErrNoImage) || !strings.Contains(err.Error(), "without a linux platform") {
+		t.Fatalf("Publish of a darwin-only release: %v", err)
+	}
+	_, err = Publish(t.Context(), Options{Module: moduleRoot(t), Version: "v1.2.3", Dist: t.TempDir(), Registry: "127.0.0.1:1/keyless-cd"})
+	if errors.Is(err, ErrNoImage) || err == nil || !strings.Contains(err.Error(), "run make release VERSION=v1.2.3 first") {
+		t.Fatalf("Publish of nothing built: %v", err)
+	}
+}
