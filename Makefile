@@ -154,6 +154,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/helmrepo -run '^$$' -fuzz FuzzParseDependencies -fuzztime $(FUZZTIME)
 	go test ./internal/helmrepo -run '^$$' -fuzz FuzzLookupTable -fuzztime $(FUZZTIME)
 	go test ./internal/approval -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	go test ./internal/celhealth -run '^$$' -fuzz FuzzCompile -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m
