@@ -7,10 +7,7 @@ import (
 	"debug/buildinfo"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,12 +15,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/registry"
+
+	"github.com/keyless-cd/keyless/internal/registrytest"
 )
 
 // registryEnv names the CNCF Distribution registry binary (`make registry`
@@ -46,7 +44,7 @@ func TestReleaseDryRun(t *testing.T) {
 	}
 	ctx := t.Context()
 	root := moduleRoot(t)
-	host := startRegistry(t, regBin)
+	host := registrytest.Start(t, regBin)
 	const v = "v0.0.0-releasetest"
 	platform := "linux/" + runtime.GOARCH
 	chartDir := filepath.Join(root, DefaultChart)
@@ -173,40 +171,6 @@ func sbomTool(t *testing.T, root string) string {
 		t.Fatalf("building cyclonedx-gomod: %v\n%s", err, out)
 	}
 	return p
-}
-
-// startRegistry runs the Distribution registry on loopback, plain HTTP.
-func startRegistry(t *testing.T, bin string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	_ = l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s, secret: keyless-test}\n",
-		filepath.Join(dir, "storage"), host)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml")) //nolint:gosec // the test's own registry binary
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + host + "/v2/") //nolint:noctx // a bounded readiness poll
-		if err == nil {
-			_ = resp.Body.Close()
-			return host
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the registry at %s did not start: %v", host, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // fixtureChart is a chart shaped like charts/keyless (hack/chart's

@@ -90,22 +90,7 @@ func TestGetPrintsApps(t *testing.T) {
 // say why.
 func TestGetApplications(t *testing.T) {
 	ctx := t.Context()
-	c := clustertest.Start(t, localcluster.Options{})
-	if err := install.Apply(ctx, c.Config, install.Options{Namespaces: []string{"team-a"}}); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kubeFlagsFor(c.KubeconfigPath).appClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"web", "api"} {
-		app := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team-a"}, Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{
-			RepoURL: "https://git.example/apps.git", TargetRevision: "main", Path: "deploy/" + name,
-		}}}
-		if err := cl.Create(ctx, app); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c, _ := clusterWithApps(t, "web", "api")
 	kc := "--kubeconfig=" + c.KubeconfigPath
 	for _, tc := range []struct {
 		args    []string
@@ -237,18 +222,9 @@ func (s *syncBuffer) String() string {
 // it with exit 0.
 func TestGetWatch(t *testing.T) {
 	ctx := t.Context()
-	c := clustertest.Start(t, localcluster.Options{})
-	if err := install.Apply(ctx, c.Config, install.Options{Namespaces: []string{"team-a"}}); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kubeFlagsFor(c.KubeconfigPath).appClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team-a"}, Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{
-		RepoURL: "https://git.example/apps.git", TargetRevision: "main", Path: "deploy/web",
-	}}}
-	if err := cl.Create(ctx, app); err != nil {
+	c, cl := clusterWithApps(t, "web")
+	app := &kv1.Application{}
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "web"}, app); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -293,4 +269,29 @@ func TestGetWatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clusterWithApps starts a local control plane with keyless installed for
+// team-a and an Application per name there (a Git folder deploy/NAME, no
+// controller running), and returns it with a client.
+func clusterWithApps(t *testing.T, names ...string) (*localcluster.Cluster, client.WithWatch) {
+	t.Helper()
+	ctx := t.Context()
+	c := clustertest.Start(t, localcluster.Options{})
+	if err := install.Apply(ctx, c.Config, install.Options{Namespaces: []string{"team-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kubeFlagsFor(c.KubeconfigPath).appClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		app := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team-a"}, Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{
+			RepoURL: "https://git.example/apps.git", TargetRevision: "main", Path: "deploy/" + name,
+		}}}
+		if err := cl.Create(ctx, app); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, cl
 }

@@ -8,12 +8,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/install"
-	"github.com/keyless-cd/keyless/internal/localcluster"
-	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
 )
 
 // TestEveryCommandHasHelp: every command a user can run says what it does and
@@ -147,22 +143,7 @@ func TestFlagCompletion(t *testing.T) {
 // -n and for the next item of --namespaces.
 func TestCompletionFromCluster(t *testing.T) {
 	ctx := t.Context()
-	c := clustertest.Start(t, localcluster.Options{})
-	if err := install.Apply(ctx, c.Config, install.Options{Namespaces: []string{"team-a"}}); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kubeFlagsFor(c.KubeconfigPath).appClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"web", "api"} {
-		app := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team-a"}, Spec: kv1.ApplicationSpec{Source: kv1.ApplicationSource{
-			RepoURL: "https://git.example/apps.git", Path: "deploy/" + name,
-		}}}
-		if err := cl.Create(ctx, app); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c, _ := clusterWithApps(t, "web", "api")
 	kc := "--kubeconfig=" + c.KubeconfigPath
 	for _, tc := range []struct {
 		args    []string

@@ -1,11 +1,7 @@
 package controller_test
 
 import (
-	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +15,7 @@ import (
 	"helm.sh/helm/v4/pkg/registry"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/registrytest"
 )
 
 // ociRegistry starts the CNCF Distribution registry (bin/registry, `make
@@ -34,32 +31,7 @@ func ociRegistry(t *testing.T) string {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("no registry binary (%v): run `make registry` or set KEYLESS_REGISTRY", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	_ = l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s, secret: keyless-test}\n",
-		filepath.Join(dir, "storage"), host)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitFor(t, 20*time.Second, "the registry", func() (bool, string) {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err != nil {
-			return false, err.Error()
-		}
-		_ = resp.Body.Close()
-		return true, ""
-	})
-	return host
+	return registrytest.Start(t, bin)
 }
 
 // pushLib pushes chart lib at version to oci://host/charts/lib with Helm's
