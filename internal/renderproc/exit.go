@@ -82,7 +82,7 @@ func (r *Runner) crashError(path string, st *os.ProcessState, stderr string, run
 	switch {
 	case sig == syscall.SIGXFSZ:
 		return &render.LimitError{Limit: "no file writes", Where: path, Detail: "the render tried to write a file"}
-	case sig == syscall.SIGXCPU || sig == syscall.SIGKILL && cpu >= r.cpuLimit()-cpuTick:
+	case sig == syscall.SIGXCPU || sig == syscall.SIGKILL && cpu >= r.cpuLimit()-cpuSlack(r.cpuLimit()):
 		return &render.LimitError{Limit: "--render-timeout", Where: path,
 			Detail: fmt.Sprintf("the render used more than %s of CPU time", r.opts.Timeout)}
 	case sig != 0 && !crashSignals[sig]:
@@ -98,9 +98,15 @@ func (r *Runner) crashError(path string, st *os.ProcessState, stderr string, run
 	return fmt.Errorf("%s: render process failed (%w): %s", path, runErr, lastLines(stderr, 5))
 }
 
-// cpuTick is the slack allowed between the CPU time a process killed by
-// RLIMIT_CPU reports and the limit (the kernel checks it on the tick).
-const cpuTick = 10 * time.Millisecond
+// cpuSlack is how far below limit the CPU time of a process killed by
+// RLIMIT_CPU may be reported: the kernel kills on its precise runtime,
+// while the rusage it reports is tick-sampled and scaled (measured up to
+// 30 ms short of a 1 s limit on a loaded machine). 5% of the limit, at
+// least 100 ms: another killer's SIGKILL that close to the limit is taken
+// for the limit.
+func cpuSlack(limit time.Duration) time.Duration {
+	return max(100*time.Millisecond, limit/20)
+}
 
 func (r *Runner) memoryError(path, how string) error {
 	return &render.LimitError{Limit: "--render-memory-limit", Where: path,
