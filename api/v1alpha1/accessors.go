@@ -36,6 +36,19 @@ func (a *Application) AllowsEmpty() bool {
 	return a.Automated() && a.Spec.SyncPolicy.Automated.AllowEmpty
 }
 
+// ApprovesOutOfNamespace reports whether out-of-namespace objects wait
+// for a person's approval instead of being refused
+// (spec.syncPolicy.outOfNamespace: approve).
+func (a *Application) ApprovesOutOfNamespace() bool {
+	return a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.OutOfNamespace == OutOfNamespaceApprove
+}
+
+// AllowsSelfApproval reports whether the commit's author may approve its
+// out-of-namespace objects (spec.syncPolicy.approval.allowSelfApproval).
+func (a *Application) AllowsSelfApproval() bool {
+	return a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Approval != nil && a.Spec.SyncPolicy.Approval.AllowSelfApproval
+}
+
 // IntervalOr returns spec.interval (at least MinInterval), or def when unset.
 func (a *Application) IntervalOr(def time.Duration) time.Duration {
 	if a.Spec.Interval != nil && a.Spec.Interval.Duration > 0 {
@@ -179,7 +192,7 @@ func (a *Application) ReadyState() (state, message string, failing bool) {
 			return SyncStatusUnknown, c.Message, false
 		}
 		switch c.Reason {
-		case ReasonProgressing, ReasonOutOfSync, ReasonSuspended, HealthDegraded, HealthMissing, HealthUnknown:
+		case ReasonProgressing, ReasonOutOfSync, ReasonSuspended, ReasonAwaitingApproval, HealthDegraded, HealthMissing, HealthUnknown:
 			return c.Reason, c.Message, false
 		}
 		return c.Reason, c.Message, true

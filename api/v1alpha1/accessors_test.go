@@ -78,6 +78,7 @@ func TestReadyState(t *testing.T) {
 		{with(metav1.ConditionFalse, ReasonInvalidSpec, "spec.interval"), "InvalidSpec", true, "spec.interval"},
 		{with(metav1.ConditionFalse, "ShardRefused", "labelled"), "ShardRefused", true, "labelled"},
 		{with(metav1.ConditionUnknown, "", ""), "Unknown", false, ""},
+		{with(metav1.ConditionFalse, ReasonAwaitingApproval, "awaiting approval"), ReasonAwaitingApproval, false, "awaiting approval"},
 	} {
 		state, msg, failing := tc.app.ReadyState()
 		if state != tc.state || failing != tc.failing || msg != tc.wantMessage {

@@ -238,10 +238,13 @@ const (
 	EventSyncFailed     = "SyncFailed"
 	EventHealthDegraded = "HealthDegraded"
 	EventDriftReverted  = "DriftReverted"
+	// EventAwaitingApproval: a revision waits for the approval of its
+	// out-of-namespace objects by a cluster admin.
+	EventAwaitingApproval = "AwaitingApproval"
 )
 
 // NotificationEvents are every event a notification can be sent for.
-var NotificationEvents = []string{EventSynced, EventSyncFailed, EventHealthDegraded, EventDriftReverted}
+var NotificationEvents = []string{EventSynced, EventSyncFailed, EventHealthDegraded, EventDriftReverted, EventAwaitingApproval}
 
 // Notification is one receiver of sync events.
 type Notification struct {
@@ -252,10 +255,11 @@ type Notification struct {
 	// SecretRef names a Secret in the Application's namespace with the key
 	// "address" (the URL) and, for type webhook, "hmacKey".
 	SecretRef LocalObjectReference `json:"secretRef"`
-	// Events to send: Synced, SyncFailed, HealthDegraded, DriftReverted. Default: all.
+	// Events to send: Synced, SyncFailed, HealthDegraded, DriftReverted,
+	// AwaitingApproval. Default: all.
 	// +optional
-	// +kubebuilder:validation:MaxItems=4
-	// +kubebuilder:validation:items:Enum=Synced;SyncFailed;HealthDegraded;DriftReverted
+	// +kubebuilder:validation:MaxItems=5
+	// +kubebuilder:validation:items:Enum=Synced;SyncFailed;HealthDegraded;DriftReverted;AwaitingApproval
 	Events []string `json:"events,omitempty"`
 }
 
@@ -448,6 +452,35 @@ type SyncPolicy struct {
 	// and PruneLast=true describe what keyless always does. Others are refused.
 	// +optional
 	SyncOptions []string `json:"syncOptions,omitempty"`
+	// OutOfNamespace says what becomes of the render's objects outside the
+	// Application's namespace (cluster-scoped ones such as a CRD or a
+	// ClusterRole, and namespaced ones naming another namespace): refuse
+	// (the default) refuses the whole revision, as keyless always did;
+	// approve holds the revision, AwaitingApproval, until a person applies
+	// those objects with their own credential (`keyless approve`), then
+	// the controller syncs the rest as the deployer. A revision whose
+	// out-of-namespace objects equal the approved ones syncs at once.
+	// +optional
+	// +kubebuilder:validation:Enum=refuse;approve
+	OutOfNamespace string `json:"outOfNamespace,omitempty"`
+	// Approval configures `keyless approve` for outOfNamespace: approve.
+	// +optional
+	Approval *ApprovalPolicy `json:"approval,omitempty"`
+}
+
+// Values of spec.syncPolicy.outOfNamespace.
+const (
+	OutOfNamespaceRefuse  = "refuse"
+	OutOfNamespaceApprove = "approve"
+)
+
+// ApprovalPolicy configures who may approve out-of-namespace objects.
+type ApprovalPolicy struct {
+	// AllowSelfApproval lets the author of the commit approve its
+	// out-of-namespace objects (four eyes are required by default). An
+	// approval that used it says so in status.approval and history.
+	// +optional
+	AllowSelfApproval bool `json:"allowSelfApproval,omitempty"`
 }
 
 // AutomatedSyncPolicy configures what an automatic sync may do.
@@ -493,6 +526,79 @@ type ApplicationStatus struct {
 	// History of the last 10 syncs, newest first: who changed what, when, and the result.
 	// +optional
 	History []SyncRecord `json:"history,omitempty"`
+	// Approval is the state of the out-of-namespace objects
+	// (spec.syncPolicy.outOfNamespace: approve): what waits for approval
+	// and what was approved last.
+	// +optional
+	Approval *ApprovalStatus `json:"approval,omitempty"`
+}
+
+// MaxPendingObjectNames bounds status.approval.pending.objects (and its
+// added, changed and removed lists): the last entry says how many more.
+const MaxPendingObjectNames = 100
+
+// ApprovalStatus is what waits for approval and what was approved last.
+type ApprovalStatus struct {
+	// Pending is the revision held until its out-of-namespace objects are
+	// approved (`keyless approve`); empty when nothing waits.
+	// +optional
+	Pending *PendingApproval `json:"pending,omitempty"`
+	// Approved is the last approval, read from its record.
+	// +optional
+	Approved *ApprovedBundle `json:"approved,omitempty"`
+}
+
+// PendingApproval is a revision whose out-of-namespace objects wait for a
+// person's approval.
+type PendingApproval struct {
+	// Revision is the revision held.
+	Revision string `json:"revision"`
+	// Digest is the sha256 of its out-of-namespace objects: what an
+	// approval names.
+	Digest string `json:"digest"`
+	// Author is the author of the revision's commit: with four eyes, not
+	// who may approve it.
+	// +optional
+	Author string `json:"author,omitempty"`
+	// Since is when the controller first held a revision with this digest.
+	// +optional
+	Since metav1.Time `json:"since,omitempty"`
+	// Objects are the out-of-namespace objects (Kind/name, with the
+	// namespace when namespaced), at most MaxPendingObjectNames.
+	// +optional
+	Objects []string `json:"objects,omitempty"`
+	// Added, Changed and Removed compare them with the last approval: a
+	// removed object is deleted by the approval.
+	// +optional
+	Added []string `json:"added,omitempty"`
+	// +optional
+	Changed []string `json:"changed,omitempty"`
+	// +optional
+	Removed []string `json:"removed,omitempty"`
+	// Diff is a unified YAML diff of the added and changed objects against
+	// the last approval, at most 16 KiB (keyless approve shows it whole,
+	// and against the live objects).
+	// +optional
+	Diff string `json:"diff,omitempty"`
+}
+
+// ApprovedBundle is one approval of out-of-namespace objects.
+type ApprovedBundle struct {
+	// Digest of the objects approved (and applied by the approver).
+	Digest string `json:"digest"`
+	// Revision the approval was given for.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// Approver is the person who approved, as the API server named them
+	// (SelfSubjectReview).
+	Approver string `json:"approver"`
+	// At is when.
+	// +optional
+	At metav1.Time `json:"at,omitempty"`
+	// SelfApproved: the approver was the commit's author
+	// (spec.syncPolicy.approval.allowSelfApproval).
+	// +optional
+	SelfApproved bool `json:"selfApproved,omitempty"`
 }
 
 // SyncStatus compares the cluster with the target revision.
@@ -570,6 +676,13 @@ type SyncRecord struct {
 	Changed []string `json:"changed,omitempty"`
 	// +optional
 	Error string `json:"error,omitempty"`
+	// ApprovedBy is the person whose approval covers this revision's
+	// out-of-namespace objects (spec.syncPolicy.outOfNamespace: approve),
+	// and ApprovalDigest their digest.
+	// +optional
+	ApprovedBy string `json:"approvedBy,omitempty"`
+	// +optional
+	ApprovalDigest string `json:"approvalDigest,omitempty"`
 	// Hooks are the hook runs of this sync (PreSync, Sync, PostSync, SyncFail), in order.
 	// +optional
 	Hooks []HookRecord `json:"hooks,omitempty"`

@@ -24,6 +24,10 @@ const (
 	ReasonInvalidSpec      = "InvalidSpec"
 	ReasonOutOfSync        = "OutOfSync"
 	ReasonSuspended        = "Suspended"
+	// ReasonAwaitingApproval: the revision's out-of-namespace objects
+	// wait for a person's approval (spec.syncPolicy.outOfNamespace:
+	// approve, `keyless approve`); the last approved state runs.
+	ReasonAwaitingApproval = "AwaitingApproval"
 )
 
 // Event reasons of a finished sync (a failed one's Event carries its
@@ -34,6 +38,9 @@ const (
 	// ReasonDriftReverted: a sync put back objects changed in the cluster
 	// (selfHeal), at the revision already applied.
 	ReasonDriftReverted = "DriftReverted"
+	// ReasonApproved: an approval of the out-of-namespace objects was
+	// recorded (the Event names the approver and the digest).
+	ReasonApproved = "Approved"
 )
 
 // Results of a sync, in status.history and the audit line.

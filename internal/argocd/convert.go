@@ -25,6 +25,24 @@ type Result struct {
 	Warnings    []string
 }
 
+// OutOfNamespaceNote is said of every imported chart: Argo CD applies a
+// chart's CRDs and cluster-scoped objects with its cluster-wide rights;
+// keyless refuses them unless a person approves them.
+const OutOfNamespaceNote = "note: a chart whose render holds CRDs, cluster-scoped objects (ClusterRoles, webhook configurations) or objects of other namespaces is refused whole by default; " +
+	"set spec.syncPolicy.outOfNamespace: approve to hold such a revision until a cluster admin applies those objects with their own credential (keyless approve APP -n NS), " +
+	"the rest synced by the controller (docs/gitops.md)"
+
+// clusterWideCharts are charts whose purpose needs CRDs, cluster-scoped
+// objects or webhooks (the common ones of the 113 real app folders keyless
+// was measured on).
+var clusterWideCharts = []string{"cert-manager", "ingress-nginx", "kube-prometheus-stack", "argo-rollouts", "kyverno", "kyverno-policies",
+	"external-secrets", "sealed-secrets", "keda", "strimzi-kafka-operator", "cloudnative-pg", "crossplane", "prometheus-operator-crds",
+	"fluent-bit", "grafana", "external-dns", "metrics-server", "velero", "trivy-operator", "gatekeeper", "istiod", "base"}
+
+func knownClusterWideChart(chart string) bool {
+	return chart != "" && slices.Contains(clusterWideCharts, chart)
+}
+
 // Convert reads one argoproj.io/v1alpha1 Application (YAML or JSON).
 func Convert(data []byte) (*Result, error) {
 	if len(data) > MaxInput {
@@ -45,6 +63,9 @@ func Convert(data []byte) (*Result, error) {
 	for _, path := range c.leftovers(in, "") {
 		c.warnf("%s is not supported by keyless and was dropped", path)
 	}
+	if c.clusterWideChart || knownClusterWideChart(app.Spec.Source.Chart) {
+		c.warnf("%s", OutOfNamespaceNote)
+	}
 	sort.Strings(c.warnings)
 	return &Result{Application: app, Warnings: c.warnings}, nil
 }
@@ -57,6 +78,10 @@ type converter struct {
 	// namespace is the destination namespace (the Application's).
 	namespace string
 	warnings  []string
+	// clusterWideChart: the Application says its chart holds CRDs or
+	// cluster-scoped objects (helm.skipCrds, or syncOptions only such
+	// charts need).
+	clusterWideChart bool
 }
 
 // path is p (a path inside in) as messages name it.
@@ -150,6 +175,10 @@ func (c *converter) convert() (*kv1.Application, error) {
 			switch {
 			case o == "CreateNamespace=true":
 				c.warnf("syncOption CreateNamespace=true dropped: keyless never creates namespaces; a cluster admin creates %q with its deployer Role", dest)
+			case o == "SkipDryRunOnMissingResource=true":
+				// Custom resources of CRDs the same sync installs.
+				c.clusterWideChart = true
+				c.warnf("syncOption %s dropped: keyless dry-runs custom resources after the CRDs they need are applied", o)
 			case slices.Contains(kv1.HonouredSyncOptions, o):
 				if app.Spec.SyncPolicy == nil {
 					app.Spec.SyncPolicy = &kv1.SyncPolicy{}

@@ -84,6 +84,31 @@ spec:
 	}
 }
 
+// TestConvertChartWithCRDs: a chart that holds CRDs (cert-manager, or one
+// the Application marks with skipCrds or SkipDryRunOnMissingResource)
+// gets a note on what spec.syncPolicy.outOfNamespace: approve does; a
+// plain chart does not.
+func TestConvertChartWithCRDs(t *testing.T) {
+	for name, tc := range map[string]struct {
+		in   string
+		note bool
+	}{
+		"cert-manager":                {"apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: cm}\nspec:\n  destination: {namespace: cert-manager}\n  source: {repoURL: https://charts.jetstack.io, chart: cert-manager, targetRevision: v1.16.2, helm: {valuesObject: {crds: {enabled: true}}}}\n", true},
+		"skipCrds":                    {"apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec:\n  destination: {namespace: a}\n  source: {repoURL: https://charts.example.com, chart: op, helm: {skipCrds: true}}\n", true},
+		"SkipDryRunOnMissingResource": {"apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec:\n  destination: {namespace: a}\n  source: {repoURL: https://charts.example.com, chart: op}\n  syncPolicy: {syncOptions: [SkipDryRunOnMissingResource=true]}\n", true},
+		"plain chart":                 {"apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec:\n  destination: {namespace: a}\n  source: {repoURL: https://charts.example.com, chart: web}\n", false},
+	} {
+		res, err := Convert([]byte(tc.in))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got := strings.Contains(strings.Join(res.Warnings, "\n"), "outOfNamespace: approve")
+		if got != tc.note {
+			t.Errorf("%s: note about outOfNamespace: approve = %v, want %v (warnings %q)", name, got, tc.note, res.Warnings)
+		}
+	}
+}
+
 func TestConvertErrors(t *testing.T) {
 	for name, in := range map[string]string{
 		"other cluster":  "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a}\nspec: {source: {repoURL: https://x/y}, destination: {server: https://prod.example.com, namespace: a}}\n",

@@ -110,7 +110,8 @@ func (c *converter) helmDropped() {
 		c.warnf("%s dropped: keyless sends a repository's credential to that host only, as Helm without --pass-credentials; a chart the index places on another host is fetched without it", c.path("helm.passCredentials"))
 	}
 	if c.flag("helm.skipCrds") {
-		c.warnf("%s dropped: keyless renders a chart's crds/ and apply refuses them (CRDs are cluster-scoped; a cluster admin installs them), so a chart with crds/ does not sync", c.path("helm.skipCrds"))
+		c.clusterWideChart = true
+		c.warnf("%s dropped: keyless renders a chart's crds/, and CRDs are cluster-scoped: without spec.syncPolicy.outOfNamespace: approve the chart does not sync; with it, a cluster admin applies the CRDs (keyless approve) and the controller the rest", c.path("helm.skipCrds"))
 	}
 	if c.flag("helm.ignoreMissingValueFiles") {
 		c.warnf("%s dropped: keyless fails the render when a values file is missing; remove the entries that may not exist", c.path("helm.ignoreMissingValueFiles"))

@@ -32,7 +32,7 @@ func TestConvertChartsAndSources(t *testing.T) {
     helm:
       releaseName: sealed-secrets
 `, kv1.ApplicationSource{RepoURL: "https://bitnami-labs.github.io/sealed-secrets", Chart: "sealed-secrets", TargetRevision: ">=2.16.0 <3.0.0",
-			Helm: &kv1.HelmSource{ReleaseName: "sealed-secrets"}}, nil, nil},
+			Helm: &kv1.HelmSource{ReleaseName: "sealed-secrets"}}, nil, []string{"outOfNamespace: approve"}},
 		{"OCI chart in Argo CD's form", `  source:
     chart: nginx
     repoURL: registry-1.docker.io/bitnamicharts

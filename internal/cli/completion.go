@@ -40,6 +40,7 @@ var flagValues = map[string]map[string][]string{
 	"keyless apply":             {flagOutput: textOrJSON},
 	"keyless diff":              {flagOutput: textOrJSON},
 	"keyless history":           {flagOutput: textOrJSON},
+	"keyless approvals":         {flagOutput: textOrJSON},
 	"keyless bump":              {flagOutput: textOrJSON},
 	"keyless version":           {flagOutput: textOrJSON},
 	"keyless oidc check":        {flagOutput: textOrJSON},

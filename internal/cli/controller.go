@@ -31,6 +31,7 @@ type controllerFlags struct {
 	pprofAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
+	controllerNamespace     string
 	shard                   string
 	concurrency             int
 	defaultInterval         time.Duration
@@ -87,6 +88,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringVar(&f.pprofAddr, "pprof-bind-address", "", `Go /debug/pprof address for diagnosing the controller, e.g. 127.0.0.1:6060 (default off; a heap profile holds decrypted Secrets: loopback only)`)
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "run one active replica (a Lease in the controller's namespace)")
 	fl.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader Lease (default $POD_NAMESPACE, else the first of --namespaces)")
+	fl.StringVar(&f.controllerNamespace, "controller-namespace", "", "the controller's own namespace, where approvals of out-of-namespace objects are recorded (default $POD_NAMESPACE; never one of --namespaces)")
 	fl.StringVar(&f.shard, "shard", "", "own only the Applications labelled "+kv1.ShardLabel+"=SHARD (default: those without the label); one Lease per shard")
 	fl.StringArrayVar(&f.shardNamespaces, "shard-namespaces", nil, "for the unsharded controller: the namespaces shard KEY serves, as KEY=NS[;NS…] (repeat per shard; run that shard with the same --namespaces); an Application labelled for a shard that does not serve its namespace is then reported (Stalled, ShardRefused) instead of left alone")
 	fl.IntVar(&f.concurrency, "concurrency", 4, "Applications reconciled at once")
@@ -153,6 +155,10 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	if leNS == "" {
 		leNS = os.Getenv("POD_NAMESPACE")
 	}
+	ctrlNS := f.controllerNamespace
+	if ctrlNS == "" {
+		ctrlNS = os.Getenv("POD_NAMESPACE")
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A soft heap limit keeps the resident set small at 100+ Applications;
 		// set GOMEMLIMIT to override.
@@ -165,7 +171,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(streams.ErrOut, &slog.HandlerOptions{Level: level}))
 	return controller.Run(cmd.Context(), cfg, controller.Options{
 		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr, PprofBindAddress: f.pprofAddr,
-		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, Shard: f.shard, Concurrency: f.concurrency,
+		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, ControllerNamespace: ctrlNS, Shard: f.shard, Concurrency: f.concurrency,
 		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secrets["--webhook-secret-file"],
 		WebhookGitHubSecret: secrets["--webhook-github-secret-file"], WebhookGitLabToken: secrets["--webhook-gitlab-token-file"],
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,

@@ -33,6 +33,8 @@ stored outside the cluster.
 		newControllerCommand(streams),
 		newGetCommand(streams),
 		newSyncCommand(streams),
+		newApproveCommand(streams),
+		newApprovalsCommand(streams),
 		newHistoryCommand(streams),
 		newRollbackCommand(streams),
 		newImportCommand(streams),

@@ -88,6 +88,11 @@ type ApplicationReconciler struct {
 	// Application's last render. Both forget an Application when it goes.
 	engines *enginePool
 	renders *renderCache
+	// namespaces are Options.Namespaces; approvalNamespace is the
+	// controller's own (Options.ControllerNamespace), where approval
+	// records of out-of-namespace objects are read (approval.go).
+	namespaces        []string
+	approvalNamespace string
 	// commits reports sync results on their commits at the forge;
 	// notifier sends notifications. Both deliver off the reconcile path.
 	commits  *commitReporter
@@ -248,6 +253,17 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return r.failStep(app, stepFailure{reason: renderFailureReason(err), err: fmt.Errorf("rendering %s at %s: %w", displayPath(src.Path), kv1.ShortSHA(sha), err),
 			permanent: true, record: &record}, interval)
 	}
+	objs, approved, waiting, err := r.approvalGate(ctx, app, objs, record)
+	if err != nil {
+		return r.failStep(app, approvalFailure(err, &record), interval)
+	}
+	if waiting {
+		// The last approved state runs; `keyless approve` requests a sync.
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	if approved != nil {
+		record.ApprovedBy, record.ApprovalDigest = approved.Approver, approved.Digest
+	}
 	eng, err := r.engineFor(app)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -313,7 +329,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 			Message: fmt.Sprintf("reverted drift to %s: %s", kv1.ShortSHA(sha), changeSummary(res))})
 	case trigger != TriggerDrift:
 		r.recordSync(app, record, res, syncEvent{Type: corev1.EventTypeNormal, Reason: ReasonSynced,
-			Message: fmt.Sprintf("synced %s (%s) by %s: %s", kv1.ShortSHA(sha), commit.Message, commit.Author, changeSummary(res))})
+			Message: fmt.Sprintf("synced %s (%s) by %s: %s%s", kv1.ShortSHA(sha), commit.Message, commit.Author, changeSummary(res), approvalNote(approved))})
 	}
 	return r.refreshHealth(ctx, app, interval)
 }
@@ -678,6 +694,11 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *kv1.Applicati
 		return ctrl.Result{}, nil
 	}
 	app = fresh
+	if app.ApprovesOutOfNamespace() && r.approvalNamespace != "" {
+		if err := r.dropPending(ctx, app); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if app.Annotations[kv1.DeletionPolicyAnnotation] != kv1.DeletionPolicyOrphan && len(app.Status.Inventory) > 0 {
 		eng, err := r.engineFor(app)
 		if err != nil {

@@ -36,6 +36,12 @@ type AuditRecord struct {
 	Result         string        `json:"result"`
 	Error          string        `json:"error,omitempty"`
 	Changes        []AuditChange `json:"changes"`
+	// ApprovedBy and ApprovalDigest name the approval that covers the
+	// revision's out-of-namespace objects (spec.syncPolicy.outOfNamespace:
+	// approve); ApprovalDigest alone, on an AwaitingApproval line, names
+	// what waits.
+	ApprovedBy     string `json:"approvedBy,omitempty"`
+	ApprovalDigest string `json:"approvalDigest,omitempty"`
 	// Hooks are the hook runs of the sync.
 	Hooks []kv1.HookRecord `json:"hooks,omitempty"`
 }

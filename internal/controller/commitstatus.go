@@ -58,6 +58,8 @@ func commitStatusOf(app *kv1.Application) (st forge.Status, ok bool) {
 		st.State, st.Description = forge.StateSuccess, "synced and healthy"
 	case ready.Reason == ReasonProgressing && applied:
 		st.State, st.Description = forge.StatePending, "rolling out: "+ready.Message
+	case ready.Reason == kv1.ReasonAwaitingApproval:
+		st.State, st.Description = forge.StatePending, AwaitingApprovalMessage
 	case ready.Reason == ReasonOutOfSync:
 		st.State, st.Description = forge.StatePending, ready.Message
 	case ready.Reason == kv1.HealthDegraded && applied:

@@ -63,6 +63,12 @@ type Options struct {
 	// LeaderElect runs one active replica, with a Lease in LeaderElectionNamespace.
 	LeaderElect             bool
 	LeaderElectionNamespace string
+	// ControllerNamespace is the controller's own namespace, where the
+	// approval records of out-of-namespace objects are read and pending
+	// ones stored (spec.syncPolicy.outOfNamespace: approve). It must not
+	// be one of Namespaces: their admins could forge approvals. Default ""
+	// (Applications asking for approvals are refused, naming the flag).
+	ControllerNamespace string
 	// Shard, when set, makes this controller own only the Applications
 	// labelled kv1.ShardLabel=Shard; unset, it owns those without the label.
 	// Each shard elects its own leader. Default "" (the unlabelled ones).
@@ -282,6 +288,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP, hookTimeout: opts.HookTimeout,
 		syncTimeout: opts.SyncTimeout, maxWaves: opts.MaxWaves,
 		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), shard: opts.Shard, shards: opts.ShardNamespaces, stale: newStaleReads(),
+		namespaces: opts.Namespaces, approvalNamespace: opts.ControllerNamespace,
 	}
 	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {

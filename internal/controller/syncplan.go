@@ -35,6 +35,10 @@ func triggerOf(app *kv1.Application, sha string, drift uint64) string {
 		return TriggerSpec
 	case drift != 0:
 		return TriggerDrift
+	case app.Status.Approval != nil && app.Status.Approval.Pending != nil:
+		// Out-of-namespace objects wait for approval: look for it again
+		// (the render is cached), even at the applied revision.
+		return TriggerRetry
 	case sha != app.Status.LastAppliedRevision && !stalled:
 		// The last attempt at this revision failed transiently: try again.
 		return TriggerRetry

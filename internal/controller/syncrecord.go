@@ -34,6 +34,7 @@ func (r *ApplicationReconciler) recordSync(app *kv1.Application, rec kv1.SyncRec
 		Time: rec.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rec.Revision,
 		Author: rec.Author, Committer: rec.Committer, Signer: rec.Signer, Message: rec.Message, Trigger: rec.Trigger,
 		ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: rec.Error, Changes: auditChanges(res), Hooks: rec.Hooks,
+		ApprovedBy: rec.ApprovedBy, ApprovalDigest: rec.ApprovalDigest,
 	}
 	r.audit.write(audit)
 	r.metrics.apps.observeRecord(app, rec)

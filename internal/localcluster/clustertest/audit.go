@@ -21,9 +21,10 @@ type AuditEvent struct {
 		Username string `json:"username"`
 	} `json:"impersonatedUser"`
 	ObjectRef *struct {
-		Resource  string `json:"resource"`
-		Namespace string `json:"namespace"`
-		Name      string `json:"name"`
+		Resource    string `json:"resource"`
+		Namespace   string `json:"namespace"`
+		Name        string `json:"name"`
+		Subresource string `json:"subresource"`
 	} `json:"objectRef"`
 	ResponseStatus *struct {
 		Code int `json:"code"`
@@ -114,6 +115,30 @@ func (c *Cluster) Writes(t testing.TB, namespace string) []AuditEvent {
 		if e.Mutating() {
 			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// Actor is who made the request: the impersonated user when there is one.
+func (e AuditEvent) Actor() string {
+	if e.ImpersonatedUser != nil {
+		return e.ImpersonatedUser.Username
+	}
+	return e.User.Username
+}
+
+// ObjectWrites returns the successful persisted writes logged so far to
+// objects themselves, in every namespace and cluster-scoped: not their
+// subresources (status a controller updates) and not access reviews.
+func (c *Cluster) ObjectWrites(t testing.TB) []AuditEvent {
+	t.Helper()
+	var out []AuditEvent
+	for _, e := range c.allEvents(t) {
+		if !e.Mutating() || e.ObjectRef == nil || e.ObjectRef.Subresource != "" || slices.Contains(reviews, e.ObjectRef.Resource) ||
+			e.ResponseStatus == nil || e.ResponseStatus.Code >= 300 {
+			continue
+		}
+		out = append(out, e)
 	}
 	return out
 }
