@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -77,6 +79,10 @@ func runHistory(cmd *cobra.Command, streams IOStreams, f *historyFlags, name str
 	}
 	w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
 	header := "REVISION\tRESULT\tROLLBACK\tTRIGGER\tAUTHOR\tCOMMITTER\tSIGNER\tFINISHED\tCHANGES\tMESSAGE"
+	approvals := app.ApprovesOutOfNamespace() || slices.ContainsFunc(app.Status.History, func(h kv1.SyncRecord) bool { return h.ApprovedBy != "" })
+	if approvals {
+		header += "\tAPPROVED BY\tAPPROVAL"
+	}
 	if f.changes {
 		header += "\tROLLBACK WOULD"
 	}
@@ -88,6 +94,9 @@ func runHistory(cmd *cobra.Command, streams IOStreams, f *historyFlags, name str
 		}
 		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", kv1.ShortSHA(h.Revision), h.Result, rollbackRole(app, h), h.Trigger, h.Author, h.Committer,
 			orDash(h.Signer), h.FinishedAt.UTC().Format("2006-01-02 15:04:05Z"), firstLine(changes, 80), firstLine(h.Message, 60))
+		if approvals {
+			_, _ = fmt.Fprintf(w, "\t%s\t%s", orDash(h.ApprovedBy), orDash(shortDigest(h.ApprovalDigest)))
+		}
 		if f.changes {
 			_, _ = fmt.Fprintf(w, "\t%s", orDash(would[h.Revision]))
 		}
@@ -130,4 +139,13 @@ func firstLine(s string, n int) string {
 		return s[:n-1] + "…"
 	}
 	return s
+}
+
+// shortDigest shortens "sha256:<hex>" to its first 12 hex digits, as
+// keyless approve's record is named in tables.
+func shortDigest(d string) string {
+	if hex, ok := strings.CutPrefix(d, "sha256:"); ok && len(hex) > 12 {
+		return "sha256:" + hex[:12]
+	}
+	return d
 }

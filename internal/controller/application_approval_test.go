@@ -181,6 +181,9 @@ func TestOutOfNamespaceApproval(t *testing.T) {
 		t.Fatalf("approval status after the approval: %+v", synced.Status.Approval)
 	}
 	e.assertAuditApproval(c1, approverU, synced.Status.Approval.Approved.Digest)
+	if code, out, errOut := e.keyless("", "history", "platform", "-n", appNS); code != 0 || !strings.Contains(out, "APPROVED BY") || !strings.Contains(out, approverU) {
+		t.Fatalf("keyless history does not name the approver: %d\n%s%s", code, out, errOut)
+	}
 	e.assertEvent(kv1.ReasonApproved, approverU)
 
 	t.Run("a commit changing only namespaced objects syncs without approval", func(t *testing.T) {
