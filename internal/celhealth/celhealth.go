@@ -6,6 +6,11 @@
 // expression and the object. kstatus stays the fallback for kinds without
 // an entry (Status reports handled=false).
 //
+// Entries match as Flux's do: by API group and kind, the version ignored;
+// an entry without kind applies to every kind of its group, and an entry
+// naming the kind wins over it. Library holds keyless's built-in entries
+// (docs/health.md).
+//
 // The evaluation is Flux's (RFC-0009): an object whose
 // status.observedGeneration differs from metadata.generation is InProgress
 // without evaluating anything; else inProgress, failed and current are
@@ -28,7 +33,10 @@ import (
 // Expressions is one entry of healthCheckExprs, as Flux's Kustomization
 // and HelmRelease have it.
 type Expressions struct {
-	// APIVersion and Kind select the objects the entry applies to.
+	// APIVersion and Kind select the objects the entry applies to: the
+	// group of APIVersion (its version is ignored, as in Flux) and Kind.
+	// Without Kind the entry applies to every kind of the group (not
+	// allowed for the core group); an entry with Kind wins over it.
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	// Current is true when the object reached its desired state. Required.
@@ -95,13 +103,14 @@ type program struct {
 	status      status.Status
 }
 
-// Checker holds compiled expressions by apiVersion and kind.
+// Checker holds compiled expressions by API group and kind; a key with an
+// empty Kind is a group-wide entry.
 type Checker struct {
-	byGVK map[schema.GroupVersionKind][]program
+	byGK map[schema.GroupKind][]program
 }
 
-// Compile checks and compiles exprs once. The first entry for a kind wins
-// when later sets are merged (Merge); within one set a kind may appear once.
+// Compile checks and compiles exprs once. Within one set a group and kind
+// (or a group without kind) may appear once; across sets, Merge decides.
 func Compile(exprs []Expressions) (*Checker, error) {
 	if len(exprs) > MaxEntries {
 		return nil, fmt.Errorf("%w: %d entries (at most %d)", ErrInvalid, len(exprs), MaxEntries)
@@ -110,16 +119,16 @@ func Compile(exprs []Expressions) (*Checker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the CEL environment: %w", err)
 	}
-	c := &Checker{byGVK: map[schema.GroupVersionKind][]program{}}
+	c := &Checker{byGK: map[schema.GroupKind][]program{}}
 	for i, e := range exprs {
 		where := fmt.Sprintf("healthCheckExprs[%d] (%s %s)", i, e.APIVersion, e.Kind)
 		gv, err := schema.ParseGroupVersion(e.APIVersion)
-		if err != nil || e.APIVersion == "" || e.Kind == "" {
-			return nil, fmt.Errorf("%w: %s: apiVersion and kind are required", ErrInvalid, where)
+		if err != nil || e.APIVersion == "" || (e.Kind == "" && gv.Group == "") {
+			return nil, fmt.Errorf("%w: %s: apiVersion and kind are required (kind may be left out only for a named API group, to cover all its kinds)", ErrInvalid, where)
 		}
-		gvk := gv.WithKind(e.Kind)
-		if _, dup := c.byGVK[gvk]; dup {
-			return nil, fmt.Errorf("%w: %s: %s is given twice", ErrInvalid, where, gvk)
+		gk := schema.GroupKind{Group: gv.Group, Kind: e.Kind}
+		if _, dup := c.byGK[gk]; dup {
+			return nil, fmt.Errorf("%w: %s: %s is given twice (entries match by group and kind, whatever the version)", ErrInvalid, where, describe(gk))
 		}
 		if e.Current == "" {
 			return nil, fmt.Errorf("%w: %s: current is required", ErrInvalid, where)
@@ -138,9 +147,16 @@ func Compile(exprs []Expressions) (*Checker, error) {
 			}
 			progs = append(progs, program{field: f.field, expr: f.expr, prg: p, status: f.st})
 		}
-		c.byGVK[gvk] = progs
+		c.byGK[gk] = progs
 	}
 	return c, nil
+}
+
+func describe(gk schema.GroupKind) string {
+	if gk.Kind == "" {
+		return "every kind of group " + gk.Group
+	}
+	return gk.String()
 }
 
 func compileOne(env *cel.Env, expr string) (cel.Program, error) {
@@ -159,28 +175,42 @@ func compileOne(env *cel.Env, expr string) (cel.Program, error) {
 
 // Merge returns a checker with c's entries and, for kinds c has none for,
 // defaults' (an Application's expressions over the controller-wide ones
-// over the built-in library).
+// over the built-in library). A group-wide entry of c covers its group
+// over defaults' entries for that group, kind named or not: an object is
+// judged by c's exact entry, else c's group entry, else defaults'.
 func (c *Checker) Merge(defaults *Checker) *Checker {
-	out := &Checker{byGVK: map[schema.GroupVersionKind][]program{}}
-	for _, src := range []*Checker{defaults, c} {
-		if src == nil {
-			continue
+	out := &Checker{byGK: map[schema.GroupKind][]program{}}
+	if defaults != nil {
+		for k, v := range defaults.byGK {
+			if c != nil {
+				if _, shadowed := c.byGK[schema.GroupKind{Group: k.Group}]; shadowed {
+					continue
+				}
+			}
+			out.byGK[k] = v
 		}
-		for k, v := range src.byGVK {
-			out.byGVK[k] = v
+	}
+	if c != nil {
+		for k, v := range c.byGK {
+			out.byGK[k] = v
 		}
 	}
 	return out
 }
 
-// Status evaluates obj: handled is false when no entry has its apiVersion
-// and kind (kstatus decides then). An expression that fails on obj is an
-// *EvalError (the caller reports it and treats the object as in progress).
+// Status evaluates obj: handled is false when no entry has its group and
+// kind, nor its group without kind (kstatus decides then). An expression
+// that fails on obj is an *EvalError naming the expression and the object
+// (keyless's engine counts the object Failed, with it as the message).
 func (c *Checker) Status(obj *unstructured.Unstructured) (st status.Status, handled bool, err error) {
 	if c == nil {
 		return "", false, nil
 	}
-	progs, ok := c.byGVK[obj.GroupVersionKind()]
+	gk := obj.GroupVersionKind().GroupKind()
+	progs, ok := c.byGK[gk]
+	if !ok && gk.Group != "" {
+		progs, ok = c.byGK[schema.GroupKind{Group: gk.Group}]
+	}
 	if !ok {
 		return "", false, nil
 	}
