@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyless-cd/keyless/internal/approver"
 	"github.com/keyless-cd/keyless/internal/ui"
 )
 
@@ -19,6 +20,9 @@ type uiFlags struct {
 	addr          string
 	allowedHosts  []string
 	open          bool
+	// controllerNamespace holds the pending out-of-namespace objects and
+	// the approval records (the Approve button).
+	controllerNamespace string
 }
 
 func newUICommand(streams IOStreams) *cobra.Command {
@@ -34,12 +38,16 @@ when the watch behind them dropped.
 
 Every read is made with your kubeconfig's identity (your OIDC login, say), so
 Kubernetes RBAC decides what you see; nothing is written to disk and no credential
-is sent to the browser. The one write is the Sync now button, shown only when a
-SelfSubjectAccessReview says you may patch the Application: it does what
-` + "`keyless sync`" + ` does.
+is sent to the browser. There are two writes, each shown only when the API server
+says you may do it (SelfSubjectAccessReview): Sync now, when you may patch the
+Application, does what ` + "`keyless sync`" + ` does; Approve, on an Application awaiting the
+approval of its out-of-namespace objects (spec.syncPolicy.outOfNamespace: approve),
+when you may patch the Application, write each pending object, delete each removed
+one and write the approval record in --controller-namespace, and did not write the
+revision yourself (four eyes), does what ` + "`keyless approve --yes`" + ` does, as you.
 
 It listens on loopback only by default. With --addr on another interface anyone who
-reaches the port reads, and may sync, as you: keyless warns, and you should not.
+reaches the port reads, and may sync and approve, as you: keyless warns, and you should not.
 To share it, let each viewer run their own.
 
 Against DNS rebinding (a web page you open pointing its own name at this machine to
@@ -64,6 +72,7 @@ port, the one listened on).`,
 	cmd.Flags().StringVar(&f.addr, "addr", ui.DefaultAddr, "address to listen on (host:port); keep it on loopback")
 	cmd.Flags().StringArrayVar(&f.allowedHosts, "allowed-host", nil, "a further Host NAME[:PORT] to answer to (repeatable; default port: the one listened on); other names are refused against DNS rebinding")
 	cmd.Flags().BoolVar(&f.open, "open", false, "open the dashboard in the default browser")
+	cmd.Flags().StringVar(&f.controllerNamespace, "controller-namespace", approver.DefaultControllerNamespace, "the controller's namespace, which holds the pending out-of-namespace objects and the approval records (the Approve button)")
 	return cmd
 }
 
@@ -80,7 +89,7 @@ func runUI(cmd *cobra.Command, streams IOStreams, f *uiFlags) error {
 		f.namespaces = []string{ns}
 	}
 	srv, err := ui.New(ui.Options{Config: cfg, Namespaces: f.namespaces, AllNamespaces: f.allNamespaces,
-		AllowedHosts: f.allowedHosts, Logger: slog.New(slog.NewTextHandler(streams.ErrOut, nil))})
+		AllowedHosts: f.allowedHosts, ControllerNamespace: f.controllerNamespace, Logger: slog.New(slog.NewTextHandler(streams.ErrOut, nil))})
 	if err != nil {
 		return err
 	}
@@ -93,7 +102,7 @@ func runUI(cmd *cobra.Command, streams IOStreams, f *uiFlags) error {
 		_, _ = fmt.Fprintf(streams.ErrOut, `
 WARNING: keyless ui listens on %s, which is not loopback.
 WARNING: anyone who can reach this port reads your Applications, Events and diffs
-WARNING: with YOUR Kubernetes identity, and may press Sync as you. Use --addr 127.0.0.1:PORT.
+WARNING: with YOUR Kubernetes identity, and may press Sync and Approve as you. Use --addr 127.0.0.1:PORT.
 WARNING: Against DNS rebinding (a web page you open pointing its name at this machine
 WARNING: to read the dashboard as you) only this machine's IP addresses are accepted
 WARNING: as the Host; open it by a name with --allowed-host NAME[:PORT].

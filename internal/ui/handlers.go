@@ -45,6 +45,7 @@ func (s *Server) Handler(listenAddr string) http.Handler {
 	mux.HandleFunc("GET /{$}", s.serveList)
 	mux.HandleFunc("GET /apps/{namespace}/{name}", s.serveApp)
 	mux.HandleFunc("POST /apps/{namespace}/{name}/sync", s.serveSync)
+	mux.HandleFunc("POST /apps/{namespace}/{name}/approve", s.serveApprove)
 	mux.HandleFunc("GET /events", s.live.serveEvents)
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
@@ -139,10 +140,14 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 	var wg sync.WaitGroup
 	wg.Go(func() { p.Objects, p.ObjectNotes = s.objectTree(ctx, app) })
 	wg.Go(func() { p.Events, p.EventsNote = s.events(ctx, app, now) })
+	p.Approval = approvalOf(app, now)
 	wg.Go(func() {
 		p.CanSync = s.mayPatch(ctx, app)
 		if p.CanSync {
 			p.CSRF = string(s.csrf)
+		}
+		if p.Approval != nil && p.Approval.Pending != nil {
+			p.Approval.CanApprove, p.Approval.Note = s.mayApprove(ctx, app, p.CanSync)
 		}
 	})
 	wg.Wait()
@@ -192,16 +197,24 @@ func (s *Server) events(ctx context.Context, app *kv1.Application, now time.Time
 // mayPatch asks the API server whether the viewer may patch app: the Sync
 // button is shown only then.
 func (s *Server) mayPatch(ctx context.Context, app *kv1.Application) bool {
-	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Namespace: app.Namespace, Verb: "patch", Group: kv1.GroupVersion.Group, Resource: "applications", Name: app.Name,
-		},
-	}}
-	res, err := s.kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
-	return err == nil && res.Status.Allowed
+	ok, err := s.may(ctx, authorizationv1.ResourceAttributes{
+		Namespace: app.Namespace, Verb: "patch", Group: kv1.GroupVersion.Group, Resource: "applications", Name: app.Name,
+	})
+	return err == nil && ok
 }
 
-// maxFormBytes bounds the Sync form's body.
+// may asks the API server whether the viewer may do what attrs say (a
+// SelfSubjectAccessReview).
+func (s *Server) may(ctx context.Context, attrs authorizationv1.ResourceAttributes) (bool, error) {
+	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &attrs}}
+	res, err := s.kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+	if err != nil {
+		return false, err
+	}
+	return res.Status.Allowed, nil
+}
+
+// maxFormBytes bounds a posted form's body (Sync now, Approve).
 const maxFormBytes = 4 << 10
 
 // serveSync does what `keyless sync --async` does, as the viewer: it sets
@@ -210,19 +223,12 @@ const maxFormBytes = 4 << 10
 func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil || !s.csrf.valid(r.PostForm.Get(csrfField)) {
-		s.fail(ctx, w, http.StatusForbidden, "The form is stale or did not come from this page: reload the Application's page and press Sync again.")
-		return
-	}
-	app, ok := s.getApp(ctx, w, r)
+	app, ok := s.postedApp(ctx, w, r, "Sync")
 	if !ok {
 		return
 	}
-	token := time.Now().UTC().Format(time.RFC3339Nano)
-	patch := client.MergeFrom(app.DeepCopy())
-	app.RequestSync(token)
-	if err := s.apps.Patch(ctx, app, patch); err != nil {
+	token, err := s.requestSync(ctx, app)
+	if err != nil {
 		status := http.StatusBadGateway
 		if apierrors.IsForbidden(err) {
 			status = http.StatusForbidden
@@ -234,14 +240,45 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, rowOf(app, time.Time{}).Path()+"?requested="+token, http.StatusSeeOther)
 }
 
+// postedApp checks a form posted from an Application's page (its size and
+// CSRF token; the cross-origin check is secure's) and reads the
+// Application, or writes the error page. button names the form's button.
+func (s *Server) postedApp(ctx context.Context, w http.ResponseWriter, r *http.Request, button string) (*kv1.Application, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil || !s.csrf.valid(r.PostForm.Get(csrfField)) {
+		s.fail(ctx, w, http.StatusForbidden, "The form is stale or did not come from this page: reload the Application's page and press "+button+" again.")
+		return nil, false
+	}
+	return s.getApp(ctx, w, r)
+}
+
+// requestSync sets app's sync-requested-at annotation, as the viewer, as
+// `keyless sync --async` does, and returns its value.
+func (s *Server) requestSync(ctx context.Context, app *kv1.Application) (string, error) {
+	token := time.Now().UTC().Format(time.RFC3339Nano)
+	patch := client.MergeFrom(app.DeepCopy())
+	app.RequestSync(token)
+	if err := s.apps.Patch(ctx, app, patch); err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
 // errorPage is a failed request's page.
 type errorPage struct {
 	page
 	Message string
+	// Detail is shown preformatted under the message (what an approval
+	// applied before it failed), when set.
+	Detail string
 }
 
 func (s *Server) fail(ctx context.Context, w http.ResponseWriter, status int, msg string) {
-	s.render(w, status, "error.html", errorPage{page: s.pageFor(ctx, http.StatusText(status)), Message: msg})
+	s.failWith(ctx, w, status, msg, "")
+}
+
+func (s *Server) failWith(ctx context.Context, w http.ResponseWriter, status int, msg, detail string) {
+	s.render(w, status, "error.html", errorPage{page: s.pageFor(ctx, http.StatusText(status)), Message: msg, Detail: detail})
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data any) {

@@ -23,10 +23,10 @@ import (
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-// csrfField is the form field carrying the CSRF token of the one POST.
+// csrfField is the form field carrying the CSRF token of the POSTs.
 const csrfField = "csrf"
 
-// csrfToken is a random value per server process, put in the Sync form and
+// csrfToken is a random value per server process, put in the forms and
 // required back. With the Origin/Sec-Fetch-Site check it stops another
 // site from posting the form in the viewer's browser.
 type csrfToken string

@@ -1,9 +1,11 @@
 // Package ui is keyless's read-only dashboard: the Applications a viewer
 // may list, one Application's conditions, objects, diff, history, audit
-// records and Events, updated live, and one write (Sync now). Every request
-// to the cluster is made with the viewer's own credential (their kubeconfig),
-// so Kubernetes RBAC decides what they see; nothing is cached to disk and
-// no credential reaches the browser.
+// records and Events, updated live, and two writes (Sync now, and Approve
+// for an Application awaiting the approval of its out-of-namespace
+// objects). Every request to the cluster is made with the viewer's own
+// credential (their kubeconfig), so Kubernetes RBAC decides what they see
+// and may do; nothing is cached to disk and no credential reaches the
+// browser.
 package ui
 
 import (
@@ -28,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/approver"
 	"github.com/keyless-cd/keyless/internal/engine"
 )
 
@@ -57,6 +60,13 @@ type Options struct {
 	// listening on all of them (0.0.0.0, ::). Any other name is refused with
 	// 421: a web page could rebind it to this machine (DNS rebinding).
 	AllowedHosts []string
+	// ControllerNamespace is the controller's namespace, which holds the
+	// pending out-of-namespace objects and the approval records. Default
+	// approver.DefaultControllerNamespace (keyless-system).
+	ControllerNamespace string
+	// ApproveTimeout bounds the wait for new CRDs to be Established when
+	// the viewer approves (as keyless approve --timeout). Default 2m.
+	ApproveTimeout time.Duration
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -80,12 +90,21 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ControllerNamespace == "" {
+		o.ControllerNamespace = approver.DefaultControllerNamespace
+	}
+	if o.ApproveTimeout <= 0 {
+		o.ApproveTimeout = 2 * time.Minute
+	}
 	return o, nil
 }
 
 // Server serves the dashboard. Create it with New.
 type Server struct {
-	opts    Options
+	opts Options
+	// cfg is the viewer's configuration as every client here uses it
+	// (user agent, rate limit): an approval is made with it.
+	cfg     *rest.Config
 	apps    client.WithWatch
 	kube    kubernetes.Interface
 	dynamic dynamic.Interface
@@ -135,7 +154,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, apps: apps, kube: kube, dynamic: dyn,
+	s := &Server{opts: opts, cfg: cfg, apps: apps, kube: kube, dynamic: dyn,
 		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)), csrf: tok}
 	s.live = newHub(s.watchApplications, opts.Logger)
 	return s, nil

@@ -122,6 +122,9 @@ type appPage struct {
 	// SyncRequest is "pending" while a request made here waits for the
 	// controller, "handled" once it reported it, else "".
 	SyncRequest string
+	// Approval is status.approval (what waits, what was approved last),
+	// nil when the Application has none.
+	Approval *approvalView
 }
 
 func rowOf(app *kv1.Application, now time.Time) appRow {
