@@ -149,6 +149,46 @@ type ApplicationSpec struct {
 	// keyless-ci-*), and a Role never grants bind, escalate or impersonate.
 	// +optional
 	RBAC *RBACPolicy `json:"rbac,omitempty"`
+
+	// HealthCheckExprs decide the health of custom resources with CEL, in
+	// Flux's healthCheckExprs format (configurations port over unchanged):
+	// for objects of apiVersion and kind, `inProgress`, `failed` and
+	// `current` are evaluated in that order against the object and the
+	// first true decides (none true: InProgress); an object whose
+	// status.observedGeneration is behind is InProgress. They override the
+	// controller-wide entries and keyless's built-in library
+	// (docs/health.md) for the same kind; kstatus decides the rest.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	HealthCheckExprs []HealthCheckExpr `json:"healthCheckExprs,omitempty"`
+}
+
+// HealthCheckExpr is one entry of spec.healthCheckExprs (Flux's
+// CustomHealthCheck).
+type HealthCheckExpr struct {
+	// APIVersion of the objects, e.g. cert-manager.io/v1.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	APIVersion string `json:"apiVersion"`
+	// Kind of the objects, e.g. Certificate. Without it the entry covers
+	// every kind of apiVersion's group (not the core group), and an entry
+	// naming the kind wins over it (Flux's rule, for Crossplane's claims
+	// and composites).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Kind string `json:"kind,omitempty"`
+	// Current is true when the object reached its desired state.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Current string `json:"current"`
+	// InProgress is true while it has not yet.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	InProgress string `json:"inProgress,omitempty"`
+	// Failed is true when it failed to.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Failed string `json:"failed,omitempty"`
 }
 
 // RBACPolicy is set by whoever may edit the Application (the namespace
@@ -664,7 +704,8 @@ type SyncRecord struct {
 	StartedAt metav1.Time `json:"startedAt,omitempty"`
 	// +optional
 	FinishedAt metav1.Time `json:"finishedAt,omitempty"`
-	// Result is Succeeded or Failed.
+	// Result is Succeeded, Failed, or Abandoned (a new revision arrived
+	// while the sync waited; it was synced at once).
 	Result string `json:"result"`
 	// Changes summarises what changed, e.g. "1 created, 2 configured, 0 pruned".
 	// +optional

@@ -41,10 +41,16 @@ const (
 	// ReasonApproved: an approval of the out-of-namespace objects was
 	// recorded (the Event names the approver and the digest).
 	ReasonApproved = "Approved"
+	// ReasonSyncAbandoned: a sync's wait was given up for a newer revision.
+	ReasonSyncAbandoned = "SyncAbandoned"
 )
 
 // Results of a sync, in status.history and the audit line.
 const (
 	SyncResultSucceeded = "Succeeded"
 	SyncResultFailed    = "Failed"
+	// SyncResultAbandoned: a new revision arrived while the sync waited
+	// on health, a hook or a wave; the wait was given up and the new
+	// revision synced at once.
+	SyncResultAbandoned = "Abandoned"
 )

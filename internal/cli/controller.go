@@ -54,6 +54,7 @@ type controllerFlags struct {
 	egressDenyCIDRs         []string
 	egressAllowCIDRs        []string
 	logLevel                string
+	healthCheckExprs        string
 }
 
 func newControllerCommand(streams IOStreams) *cobra.Command {
@@ -107,6 +108,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.DurationVar(&f.hookTimeout, "hook-timeout", engine.DefaultStepTimeout, "how long each wave's objects and hooks (a migration Job…) may take to become ready before a sync stops; a sync holds one of --concurrency workers while it waits")
 	fl.DurationVar(&f.syncTimeout, "sync-timeout", controller.DefaultSyncTimeout, "how long one sync's apply (every wave, hook and the prune) may take before it stops and is retried with backoff; at least --hook-timeout")
 	fl.IntVar(&f.maxWaves, "max-waves", controller.DefaultMaxWaves, "a render with more waves than this (phases × sync waves, SyncFail hooks included) is refused before anything is written")
+	fl.StringVar(&f.healthCheckExprs, "health-check-exprs", "", "YAML file of controller-wide CEL health entries in Flux's healthCheckExprs format (a list of apiVersion, kind, current, inProgress, failed): over the built-in library, under each Application's spec.healthCheckExprs (docs/health.md)")
 	fl.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let Git credentials travel over plain http:// (loopback tests and demos only; never in production)")
 	fl.StringSliceVar(&f.egressDenyCIDRs, "egress-deny-cidrs", nil, "CIDRs the controller never sends commit statuses or notifications to, besides the built-in refusals: set the cluster's pod and service ranges (e.g. 10.244.0.0/16,10.96.0.0/12) and the nodes' range")
 	fl.StringSliceVar(&f.egressAllowCIDRs, "egress-allow-cidrs", nil, "CIDRs let through although --egress-deny-cidrs or a default refusal (100.64.0.0/10, fc00::/7, 64:ff9b:1::/48) covers them, e.g. a forge inside the cluster; never opens loopback, link-local or cloud metadata addresses")
@@ -126,6 +128,10 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		return err
 	}
 	allowCIDRs, err := egress.ParseCIDRs("--egress-allow-cidrs", f.egressAllowCIDRs)
+	if err != nil {
+		return err
+	}
+	healthExprs, err := readHealthCheckExprs(f.healthCheckExprs)
 	if err != nil {
 		return err
 	}
@@ -171,7 +177,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(streams.ErrOut, &slog.HandlerOptions{Level: level}))
 	return controller.Run(cmd.Context(), cfg, controller.Options{
 		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr, PprofBindAddress: f.pprofAddr,
-		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, ControllerNamespace: ctrlNS, Shard: f.shard, Concurrency: f.concurrency,
+		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, ControllerNamespace: ctrlNS, HealthCheckExprs: healthExprs, Shard: f.shard, Concurrency: f.concurrency,
 		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secrets["--webhook-secret-file"],
 		WebhookGitHubSecret: secrets["--webhook-github-secret-file"], WebhookGitLabToken: secrets["--webhook-gitlab-token-file"],
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,

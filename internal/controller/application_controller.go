@@ -93,6 +93,10 @@ type ApplicationReconciler struct {
 	// records of out-of-namespace objects are read (approval.go).
 	namespaces        []string
 	approvalNamespace string
+	// health compiles each Application's CEL health once per generation.
+	health *healthCheckers
+	// syncs are the syncs in progress, which a webhook push pokes.
+	syncs *runningSyncs
 	// commits reports sync results on their commits at the forge;
 	// notifier sends notifications. Both deliver off the reconcile path.
 	commits  *commitReporter
@@ -195,6 +199,11 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	if err != nil {
 		return r.failStep(app, stepFailure{reason: sourceReason(app), err: err, permanent: true}, interval)
 	}
+	health, err := r.health.get(app)
+	if err != nil {
+		app.Status.ObservedGeneration = app.Generation
+		return r.failStep(app, stepFailure{reason: ReasonInvalidSpec, err: err, permanent: true}, interval)
+	}
 	src := app.Spec.Source
 	if syncRequested(app) {
 		r.invalidate(app) // an explicit request always asks the server
@@ -269,28 +278,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return ctrl.Result{}, err
 	}
 	if !plan.Apply {
-		diff, err := eng.Diff(ctx, objs, plan.diffOptions(app))
-		if err != nil {
-			return r.failStep(app, syncFailure(err, &record, nil), interval)
-		}
-		app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: sha}
-		if diff.Changed() {
-			app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusOutOfSync, Revision: sha, Drifted: driftedObjects(diff), Diff: driftDiff(diff, app)}
-		}
-		app.Status.ObservedGeneration = app.Generation
-		r.drift.clear(key, driftSeen)
-		if diff.Changed() {
-			msg := "out of sync: " + strings.Join(app.Status.Sync.Drifted, ", ")
-			if app.Automated() {
-				msg += " (selfHeal is off)"
-			} else {
-				msg += " (no automated sync policy: run `keyless sync " + app.Name + " -n " + app.Namespace + "`)"
-			}
-			setReady(app, false, ReasonOutOfSync, msg)
-			r.recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonOutOfSync, "Diff", "%s", msg)
-			return ctrl.Result{RequeueAfter: interval}, nil
-		}
-		return r.refreshHealth(ctx, app, interval)
+		return r.reportDiff(ctx, app, eng, objs, plan, &record, driftSeen, interval)
 	}
 
 	if trigger != TriggerDrift {
@@ -304,8 +292,16 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	r.drift.expect(key, objs)
 	applyOpts := plan.applyOptions(app, r.hookTimeout, r.operationReporter(ctx, app))
 	applyOpts.MaxSteps = r.maxWaves
+	applyOpts.Health = health
 	syncCtx, cancelSync := withSyncDeadline(ctx, r.syncTimeout)
-	res, err := eng.Apply(syncCtx, objs, applyOpts)
+	// A new revision while the sync waits ends the wait (supersede.go).
+	applyCtx, supersede := context.WithCancelCause(syncCtx)
+	poked, syncDone := r.syncs.start(key)
+	go watchForNewRevision(applyCtx, source, resolved, interval, poked, supersede)
+	res, err := eng.Apply(applyCtx, objs, applyOpts)
+	newer := superseded(applyCtx)
+	supersede(nil)
+	syncDone()
 	err = syncDeadlineError(syncCtx, r.syncTimeout, err)
 	cancelSync()
 	r.metrics.observeSync(syncStart, err)
@@ -313,6 +309,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	r.endOperation(ctx, app)
 	for _, w := range resultWarnings(res) {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "SyncWarning", "Sync", "%s", w)
+	}
+	if err != nil && newer != nil {
+		return r.abandonSync(ctx, app, record, res, newer, err)
 	}
 	if err != nil {
 		logger.Info("sync failed, last good state left running", "revision", sha, "error", err.Error())
@@ -330,6 +329,35 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	case trigger != TriggerDrift:
 		r.recordSync(app, record, res, syncEvent{Type: corev1.EventTypeNormal, Reason: ReasonSynced,
 			Message: fmt.Sprintf("synced %s (%s) by %s: %s%s", kv1.ShortSHA(sha), commit.Message, commit.Author, changeSummary(res), approvalNote(approved))})
+	}
+	return r.refreshHealth(ctx, app, interval)
+}
+
+// reportDiff is a sync that only compares (no automated policy, or drift
+// with selfHeal off): Synced, or OutOfSync with what differs.
+func (r *ApplicationReconciler) reportDiff(ctx context.Context, app *kv1.Application, eng *engine.Engine, objs []*unstructured.Unstructured, plan syncPlan, record *kv1.SyncRecord, driftSeen uint64, interval time.Duration) (ctrl.Result, error) {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	sha := plan.Revision
+	diff, err := eng.Diff(ctx, objs, plan.diffOptions(app))
+	if err != nil {
+		return r.failStep(app, syncFailure(err, record, nil), interval)
+	}
+	app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: sha}
+	if diff.Changed() {
+		app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusOutOfSync, Revision: sha, Drifted: driftedObjects(diff), Diff: driftDiff(diff, app)}
+	}
+	app.Status.ObservedGeneration = app.Generation
+	r.drift.clear(key, driftSeen)
+	if diff.Changed() {
+		msg := "out of sync: " + strings.Join(app.Status.Sync.Drifted, ", ")
+		if app.Automated() {
+			msg += " (selfHeal is off)"
+		} else {
+			msg += " (no automated sync policy: run `keyless sync " + app.Name + " -n " + app.Namespace + "`)"
+		}
+		setReady(app, false, ReasonOutOfSync, msg)
+		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonOutOfSync, "Diff", "%s", msg)
+		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 	return r.refreshHealth(ctx, app, interval)
 }
@@ -368,7 +396,8 @@ func (r *ApplicationReconciler) refreshHealth(ctx context.Context, app *kv1.Appl
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		statuses, err := eng.Status(ctx, refs)
+		checker, _ := r.health.get(app) // a spec whose expressions fail is Stalled before this
+		statuses, err := eng.Status(ctx, refs, checker)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -661,6 +690,7 @@ func (r *ApplicationReconciler) forget(key types.NamespacedName) {
 	r.stale.forget(key)
 	r.drift.forget(key)
 	r.renders.forget(key)
+	r.health.forget(key)
 	r.capabilities.forget(key)
 	r.engines.forget(key)
 	r.commits.forget(key)

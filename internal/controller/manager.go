@@ -39,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/celhealth"
 	"github.com/keyless-cd/keyless/internal/egress"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/gitsource"
@@ -69,6 +70,10 @@ type Options struct {
 	// be one of Namespaces: their admins could forge approvals. Default ""
 	// (Applications asking for approvals are refused, naming the flag).
 	ControllerNamespace string
+	// HealthCheckExprs are the controller-wide CEL health entries (Flux's
+	// healthCheckExprs format, --health-check-exprs): over keyless's
+	// built-in library, under each Application's spec.healthCheckExprs.
+	HealthCheckExprs []celhealth.Expressions
 	// Shard, when set, makes this controller own only the Applications
 	// labelled kv1.ShardLabel=Shard; unset, it owns those without the label.
 	// Each shard elects its own leader. Default "" (the unlabelled ones).
@@ -290,6 +295,12 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), shard: opts.Shard, shards: opts.ShardNamespaces, stale: newStaleReads(),
 		namespaces: opts.Namespaces, approvalNamespace: opts.ControllerNamespace,
 	}
+	healthDefaults, err := DefaultHealth(opts.HealthCheckExprs)
+	if err != nil {
+		return err
+	}
+	r.health = newHealthCheckers(healthDefaults)
+	r.syncs = newRunningSyncs()
 	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return err
@@ -316,7 +327,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 
 	if serveWebhook {
 		recv := newWebhookReceiver(&webhookTargets{client: mgr.GetClient(), secrets: mgr.GetAPIReader(), source: src,
-			githubSecret: opts.WebhookGitHubSecret, gitlabToken: opts.WebhookGitLabToken, queue: triggers}, opts.Namespaces)
+			githubSecret: opts.WebhookGitHubSecret, gitlabToken: opts.WebhookGitLabToken, queue: triggers, poke: r.syncs.poke}, opts.Namespaces)
 		if err := mgr.Add(&webhookRunnable{addr: opts.WebhookBindAddress, listener: opts.WebhookListener, h: recv,
 			certFile: opts.WebhookTLSCertFile, keyFile: opts.WebhookTLSKeyFile}); err != nil {
 			return err

@@ -111,7 +111,7 @@ func (n *notifier) giveUp(d *notification, err error) {
 // syncEventOf is the notification event of a recorded sync ("" for none).
 func syncEventOf(rec kv1.SyncRecord) string {
 	switch {
-	case rec.Trigger == TriggerDelete:
+	case rec.Trigger == TriggerDelete, rec.Result == kv1.SyncResultAbandoned:
 		return ""
 	case rec.Result == kv1.SyncResultFailed:
 		return kv1.EventSyncFailed

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/celhealth"
 	"github.com/keyless-cd/keyless/internal/controller"
 	"github.com/keyless-cd/keyless/internal/gitserver"
 	"github.com/keyless-cd/keyless/internal/install"
@@ -76,6 +77,8 @@ type env struct {
 	leaderElect bool
 	// shardNamespaces is the (unsharded) controller's --shard-namespaces.
 	shardNamespaces controller.ShardNamespaces
+	// healthExprs are the controller's --health-check-exprs entries.
+	healthExprs []celhealth.Expressions
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -201,7 +204,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", PprofBindAddress: e.pprofAddr, Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, CapabilitiesTTL: time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
-			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS, ControllerNamespace: controlNS, ShardNamespaces: e.shardNamespaces,
+			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS, ControllerNamespace: controlNS, ShardNamespaces: e.shardNamespaces, HealthCheckExprs: e.healthExprs,
 		})
 	}()
 	select {

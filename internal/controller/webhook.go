@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -38,6 +39,9 @@ type webhookTargets struct {
 	githubSecret, gitlabToken []byte
 	// queue receives the Applications to reconcile now.
 	queue chan<- event.GenericEvent
+	// poke tells an Application's running sync that a push arrived: a
+	// wait on its old revision ends (supersede.go).
+	poke func(types.NamespacedName)
 }
 
 // newWebhookReceiver returns the receiver for managed namespaces, verifying
@@ -103,6 +107,9 @@ func (w *webhookTargets) trigger(ctx context.Context, ev webhook.PushEvent, name
 			continue
 		}
 		w.source.Invalidate(src.RepoURL)
+		if w.poke != nil {
+			w.poke(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+		}
 		ge := event.GenericEvent{Object: app}
 		if !waited {
 			select {

@@ -2,10 +2,87 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
+
+// Health decides the status of the objects it knows (the CEL health of
+// custom resources, internal/celhealth, #37) before kstatus, which only
+// guesses for most custom resources; handled=false leaves an object to
+// kstatus. An error (an expression that failed on the object) makes the
+// object Failed with the error as its message: a wave stops on it at
+// once instead of waiting for its timeout.
+type Health interface {
+	Status(obj *unstructured.Unstructured) (st status.Status, handled bool, err error)
+}
+
+// statusFunc is computeStatus after h (nil: computeStatus alone).
+func statusFunc(h Health) func(*unstructured.Unstructured) (*status.Result, error) {
+	if h == nil {
+		return computeStatus
+	}
+	return func(u *unstructured.Unstructured) (*status.Result, error) {
+		st, handled, evalErr := h.Status(u)
+		switch {
+		case evalErr != nil:
+			// Not an error of the read: the object's verdict.
+			return &status.Result{Status: status.FailedStatus, Message: evalErr.Error()}, nil //nolint:nilerr // an expression's failure is the object's status
+		case handled:
+			return &status.Result{Status: st, Message: conditionMessage(u, st == status.FailedStatus)}, nil
+		}
+		return computeStatus(u)
+	}
+}
+
+// conditionMessage is what an object says of itself, for a status decided
+// by a health expression: for a failure, the first condition whose reason
+// says it failed (cert-manager's Issuing Failed, Crossplane's
+// ReconcileError…), else the Ready condition, else the first one — its
+// type, reason and message.
+func conditionMessage(u *unstructured.Unstructured, failed bool) string {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	var pick, ready, failure map[string]any
+	for _, c := range conds {
+		m, ok := c.(map[string]any)
+		if !ok {
+			continue
+		}
+		reason, _ := m["reason"].(string)
+		if pick == nil {
+			pick = m
+		}
+		if m["type"] == "Ready" && ready == nil {
+			ready = m
+		}
+		if failure == nil && m["status"] != "True" && (strings.Contains(strings.ToLower(reason), "fail") || strings.Contains(strings.ToLower(reason), "error")) {
+			failure = m
+		}
+	}
+	switch {
+	case failed && failure != nil:
+		pick = failure
+	case ready != nil:
+		pick = ready
+	}
+	if pick == nil {
+		if phase, ok, _ := unstructured.NestedString(u.Object, "status", "phase"); ok {
+			return "phase " + phase
+		}
+		return ""
+	}
+	reason, _ := pick["reason"].(string)
+	msg, _ := pick["message"].(string)
+	typ, _ := pick["type"].(string)
+	switch {
+	case reason != "" && msg != "":
+		return fmt.Sprintf("%s %s: %s", typ, reason, msg)
+	case msg != "":
+		return typ + ": " + msg
+	}
+	return typ + " " + reason
+}
 
 // computeStatus is kstatus, except that a Job is Current only once it is
 // Complete and a run-to-completion Pod only once it Succeeded (kstatus calls

@@ -64,6 +64,9 @@ type ApplyOptions struct {
 	WaitInterval time.Duration
 	// Progress, when set, receives wait progress.
 	Progress func(ObjectStatus)
+	// Health, when set, decides the status of the objects it knows before
+	// kstatus in every wait (an Application's CEL health, #37).
+	Health Health
 	// OnStep, when set, is told each time a sync with phases or waves
 	// starts a step or starts waiting for its hooks.
 	OnStep func(StepProgress)
@@ -159,7 +162,7 @@ func (e *Engine) waitIfAsked(ctx context.Context, res *Result, refs []ObjectRef,
 	if opts.Wait <= 0 || len(refs) == 0 {
 		return nil
 	}
-	health, err := e.Wait(ctx, refs, WaitOptions{Timeout: opts.Wait, Interval: opts.WaitInterval, Progress: opts.Progress})
+	health, err := e.Wait(ctx, refs, WaitOptions{Timeout: opts.Wait, Interval: opts.WaitInterval, Progress: opts.Progress, Health: opts.Health})
 	res.Health = health
 	return err
 }

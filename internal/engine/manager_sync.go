@@ -150,7 +150,7 @@ func (e *Engine) runStep(ctx context.Context, step lifecycle.Step, replace map[s
 		refs = append(refs, h.run.Ref)
 	}
 	e.report(opts, step, refs)
-	statuses, waitErr := e.Wait(ctx, refs, WaitOptions{Timeout: opts.StepTimeout, Interval: opts.WaitInterval, Progress: opts.Progress})
+	statuses, waitErr := e.Wait(ctx, refs, WaitOptions{Timeout: opts.StepTimeout, Interval: opts.WaitInterval, Progress: opts.Progress, Health: opts.Health})
 	failed := e.finishHooks(ctx, hooks, statuses, res)
 	if failed != nil {
 		return failed
@@ -178,7 +178,7 @@ func (e *Engine) runHookSteps(ctx context.Context, steps []lifecycle.Step, opts 
 			refs[i] = h.run.Ref
 		}
 		e.report(opts, step, refs)
-		statuses, _ := e.Wait(ctx, refs, WaitOptions{Timeout: opts.StepTimeout, Interval: opts.WaitInterval, Progress: opts.Progress})
+		statuses, _ := e.Wait(ctx, refs, WaitOptions{Timeout: opts.StepTimeout, Interval: opts.WaitInterval, Progress: opts.Progress, Health: opts.Health})
 		_ = e.finishHooks(ctx, hooks, statuses, res)
 	}
 	return res.Hooks[start:]

@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/clusterreader"
+	kstatusengine "github.com/fluxcd/cli-utils/pkg/kstatus/polling/engine"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/event"
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/statusreaders"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/cli-utils/pkg/object"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,6 +42,8 @@ type WaitOptions struct {
 	Interval time.Duration
 	// Progress, when set, is called whenever an object's status or message changes.
 	Progress func(ObjectStatus)
+	// Health, when set, decides the objects it knows before kstatus.
+	Health Health
 }
 
 // ErrNotReady is returned (wrapped) when objects failed or did not become
@@ -61,7 +66,7 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	events := e.poller.Poll(ctx, set, polling.PollOptions{PollInterval: opts.Interval})
+	events := e.pollerFor(opts.Health).Poll(ctx, set, polling.PollOptions{PollInterval: opts.Interval})
 	last := map[object.ObjMetadata]ObjectStatus{}
 	var pollErr error
 	for ev := range events {
@@ -124,9 +129,11 @@ func (e *Engine) Wait(ctx context.Context, refs []ObjectRef, opts WaitOptions) (
 	}
 }
 
-// Status reads each object once and returns its kstatus (NotFound when
-// missing), without waiting: the controller's health check.
-func (e *Engine) Status(ctx context.Context, refs []ObjectRef) ([]ObjectStatus, error) {
+// Status reads each object once and returns its kstatus, after health when
+// set (NotFound when missing), without waiting: the controller's health
+// check.
+func (e *Engine) Status(ctx context.Context, refs []ObjectRef, health Health) ([]ObjectStatus, error) {
+	compute := statusFunc(health)
 	out := make([]ObjectStatus, 0, len(refs))
 	for _, r := range refs {
 		u := r.Unstructured()
@@ -137,7 +144,7 @@ func (e *Engine) Status(ctx context.Context, refs []ObjectRef) ([]ObjectStatus, 
 			}
 			return nil, fmt.Errorf("reading %s: %w", r, err)
 		}
-		res, err := computeStatus(u)
+		res, err := compute(u)
 		if err != nil {
 			out = append(out, ObjectStatus{Ref: r, Status: status.UnknownStatus.String(), Message: err.Error()})
 			continue
@@ -145,6 +152,19 @@ func (e *Engine) Status(ctx context.Context, refs []ObjectRef) ([]ObjectStatus, 
 		out = append(out, ObjectStatus{Ref: r, Status: res.Status.String(), Message: res.Message})
 	}
 	return out, nil
+}
+
+// pollerFor is the engine's poller, or one deciding status with health
+// first (built per wait: health is an Application's, the engine its
+// deployer's, shared by the namespace's Applications).
+func (e *Engine) pollerFor(health Health) *polling.StatusPoller {
+	if health == nil {
+		return e.poller
+	}
+	return polling.NewStatusPoller(e.client, e.mapper, polling.Options{
+		CustomStatusReaders:  []kstatusengine.StatusReader{statusreaders.NewGenericStatusReader(e.mapper, statusFunc(health))},
+		ClusterReaderFactory: kstatusengine.ClusterReaderFactoryFunc(clusterreader.NewDirectClusterReader),
+	})
 }
 
 func allSettled(last map[object.ObjMetadata]ObjectStatus, n int) bool {
