@@ -251,12 +251,19 @@ func unifiedDiff(r ObjectRef, from, to *unstructured.Unstructured) (string, erro
 	return d, nil
 }
 
-// splitLines splits s into lines keeping their ends; "" has no lines.
+// splitLines splits s into lines, each ending in a newline (the last one
+// given one if it has none: difflib prints lines as they are, and a last
+// line without its newline would run into the next line of the diff, or
+// into the next object's diff); "" has no lines.
 func splitLines(s string) []string {
 	if s == "" {
 		return nil
 	}
-	return strings.SplitAfter(strings.TrimSuffix(s, "\n"), "\n")
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	lines := strings.SplitAfter(s, "\n")
+	return lines[:len(lines)-1]
 }
 
 func toYAML(m map[string]any) (string, error) {

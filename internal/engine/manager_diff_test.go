@@ -80,3 +80,20 @@ func TestUnifiedDiffMasksSecrets(t *testing.T) {
 		t.Errorf("an unchanged Secret diffs:\n%s", d)
 	}
 }
+
+// TestUnifiedDiffLastLine: a change to an object's last line is two whole
+// lines, and the diff ends in a newline, so diffs of several objects
+// joined one after another stay apart.
+func TestUnifiedDiffLastLine(t *testing.T) {
+	obj := func(verbs ...any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+			"metadata": map[string]any{"name": "r"}, "rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"pods"}, "verbs": verbs}}}}
+	}
+	d, err := UnifiedDiff("a", "b", obj("get"), obj("get", "watch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(d, "\n") || !strings.Contains(d, "\n+  - watch\n") || strings.Contains(d, "get+") || strings.Contains(d, "get-") {
+		t.Fatalf("diff of the last line:\n%q", d)
+	}
+}
