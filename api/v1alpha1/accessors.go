@@ -49,6 +49,47 @@ func (a *Application) AllowsSelfApproval() bool {
 	return a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Approval != nil && a.Spec.SyncPolicy.Approval.AllowSelfApproval
 }
 
+// Defaults of spec.syncPolicy.retry.
+const (
+	DefaultRetryLimit       = 5
+	DefaultRetryDuration    = 5 * time.Second
+	DefaultRetryFactor      = 2
+	DefaultRetryMaxDuration = 3 * time.Minute
+)
+
+// RetryPolicy returns spec.syncPolicy.retry with its defaults filled in:
+// the retry limit (negative: none) and the wait before retry n (from 1).
+// ok is false without a retry policy.
+func (a *Application) RetryPolicy() (limit int64, backoff func(n int) time.Duration, ok bool) {
+	if a.Spec.SyncPolicy == nil || a.Spec.SyncPolicy.Retry == nil {
+		return 0, nil, false
+	}
+	r := a.Spec.SyncPolicy.Retry
+	limit = DefaultRetryLimit
+	if r.Limit != nil {
+		limit = *r.Limit
+	}
+	base, factor, maxWait := DefaultRetryDuration, int64(DefaultRetryFactor), DefaultRetryMaxDuration
+	if b := r.Backoff; b != nil {
+		if d, err := time.ParseDuration(b.Duration); err == nil && d > 0 {
+			base = d
+		}
+		if b.Factor != nil && *b.Factor >= 1 {
+			factor = *b.Factor
+		}
+		if d, err := time.ParseDuration(b.MaxDuration); err == nil && d > 0 {
+			maxWait = d
+		}
+	}
+	return limit, func(n int) time.Duration {
+		d := base
+		for i := 1; i < n && d < maxWait; i++ {
+			d *= time.Duration(factor)
+		}
+		return min(d, maxWait)
+	}, true
+}
+
 // IntervalOr returns spec.interval (at least MinInterval), or def when unset.
 func (a *Application) IntervalOr(def time.Duration) time.Duration {
 	if a.Spec.Interval != nil && a.Spec.Interval.Duration > 0 {
@@ -192,7 +233,7 @@ func (a *Application) ReadyState() (state, message string, failing bool) {
 			return SyncStatusUnknown, c.Message, false
 		}
 		switch c.Reason {
-		case ReasonProgressing, ReasonOutOfSync, ReasonSuspended, ReasonAwaitingApproval, HealthDegraded, HealthMissing, HealthUnknown:
+		case ReasonProgressing, ReasonOutOfSync, ReasonSuspended, ReasonAwaitingApproval, ReasonDependencyNotReady, HealthDegraded, HealthMissing, HealthUnknown:
 			return c.Reason, c.Message, false
 		}
 		return c.Reason, c.Message, true

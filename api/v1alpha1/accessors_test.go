@@ -86,3 +86,24 @@ func TestReadyState(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryPolicy(t *testing.T) {
+	if _, _, ok := (&Application{}).RetryPolicy(); ok {
+		t.Fatal("no syncPolicy.retry has a retry policy")
+	}
+	app := &Application{Spec: ApplicationSpec{SyncPolicy: &SyncPolicy{Retry: &RetryStrategy{}}}}
+	limit, backoff, ok := app.RetryPolicy()
+	if !ok || limit != DefaultRetryLimit || backoff(1) != 5*time.Second || backoff(2) != 10*time.Second || backoff(10) != 3*time.Minute {
+		t.Fatalf("defaults: limit %d, %s %s %s", limit, backoff(1), backoff(2), backoff(10))
+	}
+	three, neg := int64(3), int64(-1)
+	app.Spec.SyncPolicy.Retry = &RetryStrategy{Limit: &three, Backoff: &RetryBackoff{Duration: "1s", Factor: &three, MaxDuration: "20s"}}
+	limit, backoff, _ = app.RetryPolicy()
+	if limit != 3 || backoff(1) != time.Second || backoff(2) != 3*time.Second || backoff(3) != 9*time.Second || backoff(4) != 20*time.Second {
+		t.Fatalf("limit %d, %s %s %s %s", limit, backoff(1), backoff(2), backoff(3), backoff(4))
+	}
+	app.Spec.SyncPolicy.Retry.Limit = &neg
+	if limit, _, _ = app.RetryPolicy(); limit >= 0 {
+		t.Fatalf("a negative limit = %d", limit)
+	}
+}

@@ -161,6 +161,42 @@ type ApplicationSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	HealthCheckExprs []HealthCheckExpr `json:"healthCheckExprs,omitempty"`
+
+	// DependsOn are Applications that must be Ready at their current
+	// revision (or whose readyExpr must hold) before this one syncs
+	// (Flux's shape). Same namespace by default; another namespace only
+	// when the dependency's Application allows this one's namespace in
+	// its annotation keyless.dev/allow-dependents-from. While one is not
+	// ready the Application says DependencyNotReady, naming it and why;
+	// the last synced state keeps running. Waves order objects within an
+	// Application, dependsOn orders Applications.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	DependsOn []Dependency `json:"dependsOn,omitempty"`
+}
+
+// AllowDependentsFromAnnotation is the annotation that, on an Application, lists the namespaces
+// (comma-separated, or "*") whose Applications may depend on it: reading
+// its readiness is an information flow its namespace's admin agrees to.
+const AllowDependentsFromAnnotation = "keyless.dev/allow-dependents-from"
+
+// Dependency is one entry of spec.dependsOn.
+type Dependency struct {
+	// Name of the Application depended on.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Namespace of the Application depended on. Default: this one's.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+	// ReadyExpr, a CEL expression over `self` (this Application) and
+	// `dep` (the dependency), replaces the default readiness check
+	// (Ready True at its current revision and generation), e.g.
+	// "dep.status.lastAppliedRevision == self.status.lastAppliedRevision".
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	ReadyExpr string `json:"readyExpr,omitempty"`
 }
 
 // HealthCheckExpr is one entry of spec.healthCheckExprs (Flux's
@@ -506,6 +542,43 @@ type SyncPolicy struct {
 	// Approval configures `keyless approve` for outOfNamespace: approve.
 	// +optional
 	Approval *ApprovalPolicy `json:"approval,omitempty"`
+	// Retry bounds the retries of a sync that failed transiently (the API
+	// server refused an object, an admission webhook was unavailable, a
+	// sync timed out), in Argo CD's shape. A permanent failure (a render
+	// error, a refused object, a failed verification) is never retried
+	// until something changes. Without it a transient failure is retried
+	// with the controller's backoff (100ms doubling to 1m), without limit.
+	// +optional
+	Retry *RetryStrategy `json:"retry,omitempty"`
+}
+
+// RetryStrategy is spec.syncPolicy.retry (Argo CD's RetryStrategy).
+type RetryStrategy struct {
+	// Limit is how many times a failed sync of one revision is retried;
+	// then it is Stalled until a new revision, spec or `keyless sync`.
+	// A negative limit retries without end. Default 5.
+	// +optional
+	Limit *int64 `json:"limit,omitempty"`
+	// Backoff between retries.
+	// +optional
+	Backoff *RetryBackoff `json:"backoff,omitempty"`
+}
+
+// RetryBackoff is the wait before each retry: duration, multiplied by
+// factor after each, at most maxDuration.
+type RetryBackoff struct {
+	// Duration before the first retry, e.g. 5s. Default 5s.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ms|s|m|h))+$`
+	Duration string `json:"duration,omitempty"`
+	// Factor multiplies the wait after each retry. Default 2.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Factor *int64 `json:"factor,omitempty"`
+	// MaxDuration caps the wait, e.g. 3m. Default 3m.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ms|s|m|h))+$`
+	MaxDuration string `json:"maxDuration,omitempty"`
 }
 
 // Values of spec.syncPolicy.outOfNamespace.
@@ -571,6 +644,25 @@ type ApplicationStatus struct {
 	// and what was approved last.
 	// +optional
 	Approval *ApprovalStatus `json:"approval,omitempty"`
+	// WaitingOn is the dependency (spec.dependsOn) a sync waits for, and
+	// since when; empty when none.
+	// +optional
+	WaitingOn *DependencyWait `json:"waitingOn,omitempty"`
+}
+
+// DependencyWait is what an Application waits for before it syncs.
+type DependencyWait struct {
+	// Name and Namespace of the dependency.
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// Reason is why it is not ready: its Ready condition's reason, or
+	// NotFound, NotAllowed, Cycle, ReadyExprFalse.
+	Reason string `json:"reason"`
+	// Message says it in words.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Since is when the wait began.
+	Since metav1.Time `json:"since"`
 }
 
 // MaxPendingObjectNames bounds status.approval.pending.objects (and its

@@ -28,6 +28,9 @@ const (
 	// wait for a person's approval (spec.syncPolicy.outOfNamespace:
 	// approve, `keyless approve`); the last approved state runs.
 	ReasonAwaitingApproval = "AwaitingApproval"
+	// ReasonDependencyNotReady: an Application of spec.dependsOn is not
+	// ready (or not found, not allowed, or in a cycle); the sync waits.
+	ReasonDependencyNotReady = "DependencyNotReady"
 )
 
 // Event reasons of a finished sync (a failed one's Event carries its

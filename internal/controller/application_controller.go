@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,6 +98,8 @@ type ApplicationReconciler struct {
 	health *healthCheckers
 	// syncs are the syncs in progress, which a webhook push pokes.
 	syncs *runningSyncs
+	// retries count failed syncs for spec.syncPolicy.retry.
+	retries *syncRetries
 	// commits reports sync results on their commits at the forge;
 	// notifier sends notifications. Both deliver off the reconcile path.
 	commits  *commitReporter
@@ -229,7 +232,13 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		// Nothing moved: refresh health while objects roll out, else sleep.
 		return r.refreshHealth(ctx, app, interval)
 	}
+	if waiting, err := r.awaitDependencies(ctx, app, trigger); waiting || err != nil {
+		return ctrl.Result{RequeueAfter: interval}, err
+	}
 	plan := planSync(app, resolved, trigger)
+	if trigger != TriggerRetry && trigger != TriggerDrift {
+		r.retries.reset(key) // a new revision, spec or request: counted afresh
+	}
 	sha := plan.Revision
 	commit, err := source.fetch(ctx, sha)
 	if err != nil {
@@ -242,13 +251,8 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		Revision: sha, Author: commit.Author, Committer: commit.Committer, Message: commit.Message,
 		Trigger: trigger, StartedAt: metav1.Now(),
 	}
-	if src.Verify != nil {
-		signer, err := r.verify(ctx, app, commit.commit)
-		if err != nil {
-			return r.failStep(app, stepFailure{reason: ReasonVerificationFailed, err: fmt.Errorf("commit %s refused: %w", kv1.ShortSHA(sha), err),
-				permanent: true, record: &record}, interval)
-		}
-		record.Signer = signer
+	if err := r.verifyCommit(ctx, app, commit, &record); err != nil {
+		return r.failStep(app, stepFailure{reason: ReasonVerificationFailed, err: err, permanent: true, record: &record}, interval)
 	}
 
 	caps, err := r.capabilities.get(ctx)
@@ -262,16 +266,13 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return r.failStep(app, stepFailure{reason: renderFailureReason(err), err: fmt.Errorf("rendering %s at %s: %w", displayPath(src.Path), kv1.ShortSHA(sha), err),
 			permanent: true, record: &record}, interval)
 	}
-	objs, approved, waiting, err := r.approvalGate(ctx, app, objs, record)
+	objs, approved, waiting, err := r.approvalGate(ctx, app, objs, &record)
 	if err != nil {
 		return r.failStep(app, approvalFailure(err, &record), interval)
 	}
 	if waiting {
 		// The last approved state runs; `keyless approve` requests a sync.
 		return ctrl.Result{RequeueAfter: interval}, nil
-	}
-	if approved != nil {
-		record.ApprovedBy, record.ApprovalDigest = approved.Approver, approved.Digest
 	}
 	eng, err := r.engineFor(app)
 	if err != nil {
@@ -317,6 +318,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		logger.Info("sync failed, last good state left running", "revision", sha, "error", err.Error())
 		return r.failStep(app, syncFailure(err, &record, res), interval)
 	}
+	r.retries.reset(key)
 	r.drift.clear(key, driftSeen)
 	r.drift.watch(ctx, res)
 	app.Status.LastAppliedRevision = sha
@@ -360,6 +362,20 @@ func (r *ApplicationReconciler) reportDiff(ctx context.Context, app *kv1.Applica
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 	return r.refreshHealth(ctx, app, interval)
+}
+
+// verifyCommit checks the commit's signature when spec.source.verify asks
+// for it, recording the signer.
+func (r *ApplicationReconciler) verifyCommit(ctx context.Context, app *kv1.Application, commit *provenance, record *kv1.SyncRecord) error {
+	if app.Spec.Source.Verify == nil {
+		return nil
+	}
+	signer, err := r.verify(ctx, app, commit.commit)
+	if err != nil {
+		return fmt.Errorf("commit %s refused: %w", kv1.ShortSHA(record.Revision), err)
+	}
+	record.Signer = signer
+	return nil
 }
 
 // syncTrigger says why this pass syncs app at sha ("": it does not):
@@ -455,6 +471,18 @@ func syncFailure(err error, record *kv1.SyncRecord, res *engine.Result) stepFail
 // stays running whatever failed.
 func (r *ApplicationReconciler) failStep(app *kv1.Application, f stepFailure, interval time.Duration) (ctrl.Result, error) {
 	msg := f.err.Error()
+	var retryAfter time.Duration
+	if limit, backoff, ok := app.RetryPolicy(); ok && f.record != nil && !f.permanent {
+		// spec.syncPolicy.retry: its backoff, and Stalled past its limit.
+		n := r.retries.failed(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, f.record.Revision)
+		if limit >= 0 && int64(n) > limit {
+			f.permanent = true
+			msg = fmt.Sprintf("gave up after %d retries (spec.syncPolicy.retry.limit %d; a new revision, spec or keyless sync tries again): %s", n-1, limit, msg)
+		} else {
+			retryAfter = backoff(n)
+			msg = fmt.Sprintf("%s (retry %d of %s in %s)", msg, n, retryLimitText(limit), retryAfter)
+		}
+	}
 	if f.record == nil && !sameReadyCondition(app, f.reason, msg) {
 		// A failure before a sync started (Git, chart, a refused
 		// credential…) has no history entry: an Event says it, once
@@ -475,10 +503,20 @@ func (r *ApplicationReconciler) failStep(app *kv1.Application, f stepFailure, in
 			r.recordSync(app, rec, f.res, syncEvent{Type: corev1.EventTypeWarning, Reason: f.reason, Message: msg})
 		}
 	}
-	if f.permanent {
+	switch {
+	case f.permanent:
 		return ctrl.Result{RequeueAfter: interval}, nil
+	case retryAfter > 0:
+		return ctrl.Result{RequeueAfter: retryAfter}, nil
 	}
 	return ctrl.Result{}, f.err
+}
+
+func retryLimitText(limit int64) string {
+	if limit < 0 {
+		return "unlimited"
+	}
+	return strconv.FormatInt(limit, 10)
 }
 
 // sameReadyCondition reports whether app's Ready condition already says
@@ -691,6 +729,7 @@ func (r *ApplicationReconciler) forget(key types.NamespacedName) {
 	r.drift.forget(key)
 	r.renders.forget(key)
 	r.health.forget(key)
+	r.retries.reset(key)
 	r.capabilities.forget(key)
 	r.engines.forget(key)
 	r.commits.forget(key)

@@ -35,7 +35,8 @@ const AwaitingApprovalMessage = "awaiting approval by a cluster admin"
 // whose out-of-namespace objects wait for a person's approval
 // (spec.syncPolicy.outOfNamespace: approve): the objects of its own
 // namespace, when the out-of-namespace ones are the approved ones (their
-// digest is the approval record's), with that record; else nothing — it
+// digest is the approval record's), with that record (named in record);
+// else nothing — it
 // stores the pending bundle for `keyless approve`, says AwaitingApproval
 // and returns waiting. An Application that does not ask for approvals
 // gets objs back whole: the engine refuses what is outside, as ever.
@@ -43,7 +44,8 @@ const AwaitingApprovalMessage = "awaiting approval by a cluster admin"
 // The controller never reads or writes the out-of-namespace objects
 // themselves (it has no right to): it trusts the recorded digest, which
 // only whoever may write in the controller's namespace can record.
-func (r *ApplicationReconciler) approvalGate(ctx context.Context, app *kv1.Application, objs []*unstructured.Unstructured, rec kv1.SyncRecord) (inside []*unstructured.Unstructured, approved *approval.Record, waiting bool, err error) {
+func (r *ApplicationReconciler) approvalGate(ctx context.Context, app *kv1.Application, objs []*unstructured.Unstructured, record *kv1.SyncRecord) (inside []*unstructured.Unstructured, approved *approval.Record, waiting bool, err error) {
+	rec := *record
 	if !app.ApprovesOutOfNamespace() {
 		app.Status.Approval = nil
 		return objs, nil, false, nil
@@ -88,6 +90,9 @@ func (r *ApplicationReconciler) approvalGate(ctx context.Context, app *kv1.Appli
 		app.Status.Approval = st
 		if st.Approved == nil && st.Pending == nil {
 			app.Status.Approval = nil
+		}
+		if approved != nil {
+			record.ApprovedBy, record.ApprovalDigest = approved.Approver, approved.Digest
 		}
 		return inside, approved, false, nil
 	}

@@ -301,6 +301,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	r.health = newHealthCheckers(healthDefaults)
 	r.syncs = newRunningSyncs()
+	r.retries = newSyncRetries()
 	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return err
@@ -399,6 +400,8 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, triggers <-ch
 	c, err := builder.ControllerManagedBy(mgr).
 		For(&kv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, shardLabelChanged))).
 		WatchesRawSource(source.Channel(triggers, &handler.EnqueueRequestForObject{})).
+		// spec.dependsOn: a dependency's readiness wakes its dependents.
+		Watches(&kv1.Application{}, handler.EnqueueRequestsFromMapFunc(r.dependentsOf), builder.WithPredicates(readinessChanged)).
 		// One manager per process; tests restart it in-process.
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrency, SkipNameValidation: ptr.To(true), RateLimiter: retryRateLimiter(),
 			NewQueue: fairQueueFor(perNamespace)}).
