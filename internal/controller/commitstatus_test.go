@@ -39,6 +39,7 @@ func TestCommitStatusOf(t *testing.T) {
 		"hook failed":              {app: statusApp(shaB, shaA, metav1.ConditionFalse, ReasonHookFailed, "Job/migrate failed"), want: forge.StateFailure},
 		"degraded":                 {app: statusApp(shaA, shaA, metav1.ConditionFalse, kv1.HealthDegraded, "Deployment/web failed"), want: forge.StateFailure, wantDesc: "degraded"},
 		"waits for a manual sync":  {app: statusApp(shaB, shaA, metav1.ConditionFalse, ReasonOutOfSync, "out of sync: Deployment/web"), want: forge.StatePending},
+		"awaits approval":          {app: statusApp(shaB, shaA, metav1.ConditionFalse, kv1.ReasonAwaitingApproval, "awaiting approval …"), want: forge.StatePending, wantDesc: AwaitingApprovalMessage},
 		"git outage says nothing":  {app: statusApp(shaA, shaA, metav1.ConditionFalse, ReasonGitFailed, "connection refused"), wantNone: true},
 		"no condition yet":         {app: statusApp(shaA, "", "", "", ""), wantNone: true},
 		"nothing attempted":        {app: statusApp("", "", metav1.ConditionFalse, ReasonInvalidSpec, "x"), wantNone: true},
