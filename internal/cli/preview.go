@@ -46,8 +46,13 @@ request's pipeline. --format markdown writes a comment-sized summary with
 collapsible per-object diffs (for a merge-request note or
 $GITHUB_STEP_SUMMARY), --format json the whole report for tools.
 
+An Application's spec.healthCheckExprs at --head is compiled as the controller
+compiles it: an entry that does not compile is reported, naming the manifest's
+file and line and the entry, so it fails the merge request rather than the sync.
+
 Exit status: 0 no change, 1 changes, 2 error — including an Application that
-does not render at --head (the report names the file and line).`,
+does not render at --head (the report names the file and line) or whose health
+check expressions do not compile.`,
 		Example: `  # What does this branch change, compared with main?
   keyless preview --base origin/main
 

@@ -108,3 +108,32 @@ current-context: c
 		t.Errorf("preview sent %d requests to the cluster", n)
 	}
 }
+
+// TestPreviewHealthCheckExprsCommand: a health check expression that does
+// not compile fails the merge request (exit 2, the entry named), not the
+// sync; one that compiles passes (exit 1: a change).
+func TestPreviewHealthCheckExprsCommand(t *testing.T) {
+	dir, commit := previewRepo(t)
+	ctx := t.Context()
+	app := func(current string) string {
+		return `apiVersion: keyless.dev/v1alpha1
+kind: Application
+metadata: {name: web, namespace: team-a}
+spec:
+  source: {repoURL: "https://git.example.com/team/apps.git", path: deploy}
+  healthCheckExprs:
+  - apiVersion: example.com/v1
+    kind: Widget
+    current: "` + current + `"
+`
+	}
+	commit("app.yaml", app("status.?phase.orValue('') == 'Ready'"))
+	if code, out, errOut := run(ctx, t, "preview", "--repo", dir, "--base", "HEAD~1"); code != 1 {
+		t.Fatalf("a good expression: exit %d\n%s%s", code, out, errOut)
+	}
+	commit("app.yaml", app("status.phase = 'Ready'"))
+	code, out, errOut := run(ctx, t, "preview", "--repo", dir, "--base", "HEAD~1")
+	if code != 2 || !strings.Contains(errOut, "healthCheckExprs[0] (example.com/v1 Widget).current") || !strings.Contains(out, "app.yaml:1") {
+		t.Fatalf("a broken expression: exit %d\n%s%s", code, out, errOut)
+	}
+}

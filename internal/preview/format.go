@@ -74,6 +74,9 @@ func writeText(w io.Writer, r *Report) error {
 		if a.HeadError != "" {
 			fmt.Fprintf(&b, "  error: %s\n", a.HeadError)
 		}
+		if a.InvalidSpec != "" {
+			fmt.Fprintf(&b, "  error: the controller would refuse the Application (InvalidSpec): %s\n", a.InvalidSpec)
+		}
 		if a.BaseError != "" {
 			fmt.Fprintf(&b, "  warning: did not render at base, its objects show as added: %s\n", a.BaseError)
 		}
@@ -170,6 +173,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 			if a.State == AppFailed {
 				result = "**failed**"
 			}
+			if a.InvalidSpec != "" {
+				result += ", **invalid spec**"
+			}
 			if len(a.Refused) > 0 {
 				result += fmt.Sprintf(", **%d refused**", len(a.Refused))
 			}
@@ -181,6 +187,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	for _, a := range r.Applications {
 		if a.HeadError != "" {
 			fmt.Fprintf(&b, "**<code>%s</code> does not render at head:**\n%s\n", esc(a.Application), fenced(a.HeadError))
+		}
+		if a.InvalidSpec != "" {
+			fmt.Fprintf(&b, "**<code>%s</code>: the controller would refuse the Application (InvalidSpec):**\n%s\n", esc(a.Application), fenced(a.InvalidSpec))
 		}
 		if a.BaseError != "" {
 			fmt.Fprintf(&b, "<code>%s</code> did not render at base, its objects show as added:\n%s\n", esc(a.Application), fenced(a.BaseError))

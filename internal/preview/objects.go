@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/keyless-cd/keyless/internal/celhealth"
 	"github.com/keyless-cd/keyless/internal/controller"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/lifecycle"
@@ -23,6 +24,9 @@ func previewApp(ctx context.Context, r Renderer, key string, base, head *revisio
 	rep := AppReport{Application: key, Source: cur.source, Path: cur.app.Spec.Source.Path, Prune: cur.app.Prunes()}
 	if rep.Path == "" {
 		rep.Path = "."
+	}
+	if h != nil {
+		rep.InvalidSpec = checkHealthExprs(h)
 	}
 	var before, after *render.Result
 	if h != nil {
@@ -62,6 +66,24 @@ func previewApp(ctx context.Context, r Renderer, key string, base, head *revisio
 		rep.State = AppUnchanged
 	}
 	return rep
+}
+
+// checkHealthExprs compiles f's spec.healthCheckExprs as the controller
+// does (celhealth.Compile): an entry that does not compile would make the
+// Application InvalidSpec at its next sync, so the merge request fails
+// instead, naming the entry ("" when they compile or there are none).
+func checkHealthExprs(f *found) string {
+	if len(f.app.Spec.HealthCheckExprs) == 0 {
+		return ""
+	}
+	exprs := make([]celhealth.Expressions, len(f.app.Spec.HealthCheckExprs))
+	for i, e := range f.app.Spec.HealthCheckExprs {
+		exprs[i] = celhealth.Expressions(e)
+	}
+	if _, err := celhealth.Compile(exprs); err != nil {
+		return fmt.Sprintf("%s: spec.healthCheckExprs: %v", f.source, err)
+	}
+	return ""
 }
 
 // renderAt renders f's Application in side's checkout with the options the

@@ -33,6 +33,11 @@ var ErrNotPreviewable = errors.New("not previewable")
 // does not render at the head revision: the merge request would break it.
 var ErrRenderFailed = errors.New("an Application does not render at the head revision")
 
+// ErrInvalidSpec is returned (wrapped) by Report.Err when the controller
+// would refuse an Application's spec at the head revision: a
+// spec.healthCheckExprs entry that does not compile.
+var ErrInvalidSpec = errors.New("an Application's spec is invalid at the head revision")
+
 // Options configure Run.
 type Options struct {
 	// Dir is inside the Git checkout to preview. Required.

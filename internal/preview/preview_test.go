@@ -322,3 +322,46 @@ spec:
 		t.Errorf("Err = %v, want ErrRenderFailed", rep.Err())
 	}
 }
+
+// TestPreviewHealthCheckExprs: an Application whose spec.healthCheckExprs
+// does not compile fails the preview naming the entry (the controller would
+// refuse it, InvalidSpec, at its next sync); one that compiles passes.
+func TestPreviewHealthCheckExprs(t *testing.T) {
+	withExprs := func(current string) string {
+		return webApp + `  healthCheckExprs:
+  - apiVersion: cert-manager.io/v1
+    kind: Certificate
+    failed: status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'False')
+    current: ` + current + "\n"
+	}
+	r := newRepo(t, baseFiles())
+	r.commit("good expression", map[string]string{"apps/web.yaml": withExprs(`"status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True')"`)})
+	rep := r.run("HEAD~1")
+	if web := app(t, rep, "team-a/web"); web.InvalidSpec != "" || web.State != preview.AppChanged {
+		t.Errorf("a good expression: %s, invalid spec %q", web.State, web.InvalidSpec)
+	}
+	if err := rep.Err(); err != nil {
+		t.Errorf("a good expression: Err = %v", err)
+	}
+
+	r.commit("broken expression", map[string]string{"apps/web.yaml": withExprs(`"status.conditions.exists(c, c.type == 'Ready' &&)"`)})
+	rep = r.run("HEAD~1")
+	web := app(t, rep, "team-a/web")
+	for _, want := range []string{"apps/web.yaml:1", "spec.healthCheckExprs", "healthCheckExprs[0] (cert-manager.io/v1 Certificate).current"} {
+		if !strings.Contains(web.InvalidSpec, want) {
+			t.Errorf("invalid spec %q does not name %q", web.InvalidSpec, want)
+		}
+	}
+	if err := rep.Err(); !errors.Is(err, preview.ErrInvalidSpec) || !strings.Contains(err.Error(), "team-a/web") {
+		t.Errorf("Err = %v, want ErrInvalidSpec naming team-a/web", err)
+	}
+	for _, format := range []string{preview.FormatText, preview.FormatMarkdown} {
+		var out bytes.Buffer
+		if err := preview.WriteReport(&out, rep, format); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "InvalidSpec") || !strings.Contains(out.String(), "healthCheckExprs[0]") {
+			t.Errorf("%s report does not show the invalid entry:\n%s", format, out.String())
+		}
+	}
+}

@@ -69,6 +69,10 @@ type AppReport struct {
 	// HeadError is why the Application does not render at head, naming
 	// the file and line.
 	HeadError string `json:"headError,omitempty"`
+	// InvalidSpec is why the controller would refuse the Application's
+	// spec at head (InvalidSpec): a spec.healthCheckExprs entry that does
+	// not compile, named with the manifest's file:line.
+	InvalidSpec string `json:"invalidSpec,omitempty"`
 	// BaseError is why it did not render at base; its head objects then
 	// show as added.
 	BaseError string `json:"baseError,omitempty"`
@@ -142,14 +146,19 @@ func (r *Report) Changed() bool {
 }
 
 // Err is nil unless the head breaks an Application: one that does not
-// render (an error wrapping ErrRenderFailed names each) or renders objects
-// the controller refuses (wrapping engine.ErrRefused, naming each
-// Application and how many); both are joined when both happen.
+// render (an error wrapping ErrRenderFailed names each), whose spec the
+// controller refuses (wrapping ErrInvalidSpec: a health check expression
+// that does not compile, named) or that renders objects the controller
+// refuses (wrapping engine.ErrRefused, naming each Application and how
+// many); they are joined when several happen.
 func (r *Report) Err() error {
-	var failed, refused []string
+	var failed, invalid, refused []string
 	for _, a := range r.Applications {
 		if a.State == AppFailed {
 			failed = append(failed, a.Application+": "+a.HeadError)
+		}
+		if a.InvalidSpec != "" {
+			invalid = append(invalid, a.Application+": "+a.InvalidSpec)
 		}
 		if len(a.Refused) > 0 {
 			refused = append(refused, fmt.Sprintf("%s: %d", a.Application, len(a.Refused)))
@@ -158,6 +167,9 @@ func (r *Report) Err() error {
 	var errs []error
 	if len(failed) > 0 {
 		errs = append(errs, fmt.Errorf("%w: %s", ErrRenderFailed, strings.Join(failed, "; ")))
+	}
+	if len(invalid) > 0 {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalidSpec, strings.Join(invalid, "; ")))
 	}
 	if len(refused) > 0 {
 		errs = append(errs, fmt.Errorf("%w: the controller would refuse objects rendered at the head revision (%s)", engine.ErrRefused, strings.Join(refused, "; ")))
