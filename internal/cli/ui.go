@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyless-cd/keyless/internal/approver"
+	"github.com/keyless-cd/keyless/internal/controller"
 	"github.com/keyless-cd/keyless/internal/ui"
 )
 
@@ -23,6 +24,9 @@ type uiFlags struct {
 	// controllerNamespace holds the pending out-of-namespace objects and
 	// the approval records (the Approve button).
 	controllerNamespace string
+	// healthCheckExprs is the controller's --health-check-exprs file, so
+	// the object tree judges custom resources as the controller does.
+	healthCheckExprs string
 }
 
 func newUICommand(streams IOStreams) *cobra.Command {
@@ -32,7 +36,9 @@ func newUICommand(streams IOStreams) *cobra.Command {
 		Short: "Serve a read-only dashboard of your Applications, as you, on loopback",
 		Long: `Serve a dashboard on http://127.0.0.1:8390: the Applications you may list (sync,
 health, revision, author, last sync), and for each its conditions, the object tree
-with each object's status, the diff while OutOfSync (Secret values masked), the
+with each object's status as the controller judges it (the Application's
+spec.healthCheckExprs over --health-check-exprs over the built-in CEL library, then
+kstatus: a custom resource shows Current, InProgress or Failed with its message), the diff while OutOfSync (Secret values masked), the
 history with its audit records, and its Events. Pages update live; "stale" shows
 when the watch behind them dropped.
 
@@ -73,6 +79,7 @@ port, the one listened on).`,
 	cmd.Flags().StringArrayVar(&f.allowedHosts, "allowed-host", nil, "a further Host NAME[:PORT] to answer to (repeatable; default port: the one listened on); other names are refused against DNS rebinding")
 	cmd.Flags().BoolVar(&f.open, "open", false, "open the dashboard in the default browser")
 	cmd.Flags().StringVar(&f.controllerNamespace, "controller-namespace", approver.DefaultControllerNamespace, "the controller's namespace, which holds the pending out-of-namespace objects and the approval records (the Approve button)")
+	cmd.Flags().StringVar(&f.healthCheckExprs, "health-check-exprs", "", "the controller's --health-check-exprs file (CEL health entries over the built-in library, docs/health.md), so the object tree judges custom resources as the controller does")
 	return cmd
 }
 
@@ -88,7 +95,15 @@ func runUI(cmd *cobra.Command, streams IOStreams, f *uiFlags) error {
 		}
 		f.namespaces = []string{ns}
 	}
-	srv, err := ui.New(ui.Options{Config: cfg, Namespaces: f.namespaces, AllNamespaces: f.allNamespaces,
+	exprs, err := readHealthCheckExprs(f.healthCheckExprs)
+	if err != nil {
+		return err
+	}
+	health, err := controller.DefaultHealth(exprs)
+	if err != nil {
+		return err
+	}
+	srv, err := ui.New(ui.Options{Config: cfg, Namespaces: f.namespaces, AllNamespaces: f.allNamespaces, Health: health,
 		AllowedHosts: f.allowedHosts, ControllerNamespace: f.controllerNamespace, Logger: slog.New(slog.NewTextHandler(streams.ErrOut, nil))})
 	if err != nil {
 		return err

@@ -49,3 +49,27 @@ func TestUIWarnsOfDNSRebinding(t *testing.T) {
 		t.Fatalf("a malformed --allowed-host: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestUIHealthCheckExprs: keyless ui reads the controller's
+// --health-check-exprs file as the controller does; an entry that does not
+// compile is refused before anything listens, naming it.
+func TestUIHealthCheckExprs(t *testing.T) {
+	kc := "--kubeconfig=" + uiKubeconfig(t)
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(good, []byte("- apiVersion: example.com/v1\n  kind: Widget\n  current: status.?phase.orValue('') == 'Running'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("- apiVersion: example.com/v1\n  kind: Widget\n  current: status.phase ==\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	if code, _, errOut := run(ctx, t, "ui", kc, "--addr", "127.0.0.1:0", "--health-check-exprs", good); code != 0 {
+		t.Fatalf("a good file: exit %d\n%s", code, errOut)
+	}
+	code, _, errOut := run(t.Context(), t, "ui", kc, "--addr", "127.0.0.1:0", "--health-check-exprs", bad)
+	if code == 0 || !strings.Contains(errOut, "healthCheckExprs[0] (example.com/v1 Widget).current") {
+		t.Fatalf("a bad file: exit %d\n%s", code, errOut)
+	}
+}

@@ -119,3 +119,18 @@ func hasCondition(u *unstructured.Unstructured, typ string) bool {
 	}
 	return false
 }
+
+// ObjectHealth is how the engine judges obj when it waits on it: h (the
+// CEL health of custom resources; nil: none) before kstatus, and a Job or
+// run-to-completion Pod is Current only once it finished. message is the
+// verdict's: for a Failed expression, the condition that says it failed;
+// for an expression's error, the error. An object kstatus cannot judge is
+// Unknown, with the error as its message. For views of the cluster (the
+// UI's object tree) that must agree with the controller.
+func ObjectHealth(obj *unstructured.Unstructured, h Health) (st status.Status, message string) {
+	res, err := statusFunc(h)(obj)
+	if err != nil {
+		return status.UnknownStatus, err.Error()
+	}
+	return res.Status, res.Message
+}

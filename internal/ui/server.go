@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -31,6 +32,7 @@ import (
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/approver"
+	"github.com/keyless-cd/keyless/internal/celhealth"
 	"github.com/keyless-cd/keyless/internal/engine"
 )
 
@@ -64,6 +66,12 @@ type Options struct {
 	// pending out-of-namespace objects and the approval records. Default
 	// approver.DefaultControllerNamespace (keyless-system).
 	ControllerNamespace string
+	// Health judges the objects of the tree before kstatus, as the
+	// controller does (an Application's spec.healthCheckExprs over it).
+	// Default: keyless's built-in library (celhealth.DefaultChecker); keyless
+	// ui --health-check-exprs sets the controller's file over it
+	// (controller.DefaultHealth).
+	Health *celhealth.Checker
 	// ApproveTimeout bounds the wait for new CRDs to be Established when
 	// the viewer approves (as keyless approve --timeout). Default 2m.
 	ApproveTimeout time.Duration
@@ -96,6 +104,13 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ApproveTimeout <= 0 {
 		o.ApproveTimeout = 2 * time.Minute
 	}
+	if o.Health == nil {
+		lib, err := celhealth.DefaultChecker()
+		if err != nil {
+			return o, fmt.Errorf("ui: the built-in health library: %w", err)
+		}
+		o.Health = lib
+	}
 	return o, nil
 }
 
@@ -114,6 +129,10 @@ type Server struct {
 
 	viewerMu   sync.Mutex
 	viewerName string
+
+	// health is each Application's compiled CEL health (healthOf).
+	healthMu sync.Mutex
+	health   map[types.NamespacedName]appHealth
 }
 
 // New builds a Server from the viewer's configuration. It makes no request.
@@ -155,7 +174,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, cfg: cfg, apps: apps, kube: kube, dynamic: dyn,
-		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)), csrf: tok}
+		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)), csrf: tok, health: map[types.NamespacedName]appHealth{}}
 	s.live = newHub(s.watchApplications, opts.Logger)
 	return s, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,10 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/celhealth"
+	"github.com/keyless-cd/keyless/internal/engine"
 )
 
 // objectNode is one object of an Application's tree: what it is, its
-// kstatus, and the objects it owns that the viewer may read.
+// status as the controller judges it (the Application's CEL health, then
+// kstatus), and the objects it owns that the viewer may read.
 type objectNode struct {
 	Kind, Name string
 	Status     string
@@ -65,6 +67,10 @@ const (
 // each readable child under its controller owner. notes say which kinds
 // could not be listed.
 func (s *Server) objectTree(ctx context.Context, app *kv1.Application) (nodes []*objectNode, notes []string) {
+	health, err := s.healthOf(app)
+	if err != nil {
+		notes = append(notes, err.Error()+"; the objects are judged without it (the controller refuses the Application, InvalidSpec)")
+	}
 	children := map[types.UID][]*unstructured.Unstructured{}
 	for _, gvr := range childKinds {
 		list, err := s.dynamic.Resource(gvr).Namespace(app.Namespace).List(ctx, metav1.ListOptions{Limit: maxChildrenList})
@@ -88,12 +94,12 @@ func (s *Server) objectTree(ctx context.Context, app *kv1.Application) (nodes []
 			notes = append(notes, fmt.Sprintf("%d more objects are not shown", len(app.Status.Inventory)-maxTreeObjects))
 			break
 		}
-		nodes = append(nodes, s.inventoryNode(ctx, app.Namespace, e, children))
+		nodes = append(nodes, s.inventoryNode(ctx, app.Namespace, e, children, health))
 	}
 	return nodes, notes
 }
 
-func (s *Server) inventoryNode(ctx context.Context, ns string, e kv1.InventoryEntry, children map[types.UID][]*unstructured.Unstructured) *objectNode {
+func (s *Server) inventoryNode(ctx context.Context, ns string, e kv1.InventoryEntry, children map[types.UID][]*unstructured.Unstructured, health engine.Health) *objectNode {
 	n := &objectNode{Kind: e.Kind, Name: e.Name}
 	gvk := schema.GroupVersionKind{Group: e.Group, Version: e.Version, Kind: e.Kind}
 	mapping, err := s.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
@@ -119,12 +125,12 @@ func (s *Server) inventoryNode(ctx context.Context, ns string, e kv1.InventoryEn
 		n.Note = errorText(err)
 		return n
 	}
-	describe(n, obj)
-	n.Children = childNodes(obj.GetUID(), children, 1)
+	describe(n, obj, health)
+	n.Children = childNodes(obj.GetUID(), children, 1, health)
 	return n
 }
 
-func childNodes(owner types.UID, children map[types.UID][]*unstructured.Unstructured, depth int) []*objectNode {
+func childNodes(owner types.UID, children map[types.UID][]*unstructured.Unstructured, depth int, health engine.Health) []*objectNode {
 	if depth > maxTreeDepth {
 		return nil
 	}
@@ -138,23 +144,64 @@ func childNodes(owner types.UID, children map[types.UID][]*unstructured.Unstruct
 	var out []*objectNode
 	for _, k := range kids {
 		n := &objectNode{Kind: k.GetKind(), Name: k.GetName()}
-		describe(n, k)
-		n.Children = childNodes(k.GetUID(), children, depth+1)
+		describe(n, k, health)
+		n.Children = childNodes(k.GetUID(), children, depth+1, health)
 		out = append(out, n)
 	}
 	return out
 }
 
-// describe sets n's kstatus status, message and annotations from the live object.
-func describe(n *objectNode, obj *unstructured.Unstructured) {
+// describe sets n's status, message and annotations from the live object:
+// its status as the controller judges it (engine.ObjectHealth: health's CEL
+// expressions, then kstatus), so a custom resource shows the verdict of its
+// expression and, when Failed, the condition that says it failed.
+func describe(n *objectNode, obj *unstructured.Unstructured, health engine.Health) {
 	n.Annotations = annotationsOf(obj.GetAnnotations())
-	res, err := status.Compute(obj)
-	if err != nil {
-		n.Status, n.Message = string(status.UnknownStatus), err.Error()
-		return
-	}
-	n.Status, n.Message = string(res.Status), res.Message
+	st, msg := engine.ObjectHealth(obj, health)
+	n.Status, n.Message = string(st), msg
 }
+
+// healthOf is the CEL health the controller judges app's objects with: its
+// spec.healthCheckExprs over the defaults (Options.Health), compiled once
+// per generation of the Application. An entry that does not compile is
+// returned as the error, with the defaults alone.
+func (s *Server) healthOf(app *kv1.Application) (engine.Health, error) {
+	if len(app.Spec.HealthCheckExprs) == 0 {
+		return s.opts.Health, nil
+	}
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if c, ok := s.health[key]; ok && c.uid == app.UID && c.generation == app.Generation {
+		return c.checker, c.err
+	}
+	exprs := make([]celhealth.Expressions, len(app.Spec.HealthCheckExprs))
+	for i, e := range app.Spec.HealthCheckExprs {
+		exprs[i] = celhealth.Expressions(e)
+	}
+	c := appHealth{uid: app.UID, generation: app.Generation, checker: s.opts.Health}
+	if checker, err := celhealth.Compile(exprs); err != nil {
+		c.err = fmt.Errorf("spec.healthCheckExprs: %w", err)
+	} else {
+		c.checker = checker.Merge(s.opts.Health)
+	}
+	if len(s.health) >= maxHealthCache {
+		clear(s.health)
+	}
+	s.health[key] = c
+	return c.checker, c.err
+}
+
+// appHealth is one Application's compiled health, for its generation.
+type appHealth struct {
+	uid        types.UID
+	generation int64
+	checker    *celhealth.Checker
+	err        error
+}
+
+// maxHealthCache bounds the compiled health kept (Applications seen).
+const maxHealthCache = 1000
 
 // errorText is what a page says of a failed read: the API's own message
 // for a status error (it names the object and the verb), else the error.
