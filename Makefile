@@ -36,7 +36,7 @@ JSONNET        := $(TOOLS_BIN)/jsonnet
 # hack/sbom/go.mod.
 CYCLONEDX_GOMOD := $(TOOLS_BIN)/cyclonedx-gomod
 
-.PHONY: release release-publish test-deps reftools ui-screenshots gitea registry image bench-forge bench-bump bench-controller generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: release release-publish test-deps reftools ui-screenshots gitea registry image bench-forge bench-bump bench-controller bench-render generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -155,6 +155,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/helmrepo -run '^$$' -fuzz FuzzLookupTable -fuzztime $(FUZZTIME)
 	go test ./internal/approval -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	go test ./internal/celhealth -run '^$$' -fuzz FuzzCompile -fuzztime $(FUZZTIME)
+	go test ./internal/argocd -run '^$$' -fuzz FuzzRecognise -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m
@@ -173,6 +174,11 @@ bench-forge: k8s-bins gitea ## Push → commit status success visible at a real 
 
 bench-bump: ## One bump and 20 concurrent bumps against the local Git server
 	go test -tags bench -run TestBenchBump -count=1 -timeout 10m -v ./test/bench/
+
+BENCH_RENDER_RUNS ?= 15
+bench-render: build $(HELM) $(KUSTOMIZE) ## keyless render vs helm template and kustomize build on the reference charts and kustomizations (BENCH_RENDER_RUNS each)
+	BENCH_RENDER_RUNS=$(BENCH_RENDER_RUNS) KEYLESS_BIN=$(KEYLESS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) \
+		go test -tags bench -run TestBenchRender -count=1 -timeout 60m -v ./test/bench/
 
 ui-screenshots: k8s-bins ## Regenerate docs/images/ui-*.png: the browser test drives keyless ui in headless Chromium and writes them
 	mkdir -p $(CURDIR)/docs/images

@@ -226,6 +226,15 @@ func TestBenchController(t *testing.T) {
 		procs = append(procs, &controllerProc{shard: shardKey(i), cmd: cmd, mem: sampleMemory(t, cmd.Process.Pid)})
 	}
 	pid := procs[0].cmd.Process.Pid
+	// cpuAll is the CPU of every controller so far, alone and with the
+	// render processes each started and waited for.
+	cpuAll := func() cpuTimes {
+		var sum cpuTimes
+		for _, p := range procs {
+			sum = sum.plus(procCPU(t, p.cmd.Process.Pid))
+		}
+		return sum
+	}
 
 	newApp := func(name string, interval time.Duration) *kv1.Application {
 		return &kv1.Application{
@@ -383,6 +392,7 @@ func TestBenchController(t *testing.T) {
 	}
 
 	// The Applications at once.
+	cpuBurstStart := cpuAll()
 	start = time.Now()
 	for i := range apps {
 		app := newApp(appName(i), appInterval)
@@ -399,6 +409,7 @@ func TestBenchController(t *testing.T) {
 		t.Fatal("not all Applications became Ready")
 	}
 	allReady := time.Since(start)
+	cpuBurst := cpuAll().minus(cpuBurstStart)
 	burstSteps := stepBreakdown(t, metricsAddr)
 	goroutineLine := ""
 	if heapProfile != "" {
@@ -408,7 +419,7 @@ func TestBenchController(t *testing.T) {
 	}
 	monorepoLine := ""
 	if monorepoPush {
-		monorepoLine = pushToOneFolder(t, pushToOneFolderEnv{git: git, admin: admin, hook: hook, image: image, apps: apps, metricsAddr: metricsAddr})
+		monorepoLine = pushToOneFolder(t, pushToOneFolderEnv{git: git, admin: admin, hook: hook, image: image, apps: apps, metricsAddr: metricsAddr, cpu: cpuAll})
 	}
 	time.Sleep(5 * time.Second)
 
@@ -425,13 +436,6 @@ func TestBenchController(t *testing.T) {
 		}
 		return n
 	}
-	cpuAll := func() float64 {
-		sum := 0.0
-		for _, p := range procs {
-			sum += cpuSeconds(t, p.cmd.Process.Pid)
-		}
-		return sum
-	}
 	pids := c.PIDs()
 	planeCPU := func() (api, etcd float64) {
 		return cpuSeconds(t, pids["kube-apiserver"]), cpuSeconds(t, pids["etcd"])
@@ -441,7 +445,7 @@ func TestBenchController(t *testing.T) {
 	advBefore := git.Advertisements()
 	apiBefore, etcdBefore := planeCPU()
 	time.Sleep(idle)
-	cpuIdle := cpuAll() - cpuBefore
+	cpuIdle := cpuAll().minus(cpuBefore)
 	apiAfter, etcdAfter := planeCPU()
 	idleAdvertisements := git.Advertisements() - advBefore
 	idleWrites := controllerWrites() - writesBefore
@@ -481,7 +485,8 @@ func TestBenchController(t *testing.T) {
 	fmt.Printf("| manual drift → reverted, p50 | %s | %d |\n", p50(drift).Round(time.Millisecond), len(drift))
 	fmt.Printf("| %d apps (ConfigMap + Deployment + Service) → all Ready | %s (floor %s, ratio %.2f) | 1 |\n", apps, allReady.Round(100*time.Millisecond), floor.Round(100*time.Millisecond), allReady.Seconds()/floor.Seconds())
 	fmt.Printf("| controller 0 peak RSS at %d apps | %.0f MiB (VmHWM): anonymous (heap, stacks) peak %.0f MiB + mapped binary pages peak %.0f MiB | |\n", apps, float64(rss)/1024, float64(anon)/1024, float64(file)/1024)
-	fmt.Printf("| idle CPU over %s at %d apps (periodic pass every %s), all controllers | %.2f CPU-s | writes in the window: %d |\n", idle, apps, appInterval, cpuIdle, idleWrites)
+	fmt.Printf("| idle CPU over %s at %d apps (periodic pass every %s), all controllers | %s | writes in the window: %d |\n", idle, apps, appInterval, cpuIdle, idleWrites)
+	fmt.Printf("| CPU of the %d-app burst (creation → all Ready), all controllers | %s | |\n", apps, cpuBurst)
 	fmt.Printf("| ref advertisements (ls-remote) in the idle window | %d | one repository, one credential |\n", idleAdvertisements)
 	fmt.Printf("| kube-apiserver + etcd CPU in the idle window | %.2f + %.2f CPU-s |", apiAfter-apiBefore, etcdAfter-etcdBefore)
 	if idleBaseline && baseAPI+baseEtcd > 0 {
@@ -508,6 +513,8 @@ type pushToOneFolderEnv struct {
 	image       func(name string) string
 	apps        int
 	metricsAddr string
+	// cpu is every controller's CPU so far (cpuAll).
+	cpu func() cpuTimes
 }
 
 // pushToOneFolder pushes a new image to the first app's folder and
@@ -517,6 +524,7 @@ type pushToOneFolderEnv struct {
 func pushToOneFolder(t *testing.T, e pushToOneFolderEnv) string {
 	ctx := t.Context()
 	before := stepSums(t, e.metricsAddr)
+	cpuBefore := e.cpu()
 	img := "registry.example.com/app:2"
 	sha, err := e.git.Commit(ctx, repo, gitserver.Commit{Files: appFiles(appName(0), img), Message: "bump one app"})
 	if err != nil {
@@ -534,8 +542,8 @@ func pushToOneFolder(t *testing.T, e pushToOneFolderEnv) string {
 		t.Fatal("not every Application reached the pushed commit")
 	}
 	all := time.Since(start)
-	return fmt.Sprintf("- a push to one folder of the repository of %d Applications, by webhook: that app applied after %s, all %d at the new commit after %s; controller 0 meanwhile: %s",
-		e.apps, one.Round(time.Millisecond), e.apps, all.Round(100*time.Millisecond), formatSteps(stepSums(t, e.metricsAddr), before))
+	return fmt.Sprintf("- a push to one folder of the repository of %d Applications, by webhook: that app applied after %s, all %d at the new commit after %s; controller 0 meanwhile: %s; CPU of all controllers meanwhile: %s",
+		e.apps, one.Round(time.Millisecond), e.apps, all.Round(100*time.Millisecond), formatSteps(stepSums(t, e.metricsAddr), before), e.cpu().minus(cpuBefore))
 }
 
 // stepBreakdown scrapes a controller's metrics and says where its reconciles
@@ -749,16 +757,50 @@ func controllerKubeconfig(t *testing.T, cfg *rest.Config, cs kubernetes.Interfac
 	return path
 }
 
-// cpuSeconds is utime+stime of pid from /proc.
+// cpuSeconds is utime+stime of pid from /proc: its own CPU only.
 func cpuSeconds(t *testing.T, pid int) float64 {
+	return procCPU(t, pid).own
+}
+
+// cpuTimes is a process's CPU in seconds: its own (utime+stime) and that
+// of the children it waited for (cutime+cstime). A controller's children
+// are its render processes (internal/renderproc), each waited for
+// (cmd.Wait) whether it answered, failed or was killed, so children is
+// what its renders cost; a render still running when read is not counted
+// yet.
+type cpuTimes struct {
+	own, children float64
+}
+
+func (c cpuTimes) withChildren() float64 { return c.own + c.children }
+
+func (c cpuTimes) minus(o cpuTimes) cpuTimes {
+	return cpuTimes{own: c.own - o.own, children: c.children - o.children}
+}
+
+func (c cpuTimes) plus(o cpuTimes) cpuTimes {
+	return cpuTimes{own: c.own + o.own, children: c.children + o.children}
+}
+
+// String is "own CPU-s alone, with render children total CPU-s".
+func (c cpuTimes) String() string {
+	return fmt.Sprintf("%.2f CPU-s alone, %.2f CPU-s with the render children", c.own, c.withChildren())
+}
+
+// procCPU reads utime, stime, cutime and cstime of pid from /proc/PID/stat.
+func procCPU(t *testing.T, pid int) cpuTimes {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The fields after the command name (which may hold spaces), from
+	// field 3 (state) on: utime, stime, cutime, cstime are fields 14-17.
 	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseFloat(fields[11], 64)
-	st, _ := strconv.ParseFloat(fields[12], 64)
-	return (ut + st) / 100 // USER_HZ
+	tick := func(i int) float64 {
+		v, _ := strconv.ParseFloat(fields[i], 64)
+		return v / 100 // USER_HZ
+	}
+	return cpuTimes{own: tick(11) + tick(12), children: tick(13) + tick(14)}
 }
 
 // sampleMemory samples RssAnon and RssFile of pid every 50 ms until the test
