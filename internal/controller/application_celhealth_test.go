@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,23 @@ func TestCELHealth(t *testing.T) {
 		})
 		if got := a.Status.Health.Message + conditionMessage(a); !strings.Contains(got, "Certificate/"+appNS+"/web-tls") {
 			t.Fatalf("the error %q does not name the object", got)
+		}
+	})
+
+	t.Run("an expression past its cost limit is reported naming it", func(t *testing.T) {
+		names := make([]string, 120)
+		for i := range names {
+			names[i] = fmt.Sprintf("h%d.example.com", i)
+		}
+		e.push(map[string]string{"certs/cert.yaml": strings.Replace(strings.Replace(certificateYAML, "%s", "", 1), "[web.example.com]", "["+strings.Join(names, ", ")+"]", 1)},
+			[]string{"certs/after.yaml"}, "a certificate for 120 names")
+		expr := "spec.dnsNames.all(a, spec.dnsNames.all(b, spec.dnsNames.all(c, a + b + c != '')))"
+		e.setHealthExprs("certs", []kv1.HealthCheckExpr{{APIVersion: "cert-manager.io/v1", Kind: "Certificate", Current: expr}})
+		a := e.waitApp("certs", "the cost limit reported", time.Minute, func(a *kv1.Application) bool {
+			return strings.Contains(a.Status.Health.Message+conditionMessage(a), "cost limit")
+		})
+		if got := a.Status.Health.Message + conditionMessage(a); !strings.Contains(got, expr) || !strings.Contains(got, "web-tls") {
+			t.Fatalf("the cost error %q does not name the expression and the object", got)
 		}
 	})
 

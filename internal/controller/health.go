@@ -60,13 +60,9 @@ func (h *healthCheckers) get(app *kv1.Application) (engine.Health, error) {
 	if ok && c.generation == app.Generation {
 		return c.checker, nil
 	}
-	exprs := make([]celhealth.Expressions, len(app.Spec.HealthCheckExprs))
-	for i, e := range app.Spec.HealthCheckExprs {
-		exprs[i] = celhealth.Expressions(e)
-	}
-	checker, err := celhealth.Compile(exprs)
+	checker, err := celhealth.CompileSpec(app.Spec.HealthCheckExprs)
 	if err != nil {
-		return nil, fmt.Errorf("spec.healthCheckExprs: %w", err)
+		return nil, err
 	}
 	checker = checker.Merge(h.defaults)
 	h.mu.Lock()

@@ -76,12 +76,8 @@ func checkHealthExprs(f *found) string {
 	if len(f.app.Spec.HealthCheckExprs) == 0 {
 		return ""
 	}
-	exprs := make([]celhealth.Expressions, len(f.app.Spec.HealthCheckExprs))
-	for i, e := range f.app.Spec.HealthCheckExprs {
-		exprs[i] = celhealth.Expressions(e)
-	}
-	if _, err := celhealth.Compile(exprs); err != nil {
-		return fmt.Sprintf("%s: spec.healthCheckExprs: %v", f.source, err)
+	if _, err := celhealth.CompileSpec(f.app.Spec.HealthCheckExprs); err != nil {
+		return fmt.Sprintf("%s: %v", f.source, err)
 	}
 	return ""
 }

@@ -175,13 +175,9 @@ func (s *Server) healthOf(app *kv1.Application) (engine.Health, error) {
 	if c, ok := s.health[key]; ok && c.uid == app.UID && c.generation == app.Generation {
 		return c.checker, c.err
 	}
-	exprs := make([]celhealth.Expressions, len(app.Spec.HealthCheckExprs))
-	for i, e := range app.Spec.HealthCheckExprs {
-		exprs[i] = celhealth.Expressions(e)
-	}
 	c := appHealth{uid: app.UID, generation: app.Generation, checker: s.opts.Health}
-	if checker, err := celhealth.Compile(exprs); err != nil {
-		c.err = fmt.Errorf("spec.healthCheckExprs: %w", err)
+	if checker, err := celhealth.CompileSpec(app.Spec.HealthCheckExprs); err != nil {
+		c.err = err
 	} else {
 		c.checker = checker.Merge(s.opts.Health)
 	}
