@@ -233,7 +233,7 @@ func (a *Application) ReadyState() (state, message string, failing bool) {
 			return SyncStatusUnknown, c.Message, false
 		}
 		switch c.Reason {
-		case ReasonProgressing, ReasonOutOfSync, ReasonSuspended, ReasonAwaitingApproval, ReasonDependencyNotReady, HealthDegraded, HealthMissing, HealthUnknown:
+		case ReasonProgressing, ReasonOutOfSync, ReasonSuspended, ReasonAwaitingApproval, ReasonDependencyNotReady, ReasonSyncWindowClosed, HealthDegraded, HealthMissing, HealthUnknown:
 			return c.Reason, c.Message, false
 		}
 		return c.Reason, c.Message, true

@@ -173,7 +173,58 @@ type ApplicationSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	DependsOn []Dependency `json:"dependsOn,omitempty"`
+
+	// SyncWindows say when this Application may sync, in Argo CD's shape:
+	// during an active deny window, or outside every allow window when
+	// there are any, nothing is applied (drift included unless the window
+	// says selfHeal) and the Application says SyncWindowClosed until when;
+	// `keyless sync --override-window --reason TEXT` by a person syncs
+	// anyway and is recorded. The cluster admin's windows for the
+	// namespace (the controller namespace's keyless-sync-windows
+	// ConfigMap) apply as well.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	SyncWindows []SyncWindow `json:"syncWindows,omitempty"`
 }
+
+// Kinds of a sync window.
+const (
+	SyncWindowAllow = "allow"
+	SyncWindowDeny  = "deny"
+)
+
+// SyncWindow is one window of time (Argo CD's SyncWindow).
+type SyncWindow struct {
+	// Kind is allow or deny.
+	// +kubebuilder:validation:Enum=allow;deny
+	Kind string `json:"kind"`
+	// Schedule is when the window opens: a five-field cron expression
+	// ("0 22 * * 5": Fridays at 22:00).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Schedule string `json:"schedule"`
+	// Duration the window stays open, e.g. 1h or 60h.
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ms|s|m|h))+$`
+	Duration string `json:"duration"`
+	// TimeZone of the schedule (IANA name, e.g. Europe/Stockholm).
+	// Default UTC.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TimeZone string `json:"timeZone,omitempty"`
+	// ManualSync lets `keyless sync` (without an override) sync while
+	// the window blocks automatic ones.
+	// +optional
+	ManualSync bool `json:"manualSync,omitempty"`
+	// SelfHeal keeps reverting drift while the window blocks syncs of
+	// new revisions (default: drift waits too).
+	// +optional
+	SelfHeal bool `json:"selfHeal,omitempty"`
+}
+
+// OverrideWindowAnnotation is the annotation that `keyless sync --override-window` sets:
+// the override of the sync request it comes with (JSON: the
+// request token, who asked as the API server named them, and why).
+const OverrideWindowAnnotation = "keyless.dev/override-window"
 
 // AllowDependentsFromAnnotation is the annotation that, on an Application, lists the namespaces
 // (comma-separated, or "*") whose Applications may depend on it: reading
@@ -648,6 +699,19 @@ type ApplicationStatus struct {
 	// since when; empty when none.
 	// +optional
 	WaitingOn *DependencyWait `json:"waitingOn,omitempty"`
+	// SyncWindow, while a sync window blocks syncs, says which and until
+	// when; empty when syncs may run.
+	// +optional
+	SyncWindow *SyncWindowStatus `json:"syncWindow,omitempty"`
+}
+
+// SyncWindowStatus is a window that blocks syncs now.
+type SyncWindowStatus struct {
+	// Window describes it, e.g. "deny 0 22 * * 5 for 60h (Europe/Stockholm, from the Application)".
+	Window string `json:"window"`
+	// Until is when syncs may run again (as far as the windows known now say).
+	// +optional
+	Until metav1.Time `json:"until,omitempty"`
 }
 
 // DependencyWait is what an Application waits for before it syncs.
@@ -809,6 +873,10 @@ type SyncRecord struct {
 	Changed []string `json:"changed,omitempty"`
 	// +optional
 	Error string `json:"error,omitempty"`
+	// WindowOverride names the person who synced this revision through a
+	// closed sync window, and why (`keyless sync --override-window`).
+	// +optional
+	WindowOverride string `json:"windowOverride,omitempty"`
 	// ApprovedBy is the person whose approval covers this revision's
 	// out-of-namespace objects (spec.syncPolicy.outOfNamespace: approve),
 	// and ApprovalDigest their digest.

@@ -31,6 +31,9 @@ const (
 	// ReasonDependencyNotReady: an Application of spec.dependsOn is not
 	// ready (or not found, not allowed, or in a cycle); the sync waits.
 	ReasonDependencyNotReady = "DependencyNotReady"
+	// ReasonSyncWindowClosed: a sync window blocks syncs now; the message
+	// says which and until when.
+	ReasonSyncWindowClosed = "SyncWindowClosed"
 )
 
 // Event reasons of a finished sync (a failed one's Event carries its
@@ -46,6 +49,8 @@ const (
 	ReasonApproved = "Approved"
 	// ReasonSyncAbandoned: a sync's wait was given up for a newer revision.
 	ReasonSyncAbandoned = "SyncAbandoned"
+	// ReasonWindowOverridden: a person synced through a closed window.
+	ReasonWindowOverridden = "WindowOverridden"
 )
 
 // Results of a sync, in status.history and the audit line.

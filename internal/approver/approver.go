@@ -166,7 +166,7 @@ func Prepare(ctx context.Context, opts Options) (*Plan, error) {
 	if p.Changes, err = approval.Compare(prev, p.Pending.Bundle); err != nil {
 		return nil, err
 	}
-	if p.Approver, err = whoAmI(ctx, opts.Config); err != nil {
+	if p.Approver, err = WhoAmI(ctx, opts.Config); err != nil {
 		return nil, err
 	}
 	if approval.IsAuthor(p.Approver, p.Pending.Author) {
@@ -314,8 +314,9 @@ func removed(prev, next *approval.Bundle) []*unstructured.Unstructured {
 	return out
 }
 
-// whoAmI asks the API server who the credential is (SelfSubjectReview).
-func whoAmI(ctx context.Context, cfg *rest.Config) (string, error) {
+// WhoAmI asks the API server who the credential is (SelfSubjectReview):
+// the name an approval or a window override records.
+func WhoAmI(ctx context.Context, cfg *rest.Config) (string, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return "", err
@@ -326,7 +327,7 @@ func whoAmI(ctx context.Context, cfg *rest.Config) (string, error) {
 	}
 	name := r.Status.UserInfo.Username
 	if name == "" {
-		return "", errors.New("the API server names no user for your credential: an approval needs a person")
+		return "", errors.New("the API server names no user for your credential: an approval or override needs a person")
 	}
 	return name, nil
 }

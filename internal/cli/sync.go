@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,13 +16,20 @@ import (
 	"github.com/spf13/cobra"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/approver"
+	"github.com/keyless-cd/keyless/internal/controller"
 )
 
 type syncFlags struct {
 	kubeFlags
-	timeout time.Duration
-	noWait  bool
+	timeout        time.Duration
+	noWait         bool
+	overrideWindow bool
+	reason         string
 }
+
+// maxOverrideReason bounds --reason.
+const maxOverrideReason = 1024
 
 // syncPollInterval is how often `keyless sync` reads the Application while
 // it waits; syncSilentAfter is how long it waits before saying that no
@@ -58,7 +66,10 @@ at once, and sync exits 1.`,
   keyless sync web -n myapp --timeout 10m
 
   # only request it
-  keyless sync web -n myapp --async`,
+  keyless sync web -n myapp --async
+
+  # through a closed sync window (a freeze), recorded with you and the reason
+  keyless sync web -n myapp --override-window --reason "INC-123: hotfix"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSync(cmd, streams, f, args[0])
@@ -67,6 +78,8 @@ at once, and sync exits 1.`,
 	f.addFlags(cmd.Flags())
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long to wait for the controller's answer")
 	cmd.Flags().BoolVar(&f.noWait, "async", false, "request the sync and return at once")
+	cmd.Flags().BoolVar(&f.overrideWindow, "override-window", false, "sync even though a sync window is closed; needs --reason, and records you (as the API server names you) and the reason in history and an Event")
+	cmd.Flags().StringVar(&f.reason, "reason", "", "why the window is overridden, e.g. an incident or change number (with --override-window)")
 	return cmd
 }
 
@@ -84,6 +97,9 @@ func runSync(cmd *cobra.Command, streams IOStreams, f *syncFlags, name string) e
 	token := time.Now().UTC().Format(time.RFC3339Nano)
 	patch := client.MergeFrom(app.DeepCopy())
 	app.RequestSync(token)
+	if err := f.addOverride(ctx, app, token); err != nil {
+		return err
+	}
 	if err := c.Patch(ctx, app, patch); err != nil {
 		return fmt.Errorf("requesting a sync of %s/%s: %w", app.Namespace, name, err)
 	}
@@ -96,6 +112,35 @@ func runSync(cmd *cobra.Command, streams IOStreams, f *syncFlags, name string) e
 		return err
 	}
 	return reportSync(streams.Out, app, before)
+}
+
+// addOverride adds the window override of --override-window to app's
+// sync request token: who asks (SelfSubjectReview) and why.
+func (f *syncFlags) addOverride(ctx context.Context, app *kv1.Application, token string) error {
+	if !f.overrideWindow {
+		if f.reason != "" {
+			return errors.New("--reason goes with --override-window")
+		}
+		return nil
+	}
+	reason := strings.TrimSpace(f.reason)
+	if reason == "" || len(reason) > maxOverrideReason {
+		return fmt.Errorf("--override-window needs --reason (at most %d characters): why the window is overridden, e.g. INC-123", maxOverrideReason)
+	}
+	cfg, err := f.restConfig()
+	if err != nil {
+		return err
+	}
+	who, err := approver.WhoAmI(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(controller.WindowOverride{Token: token, By: who, Reason: reason})
+	if err != nil {
+		return err
+	}
+	app.Annotations[kv1.OverrideWindowAnnotation] = string(raw)
+	return nil
 }
 
 // waitForSync polls app until the controller acknowledges the request token,
@@ -189,6 +234,9 @@ func reportSync(out io.Writer, app *kv1.Application, before *kv1.SyncRecord) err
 	rec := latestRecord(app)
 	if rec != nil && !sameRecord(rec, before) {
 		_, _ = fmt.Fprintf(out, "%s %s: %s by %s (%s)\n", kv1.ShortSHA(rec.Revision), rec.Result, firstLine(rec.Message, 60), orDash(rec.Author), orDash(rec.Changes))
+		if rec.WindowOverride != "" {
+			_, _ = fmt.Fprintf(out, "  through a closed sync window, overridden by %s\n", rec.WindowOverride)
+		}
 		for _, c := range rec.Changed {
 			_, _ = fmt.Fprintf(out, "  %s\n", c)
 		}

@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -232,8 +233,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		// Nothing moved: refresh health while objects roll out, else sleep.
 		return r.refreshHealth(ctx, app, interval)
 	}
-	if waiting, err := r.awaitDependencies(ctx, app, trigger); waiting || err != nil {
-		return ctrl.Result{RequeueAfter: interval}, err
+	override, stop, err := r.preSyncGates(ctx, app, trigger, interval)
+	if stop != nil || err != nil {
+		return ptr.Deref(stop, ctrl.Result{}), err
 	}
 	plan := planSync(app, resolved, trigger)
 	if trigger != TriggerRetry && trigger != TriggerDrift {
@@ -249,7 +251,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	}
 	record := kv1.SyncRecord{
 		Revision: sha, Author: commit.Author, Committer: commit.Committer, Message: commit.Message,
-		Trigger: trigger, StartedAt: metav1.Now(),
+		Trigger: trigger, StartedAt: metav1.Now(), WindowOverride: override,
 	}
 	if err := r.verifyCommit(ctx, app, commit, &record); err != nil {
 		return r.failStep(app, stepFailure{reason: ReasonVerificationFailed, err: err, permanent: true, record: &record}, interval)
