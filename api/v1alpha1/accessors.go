@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,6 +35,34 @@ func (a *Application) SelfHeals() bool {
 // everything (syncPolicy.automated.allowEmpty).
 func (a *Application) AllowsEmpty() bool {
 	return a.Automated() && a.Spec.SyncPolicy.Automated.AllowEmpty
+}
+
+// Pause is the value of PauseAnnotation.
+// +kubebuilder:object:generate=false
+type Pause struct {
+	Until  time.Time `json:"until"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+}
+
+// maxPauseAnnotation bounds PauseAnnotation's value.
+const maxPauseAnnotation = 4 << 10
+
+// PausedAt returns the pause in force at now (nil: none, expired, or an
+// annotation that is not a valid pause — never one past MaxPause from now).
+func (a *Application) PausedAt(now time.Time) *Pause {
+	raw := a.Annotations[PauseAnnotation]
+	if raw == "" || len(raw) > maxPauseAnnotation {
+		return nil
+	}
+	var p Pause
+	if err := json.Unmarshal([]byte(raw), &p); err != nil || p.By == "" || p.Reason == "" {
+		return nil
+	}
+	if !p.Until.After(now) || p.Until.After(now.Add(MaxPause)) {
+		return nil
+	}
+	return &p
 }
 
 // ApprovesOutOfNamespace reports whether out-of-namespace objects wait

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -220,6 +222,16 @@ type SyncWindow struct {
 	// +optional
 	SelfHeal bool `json:"selfHeal,omitempty"`
 }
+
+// PauseAnnotation is the annotation `keyless pause` sets: a break-glass
+// pause of self-heal (JSON: until, who as the API server named them, and
+// why). It has an expiry, always: at it the controller reverts the drift
+// made meanwhile to Git.
+const PauseAnnotation = "keyless.dev/pause"
+
+// MaxPause bounds a pause: longer is refused (a break-glass pause is not
+// a way to stop GitOps).
+const MaxPause = 24 * time.Hour
 
 // OverrideWindowAnnotation is the annotation that `keyless sync --override-window` sets:
 // the override of the sync request it comes with (JSON: the
@@ -703,6 +715,25 @@ type ApplicationStatus struct {
 	// when; empty when syncs may run.
 	// +optional
 	SyncWindow *SyncWindowStatus `json:"syncWindow,omitempty"`
+	// Pause is the break-glass pause of self-heal in force (`keyless
+	// pause`), and the drift made meanwhile with who made it.
+	// +optional
+	Pause *PauseStatus `json:"pause,omitempty"`
+}
+
+// PauseStatus is a pause of self-heal with its expiry.
+type PauseStatus struct {
+	// Until is when the drift made meanwhile is reverted to Git.
+	Until metav1.Time `json:"until"`
+	// By is who paused, as the API server named them to keyless pause.
+	By string `json:"by"`
+	// Reason is why, e.g. an incident number.
+	Reason string `json:"reason"`
+	// Drift lists the objects changed in the cluster meanwhile and the
+	// field managers that changed them, e.g. "Deployment/web configured
+	// (by kubectl-edit)", at most MaxRecordedChanges.
+	// +optional
+	Drift []string `json:"drift,omitempty"`
 }
 
 // SyncWindowStatus is a window that blocks syncs now.

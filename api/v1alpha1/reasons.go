@@ -51,6 +51,9 @@ const (
 	ReasonSyncAbandoned = "SyncAbandoned"
 	// ReasonWindowOverridden: a person synced through a closed window.
 	ReasonWindowOverridden = "WindowOverridden"
+	// ReasonPaused: self-heal was paused (keyless pause), with who, why
+	// and until when.
+	ReasonPaused = "Paused"
 )
 
 // Results of a sync, in status.history and the audit line.

@@ -35,6 +35,7 @@ stored outside the cluster.
 		newSyncCommand(streams),
 		newApproveCommand(streams),
 		newApprovalsCommand(streams),
+		newPauseCommand(streams),
 		newHistoryCommand(streams),
 		newRollbackCommand(streams),
 		newImportCommand(streams),

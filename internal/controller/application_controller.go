@@ -237,10 +237,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	if stop != nil || err != nil {
 		return ptr.Deref(stop, ctrl.Result{}), err
 	}
-	plan := planSync(app, resolved, trigger)
-	if trigger != TriggerRetry && trigger != TriggerDrift {
-		r.retries.reset(key) // a new revision, spec or request: counted afresh
-	}
+	plan := r.planFor(app, resolved, trigger)
 	sha := plan.Revision
 	commit, err := source.fetch(ctx, sha)
 	if err != nil {
@@ -321,6 +318,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return r.failStep(app, syncFailure(err, &record, res), interval)
 	}
 	r.retries.reset(key)
+	if app.PausedAt(time.Now()) == nil {
+		app.Status.Pause = nil // a pause's drift is reverted with this sync
+	}
 	r.drift.clear(key, driftSeen)
 	r.drift.watch(ctx, res)
 	app.Status.LastAppliedRevision = sha
@@ -354,16 +354,39 @@ func (r *ApplicationReconciler) reportDiff(ctx context.Context, app *kv1.Applica
 	r.drift.clear(key, driftSeen)
 	if diff.Changed() {
 		msg := "out of sync: " + strings.Join(app.Status.Sync.Drifted, ", ")
-		if app.Automated() {
+		r.recordPausedDrift(ctx, app, eng, diff)
+		switch {
+		case app.Status.Pause != nil:
+			msg += pauseNote(app)
+		case app.Automated():
 			msg += " (selfHeal is off)"
-		} else {
+		default:
 			msg += " (no automated sync policy: run `keyless sync " + app.Name + " -n " + app.Namespace + "`)"
 		}
 		setReady(app, false, ReasonOutOfSync, msg)
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonOutOfSync, "Diff", "%s", msg)
+		if p := app.Status.Pause; p != nil {
+			// Back at the pause's end, to revert its drift.
+			return ctrl.Result{RequeueAfter: min(interval, max(time.Until(p.Until.Time)+time.Second, time.Second))}, nil
+		}
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 	return r.refreshHealth(ctx, app, interval)
+}
+
+// planFor is planSync's plan for this pass, with what the reconciler
+// knows besides the Application: a break-glass pause reports drift
+// instead of reverting it (until its end), and a new revision, spec or
+// request counts retries afresh.
+func (r *ApplicationReconciler) planFor(app *kv1.Application, resolved, trigger string) syncPlan {
+	plan := planSync(app, resolved, trigger)
+	if pause, _ := r.trackPause(app, time.Now()); pause != nil && trigger == TriggerDrift {
+		plan.Apply = false
+	}
+	if trigger != TriggerRetry && trigger != TriggerDrift {
+		r.retries.reset(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	}
+	return plan
 }
 
 // verifyCommit checks the commit's signature when spec.source.verify asks
@@ -388,6 +411,9 @@ func (r *ApplicationReconciler) syncTrigger(ctx context.Context, app *kv1.Applic
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	if trigger := triggerOf(app, sha, driftSeen); trigger != "" {
 		return trigger
+	}
+	if _, ended := r.trackPause(app, time.Now()); ended {
+		return TriggerDrift // a break-glass pause ended: revert its drift to Git
 	}
 	if r.drift.blindDue(ctx, key, inventoryRefs(app), interval) || r.capabilities.changedFor(ctx, key) {
 		return TriggerDrift
