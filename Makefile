@@ -156,6 +156,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/approval -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	go test ./internal/celhealth -run '^$$' -fuzz FuzzCompile -fuzztime $(FUZZTIME)
 	go test ./internal/argocd -run '^$$' -fuzz FuzzRecognise -fuzztime $(FUZZTIME)
+	go test ./internal/ledger -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100
 BENCH_IDLE ?= 5m

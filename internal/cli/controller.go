@@ -55,6 +55,8 @@ type controllerFlags struct {
 	egressAllowCIDRs        []string
 	logLevel                string
 	healthCheckExprs        string
+	ledgerFile              string
+	ledgerKeyFile           string
 }
 
 func newControllerCommand(streams IOStreams) *cobra.Command {
@@ -109,6 +111,8 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.DurationVar(&f.syncTimeout, "sync-timeout", controller.DefaultSyncTimeout, "how long one sync's apply (every wave, hook and the prune) may take before it stops and is retried with backoff; at least --hook-timeout")
 	fl.IntVar(&f.maxWaves, "max-waves", controller.DefaultMaxWaves, "a render with more waves than this (phases × sync waves, SyncFail hooks included) is refused before anything is written")
 	fl.StringVar(&f.healthCheckExprs, "health-check-exprs", "", "YAML file of controller-wide CEL health entries in Flux's healthCheckExprs format (a list of apiVersion, kind, current, inProgress, failed): over the built-in library, under each Application's spec.healthCheckExprs (docs/health.md)")
+	fl.StringVar(&f.ledgerFile, "ledger-file", "", "append a signed, hash-chained record of every sync to this file (keep it on a volume no namespace admin reaches; verify with keyless evidence verify)")
+	fl.StringVar(&f.ledgerKeyFile, "ledger-key-file", "", "the ed25519 private key (PKCS#8 PEM, e.g. openssl genpkey -algorithm ed25519) that signs --ledger-file's records")
 	fl.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let Git credentials travel over plain http:// (loopback tests and demos only; never in production)")
 	fl.StringSliceVar(&f.egressDenyCIDRs, "egress-deny-cidrs", nil, "CIDRs the controller never sends commit statuses or notifications to, besides the built-in refusals: set the cluster's pod and service ranges (e.g. 10.244.0.0/16,10.96.0.0/12) and the nodes' range")
 	fl.StringSliceVar(&f.egressAllowCIDRs, "egress-allow-cidrs", nil, "CIDRs let through although --egress-deny-cidrs or a default refusal (100.64.0.0/10, fc00::/7, 64:ff9b:1::/48) covers them, e.g. a forge inside the cluster; never opens loopback, link-local or cloud metadata addresses")
@@ -132,6 +136,10 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		return err
 	}
 	healthExprs, err := readHealthCheckExprs(f.healthCheckExprs)
+	if err != nil {
+		return err
+	}
+	ledgerKey, err := readLedgerKey(f.ledgerFile, f.ledgerKeyFile)
 	if err != nil {
 		return err
 	}
@@ -177,7 +185,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(streams.ErrOut, &slog.HandlerOptions{Level: level}))
 	return controller.Run(cmd.Context(), cfg, controller.Options{
 		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr, PprofBindAddress: f.pprofAddr,
-		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, ControllerNamespace: ctrlNS, HealthCheckExprs: healthExprs, Shard: f.shard, Concurrency: f.concurrency,
+		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, ControllerNamespace: ctrlNS, HealthCheckExprs: healthExprs, LedgerFile: f.ledgerFile, LedgerKey: ledgerKey, Shard: f.shard, Concurrency: f.concurrency,
 		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secrets["--webhook-secret-file"],
 		WebhookGitHubSecret: secrets["--webhook-github-secret-file"], WebhookGitLabToken: secrets["--webhook-gitlab-token-file"],
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,

@@ -36,6 +36,7 @@ stored outside the cluster.
 		newApproveCommand(streams),
 		newApprovalsCommand(streams),
 		newPauseCommand(streams),
+		newEvidenceCommand(streams),
 		newHistoryCommand(streams),
 		newRollbackCommand(streams),
 		newImportCommand(streams),

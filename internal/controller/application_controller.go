@@ -33,6 +33,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/forge"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/helmrepo"
+	"github.com/keyless-cd/keyless/internal/ledger"
 	"github.com/keyless-cd/keyless/internal/lifecycle"
 	"github.com/keyless-cd/keyless/internal/render"
 )
@@ -101,6 +102,8 @@ type ApplicationReconciler struct {
 	syncs *runningSyncs
 	// retries count failed syncs for spec.syncPolicy.retry.
 	retries *syncRetries
+	// ledger, when set, gets a signed, chained record of every sync.
+	ledger *ledger.Writer
 	// commits reports sync results on their commits at the forge;
 	// notifier sends notifications. Both deliver off the reconcile path.
 	commits  *commitReporter

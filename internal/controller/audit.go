@@ -42,6 +42,8 @@ type AuditRecord struct {
 	// what waits.
 	ApprovedBy     string `json:"approvedBy,omitempty"`
 	ApprovalDigest string `json:"approvalDigest,omitempty"`
+	// WindowOverride names who synced through a closed sync window, and why.
+	WindowOverride string `json:"windowOverride,omitempty"`
 	// Hooks are the hook runs of the sync.
 	Hooks []kv1.HookRecord `json:"hooks,omitempty"`
 }

@@ -134,7 +134,7 @@ func (e *env) keyless(stdin string, args ...string) (int, string, string) {
 	e.t.Helper()
 	var out, errOut bytes.Buffer
 	args = append(args, "--kubeconfig="+e.cluster.KubeconfigPath)
-	if args[0] == "import" {
+	if args[0] == "import" || args[0] == "evidence" { // offline commands: no cluster flags
 		args = args[:len(args)-1]
 	}
 	code := cli.Run(e.t.Context(), args, cli.IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -44,6 +45,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/helmrepo"
+	"github.com/keyless-cd/keyless/internal/ledger"
 	"github.com/keyless-cd/keyless/internal/renderproc"
 	"github.com/keyless-cd/keyless/internal/webhook"
 )
@@ -74,6 +76,11 @@ type Options struct {
 	// healthCheckExprs format, --health-check-exprs): over keyless's
 	// built-in library, under each Application's spec.healthCheckExprs.
 	HealthCheckExprs []celhealth.Expressions
+	// LedgerFile, with LedgerKey, is the tamper-evident ledger every sync
+	// is appended to (internal/ledger, --ledger-file): verified at start,
+	// never appended to when broken. Default "" (none).
+	LedgerFile string
+	LedgerKey  ed25519.PrivateKey
 	// Shard, when set, makes this controller own only the Applications
 	// labelled kv1.ShardLabel=Shard; unset, it owns those without the label.
 	// Each shard elects its own leader. Default "" (the unlabelled ones).
@@ -300,6 +307,14 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	r.health = newHealthCheckers(healthDefaults)
+	if opts.LedgerFile != "" {
+		lw, closer, err := ledger.Open(opts.LedgerFile, opts.LedgerKey)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = closer.Close() }()
+		r.ledger = lw
+	}
 	r.syncs = newRunningSyncs()
 	r.retries = newSyncRetries()
 	disc, err := discovery.NewDiscoveryClientForConfig(cfg)

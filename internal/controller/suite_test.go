@@ -3,6 +3,7 @@ package controller_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"log/slog"
 	"net"
@@ -79,6 +80,9 @@ type env struct {
 	shardNamespaces controller.ShardNamespaces
 	// healthExprs are the controller's --health-check-exprs entries.
 	healthExprs []celhealth.Expressions
+	// ledgerFile and ledgerKey are the controller's --ledger-file and key.
+	ledgerFile string
+	ledgerKey  ed25519.PrivateKey
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -204,7 +208,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", PprofBindAddress: e.pprofAddr, Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, CapabilitiesTTL: time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
-			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS, ControllerNamespace: controlNS, ShardNamespaces: e.shardNamespaces, HealthCheckExprs: e.healthExprs,
+			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS, ControllerNamespace: controlNS, ShardNamespaces: e.shardNamespaces, HealthCheckExprs: e.healthExprs, LedgerFile: e.ledgerFile, LedgerKey: e.ledgerKey,
 		})
 	}()
 	select {

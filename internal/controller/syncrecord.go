@@ -3,10 +3,12 @@ package controller
 import (
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/engine"
+	"github.com/keyless-cd/keyless/internal/ledger"
 )
 
 // syncEvent is the Event a recorded sync emits (none when Reason is empty).
@@ -34,9 +36,10 @@ func (r *ApplicationReconciler) recordSync(app *kv1.Application, rec kv1.SyncRec
 		Time: rec.FinishedAt.Time, App: app.Name, Namespace: app.Namespace, Revision: rec.Revision,
 		Author: rec.Author, Committer: rec.Committer, Signer: rec.Signer, Message: rec.Message, Trigger: rec.Trigger,
 		ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: rec.Error, Changes: auditChanges(res), Hooks: rec.Hooks,
-		ApprovedBy: rec.ApprovedBy, ApprovalDigest: rec.ApprovalDigest,
+		ApprovedBy: rec.ApprovedBy, ApprovalDigest: rec.ApprovalDigest, WindowOverride: rec.WindowOverride,
 	}
 	r.audit.write(audit)
+	r.writeLedger(app, audit)
 	r.metrics.apps.observeRecord(app, rec)
 	if ev.Reason != "" {
 		r.recorder.Eventf(app, nil, ev.Type, ev.Reason, "Sync", "%s", ev.Message)
@@ -47,5 +50,24 @@ func (r *ApplicationReconciler) recordSync(app *kv1.Application, rec kv1.SyncRec
 			text = fmt.Sprintf("%s %s: %s", kv1.ShortSHA(rec.Revision), rec.Result, rec.Changes)
 		}
 		r.notifier.notify(app, event, audit, text)
+	}
+}
+
+// writeLedger appends a sync's audit record to the ledger, when there is
+// one; a failed write is a Warning Event (the audit line and history
+// still hold the sync).
+func (r *ApplicationReconciler) writeLedger(app *kv1.Application, a AuditRecord) {
+	if r.ledger == nil {
+		return
+	}
+	changes := make([]string, 0, len(a.Changes))
+	for _, c := range a.Changes {
+		changes = append(changes, c.Kind+"/"+c.Name+" "+c.Action)
+	}
+	if err := r.ledger.Append(ledger.Record{Time: a.Time, Kind: ledger.KindSync, Namespace: a.Namespace, App: a.App, Revision: a.Revision,
+		Author: a.Author, Committer: a.Committer, Signer: a.Signer, Trigger: a.Trigger, Result: a.Result, Error: a.Error,
+		Deployer: "system:serviceaccount:" + a.Namespace + ":" + a.ServiceAccount, Changes: changes,
+		ApprovedBy: a.ApprovedBy, ApprovalDigest: a.ApprovalDigest, WindowOverride: a.WindowOverride}); err != nil {
+		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "LedgerWriteFailed", "Sync", "appending the sync to the ledger: %v", err)
 	}
 }
