@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -8,6 +9,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/keyless-cd/keyless/internal/approver"
 )
 
 // userAgent is the User-Agent of every request the CLI makes.
@@ -121,4 +124,15 @@ func (f *kubeFlags) targetNamespace() (string, error) {
 		}
 	}
 	return "", errors.New("no target namespace: pass -n/--namespace (or set one in the kubeconfig context)")
+}
+
+// whoAmI is the name the API server gives this connection's credential
+// (SelfSubjectReview): whom an approval, a window override or a pause
+// records.
+func (f *kubeFlags) whoAmI(ctx context.Context) (string, error) {
+	cfg, err := f.restConfig()
+	if err != nil {
+		return "", err
+	}
+	return approver.WhoAmI(ctx, cfg)
 }

@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
-	"github.com/keyless-cd/keyless/internal/approver"
 )
 
 type pauseFlags struct {
@@ -62,11 +61,7 @@ func runPause(cmd *cobra.Command, streams IOStreams, f *pauseFlags, name string)
 	if !app.SelfHeals() {
 		return fmt.Errorf("application %s/%s does not self-heal (spec.syncPolicy.automated.selfHeal): there is nothing to pause", app.Namespace, name)
 	}
-	cfg, err := f.restConfig()
-	if err != nil {
-		return err
-	}
-	who, err := approver.WhoAmI(ctx, cfg)
+	who, err := f.whoAmI(ctx)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
-	"github.com/keyless-cd/keyless/internal/approver"
 	"github.com/keyless-cd/keyless/internal/controller"
 )
 
@@ -127,11 +126,7 @@ func (f *syncFlags) addOverride(ctx context.Context, app *kv1.Application, token
 	if reason == "" || len(reason) > maxOverrideReason {
 		return fmt.Errorf("--override-window needs --reason (at most %d characters): why the window is overridden, e.g. INC-123", maxOverrideReason)
 	}
-	cfg, err := f.restConfig()
-	if err != nil {
-		return err
-	}
-	who, err := approver.WhoAmI(ctx, cfg)
+	who, err := f.whoAmI(ctx)
 	if err != nil {
 		return err
 	}
