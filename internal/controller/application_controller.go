@@ -104,6 +104,8 @@ type ApplicationReconciler struct {
 	retries *syncRetries
 	// ledger, when set, gets a signed, chained record of every sync.
 	ledger *ledger.Writer
+	// windowCache keeps the cluster admin's sync windows (syncwindows.go).
+	windowCache adminWindowCache
 	// commits reports sync results on their commits at the forge;
 	// notifier sends notifications. Both deliver off the reconcile path.
 	commits  *commitReporter

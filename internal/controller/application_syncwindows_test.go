@@ -90,6 +90,7 @@ func TestSyncWindows(t *testing.T) {
 		if err := e.admin.Create(ctx, cm); err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(11 * time.Second) // the controller reads them at most every 10 s
 		e.dependentApp("admin", "admin")
 		a := e.waitApp("admin", "held outside the admin's allow window", time.Minute, func(a *kv1.Application) bool {
 			return readyReason(a) == kv1.ReasonSyncWindowClosed

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -111,18 +112,44 @@ func windowOverride(app *kv1.Application) *WindowOverride {
 	return &o
 }
 
+// adminWindowsTTL is how long the cluster admin's windows are reused: a
+// sync attempt reads them, and a push to a repository many Applications
+// read must not cost one API request per Application. A change to
+// keyless-sync-windows applies within it.
+const adminWindowsTTL = 10 * time.Second
+
+// adminWindowCache keeps the last read of keyless-sync-windows' data.
+type adminWindowCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	data []byte
+}
+
 // adminWindows are the cluster admin's windows for namespace, read from
-// the controller's namespace (none without one).
+// the controller's namespace (none without one), at most every
+// adminWindowsTTL.
 func (r *ApplicationReconciler) adminWindows(ctx context.Context, namespace string) ([]syncwindow.Window, error) {
 	if r.approvalNamespace == "" {
 		return nil, nil
 	}
-	cm := &corev1.ConfigMap{}
-	if err := r.apiReader.Get(ctx, types.NamespacedName{Namespace: r.approvalNamespace, Name: syncwindow.AdminConfigMap}, cm); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
+	c := &r.windowCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) > adminWindowsTTL {
+		cm := &corev1.ConfigMap{}
+		err := r.apiReader.Get(ctx, types.NamespacedName{Namespace: r.approvalNamespace, Name: syncwindow.AdminConfigMap}, cm)
+		switch {
+		case apierrors.IsNotFound(err):
+			c.data = nil
+		case err != nil:
+			return nil, fmt.Errorf("reading the cluster admin's sync windows: %w", err) // not cached: retried
+		default:
+			c.data = []byte(cm.Data[syncwindow.AdminKey])
 		}
-		return nil, fmt.Errorf("reading the cluster admin's sync windows: %w", err)
+		c.at = time.Now()
 	}
-	return syncwindow.AdminWindows([]byte(cm.Data[syncwindow.AdminKey]), namespace)
+	if len(c.data) == 0 {
+		return nil, nil
+	}
+	return syncwindow.AdminWindows(c.data, namespace)
 }
