@@ -719,6 +719,12 @@ type ApplicationStatus struct {
 	// pause`), and the drift made meanwhile with who made it.
 	// +optional
 	Pause *PauseStatus `json:"pause,omitempty"`
+	// Render says what the applied objects were rendered from and why the
+	// last commit was or was not rendered again: a commit that changes no
+	// file the render read moves lastAppliedRevision with no render, dry
+	// run or write.
+	// +optional
+	Render *RenderStatus `json:"render,omitempty"`
 }
 
 // PauseStatus is a pause of self-heal with its expiry.
@@ -977,4 +983,25 @@ type ApplicationList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Application `json:"items"`
+}
+
+// RenderStatus is what an Application's objects were rendered from.
+type RenderStatus struct {
+	// Revision is the commit the applied objects were rendered at: older
+	// than lastAppliedRevision when the commits since changed none of the
+	// render's inputs.
+	Revision string `json:"revision,omitempty"`
+	// Inputs is how many paths of the repository the render used (files
+	// read, paths looked at, folders listed or loaded whole); 0 when the
+	// render cannot be keyed by them (spec.sources with a ref, a chart
+	// source, a render that decrypted) and renders at every commit.
+	Inputs int `json:"inputs,omitempty"`
+	// Reason says why the last commit was rendered or not, e.g. "inputs
+	// unchanged since 1a2b3c4", "inputs changed: apps/a/values.yaml",
+	// "first render since the controller started".
+	Reason string `json:"reason,omitempty"`
+	// Changed names the inputs that changed between the render before and
+	// this one (at most 10).
+	// +optional
+	Changed []string `json:"changed,omitempty"`
 }

@@ -265,10 +265,13 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		// objects a chart emits only when an API exists, and prune them.
 		return r.failStep(app, stepFailure{reason: ReasonRenderFailed, err: err, record: &record}, interval)
 	}
-	objs, err := r.render(ctx, app, source, sha, caps)
+	objs, rendered, err := r.render(ctx, app, source, sha, caps)
 	if err != nil {
 		return r.failStep(app, stepFailure{reason: renderFailureReason(err), err: fmt.Errorf("rendering %s at %s: %w", displayPath(src.Path), kv1.ShortSHA(sha), err),
 			permanent: true, record: &record}, interval)
+	}
+	if statusOnly(app, trigger, plan, rendered) {
+		return r.recordUnchanged(ctx, app, sha, rendered, interval)
 	}
 	objs, approved, waiting, err := r.approvalGate(ctx, app, objs, &record)
 	if err != nil {
@@ -329,6 +332,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	r.drift.clear(key, driftSeen)
 	r.drift.watch(ctx, res)
 	app.Status.LastAppliedRevision = sha
+	setRenderStatus(app, rendered)
 	app.Status.ObservedGeneration = app.Generation
 	app.Status.Sync = kv1.SyncStatus{Status: kv1.SyncStatusSynced, Revision: sha}
 	switch {
@@ -622,53 +626,62 @@ func validateSpec(app *kv1.Application) error {
 	return validateSource(app)
 }
 
-// render renders the app at sha. Each Application's last render is kept (by
-// repository, commit, namespace and options), so memory is bounded by the
-// number of Applications and a periodic pass renders nothing.
-func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, source openSource, sha string, caps Capabilities) (_ []*unstructured.Unstructured, retErr error) {
+// render renders the app at sha. Each Application's last render is kept
+// (by repository, namespace and options, with what it read), so memory is
+// bounded by the number of Applications, a periodic pass renders nothing,
+// and neither does a commit that changes none of the render's inputs
+// (renderinputs.go). The outcome says which it was, for status.render.
+func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application, source openSource, sha string, caps Capabilities) (_ []*unstructured.Unstructured, _ renderOutcome, retErr error) {
 	src := app.Spec.Source
 	opts, err := RenderOptions(app)
 	if err != nil {
-		return nil, err
+		return nil, renderOutcome{}, err
 	}
 	caps.ApplyTo(&opts)
-	cacheKey := fmt.Sprintf("%s|%s|%s|%+v", src.RepoURL, sha, app.Namespace, opts)
+	cacheKey := fmt.Sprintf("%s|%s|%+v", src.RepoURL, app.Namespace, opts)
 	appKey := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
-	if objs, ok := r.renders.get(appKey, cacheKey); ok {
-		return objs, nil
+	if objs, ok := r.renders.get(appKey, cacheKey, sha); ok {
+		return objs, renderOutcome{cached: true}, nil
+	}
+	objs, out, err := r.reuseRender(ctx, appKey, cacheKey, source, sha)
+	if err != nil || objs != nil {
+		return objs, out, err
 	}
 	start := time.Now()
 	defer func() { r.metrics.observeRender(start, retErr) }()
 	co, err := source.checkout(ctx, sha)
 	if err != nil {
-		return nil, err
+		return nil, out, err
 	}
 	defer co.Release()
 	opts.Root, opts.Path, opts.RefRoots = co.Root, co.Path, co.RefRoots
 	if opts.Decryption, err = r.decryptionKeys(ctx, app); err != nil {
-		return nil, err
+		return nil, out, err
 	}
 	creds, err := r.repositoryCredentials(ctx, app)
 	if err != nil {
-		return nil, err
+		return nil, out, err
 	}
 	if opts.Helm.Dependencies, err = r.chartDependencies(ctx, app, co.Root, opts.Path, creds); err != nil {
-		return nil, err
+		return nil, out, err
 	}
 	if opts.Helm.PulledCharts, err = r.kustomizeCharts(ctx, co.Root, opts.Path, opts.Limits, creds); err != nil {
-		return nil, err
+		return nil, out, err
 	}
 	res, err := r.renderer.Render(ctx, opts)
 	if err != nil {
-		return nil, err
+		return nil, out, err
 	}
 	r.capabilities.rendered(appKey, caps, res.Kind == render.KindHelm)
+	out.rendered, out.renderedAt = true, sha
 	if len(res.Decrypted) == 0 {
 		// A render that decrypted is not kept: plaintext lives only as
 		// long as the sync that applies it.
-		r.renders.put(appKey, cacheKey, res.Objects)
+		inputs, values := r.inputValues(ctx, source, sha, res.Inputs)
+		out.inputs = len(inputs)
+		r.renders.put(appKey, cacheKey, sha, res.Objects, inputs, values)
 	}
-	return res.Objects, nil
+	return res.Objects, out, nil
 }
 
 // RenderOptions are the options app's path is rendered with (Root left
@@ -840,7 +853,7 @@ func (r *ApplicationReconciler) deleteHooks(ctx context.Context, app *kv1.Applic
 			"opening the source to find its delete hooks: %v; deleting without them", err)
 		return nil
 	}
-	objs, err := r.render(ctx, app, source, app.Status.LastAppliedRevision, caps)
+	objs, _, err := r.render(ctx, app, source, app.Status.LastAppliedRevision, caps)
 	if err != nil {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "DeleteHooksSkipped", "Delete",
 			"rendering %s to find its delete hooks: %v; deleting without them", kv1.ShortSHA(app.Status.LastAppliedRevision), err)

@@ -53,8 +53,8 @@ func TestRenderCacheKeyAndForget(t *testing.T) {
 	app := types.NamespacedName{Namespace: "team-a", Name: "web"}
 	cm := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]any{"name": "settings"}, "data": map[string]any{"replicas": int64(3)}}}
-	c.put(app, "repo|sha1", []*unstructured.Unstructured{cm})
-	got, ok := c.get(app, "repo|sha1")
+	c.put(app, "repo", "sha1", []*unstructured.Unstructured{cm}, nil, nil)
+	got, ok := c.get(app, "repo", "sha1")
 	if !ok || len(got) != 1 {
 		t.Fatal("the render of the same key was not reused")
 	}
@@ -62,14 +62,21 @@ func TestRenderCacheKeyAndForget(t *testing.T) {
 		t.Fatalf("the cached render came back as %v, want %v", got[0].Object, cm.Object)
 	}
 	got[0].SetName("changed") // a caller's change does not reach the cache
-	if again, _ := c.get(app, "repo|sha1"); again[0].GetName() != "settings" {
+	if again, _ := c.get(app, "repo", "sha1"); again[0].GetName() != "settings" {
 		t.Fatalf("a change to a returned object reached the cache: %q", again[0].GetName())
 	}
-	if _, ok := c.get(app, "repo|sha2"); ok {
+	if _, ok := c.get(app, "repo", "sha2"); ok {
 		t.Fatal("a render was reused for another commit")
 	}
+	if _, ok := c.get(app, "other options", "sha1"); ok {
+		t.Fatal("a render was reused for other options")
+	}
+	c.advance(app, "repo", "sha1", "sha2")
+	if _, ok := c.get(app, "repo", "sha2"); !ok {
+		t.Fatal("a render advanced to a commit that left its inputs alone was not reused there")
+	}
 	c.forget(app)
-	if _, ok := c.get(app, "repo|sha1"); ok || c.len() != 0 {
+	if _, ok := c.get(app, "repo", "sha1"); ok || c.len() != 0 {
 		t.Fatal("the render outlived its Application")
 	}
 }

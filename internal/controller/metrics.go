@@ -19,6 +19,9 @@ type metrics struct {
 	// renderDuration is a render's wall time, checkout and child process
 	// included (renders served from the per-Application cache are not counted).
 	renderDuration *prometheus.HistogramVec
+	// rendersSkipped counts new commits that changed none of an
+	// Application's render inputs: no render, no dry run, no write.
+	rendersSkipped prometheus.Counter
 	gitOps         *prometheus.CounterVec
 	// gitDuration is labelled by host through apps.hosts: bounded, and a
 	// host's series go with the last Application reading from it.
@@ -64,6 +67,9 @@ func buildMetrics() *metrics {
 			Name: "keyless_sync_duration_seconds", Help: "Duration of applies (dry-run, apply, prune).",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
 		}, []string{labelResult}),
+		rendersSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyless_renders_skipped_total", Help: "New commits that changed none of the files an Application's render read: status moved, nothing rendered, dry-run or written.",
+		}),
 		renderDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "keyless_render_duration_seconds", Help: "Duration of renders (checkout and render process), by result.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
@@ -83,7 +89,7 @@ func buildMetrics() *metrics {
 		}, []string{"kind", labelResult}),
 	}
 	m.apps = newAppMetrics(m.gitDuration)
-	ctrlmetrics.Registry.MustRegister(buildInfo(), m.reconciles, m.syncDuration, m.renderDuration, m.gitOps, m.gitDuration, m.driftEvents, m.deliveries,
+	ctrlmetrics.Registry.MustRegister(buildInfo(), m.reconciles, m.syncDuration, m.renderDuration, m.rendersSkipped, m.gitOps, m.gitDuration, m.driftEvents, m.deliveries,
 		m.apps.info, m.apps.syncs, m.apps.drift, m.apps.hooks)
 	return m
 }

@@ -6,12 +6,16 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/keyless-cd/keyless/internal/readset"
 )
 
-// renderCache keeps each Application's last render and the key it was
-// rendered from (repository, commit, namespace, render options), so a
+// renderCache keeps each Application's last render, the key of the
+// options it was rendered with (repository, namespace, options) and what
+// it read (readset.Input with their values at the commit rendered), so a
 // periodic pass or a drift revert over an unchanged commit renders
-// nothing. It holds one entry per Application, dropped when the
+// nothing, and neither does a new commit that changes none of the inputs
+// (renderinputs.go). It holds one entry per Application, dropped when the
 // Application goes.
 //
 // Objects are kept as their JSON, not as the decoded maps: about a third
@@ -27,22 +31,44 @@ type renderCache struct {
 // renderEntry is an Application's last render and (a digest of) what it
 // was rendered from.
 type renderEntry struct {
-	key  [sha256.Size]byte
-	objs [][]byte
+	key [sha256.Size]byte // the render options, without the revision
+	// revision is the newest commit the objects are known to be the render
+	// of; renderedAt the commit they were rendered at.
+	revision, renderedAt string
+	// inputs and their values at renderedAt; nil when the render cannot
+	// be keyed by them.
+	inputs []readset.Input
+	values []string
+	objs   [][]byte
 }
 
 func newRenderCache() *renderCache {
 	return &renderCache{last: map[types.NamespacedName]renderEntry{}}
 }
 
-// get returns app's last render when it was rendered from key.
-func (c *renderCache) get(app types.NamespacedName, key string) ([]*unstructured.Unstructured, bool) {
+// lookup returns app's entry when it was rendered with the options of key.
+func (c *renderCache) lookup(app types.NamespacedName, key string) (renderEntry, bool) {
 	c.mu.Lock()
 	e, ok := c.last[app]
 	c.mu.Unlock()
 	if !ok || e.key != sha256.Sum256([]byte(key)) {
+		return renderEntry{}, false
+	}
+	return e, true
+}
+
+// get returns app's last render when it was rendered with key's options
+// and is known good for revision.
+func (c *renderCache) get(app types.NamespacedName, key, revision string) ([]*unstructured.Unstructured, bool) {
+	e, ok := c.lookup(app, key)
+	if !ok || e.revision != revision {
 		return nil, false
 	}
+	return e.objects()
+}
+
+// objects decodes the entry's objects (each call its own copies).
+func (e renderEntry) objects() ([]*unstructured.Unstructured, bool) {
 	objs := make([]*unstructured.Unstructured, 0, len(e.objs))
 	for _, data := range e.objs {
 		u := &unstructured.Unstructured{}
@@ -54,10 +80,26 @@ func (c *renderCache) get(app types.NamespacedName, key string) ([]*unstructured
 	return objs, true
 }
 
-// put records app's render from key, replacing the one before. A render
-// that cannot be encoded is not kept (the next pass renders again).
-func (c *renderCache) put(app types.NamespacedName, key string, objs []*unstructured.Unstructured) {
-	e := renderEntry{key: sha256.Sum256([]byte(key)), objs: make([][]byte, 0, len(objs))}
+// advance records that app's entry, rendered with key's options at from,
+// is also the render of revision (its inputs did not change).
+func (c *renderCache) advance(app types.NamespacedName, key, from, revision string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.last[app]
+	if ok && e.key == sha256.Sum256([]byte(key)) && e.revision == from {
+		e.revision = revision
+		c.last[app] = e
+	}
+}
+
+// put records app's render at revision with key's options, replacing the
+// one before; inputs and values may be nil (not keyed by inputs). A
+// render that cannot be encoded is not kept (the next pass renders again).
+func (c *renderCache) put(app types.NamespacedName, key, revision string, objs []*unstructured.Unstructured, inputs []readset.Input, values []string) {
+	e := renderEntry{key: sha256.Sum256([]byte(key)), revision: revision, renderedAt: revision, objs: make([][]byte, 0, len(objs))}
+	if inputs != nil && len(values) == len(inputs) {
+		e.inputs, e.values = inputs, values
+	}
 	for _, o := range objs {
 		data, err := o.MarshalJSON()
 		if err != nil {
@@ -69,6 +111,14 @@ func (c *renderCache) put(app types.NamespacedName, key string, objs []*unstruct
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.last[app] = e
+}
+
+// has says whether app has a render kept, whatever its options.
+func (c *renderCache) has(app types.NamespacedName) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.last[app]
+	return ok
 }
 
 // forget drops app's render.

@@ -6,6 +6,7 @@ import (
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/gitsource"
+	"github.com/keyless-cd/keyless/internal/readset"
 )
 
 // openSource is an Application's source opened for one reconcile, its
@@ -27,6 +28,11 @@ type openSource interface {
 	fetch(ctx context.Context, revision string) (*provenance, error)
 	// checkout is revision as read-only folders.
 	checkout(ctx context.Context, revision string) (*checkout, error)
+	// inputValues are the values of a render's inputs at revision, from
+	// the source's objects alone (readset.Values), or an error wrapping
+	// readset.ErrNotKeyable when the source cannot say (a chart: its
+	// version is its key; spec.sources: values come from other checkouts).
+	inputValues(revision string, inputs []readset.Input) ([]string, error)
 }
 
 // checkout is what a render reads: Path inside Root, and the values

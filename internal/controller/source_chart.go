@@ -14,6 +14,7 @@ import (
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/helmrepo"
+	"github.com/keyless-cd/keyless/internal/readset"
 )
 
 // chartSource is a chart in a Helm repository (https://…/index.yaml) or an
@@ -216,4 +217,8 @@ func chartDigests(app *kv1.Application, into map[string]bool) {
 			into[digest] = true
 		}
 	}
+}
+
+func (*chartSource) inputValues(string, []readset.Input) ([]string, error) {
+	return nil, fmt.Errorf("a chart is keyed by its version: %w", readset.ErrNotKeyable)
 }

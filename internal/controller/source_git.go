@@ -10,6 +10,7 @@ import (
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/gitsource"
+	"github.com/keyless-cd/keyless/internal/readset"
 )
 
 // gitSource is a Git repository, read through the shared cache with the
@@ -75,4 +76,8 @@ func (g *gitSource) checkout(ctx context.Context, sha string) (*checkout, error)
 		return nil, err
 	}
 	return &checkout{Root: dir, Path: g.src.Path, Release: release}, nil
+}
+
+func (g *gitSource) inputValues(sha string, inputs []readset.Input) ([]string, error) {
+	return g.r.source.InputValues(g.src.RepoURL, sha, inputs)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/keyless-cd/keyless/internal/readset"
 )
 
 // multiSource is spec.sources: the rendered source, and Git sources whose
@@ -102,4 +104,8 @@ func (m *multiSource) checkout(ctx context.Context, revision string) (*checkout,
 		co.RefRoots[g.src.Ref] = ref.Root
 	}
 	return co, nil
+}
+
+func (*multiSource) inputValues(string, []readset.Input) ([]string, error) {
+	return nil, fmt.Errorf("values files come from other sources: %w", readset.ErrNotKeyable)
 }

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/template"
 
 	"github.com/keyless-cd/keyless/internal/confine"
+	"github.com/keyless-cd/keyless/internal/readset"
 	"github.com/keyless-cd/keyless/internal/sopsfile"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -65,6 +65,7 @@ func loadChart(root, dir string, opts Options) (*chartv2.Chart, error) {
 	if err := checkChartFiles(root, dir, opts.Limits); err != nil {
 		return nil, err
 	}
+	note(dir, readset.Tree) // the loader reads every file of the chart
 	chrt, err := loader.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("loading chart %s: %w", rel, err)
@@ -122,7 +123,7 @@ func readValueFile(root, base, vf, where string, lim Limits, dec *decrypter) (ma
 
 // readValueData is readValueFile's content, with its name relative to root.
 func readValueData(root, base, vf, where string, lim Limits, dec *decrypter) ([]byte, string, error) {
-	path, err := confine.Join(root, base, vf)
+	path, err := joinNoted(root, base, vf)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: values file %w", where, err)
 	}
@@ -265,11 +266,11 @@ func walkChart(root, dir string, lim Limits, ancestors []string) error {
 			return fmt.Errorf("reading chart %s: %w", confine.Rel(root, path), err)
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
-			resolved, err := confine.Join(root, filepath.Dir(path), d.Name())
+			resolved, err := joinNoted(root, filepath.Dir(path), d.Name())
 			if err != nil {
 				return fmt.Errorf("chart file %s: %w", confine.Rel(root, path), err)
 			}
-			if fi, err := os.Stat(resolved); err == nil && fi.IsDir() {
+			if fi, err := statNoted(resolved); err == nil && fi.IsDir() {
 				here, _ := filepath.EvalSymlinks(filepath.Dir(path))
 				for _, a := range append(ancestors, here) {
 					if confine.Within(resolved, a) {
@@ -282,7 +283,7 @@ func walkChart(root, dir string, lim Limits, ancestors []string) error {
 		} else if d.IsDir() {
 			return nil
 		}
-		fi, err := os.Stat(path)
+		fi, err := statNoted(path)
 		if err != nil {
 			return fmt.Errorf("chart file %s: %w", confine.Rel(root, path), err)
 		}

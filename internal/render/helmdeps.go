@@ -2,13 +2,13 @@ package render
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 
 	"github.com/keyless-cd/keyless/internal/confine"
+	"github.com/keyless-cd/keyless/internal/readset"
 )
 
 // addDependencies adds to chrt the dependencies Chart.yaml lists that are
@@ -31,13 +31,14 @@ func addDependencies(root, dir string, chrt *chartv2.Chart, opts Options) error 
 		if !ok {
 			continue
 		}
-		path, err := confine.Join(root, dir, local)
+		path, err := joinNoted(root, dir, local)
 		if err != nil {
 			return fmt.Errorf("chart %s: dependency %s (%s): %w", rel, d.Name, d.Repository, err)
 		}
 		if err := checkChartFiles(root, path, opts.Limits); err != nil {
 			return err
 		}
+		note(path, readset.Tree)
 		dep, err := loader.LoadDir(path)
 		if err != nil {
 			return fmt.Errorf("chart %s: loading dependency %s from %s: %w", rel, d.Name, confine.Rel(root, path), err)
@@ -46,13 +47,14 @@ func addDependencies(root, dir string, chrt *chartv2.Chart, opts Options) error 
 		have[dep.Name()] = true
 	}
 	for _, archive := range opts.Helm.Dependencies {
-		fi, err := os.Stat(archive)
+		fi, err := statNoted(archive)
 		if err != nil {
 			return fmt.Errorf("chart %s: dependency archive: %w", rel, err)
 		}
 		if fi.Size() > opts.Limits.MaxFileBytes {
 			return fileTooLarge("dependency archive "+archive, fi.Size(), opts.Limits.MaxFileBytes)
 		}
+		note(archive, readset.File)
 		dep, err := loader.LoadFile(archive)
 		if err != nil {
 			return fmt.Errorf("chart %s: loading a fetched dependency: %w", rel, err)

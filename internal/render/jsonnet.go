@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/keyless-cd/keyless/internal/confine"
+	"github.com/keyless-cd/keyless/internal/readset"
 )
 
 // jsonnetExt is the ending of the Jsonnet files a plain folder renders;
@@ -254,12 +255,13 @@ func jsonnetCandidate(dir, p string) (string, bool) {
 // file is fs.ErrNotExist; a folder is skipped like a missing file; a
 // symlink leaving the root is ErrOutsideRoot.
 func (im *jsonnetImporter) read(cand string) ([]byte, error) {
+	note(filepath.Join(im.rootDir, filepath.FromSlash(cand)), readset.File)
 	f, err := im.root.Open(filepath.FromSlash(cand))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
-		if _, jerr := confine.Join(im.rootDir, im.rootDir, filepath.FromSlash(cand)); jerr != nil {
+		if _, jerr := joinNoted(im.rootDir, im.rootDir, filepath.FromSlash(cand)); jerr != nil {
 			return nil, fmt.Errorf("import %s: %w", cand, jerr)
 		}
 		return nil, fmt.Errorf("import %s: %w", cand, err)

@@ -33,7 +33,7 @@ func renderKustomize(ctx context.Context, root, dir string, opts Options, dec *d
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", rel, err)
 	}
-	lfs := &limitedFS{FileSystem: fs, root: root, max: opts.Limits.MaxFileBytes, dec: dec}
+	lfs := &limitedFS{FileSystem: recordingFS{fs}, root: root, max: opts.Limits.MaxFileBytes, dec: dec}
 	// helmCharts are inflated in-process before kustomize runs
 	// (kustomize_helm.go): kustomize sees their objects, never helmCharts.
 	withCharts, err := inflateHelmCharts(ctx, root, dir, opts, dec, lfs)

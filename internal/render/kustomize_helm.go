@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/template"
@@ -168,7 +167,7 @@ func (in *helmInflation) visit(kdir, inheritedNS string, depth int) error {
 	}
 	kfile := filepath.Join(kdir, name)
 	rel := confine.Rel(in.root, kfile)
-	resolved, err := confine.Join(in.root, kdir, name)
+	resolved, err := joinNoted(in.root, kdir, name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
 	}
@@ -187,11 +186,11 @@ func (in *helmInflation) visit(kdir, inheritedNS string, depth int) error {
 		childNS = inheritedNS
 	}
 	for _, s := range append(append(refs.Resources, refs.Bases...), refs.Components...) {
-		sub, err := confine.Join(in.root, kdir, s)
+		sub, err := joinNoted(in.root, kdir, s)
 		if err != nil {
 			continue // kustomize's secure file system reports it
 		}
-		if fi, err := os.Stat(sub); err == nil && fi.IsDir() {
+		if fi, err := statNoted(sub); err == nil && fi.IsDir() {
 			if err := in.visit(sub, childNS, depth+1); err != nil {
 				return err
 			}
@@ -396,13 +395,13 @@ func (in *helmInflation) vendoredChart(kdir, what string, globals types.HelmGlob
 	if err != nil {
 		return "", "", fmt.Errorf("%s: chartHome %w", what, err)
 	}
-	dir, err = confine.Join(in.root, in.root, relDir)
+	dir, err = joinNoted(in.root, in.root, relDir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return "", "", fmt.Errorf("%s: chart %w", what, err)
 	default:
-		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		if fi, err := statNoted(dir); err == nil && fi.IsDir() {
 			return dir, relDir, nil
 		}
 	}

@@ -58,7 +58,7 @@ func KustomizeChartPulls(root, path string, lim Limits) ([]ChartPull, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := confine.Join(root, root, path)
+	dir, err := joinNoted(root, root, path)
 	if err != nil {
 		return nil, fmt.Errorf("path %w", err)
 	}

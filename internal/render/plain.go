@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/keyless-cd/keyless/internal/confine"
+	"github.com/keyless-cd/keyless/internal/readset"
 )
 
 // manifestExts are the file endings read from a plain directory, as Argo CD
@@ -30,6 +31,9 @@ func renderPlain(ctx context.Context, root, dir string, opts Options, dec *decry
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// The walk looks at every entry below dir (hidden files, subfolders
+	// for the warnings, symlinks): the whole folder is an input.
+	note(dir, readset.Tree)
 	var files, skippedDirs []string
 	var unrendered []unrenderedFile
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -52,7 +56,7 @@ func renderPlain(ctx context.Context, root, dir string, opts Options, dec *decry
 		if d.IsDir() || !manifestExts[strings.ToLower(filepath.Ext(name))] {
 			if d.Type()&fs.ModeSymlink != 0 {
 				// A symlink to a directory is not followed; one that leaves the root is an error.
-				if _, err := confine.Join(root, filepath.Dir(path), name); err != nil {
+				if _, err := joinNoted(root, filepath.Dir(path), name); err != nil {
 					return err
 				}
 			}
@@ -74,7 +78,7 @@ func renderPlain(ctx context.Context, root, dir string, opts Options, dec *decry
 	var out []sourced
 	for _, path := range files {
 		rel := confine.Rel(root, path)
-		resolved, err := confine.Join(root, filepath.Dir(path), filepath.Base(path))
+		resolved, err := joinNoted(root, filepath.Dir(path), filepath.Base(path))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: %w", rel, err)
 		}
@@ -189,6 +193,7 @@ func displayDir(p string) string {
 // readLimited reads a file, refusing files larger than max bytes before
 // reading them (and files that grow past max while being read).
 func readLimited(path, name string, limit int64) ([]byte, error) {
+	note(path, readset.File)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", name, err)

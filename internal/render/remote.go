@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -155,7 +154,7 @@ func checkKustomizationsOffline(root, dir string, lim Limits) error {
 			return nil
 		}
 		rel := confine.Rel(root, file)
-		resolved, err := confine.Join(root, dir, filepath.Base(file))
+		resolved, err := joinNoted(root, dir, filepath.Base(file))
 		if err != nil {
 			return fmt.Errorf("%s: %w", rel, err)
 		}
@@ -174,11 +173,11 @@ func checkKustomizationsOffline(root, dir string, lim Limits) error {
 		_ = yaml.Unmarshal(data, &k)
 		for _, f := range []string{"resources", "bases", "components"} {
 			for _, s := range strings_(k[f]) {
-				sub, err := confine.Join(root, dir, s)
+				sub, err := joinNoted(root, dir, s)
 				if err != nil {
 					continue // kustomize's own secure FS reports it
 				}
-				if fi, err := os.Stat(sub); err == nil && fi.IsDir() {
+				if fi, err := statNoted(sub); err == nil && fi.IsDir() {
 					if err := visit(sub, depth+1); err != nil {
 						return err
 					}

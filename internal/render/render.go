@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/keyless-cd/keyless/internal/confine"
+	"github.com/keyless-cd/keyless/internal/readset"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -120,7 +120,13 @@ type Result struct {
 	// Decrypted are the SOPS files decrypted (relative to the root): when
 	// there are any, some objects hold plaintext that must not be kept.
 	Decrypted []string
-	sources   map[*unstructured.Unstructured]string
+	// Inputs are the paths of the checkout the render used (files read,
+	// paths looked at, folders listed or loaded whole), relative to Root:
+	// a commit that leaves each of them as it was renders the same
+	// objects. Nil when the render read something they cannot describe
+	// (a multi-source $ref checkout, more than readset.MaxInputs paths).
+	Inputs  []readset.Input
+	sources map[*unstructured.Unstructured]string
 }
 
 // NewResult makes a Result of objects rendered elsewhere (a render process);
@@ -155,13 +161,16 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := confine.Join(root, root, opts.Path)
+	dir, err := joinNoted(root, root, opts.Path)
 	if err != nil {
 		return nil, fmt.Errorf("path %w", err)
 	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	rec, stop := track(root, opts)
+	defer stop()
+	if fi, err := statNoted(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("path %q is not a directory inside %s", opts.Path, root)
 	}
+	note(dir, readset.List) // what Detect decides from
 	dec, err := newDecrypter(opts.Decryption, opts.ReadEncrypted)
 	if err != nil {
 		return nil, err
@@ -209,6 +218,9 @@ func Render(ctx context.Context, opts Options) (*Result, error) {
 		res.Objects = append(res.Objects, o.obj)
 		res.sources[o.obj] = o.source
 	}
+	if inputs, ok := rec.Inputs(); ok {
+		res.Inputs = inputs
+	}
 	return res, nil
 }
 
@@ -237,7 +249,7 @@ func Detect(dir string) Kind {
 // isFile says whether path exists and is not a folder (a symlink counts, as
 // in Argo CD's walk; where it leads is checked when it is read).
 func isFile(path string) bool {
-	fi, err := os.Lstat(path)
+	fi, err := lstatNoted(path)
 	if err != nil {
 		return !errors.Is(err, fs.ErrNotExist)
 	}
@@ -245,6 +257,6 @@ func isFile(path string) bool {
 }
 
 func exists(path string) bool {
-	_, err := os.Lstat(path)
+	_, err := lstatNoted(path)
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
 }

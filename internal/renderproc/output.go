@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/keyless-cd/keyless/internal/readset"
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
@@ -70,6 +71,7 @@ func decodeOutput(r io.Reader) output {
 		kind               render.Kind
 		warnings, decrypts []string
 		failure            *wireError
+		inputs             []readset.Input
 		objs               []*unstructured.Unstructured
 		sources            []string
 	)
@@ -88,6 +90,8 @@ func decodeOutput(r io.Reader) output {
 			err = dec.Decode(&warnings)
 		case "decrypted":
 			err = dec.Decode(&decrypts)
+		case "inputs":
+			err = dec.Decode(&inputs)
 		case "error":
 			err = dec.Decode(&failure)
 		default:
@@ -106,6 +110,9 @@ func decodeOutput(r io.Reader) output {
 	res := render.NewResult(kind, objs, sources)
 	res.Warnings = warnings
 	res.Decrypted = decrypts
+	if len(inputs) <= readset.MaxInputs {
+		res.Inputs = inputs
+	}
 	return output{result: res}
 }
 

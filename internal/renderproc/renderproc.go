@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keyless-cd/keyless/internal/readset"
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
@@ -109,8 +110,10 @@ type response struct {
 	Objects  []wireObject `json:"objects,omitempty"`
 	Warnings []string     `json:"warnings,omitempty"`
 	// Decrypted names the SOPS files decrypted (never their content).
-	Decrypted []string   `json:"decrypted,omitempty"`
-	Error     *wireError `json:"error,omitempty"`
+	Decrypted []string `json:"decrypted,omitempty"`
+	// Inputs are the paths the render used (render.Result.Inputs).
+	Inputs []readset.Input `json:"inputs,omitempty"`
+	Error  *wireError      `json:"error,omitempty"`
 }
 
 type wireObject struct {

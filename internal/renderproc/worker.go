@@ -71,6 +71,7 @@ func serve(in io.Reader, out io.Writer) int {
 		resp.Kind = res.Kind
 		resp.Warnings = res.Warnings
 		resp.Decrypted = res.Decrypted
+		resp.Inputs = res.Inputs
 		for _, o := range res.Objects {
 			js, err := o.MarshalJSON()
 			if err != nil {
