@@ -91,6 +91,9 @@ type ApplicationReconciler struct {
 	// Application's last render. Both forget an Application when it goes.
 	engines *enginePool
 	renders *renderCache
+	// changedFirst queues ahead the Applications a push changed the
+	// render inputs of (changedfirst.go).
+	changedFirst *changedFirst
 	// namespaces are Options.Namespaces; approvalNamespace is the
 	// controller's own (Options.ControllerNamespace), where approval
 	// records of out-of-namespace objects are read (approval.go).
@@ -247,6 +250,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	commit, err := source.fetch(ctx, sha)
 	if err != nil {
 		return r.failStep(app, stepFailure{reason: source.reason(), err: err}, interval)
+	}
+	if trigger == TriggerRevision {
+		r.prioritizeChanged(ctx, source, src.RepoURL, sha)
 	}
 	if sha == resolved {
 		app.Status.LastAttemptedRevision = sha
@@ -679,7 +685,7 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 		// long as the sync that applies it.
 		inputs, values := r.inputValues(ctx, source, sha, res.Inputs)
 		out.inputs = len(inputs)
-		r.renders.put(appKey, cacheKey, sha, res.Objects, inputs, values)
+		r.renders.put(appKey, cacheKey, src.RepoURL, sha, res.Objects, inputs, values)
 	}
 	return res.Objects, out, nil
 }

@@ -53,7 +53,7 @@ func TestRenderCacheKeyAndForget(t *testing.T) {
 	app := types.NamespacedName{Namespace: "team-a", Name: "web"}
 	cm := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]any{"name": "settings"}, "data": map[string]any{"replicas": int64(3)}}}
-	c.put(app, "repo", "sha1", []*unstructured.Unstructured{cm}, nil, nil)
+	c.put(app, "repo", "https://example.com/r.git", "sha1", []*unstructured.Unstructured{cm}, nil, nil)
 	got, ok := c.get(app, "repo", "sha1")
 	if !ok || len(got) != 1 {
 		t.Fatal("the render of the same key was not reused")

@@ -299,7 +299,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		defaultInterval: opts.DefaultInterval, audit: &auditLog{w: opts.AuditOut}, drift: drift, metrics: m,
 		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP, hookTimeout: opts.HookTimeout,
 		syncTimeout: opts.SyncTimeout, maxWaves: opts.MaxWaves,
-		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), shard: opts.Shard, shards: opts.ShardNamespaces, stale: newStaleReads(),
+		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), changedFirst: newChangedFirst(), shard: opts.Shard, shards: opts.ShardNamespaces, stale: newStaleReads(),
 		namespaces: opts.Namespaces, approvalNamespace: opts.ControllerNamespace,
 	}
 	healthDefaults, err := DefaultHealth(opts.HealthCheckExprs)
@@ -415,6 +415,8 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, triggers <-ch
 	c, err := builder.ControllerManagedBy(mgr).
 		For(&kv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, shardLabelChanged))).
 		WatchesRawSource(source.Channel(triggers, &handler.EnqueueRequestForObject{})).
+		// A push's changed Applications before the others (changedfirst.go).
+		WatchesRawSource(source.Channel(r.changedFirst.urgent, enqueueUrgent)).
 		// spec.dependsOn: a dependency's readiness wakes its dependents.
 		Watches(&kv1.Application{}, handler.EnqueueRequestsFromMapFunc(r.dependentsOf), builder.WithPredicates(readinessChanged)).
 		// One manager per process; tests restart it in-process.

@@ -31,7 +31,8 @@ type renderCache struct {
 // renderEntry is an Application's last render and (a digest of) what it
 // was rendered from.
 type renderEntry struct {
-	key [sha256.Size]byte // the render options, without the revision
+	key  [sha256.Size]byte // the render options, without the revision
+	repo string            // the repository URL, to find the readers of a push
 	// revision is the newest commit the objects are known to be the render
 	// of; renderedAt the commit they were rendered at.
 	revision, renderedAt string
@@ -95,8 +96,8 @@ func (c *renderCache) advance(app types.NamespacedName, key, from, revision stri
 // put records app's render at revision with key's options, replacing the
 // one before; inputs and values may be nil (not keyed by inputs). A
 // render that cannot be encoded is not kept (the next pass renders again).
-func (c *renderCache) put(app types.NamespacedName, key, revision string, objs []*unstructured.Unstructured, inputs []readset.Input, values []string) {
-	e := renderEntry{key: sha256.Sum256([]byte(key)), revision: revision, renderedAt: revision, objs: make([][]byte, 0, len(objs))}
+func (c *renderCache) put(app types.NamespacedName, key, repo, revision string, objs []*unstructured.Unstructured, inputs []readset.Input, values []string) {
+	e := renderEntry{key: sha256.Sum256([]byte(key)), repo: repo, revision: revision, renderedAt: revision, objs: make([][]byte, 0, len(objs))}
 	if inputs != nil && len(values) == len(inputs) {
 		e.inputs, e.values = inputs, values
 	}
@@ -111,6 +112,21 @@ func (c *renderCache) put(app types.NamespacedName, key, revision string, objs [
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.last[app] = e
+}
+
+// keyedReaders are the Applications whose kept render of repo is keyed by
+// its inputs and not yet known good for revision, with those inputs and
+// their values.
+func (c *renderCache) keyedReaders(repo, revision string) map[types.NamespacedName]renderEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[types.NamespacedName]renderEntry{}
+	for app, e := range c.last {
+		if e.repo == repo && e.inputs != nil && e.revision != revision {
+			out[app] = renderEntry{inputs: e.inputs, values: e.values}
+		}
+	}
+	return out
 }
 
 // has says whether app has a render kept, whatever its options.

@@ -1,0 +1,64 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/keyless-cd/keyless/internal/readset"
+)
+
+// valuesSource answers inputValues from a table (path → value at the
+// commit); everything else is unused here.
+type valuesSource struct {
+	openSource
+	values map[string]string
+}
+
+func (v valuesSource) inputValues(_ string, inputs []readset.Input) ([]string, error) {
+	out := make([]string, len(inputs))
+	for i, in := range inputs {
+		val, ok := v.values[in.Path]
+		if !ok {
+			return nil, errors.New("no such path")
+		}
+		out[i] = val
+	}
+	return out, nil
+}
+
+// TestChangedApplicationsGoFirst: of the Applications reading a pushed
+// repository, exactly those whose inputs the commit changed are queued
+// ahead, once per commit; those of another repository are left alone.
+func TestChangedApplicationsGoFirst(t *testing.T) {
+	r := &ApplicationReconciler{renders: newRenderCache(), changedFirst: newChangedFirst()}
+	const repo = "https://git.example.com/mono.git"
+	for _, name := range []string{"a", "b", "c"} {
+		in := []readset.Input{{Path: "apps/" + name + "/cm.yaml", Access: readset.File}}
+		r.renders.put(types.NamespacedName{Namespace: "team", Name: name}, "opts", repo, "old", nil, in, []string{"v1"})
+	}
+	r.renders.put(types.NamespacedName{Namespace: "team", Name: "other"}, "opts", "https://git.example.com/other.git", "old", nil,
+		[]readset.Input{{Path: "apps/b/cm.yaml", Access: readset.File}}, []string{"v1"})
+	src := valuesSource{values: map[string]string{"apps/a/cm.yaml": "v1", "apps/b/cm.yaml": "v2", "apps/c/cm.yaml": "v1"}}
+	r.prioritizeChanged(context.Background(), src, repo, "new")
+	select {
+	case ev := <-r.changedFirst.urgent:
+		if ev.Object.GetName() != "b" {
+			t.Fatalf("queued ahead %s, want b (the only one whose input changed)", ev.Object.GetName())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the changed Application was not queued ahead")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(r.changedFirst.urgent); n != 0 {
+		t.Fatalf("%d more Applications queued ahead", n)
+	}
+	r.prioritizeChanged(context.Background(), src, repo, "new")
+	time.Sleep(100 * time.Millisecond)
+	if n := len(r.changedFirst.urgent); n != 0 {
+		t.Fatal("the same commit was compared twice")
+	}
+}
