@@ -61,7 +61,7 @@ func (r *ApplicationReconciler) reuseRender(ctx context.Context, app types.Names
 	case !ok && r.renders.has(app):
 		return nil, renderOutcome{reason: "render options changed (spec, cluster API versions)"}, nil
 	case !ok:
-		return nil, renderOutcome{reason: "no render of this Application since the controller started"}, nil
+		return nil, renderOutcome{reason: "no render kept (the first since the controller started, or the last decrypted SOPS files)"}, nil
 	case e.inputs == nil:
 		return nil, renderOutcome{reason: "not keyed by its inputs (a chart, spec.sources with a ref, a render that read outside the checkout)"}, nil
 	}
