@@ -106,11 +106,20 @@ func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error 
 	if err := removeTree(dir); err != nil {
 		return fmt.Errorf("removing a stale checkout %s: %w", dir, err)
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(s.opts.CacheDir, "checkouts"), ".tmp-")
+	parent := filepath.Join(s.opts.CacheDir, "checkouts")
+	tmp, err := os.MkdirTemp(parent, ".tmp-")
 	if err != nil {
 		return err
 	}
-	if err := writeTree(ctx, repo.Storer, tree, tmp, s.opts.MaxCheckoutFiles, s.opts.MaxCheckoutBytes); err != nil {
+	var reused *reuse
+	if prev, prevTree := s.previousCheckout(repo.Storer, url, dir); prev != "" {
+		defer s.releaseHold(prev)
+		if r, rerr := openReuse(parent, prev, tmp, prevTree); rerr == nil {
+			reused = r
+			defer func() { _ = r.parent.Close() }()
+		}
+	}
+	if err := writeTree(ctx, repo.Storer, tree, tmp, s.opts.MaxCheckoutFiles, s.opts.MaxCheckoutBytes, reused); err != nil {
 		_ = removeTree(tmp)
 		return fmt.Errorf("checking out %s: %w", sha, err)
 	}
@@ -130,14 +139,18 @@ func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error 
 
 // writeTree writes tree into the empty folder dir, confined to it, with at
 // most maxFiles files and maxBytes bytes.
-func writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *object.Tree, dir string, maxFiles int, maxBytes int64) error {
+func writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *object.Tree, dir string, maxFiles int, maxBytes int64, prev *reuse) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = root.Close() }()
-	w := &treeWriter{ctx: ctx, store: store, root: root, maxFiles: maxFiles, maxBytes: maxBytes}
-	if err := w.write(tree, ".", 0); err != nil {
+	w := &treeWriter{ctx: ctx, store: store, root: root, maxFiles: maxFiles, maxBytes: maxBytes, prev: prev}
+	var prevTree *object.Tree
+	if prev != nil {
+		prevTree = prev.tree
+	}
+	if err := w.write(tree, prevTree, ".", 0); err != nil {
 		return err
 	}
 	if err := w.checkLinks(); err != nil {

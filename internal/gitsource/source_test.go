@@ -246,7 +246,7 @@ func TestCheckoutsAreCollected(t *testing.T) {
 }
 
 // startGitServer runs a smart-HTTP Git server (no auth) for the test.
-func startGitServer(t *testing.T) *gitserver.Server {
+func startGitServer(t testing.TB) *gitserver.Server {
 	t.Helper()
 	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir()})
 	if err != nil {

@@ -48,14 +48,21 @@ type treeWriter struct {
 	maxFiles int
 	maxBytes int64
 
+	// prev, when set, is an earlier checkout of the same repository: a
+	// file with the same path, mode and blob there is hard-linked instead
+	// of written (reuse.go).
+	prev   *reuse
+	linked int // files linked from prev
+
 	files int
 	bytes int64
 	dirs  []string // created folders, parents first, made read-only at the end
 	links []string // symlinks written, resolved once the whole tree is there
 }
 
-// write writes tree t as folder dir ("." for the root) of the checkout.
-func (w *treeWriter) write(t *object.Tree, dir string, depth int) error {
+// write writes tree t as folder dir ("." for the root) of the checkout;
+// prev is the same folder's tree in w.prev's checkout (nil: none).
+func (w *treeWriter) write(t, prev *object.Tree, dir string, depth int) error {
 	if depth > maxTreeDepth {
 		return fmt.Errorf("%s: nested deeper than %d folders: %w", dir, maxTreeDepth, ErrUnsafeTree)
 	}
@@ -72,14 +79,14 @@ func (w *treeWriter) write(t *object.Tree, dir string, depth int) error {
 		if len(name) > maxPathBytes {
 			return fmt.Errorf("%s…: path longer than %d bytes: %w", name[:64], maxPathBytes, ErrUnsafeTree)
 		}
-		if err := w.entry(e, name, depth); err != nil {
+		if err := w.entry(e, w.prev.entry(prev, e.Name), name, depth); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (w *treeWriter) entry(e object.TreeEntry, name string, depth int) error {
+func (w *treeWriter) entry(e object.TreeEntry, prev *object.TreeEntry, name string, depth int) error {
 	if err := w.ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -93,7 +100,7 @@ func (w *treeWriter) entry(e object.TreeEntry, name string, depth int) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		w.dirs = append(w.dirs, name)
-		return w.write(sub, name, depth+1)
+		return w.write(sub, w.prev.subtree(w.store, prev), name, depth+1)
 	case filemode.Submodule:
 		return nil // not followed, like a checkout without --recurse-submodules
 	case filemode.Symlink:
@@ -113,6 +120,11 @@ func (w *treeWriter) entry(e object.TreeEntry, name string, depth int) error {
 		w.links = append(w.links, name)
 		return nil
 	case filemode.Regular, filemode.Executable, filemode.Deprecated:
+		if w.prev.same(e, prev) {
+			if linked, err := w.link(name); linked || err != nil {
+				return err
+			}
+		}
 		return w.file(e, name)
 	}
 	return fmt.Errorf("%s: unknown file mode %o: %w", name, uint32(e.Mode), ErrUnsafeTree)

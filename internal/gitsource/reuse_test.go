@@ -1,0 +1,132 @@
+package gitsource
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keyless-cd/keyless/internal/gitserver"
+)
+
+// checkoutAt commits files (and deletes del) to "app" of srv and checks the
+// commit out through src.
+func checkoutAt(tb testing.TB, srv *gitserver.Server, src *Source, files map[string]string, del []string) string {
+	tb.Helper()
+	ctx := tb.Context()
+	sha, err := srv.Commit(ctx, "app", gitserver.Commit{Files: files, Delete: del, Message: "c"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	url := srv.RepoURL("app")
+	rev, err := src.Resolve(ctx, url, "main", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := src.Fetch(ctx, url, rev, nil); err != nil {
+		tb.Fatal(err)
+	}
+	dir, release, err := src.Checkout(ctx, url, sha)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	release()
+	return dir
+}
+
+// TestCheckoutReusesUnchangedFiles: the checkout of a new commit links the
+// files the previous checkout already holds unchanged (same inode), writes
+// the changed and new ones, leaves out the deleted ones, and every file
+// holds exactly the commit's content.
+func TestCheckoutReusesUnchangedFiles(t *testing.T) {
+	srv := startGitServer(t)
+	if err := srv.CreateRepo(t.Context(), "app", "main"); err != nil {
+		t.Fatal(err)
+	}
+	src, err := New(Options{CacheDir: t.TempDir(), LsRemoteTTL: time.Nanosecond, KeepCheckouts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := checkoutAt(t, srv, src, map[string]string{"a/same.yaml": "same\n", "a/changed.yaml": "v1\n", "b/gone.yaml": "x\n", "b/kept.yaml": "k\n"}, nil)
+	second := checkoutAt(t, srv, src, map[string]string{"a/changed.yaml": "v2\n", "c/new.yaml": "n\n"}, []string{"b/gone.yaml"})
+	same := func(name string) bool {
+		a, err1 := os.Stat(filepath.Join(first, name))
+		b, err2 := os.Stat(filepath.Join(second, name))
+		return err1 == nil && err2 == nil && os.SameFile(a, b)
+	}
+	for _, name := range []string{"a/same.yaml", "b/kept.yaml"} {
+		if !same(name) {
+			t.Errorf("%s: unchanged, but not linked from the previous checkout", name)
+		}
+	}
+	if same("a/changed.yaml") {
+		t.Error("a/changed.yaml: changed, but linked from the previous checkout")
+	}
+	want := map[string]string{"a/same.yaml": "same\n", "a/changed.yaml": "v2\n", "b/kept.yaml": "k\n", "c/new.yaml": "n\n"}
+	for name, content := range want {
+		if got, err := os.ReadFile(filepath.Join(second, name)); err != nil || string(got) != content {
+			t.Errorf("%s holds %q (%v), want %q", name, got, err, content)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(second, "b/gone.yaml")); !os.IsNotExist(err) {
+		t.Errorf("a deleted file is in the new checkout: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(second, "a/same.yaml")); err != nil || fi.Mode().Perm()&0o222 != 0 {
+		t.Errorf("a linked file is writable: %v %v", fi.Mode(), err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(first, "a/changed.yaml")); string(got) != "v1\n" {
+		t.Errorf("the previous checkout changed: %q", got)
+	}
+}
+
+// BenchmarkCheckoutNextCommit: the checkout of a commit that changes one
+// file of a 3000-file repository (1000 folders), written in full or
+// linked from the previous checkout.
+func BenchmarkCheckoutNextCommit(b *testing.B) {
+	srv := startGitServer(b)
+	if err := srv.CreateRepo(b.Context(), "app", "main"); err != nil {
+		b.Fatal(err)
+	}
+	files := map[string]string{}
+	for i := range 1000 {
+		for _, f := range []string{"deploy.yaml", "service.yaml", "config.yaml"} {
+			files[fmt.Sprintf("apps/app-%04d/%s", i, f)] = fmt.Sprintf("# app %d %s\n%s", i, f, string(make([]byte, 600)))
+		}
+	}
+	for _, mode := range []string{"full", "reuse"} {
+		b.Run(mode, func(b *testing.B) {
+			src, err := New(Options{CacheDir: b.TempDir(), LsRemoteTTL: time.Nanosecond, KeepCheckouts: 2})
+			if err != nil {
+				b.Fatal(err)
+			}
+			checkoutAt(b, srv, src, files, nil)
+			for i := 0; b.Loop(); i++ {
+				if mode == "full" {
+					src.coMu.Lock()
+					clear(src.verified) // no previous checkout to link from
+					src.coMu.Unlock()
+				}
+				b.StopTimer()
+				sha, err := srv.Commit(b.Context(), "app", gitserver.Commit{Files: map[string]string{"apps/app-0000/config.yaml": fmt.Sprint(mode, i)}, Message: "one"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				url := srv.RepoURL("app")
+				rev, err := src.Resolve(b.Context(), url, "main", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := src.Fetch(b.Context(), url, rev, nil); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				_, release, err := src.Checkout(b.Context(), url, sha)
+				if err != nil {
+					b.Fatal(err)
+				}
+				release()
+			}
+		})
+	}
+}
