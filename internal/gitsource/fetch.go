@@ -7,10 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // Fetching a resolved revision into the bare repository of its URL.
@@ -101,6 +104,29 @@ func (s *Source) openLocked(url string) (repo *git.Repository, unlock func(), er
 }
 
 func (r *repo) open() (*git.Repository, error) {
+	if r.opened != nil {
+		return r.opened, nil
+	}
+	repo, err := r.openDir()
+	if err != nil {
+		return nil, err
+	}
+	// Open the folder again with a small object cache: PlainOpen's holds up
+	// to 96 MiB of decoded objects, and this instance lives as long as the
+	// entry.
+	st := filesystem.NewStorage(osfs.New(r.dir), cache.NewObjectLRU(repoObjectCache))
+	if repo, err = git.Open(st, nil); err != nil {
+		return nil, fmt.Errorf("opening git cache %s: %w", r.dir, err)
+	}
+	r.opened = repo
+	return repo, nil
+}
+
+// repoObjectCache bounds the decoded objects kept per repository.
+const repoObjectCache = 1 * cache.MiByte
+
+// openDir opens (or creates) the bare repository folder.
+func (r *repo) openDir() (*git.Repository, error) {
 	repo, err := git.PlainOpen(r.dir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		if repo, err = git.PlainInit(r.dir, true); err != nil {

@@ -78,6 +78,7 @@ func removeRepo(r *repo, dir string) error {
 	if r != nil {
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		r.opened = nil
 	}
 	return removeTree(dir)
 }

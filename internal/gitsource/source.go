@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
@@ -63,7 +64,11 @@ type Source struct {
 }
 
 type repo struct {
-	mu     sync.Mutex // serialises fetch and checkout of this URL
+	mu sync.Mutex // serialises fetch and checkout of this URL
+	// opened is the repository, opened once under mu and kept: its pack
+	// indexes are read once, not at every lookup (a monorepo's commit is
+	// read by each of its Applications). Dropped with the entry.
+	opened *git.Repository
 	url    string
 	dir    string
 	lsMu   sync.Mutex
