@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/readset"
 )
 
 // The changed Applications first. A push to a repository that many
@@ -68,12 +69,16 @@ func (r *ApplicationReconciler) prioritizeChanged(ctx context.Context, source op
 		return
 	}
 	go func() {
+		sets := make(map[string][]readset.Input, len(readers))
 		for app, e := range readers {
-			if ctx.Err() != nil {
-				return
-			}
-			values, err := source.inputValues(revision, e.inputs)
-			if err == nil && slices.Equal(values, e.values) {
+			sets[app.String()] = e.inputs
+		}
+		values, err := source.inputValuesOf(revision, sets)
+		if err != nil || ctx.Err() != nil {
+			return // each finds out in its own reconcile
+		}
+		for app, e := range readers {
+			if v, ok := values[app.String()]; ok && slices.Equal(v, e.values) {
 				continue
 			}
 			obj := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: app.Namespace, Name: app.Name}}

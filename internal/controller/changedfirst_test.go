@@ -30,6 +30,16 @@ func (v valuesSource) inputValues(_ string, inputs []readset.Input) ([]string, e
 	return out, nil
 }
 
+func (v valuesSource) inputValuesOf(rev string, sets map[string][]readset.Input) (map[string][]string, error) {
+	out := map[string][]string{}
+	for k, in := range sets {
+		if vals, err := v.inputValues(rev, in); err == nil {
+			out[k] = vals
+		}
+	}
+	return out, nil
+}
+
 // TestChangedApplicationsGoFirst: of the Applications reading a pushed
 // repository, exactly those whose inputs the commit changed are queued
 // ahead, once per commit; those of another repository are left alone.

@@ -33,6 +33,9 @@ type openSource interface {
 	// readset.ErrNotKeyable when the source cannot say (a chart: its
 	// version is its key; spec.sources: values come from other checkouts).
 	inputValues(revision string, inputs []readset.Input) ([]string, error)
+	// inputValuesOf is inputValues for many input sets at once (keyed by
+	// the caller; a set that cannot be valued is left out).
+	inputValuesOf(revision string, sets map[string][]readset.Input) (map[string][]string, error)
 }
 
 // checkout is what a render reads: Path inside Root, and the values

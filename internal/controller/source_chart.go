@@ -222,3 +222,7 @@ func chartDigests(app *kv1.Application, into map[string]bool) {
 func (*chartSource) inputValues(string, []readset.Input) ([]string, error) {
 	return nil, fmt.Errorf("a chart is keyed by its version: %w", readset.ErrNotKeyable)
 }
+
+func (*chartSource) inputValuesOf(string, map[string][]readset.Input) (map[string][]string, error) {
+	return nil, fmt.Errorf("a chart is keyed by its version: %w", readset.ErrNotKeyable)
+}

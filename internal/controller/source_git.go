@@ -81,3 +81,7 @@ func (g *gitSource) checkout(ctx context.Context, sha string) (*checkout, error)
 func (g *gitSource) inputValues(sha string, inputs []readset.Input) ([]string, error) {
 	return g.r.source.InputValues(g.src.RepoURL, sha, inputs)
 }
+
+func (g *gitSource) inputValuesOf(sha string, sets map[string][]readset.Input) (map[string][]string, error) {
+	return g.r.source.InputValuesOf(g.src.RepoURL, sha, sets)
+}

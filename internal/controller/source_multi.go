@@ -109,3 +109,7 @@ func (m *multiSource) checkout(ctx context.Context, revision string) (*checkout,
 func (*multiSource) inputValues(string, []readset.Input) ([]string, error) {
 	return nil, fmt.Errorf("values files come from other sources: %w", readset.ErrNotKeyable)
 }
+
+func (*multiSource) inputValuesOf(string, map[string][]readset.Input) (map[string][]string, error) {
+	return nil, fmt.Errorf("values files come from other sources: %w", readset.ErrNotKeyable)
+}

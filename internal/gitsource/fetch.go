@@ -104,6 +104,15 @@ func (s *Source) openLocked(url string) (repo *git.Repository, unlock func(), er
 }
 
 func (r *repo) open() (*git.Repository, error) {
+	if r.closeOpened == nil {
+		r.closeOpened = time.AfterFunc(openIdle, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.opened = nil
+		})
+	} else {
+		r.closeOpened.Reset(openIdle)
+	}
 	if r.opened != nil {
 		return r.opened, nil
 	}
@@ -121,6 +130,9 @@ func (r *repo) open() (*git.Repository, error) {
 	r.opened = repo
 	return repo, nil
 }
+
+// openIdle is how long an opened repository is kept after its last use.
+const openIdle = 10 * time.Second
 
 // repoObjectCache bounds the decoded objects kept per repository.
 const repoObjectCache = 1 * cache.MiByte

@@ -22,3 +22,30 @@ func (s *Source) InputValues(url, sha string, inputs []readset.Input) ([]string,
 	}
 	return readset.Values(repo.Storer, c, inputs)
 }
+
+// InputValuesOf returns, for each of sets (keyed by the caller), the values
+// of its inputs at commit sha of url, reading the commit and the folders
+// the sets share once, under one hold of the repository. A set whose
+// values cannot be given is left out.
+func (s *Source) InputValuesOf(url, sha string, sets map[string][]readset.Input) (map[string][]string, error) {
+	repo, unlock, err := s.openLocked(url)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	c, err := repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", sha, err)
+	}
+	cv, err := readset.NewCommitValues(repo.Storer, c)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]string, len(sets))
+	for k, inputs := range sets {
+		if v, err := cv.Values(inputs); err == nil {
+			out[k] = v
+		}
+	}
+	return out, nil
+}

@@ -69,7 +69,10 @@ type repo struct {
 	// indexes are read once, not at every lookup (a monorepo's commit is
 	// read by each of its Applications). Dropped with the entry.
 	opened *git.Repository
-	url    string
+	// closeOpened drops opened openIdle after its last use, so a
+	// repository at rest holds no pack indexes or cached objects.
+	closeOpened *time.Timer
+	url         string
 	dir    string
 	lsMu   sync.Mutex
 	lsAt   map[string]time.Time // credential hash → time of last ls-remote

@@ -31,11 +31,32 @@ const (
 // Equal values at two commits mean the render read the same bytes at the
 // same paths.
 func Values(store storer.EncodedObjectStorer, c *object.Commit, inputs []Input) ([]string, error) {
+	v, err := NewCommitValues(store, c)
+	if err != nil {
+		return nil, err
+	}
+	return v.Values(inputs)
+}
+
+// CommitValues answers Values for many input sets of one commit, sharing
+// the folders it has read (a push compared for every Application reading
+// the repository). Not safe for concurrent use.
+type CommitValues struct{ v *valuer }
+
+// NewCommitValues prepares Values at commit c.
+func NewCommitValues(store storer.EncodedObjectStorer, c *object.Commit) (*CommitValues, error) {
 	root, err := c.Tree()
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", c.Hash, err)
 	}
-	v := &valuer{store: store, root: root, trees: map[string]*object.Tree{"": root}}
+	return &CommitValues{v: &valuer{store: store, root: root, trees: map[string]*object.Tree{"": root}}}, nil
+}
+
+// Values returns the value of each input at the commit, in order.
+func (cv *CommitValues) Values(inputs []Input) ([]string, error) {
+	v := cv.v
+	v.entries = 0 // the Tree walk bound is per input set
+	var err error
 	out := make([]string, len(inputs))
 	for i, in := range inputs {
 		if out[i], err = v.value(in); err != nil {
