@@ -251,9 +251,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	if err != nil {
 		return r.failStep(app, stepFailure{reason: source.reason(), err: err}, interval)
 	}
-	if trigger == TriggerRevision {
-		r.prioritizeChanged(ctx, source, src.RepoURL, sha)
-	}
+	r.prioritizeChanged(ctx, source, trigger, src.RepoURL, sha)
 	if sha == resolved {
 		app.Status.LastAttemptedRevision = sha
 	}

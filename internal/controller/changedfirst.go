@@ -59,9 +59,10 @@ func (c *changedFirst) claim(repo, revision string) bool {
 }
 
 // prioritizeChanged queues ahead the Applications whose render inputs
-// revision of repo changed (in the background: the caller's sync goes on).
-func (r *ApplicationReconciler) prioritizeChanged(ctx context.Context, source openSource, repo, revision string) {
-	if r.changedFirst == nil || !r.changedFirst.claim(repo, revision) {
+// revision of repo changed, when a sync was triggered by a new revision
+// (in the background: the caller's sync goes on).
+func (r *ApplicationReconciler) prioritizeChanged(ctx context.Context, source openSource, trigger, repo, revision string) {
+	if trigger != TriggerRevision || r.changedFirst == nil || !r.changedFirst.claim(repo, revision) {
 		return
 	}
 	readers := r.renders.keyedReaders(repo, revision)

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -53,7 +52,7 @@ func TestChangedApplicationsGoFirst(t *testing.T) {
 	r.renders.put(types.NamespacedName{Namespace: "team", Name: "other"}, "opts", "https://git.example.com/other.git", "old", nil,
 		[]readset.Input{{Path: "apps/b/cm.yaml", Access: readset.File}}, []string{"v1"})
 	src := valuesSource{values: map[string]string{"apps/a/cm.yaml": "v1", "apps/b/cm.yaml": "v2", "apps/c/cm.yaml": "v1"}}
-	r.prioritizeChanged(context.Background(), src, repo, "new")
+	r.prioritizeChanged(t.Context(), src, TriggerRevision, repo, "new")
 	select {
 	case ev := <-r.changedFirst.urgent:
 		if ev.Object.GetName() != "b" {
@@ -66,7 +65,7 @@ func TestChangedApplicationsGoFirst(t *testing.T) {
 	if n := len(r.changedFirst.urgent); n != 0 {
 		t.Fatalf("%d more Applications queued ahead", n)
 	}
-	r.prioritizeChanged(context.Background(), src, repo, "new")
+	r.prioritizeChanged(t.Context(), src, TriggerRevision, repo, "new")
 	time.Sleep(100 * time.Millisecond)
 	if n := len(r.changedFirst.urgent); n != 0 {
 		t.Fatal("the same commit was compared twice")

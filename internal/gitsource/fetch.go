@@ -116,15 +116,15 @@ func (r *repo) open() (*git.Repository, error) {
 	if r.opened != nil {
 		return r.opened, nil
 	}
-	repo, err := r.openDir()
-	if err != nil {
+	if _, err := r.openDir(); err != nil {
 		return nil, err
 	}
 	// Open the folder again with a small object cache: PlainOpen's holds up
 	// to 96 MiB of decoded objects, and this instance lives as long as the
 	// entry.
 	st := filesystem.NewStorage(osfs.New(r.dir), cache.NewObjectLRU(repoObjectCache))
-	if repo, err = git.Open(st, nil); err != nil {
+	repo, err := git.Open(st, nil)
+	if err != nil {
 		return nil, fmt.Errorf("opening git cache %s: %w", r.dir, err)
 	}
 	r.opened = repo

@@ -73,10 +73,10 @@ type repo struct {
 	// repository at rest holds no pack indexes or cached objects.
 	closeOpened *time.Timer
 	url         string
-	dir    string
-	lsMu   sync.Mutex
-	lsAt   map[string]time.Time // credential hash → time of last ls-remote
-	lsRefs map[string][]*plumbing.Reference
+	dir         string
+	lsMu        sync.Mutex
+	lsAt        map[string]time.Time // credential hash → time of last ls-remote
+	lsRefs      map[string][]*plumbing.Reference
 
 	usedMu sync.Mutex
 	used   time.Time // last Resolve, Fetch or Checkout, for Retain

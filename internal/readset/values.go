@@ -108,10 +108,10 @@ func (v *valuer) value(in Input) (string, error) {
 	for _, l := range r.links {
 		b.WriteString("link:" + l + ";")
 	}
-	switch {
-	case r.mode == 0:
+	switch r.mode {
+	case 0:
 		b.WriteString("absent")
-	case r.mode == filemode.Dir:
+	case filemode.Dir:
 		switch in.Access {
 		case Stat, File:
 			b.WriteString("dir")
@@ -132,7 +132,7 @@ func (v *valuer) value(in Input) (string, error) {
 		if in.Access == Stat {
 			b.WriteString("file")
 		} else {
-			b.WriteString(fmt.Sprintf("file:%o:%s", uint32(r.mode), r.hash))
+			_, _ = fmt.Fprintf(&b, "file:%o:%s", uint32(r.mode), r.hash)
 		}
 	}
 	return b.String(), nil
@@ -236,7 +236,7 @@ func (v *valuer) listing(p string) (string, error) {
 		if e.Mode == filemode.Submodule {
 			continue
 		}
-		fmt.Fprintf(h, "%s\x00%o\x00", e.Name, uint32(e.Mode))
+		_, _ = fmt.Fprintf(h, "%s\x00%o\x00", e.Name, uint32(e.Mode))
 		if e.Mode == filemode.Symlink {
 			h.Write(e.Hash[:])
 		}
@@ -268,7 +268,7 @@ func (v *valuer) tree(p string, visiting map[string]bool) (string, error) {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(h, "%s\x00%s\x00%o\x00%s\x00", entry, r.path, uint32(r.mode), r.hash)
+		_, _ = fmt.Fprintf(h, "%s\x00%s\x00%o\x00%s\x00", entry, r.path, uint32(r.mode), r.hash)
 		if r.mode == filemode.Dir && !strings.HasPrefix(r.path+"/", p+"/") && p != "" {
 			sub, err := v.tree(r.path, visiting)
 			if err != nil {
