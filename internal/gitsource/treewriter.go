@@ -9,12 +9,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	"github.com/keyless-cd/keyless/internal/confine"
 )
 
 // ErrUnsafeTree is returned (wrapped) when a commit's tree holds an entry
@@ -211,31 +212,20 @@ func (w *treeWriter) readOnly() error {
 }
 
 // checkEntryName refuses names Git itself never writes into a tree, and the
-// ones a checkout must not hold.
+// ones a checkout must not hold (confine.CheckName).
 func checkEntryName(name string) error {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return fmt.Errorf("not a file name: %w", ErrUnsafeTree)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("a name may not contain '/' or NUL: %w", ErrUnsafeTree)
-	case strings.EqualFold(name, ".git"):
-		return fmt.Errorf("a tree may not hold .git: %w", ErrUnsafeTree)
+	if err := confine.CheckName(name); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrUnsafeTree)
 	}
 	return nil
 }
 
 // checkSymlink refuses a link at name (slash path in the checkout) whose
-// target is absolute or, joined to the link's folder, leaves the checkout.
+// target is absolute or, joined to the link's folder, leaves the checkout
+// (confine.CheckSymlink).
 func checkSymlink(name, target string) error {
-	switch {
-	case target == "" || strings.ContainsRune(target, 0):
-		return fmt.Errorf("%s: empty or malformed symlink target: %w", name, ErrUnsafeTree)
-	case path.IsAbs(target):
-		return fmt.Errorf("%s: symlink to the absolute path %q leaves the checkout: %w", name, target, ErrUnsafeTree)
-	}
-	joined := path.Join(path.Dir(name), target)
-	if joined == ".." || strings.HasPrefix(joined, "../") {
-		return fmt.Errorf("%s: symlink to %q leaves the checkout: %w", name, target, ErrUnsafeTree)
+	if err := confine.CheckSymlink(name, target); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrUnsafeTree)
 	}
 	return nil
 }

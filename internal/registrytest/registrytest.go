@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // startTimeout bounds waiting for the registry to answer /v2/.
@@ -22,6 +25,35 @@ const startTimeout = 20 * time.Second
 // answers.
 func Start(tb testing.TB, bin string) string {
 	tb.Helper()
+	return StartWith(tb, bin, Options{}).Host
+}
+
+// Options configure StartWith.
+type Options struct {
+	// Username and Password, when set, make the registry require them
+	// (its htpasswd authentication: a Basic challenge to every request).
+	Username, Password string
+}
+
+// Registry is a running registry.
+type Registry struct {
+	// Host is its host:port on loopback.
+	Host string
+	// Storage is its filesystem storage folder (blobs under
+	// docker/registry/v2/blobs/sha256/<2 hex>/<hex>/data), for tests that
+	// tamper with what it serves.
+	Storage string
+}
+
+// BlobPath is where the registry keeps the blob of digest (sha256:<hex>).
+func (r Registry) BlobPath(digest string) string {
+	hex := strings.TrimPrefix(digest, "sha256:")
+	return filepath.Join(r.Storage, "docker", "registry", "v2", "blobs", "sha256", hex[:2], hex, "data")
+}
+
+// StartWith runs the registry binary bin with opts.
+func StartWith(tb testing.TB, bin string, opts Options) Registry {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -29,8 +61,20 @@ func Start(tb testing.TB, bin string) string {
 	host := l.Addr().String()
 	_ = l.Close()
 	dir := tb.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s, secret: keyless-test}\n",
-		filepath.Join(dir, "storage"), host)
+	storage := filepath.Join(dir, "storage")
+	auth := ""
+	if opts.Username != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(opts.Password), bcrypt.MinCost)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(opts.Username+":"+string(hash)+"\n"), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		auth = fmt.Sprintf("auth: {htpasswd: {realm: keyless-test, path: %s}}\n", filepath.Join(dir, "htpasswd"))
+	}
+	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s, secret: keyless-test}\n%s",
+		storage, host, auth)
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
 	}
@@ -44,11 +88,45 @@ func Start(tb testing.TB, bin string) string {
 		resp, err := http.Get("http://" + host + "/v2/") //nolint:noctx // a bounded readiness poll
 		if err == nil {
 			_ = resp.Body.Close()
-			return host
+			return Registry{Host: host, Storage: storage}
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("the registry at %s did not start: %v", host, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Env names the registry binary (`make registry` builds bin/registry and
+// `make test` sets it).
+const Env = "KEYLESS_REGISTRY"
+
+// Binary finds the registry binary: $KEYLESS_REGISTRY, else bin/registry of
+// the module. A test fails (never skips) without it.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	if p := os.Getenv(Env); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			tb.Fatalf("%s=%s: %v (run `make registry`)", Env, p, err)
+		}
+		return p
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			p := filepath.Join(dir, "bin", "registry")
+			if _, err := os.Stat(p); err != nil {
+				tb.Fatalf("no registry binary: run `make registry` (it builds bin/registry) or set %s", Env)
+			}
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatalf("no go.mod above the test: set %s", Env)
+		}
+		dir = parent
 	}
 }
