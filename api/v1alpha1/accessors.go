@@ -161,8 +161,12 @@ func ShortSHA(sha string) string {
 		return strings.Join(parts, ",")
 	}
 	if version, digest, ok := strings.Cut(sha, "@sha256:"); ok {
-		// A chart's revision: version@sha256:digest.
+		// A chart's or an artifact's revision: version@sha256:digest.
 		return version + "@" + ShortSHA(digest)
+	}
+	if digest, ok := strings.CutPrefix(sha, "sha256:"); ok {
+		// An artifact asked for by digest.
+		return "sha256:" + ShortSHA(digest)
 	}
 	if len(sha) > 7 {
 		return sha[:7]
@@ -268,4 +272,10 @@ func (a *Application) ReadyState() (state, message string, failing bool) {
 		return c.Reason, c.Message, true
 	}
 	return SyncStatusUnknown, "", false
+}
+
+// IsArtifact reports whether s is a folder from an OCI artifact: an oci://
+// repository without a chart.
+func (s ApplicationSource) IsArtifact() bool {
+	return s.Chart == "" && strings.HasPrefix(s.RepoURL, "oci://")
 }

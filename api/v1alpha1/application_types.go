@@ -405,21 +405,25 @@ type Notification struct {
 // ApplicationSource is where the manifests come from.
 type ApplicationSource struct {
 	// RepoURL is the Git repository (https:// or ssh://, or scp-like
-	// git@host:path) or, with chart, a Helm repository (https://) or an OCI
-	// registry path (oci://registry/path).
+	// git@host:path); with chart, a Helm repository (https://) or an OCI
+	// registry path (oci://registry/path); without chart, oci://registry/repo
+	// is an OCI artifact in Flux's format (`keyless publish`, `flux push
+	// artifact`) whose folder is rendered.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:Pattern=`^(https?://|ssh://|oci://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)`
 	RepoURL string `json:"repoURL"`
 
 	// TargetRevision is a branch, a tag or a full commit SHA; with chart, an
-	// exact chart version or a semver range ("1.2.x", ">=1.2 <2"). Default:
-	// the repository's default branch (HEAD); with chart, the latest version.
+	// exact chart version or a semver range ("1.2.x", ">=1.2 <2"); for an
+	// OCI artifact, a tag, a semver range over its tags or a digest
+	// (sha256:…). Default: the repository's default branch (HEAD); with
+	// chart, the latest version; for an artifact, the tag latest.
 	// +optional
 	TargetRevision string `json:"targetRevision,omitempty"`
 
-	// Path inside the repository: a Helm chart, a kustomization or a plain
-	// folder of manifests (auto-detected as Argo CD does). Default: the
-	// repository root. Not used with chart.
+	// Path inside the repository (or the OCI artifact): a Helm chart, a
+	// kustomization or a plain folder of manifests (auto-detected as Argo
+	// CD does). Default: the root. Not used with chart.
 	// +optional
 	Path string `json:"path,omitempty"`
 

@@ -8,10 +8,13 @@ const (
 	ReasonGitFailed   = "GitOperationFailed"
 	// ReasonChartFailed: a chart could not be resolved or fetched from its
 	// Helm repository or OCI registry (spec.source.chart).
-	ReasonChartFailed  = "ChartOperationFailed"
-	ReasonRenderFailed = "RenderFailed"
-	ReasonRefused      = "ObjectsRefused"
-	ReasonApplyFailed  = "ApplyFailed"
+	ReasonChartFailed = "ChartOperationFailed"
+	// ReasonArtifactFailed: an OCI artifact (spec.source.repoURL oci://
+	// without chart) could not be resolved, fetched or unpacked.
+	ReasonArtifactFailed = "ArtifactOperationFailed"
+	ReasonRenderFailed   = "RenderFailed"
+	ReasonRefused        = "ObjectsRefused"
+	ReasonApplyFailed    = "ApplyFailed"
 	// ReasonHookFailed: a hook of the sync failed or timed out; later phases were not applied.
 	ReasonHookFailed = "HookFailed"
 	// ReasonImmutable: the API server refused a change to an immutable field.

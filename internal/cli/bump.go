@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keyless-cd/keyless/internal/bump"
+	"github.com/keyless-cd/keyless/internal/publish"
 )
 
 type bumpFlags struct {
@@ -27,12 +28,15 @@ type bumpFlags struct {
 	timeout    time.Duration
 	skipCI     bool
 	output     string
+	// artifact and tag: promote an OCI artifact instead of a Git edit.
+	artifact, tag string
+	registry      registryFlags
 }
 
 func newBumpCommand(streams IOStreams) *cobra.Command {
 	f := &bumpFlags{}
 	cmd := &cobra.Command{
-		Use:   "bump --file FILE (--set PATH=VALUE | --image NAME=REF)... [--commit] [--push]",
+		Use:   "bump (--file FILE (--set PATH=VALUE | --image NAME=REF)... [--commit] [--push] | --artifact oci://REF --tag TAG)",
 		Short: "Change an image tag (or any value) in Git, byte-for-byte, and push it race-free",
 		Long: `The CI step of the GitOps path: CI never touches the cluster, it commits the new
 image tag and the controller deploys it.
@@ -54,7 +58,13 @@ commit), with exponential backoff and full jitter, until --timeout (5m).
 The author is the person who triggered the pipeline (GitLab GITLAB_USER_NAME/EMAIL,
 GitHub GITHUB_ACTOR), the committer is --committer, and trailers record the pipeline
 (Pipeline: URL, Source-Commit: SHA). The credential is a Git one (a deploy key or a
-token), never a cluster one.`,
+token), never a cluster one.
+
+With --artifact oci://REGISTRY/REPOSITORY:TAG (or @sha256:…) --tag TAG, the
+artifact is what is promoted, not a commit: TAG is moved to the artifact's digest
+in the registry (as 'flux tag artifact'), and Applications following TAG deploy
+it. The artifact must be one (a Flux content layer); a signature stays valid, it
+signs the digest. The registry login is as for keyless publish.`,
 		Example: `  # GitLab CI: bump the Helm values of the seed and push with the job token
   keyless bump --file values/myapp.yml --set image.tag=$CI_COMMIT_SHORT_SHA \
     --push --token-env CI_JOB_TOKEN --committer "CI <ci@example.com>" --skip-ci
@@ -65,7 +75,10 @@ token), never a cluster one.`,
 
   # another repository (the GitOps repo), with a deploy key
   keyless bump --repo git@gitlab.example.com:myorg/deploy.git --file apps/myapp/values.yml \
-    --set image.tag=abc123 --push --ssh-key ~/.ssh/deploy_key --known-hosts known_hosts`,
+    --set image.tag=abc123 --push --ssh-key ~/.ssh/deploy_key --known-hosts known_hosts
+
+  # promote a published artifact: production now names what staging ran
+  keyless bump --artifact oci://registry.example.com/myapp/manifests:staging --tag production`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBump(cmd, streams, f)
@@ -93,12 +106,18 @@ token), never a cluster one.`,
 	fl.IntVar(&f.retries, "retries", 0, "also stop after this many retries of a rejected push (0: until --timeout)")
 	fl.BoolVar(&f.skipCI, "skip-ci", false, `append "[skip ci]" to the subject so the push does not start another pipeline`)
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text (the commit SHA on stdout) or json")
+	fl.StringVar(&f.artifact, "artifact", "", "promote this OCI artifact (oci://registry/repository:tag or @sha256:…) instead of editing Git")
+	fl.StringVar(&f.tag, "tag", "", "with --artifact: the tag to point at it (e.g. production)")
+	f.registry.addFlags(fl)
 	return cmd
 }
 
 func runBump(cmd *cobra.Command, streams IOStreams, f *bumpFlags) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
+	}
+	if f.artifact != "" || f.tag != "" {
+		return runBumpArtifact(cmd, streams, f)
 	}
 	if f.file == "" {
 		return errors.New("--file is required")
@@ -159,5 +178,40 @@ func runBump(cmd *cobra.Command, streams IOStreams, f *bumpFlags) error {
 		}
 		_, _ = fmt.Fprintln(streams.Out, res.Commit)
 	}
+	return nil
+}
+
+// runBumpArtifact moves --tag to the --artifact's digest.
+func runBumpArtifact(cmd *cobra.Command, streams IOStreams, f *bumpFlags) error {
+	switch {
+	case f.artifact == "" || f.tag == "":
+		return errors.New("--artifact and --tag go together: the artifact to promote and the tag to point at it")
+	case f.file != "" || len(f.sets) > 0 || len(f.images) > 0 || f.commit || f.push:
+		return errors.New("--artifact promotes in the registry, without a Git edit: leave out --file, --set, --image, --commit and --push")
+	}
+	from, err := publish.ParseRef(f.artifact)
+	if err != nil {
+		return err
+	}
+	reg, err := f.registry.options(streams, from)
+	if err != nil {
+		return err
+	}
+	p, err := publish.Promote(cmd.Context(), from, f.tag, reg)
+	if err != nil {
+		return err
+	}
+	if f.output == "json" {
+		return writeJSON(streams.Out, p)
+	}
+	switch p.Previous {
+	case p.From.Digest:
+		_, _ = fmt.Fprintf(streams.ErrOut, "%s already names %s: nothing changed\n", p.Tag, p.From.Digest)
+	case "":
+		_, _ = fmt.Fprintf(streams.ErrOut, "%s: new tag → %s\n", p.Tag, p.From.Digest)
+	default:
+		_, _ = fmt.Fprintf(streams.ErrOut, "%s: %s → %s\n", p.Tag, p.Previous, p.From.Digest)
+	}
+	_, _ = fmt.Fprintln(streams.Out, p.URL)
 	return nil
 }

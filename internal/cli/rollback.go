@@ -240,6 +240,9 @@ func rollsBackThroughGit(app *kv1.Application) error {
 	case app.Spec.Source.Chart != "":
 		return fmt.Errorf("application %s/%s deploys chart %s from %s, not a Git folder: roll back by setting spec.source.targetRevision to the version to run (keyless history lists them)",
 			app.Namespace, app.Name, app.Spec.Source.Chart, gitsource.Redact(app.Spec.Source.RepoURL))
+	case app.Spec.Source.IsArtifact():
+		return fmt.Errorf("application %s/%s deploys the OCI artifact %s, not a Git folder: roll back by setting spec.source.targetRevision to the digest to run (keyless history lists them), or by moving its tag back (keyless bump --artifact)",
+			app.Namespace, app.Name, gitsource.Redact(app.Spec.Source.RepoURL))
 	case len(app.Spec.Sources) > 0:
 		return fmt.Errorf("application %s/%s has several sources (spec.sources): roll back by reverting the commit of the values source, or by pinning the chart's targetRevision", app.Namespace, app.Name)
 	}

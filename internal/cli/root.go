@@ -41,6 +41,7 @@ stored outside the cluster.
 		newRollbackCommand(streams),
 		newImportCommand(streams),
 		newBumpCommand(streams),
+		newPublishCommand(streams),
 		newOIDCCommand(streams),
 		newDeployCommand(streams),
 		newKubeconfigCommand(streams),

@@ -35,6 +35,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/helmrepo"
 	"github.com/keyless-cd/keyless/internal/ledger"
 	"github.com/keyless-cd/keyless/internal/lifecycle"
+	"github.com/keyless-cd/keyless/internal/ociartifact"
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
@@ -83,6 +84,9 @@ type ApplicationReconciler struct {
 	charts *helmrepo.Fetcher
 	// chartCacheDir holds the charts: archives by digest, unpacked charts.
 	chartCacheDir string
+	// artifactLimits bound an OCI artifact's manifest, layer and unpacked
+	// tree (zero: ociartifact's defaults, a checkout's).
+	artifactLimits ociartifact.Limits
 	// hookTimeout bounds each wave's wait (engine.ApplyOptions.StepTimeout);
 	// syncTimeout a whole sync's apply, maxWaves its waves (syncdeadline.go).
 	hookTimeout, syncTimeout time.Duration

@@ -87,7 +87,11 @@ func (g *cacheGC) collectCharts(ctx context.Context, keep map[string]bool) {
 	if err != nil {
 		logger.Error(err, "collecting the unpacked charts")
 	}
-	if archives+unpacked > 0 {
-		logger.Info("deleted charts no Application uses", "archives", archives, "unpacked", unpacked)
+	artifacts, err := retainCharts(filepath.Join(g.chartDir, artifactsDir), keep, g.interval)
+	if err != nil {
+		logger.Error(err, "collecting the unpacked artifacts")
+	}
+	if archives+unpacked+artifacts > 0 {
+		logger.Info("deleted charts and artifacts no Application uses", "archives", archives, "unpacked", unpacked, "artifacts", artifacts)
 	}
 }

@@ -25,7 +25,7 @@ func (r *ApplicationReconciler) repositoryCredentials(ctx context.Context, app *
 			refs = append(refs, ref.Name)
 		}
 	}
-	if src.Chart != "" && src.SecretRef != nil {
+	if (src.Chart != "" || src.IsArtifact()) && src.SecretRef != nil {
 		refs = append(refs, src.SecretRef.Name)
 	}
 	if len(refs) == 0 {

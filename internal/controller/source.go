@@ -14,7 +14,9 @@ import (
 // Helm repository or OCI registry (chartSource), or one of those with Git
 // sources of values beside it (multiSource). The reconciler does not branch
 // on the kind: it resolves a revision, fetches it, and renders a read-only
-// checkout of it.
+// checkout of it. Kinds: a Git repository (gitSource), a chart
+// (chartSource), a folder in an OCI artifact (artifactSource), spec.sources
+// (multiSource).
 type openSource interface {
 	// reason is the condition reason of this source's failures.
 	reason() string
@@ -77,8 +79,11 @@ func (r *ApplicationReconciler) open(ctx context.Context, app *kv1.Application) 
 }
 
 func (r *ApplicationReconciler) openOne(ctx context.Context, app *kv1.Application, src kv1.ApplicationSource, field string) (openSource, error) {
-	if src.Chart != "" {
+	switch {
+	case src.Chart != "":
 		return r.openChart(ctx, app, src, field)
+	case src.IsArtifact():
+		return r.openArtifact(ctx, app, src, field)
 	}
 	auth, err := r.gitAuth(ctx, app, src, field)
 	if err != nil {
@@ -91,10 +96,11 @@ func (r *ApplicationReconciler) openOne(ctx context.Context, app *kv1.Applicatio
 // explicit sync request).
 func (r *ApplicationReconciler) invalidate(app *kv1.Application) {
 	for _, src := range append([]kv1.ApplicationSource{app.Spec.Source}, app.Spec.RefSources()...) {
-		if src.Chart == "" {
-			r.source.Invalidate(src.RepoURL)
-		} else if r.charts != nil {
+		switch {
+		case src.Chart != "" && r.charts != nil:
 			r.charts.Invalidate(src.RepoURL)
+		case src.Chart == "" && !src.IsArtifact():
+			r.source.Invalidate(src.RepoURL)
 		}
 	}
 }
@@ -102,8 +108,11 @@ func (r *ApplicationReconciler) invalidate(app *kv1.Application) {
 // sourceReason is the condition reason of a failure of app's source before
 // it could be opened.
 func sourceReason(app *kv1.Application) string {
-	if app.Spec.Source.Chart != "" {
+	switch {
+	case app.Spec.Source.Chart != "":
 		return ReasonChartFailed
+	case app.Spec.Source.IsArtifact():
+		return ReasonArtifactFailed
 	}
 	return ReasonGitFailed
 }

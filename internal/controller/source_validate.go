@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/ociartifact"
 )
 
 // validateSource refuses what a source of that kind cannot honour:
@@ -18,10 +19,10 @@ func validateSource(app *kv1.Application) error {
 		return err
 	}
 	src := app.Spec.Source
+	if src.IsArtifact() {
+		return validateArtifactSource(app)
+	}
 	if src.Chart == "" {
-		if strings.HasPrefix(src.RepoURL, "oci://") {
-			return fmt.Errorf("spec.source.repoURL %q is an OCI registry: name the chart in spec.source.chart", src.RepoURL)
-		}
 		return nil
 	}
 	switch {
@@ -71,6 +72,25 @@ func validateRefSources(app *kv1.Application) error {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// validateArtifactSource refuses what a folder from an OCI artifact cannot
+// honour.
+func validateArtifactSource(app *kv1.Application) error {
+	src := app.Spec.Source
+	if _, err := ociartifact.SplitURL(src.RepoURL); err != nil {
+		return fmt.Errorf("spec.source.repoURL: %w", err)
+	}
+	if t := src.TargetRevision; !ociartifact.ValidTarget(t) {
+		return fmt.Errorf("spec.source.targetRevision %q: an artifact is asked for by a tag, a semver range (1.x, >=1.2 <2) or a digest (sha256:…)", t)
+	}
+	switch {
+	case src.Verify != nil:
+		return errors.New("spec.source.verify checks Git commit signatures; an OCI artifact is pinned by its digest: remove verify")
+	case app.Spec.CommitStatus != nil:
+		return errors.New("spec.commitStatus reports on Git commits; an OCI artifact has none: remove commitStatus")
 	}
 	return nil
 }

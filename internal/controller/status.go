@@ -20,6 +20,7 @@ const (
 	ReasonProgressing        = kv1.ReasonProgressing
 	ReasonGitFailed          = kv1.ReasonGitFailed
 	ReasonChartFailed        = kv1.ReasonChartFailed
+	ReasonArtifactFailed     = kv1.ReasonArtifactFailed
 	ReasonRenderFailed       = kv1.ReasonRenderFailed
 	ReasonRefused            = kv1.ReasonRefused
 	ReasonApplyFailed        = kv1.ReasonApplyFailed

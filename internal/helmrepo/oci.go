@@ -24,7 +24,10 @@ import (
 // reached over TLS, or over plain HTTP when plainHTTP (only ever with
 // AllowInsecureHTTP).
 func (f *Fetcher) ociRepository(repoURL, chartName string, creds *Credentials, plainHTTP bool) (*remote.Repository, error) {
-	name := strings.TrimSuffix(strings.TrimPrefix(repoURL, registry.OCIScheme+"://"), "/") + "/" + chartName
+	name := strings.TrimSuffix(strings.TrimPrefix(repoURL, registry.OCIScheme+"://"), "/")
+	if chartName != "" {
+		name += "/" + chartName
+	}
 	r, err := remote.NewRepository(name)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not an OCI repository reference: %w (%w)", redact(repoURL), ErrUnsupported, err)
@@ -63,6 +66,23 @@ func (f *Fetcher) withOCI(repoURL, chartName string, creds *Credentials, fn func
 		return err
 	}
 	return fn(r)
+}
+
+// Registry runs fn against the OCI repository repoURL itself
+// (oci://registry/path: an artifact's repository, not a chart under it)
+// with creds, under the Fetcher's rules: the credential only to its hosts,
+// the egress policy, TLS (plain HTTP only with AllowInsecureHTTP),
+// Options.Timeout on top of ctx. It is how internal/ociartifact reaches a
+// registry in the controller.
+func (f *Fetcher) Registry(ctx context.Context, repoURL string, creds *Credentials, fn func(context.Context, *remote.Repository) error) error {
+	ctx, cancel := f.withTimeout(ctx)
+	defer cancel()
+	if oci, err := f.repoKind(repoURL); err != nil {
+		return err
+	} else if !oci {
+		return fmt.Errorf("%s is not an oci:// URL: %w", redact(repoURL), ErrUnsupported)
+	}
+	return f.withOCI(repoURL, "", creds, func(r *remote.Repository) error { return fn(ctx, r) })
 }
 
 // ociTag is the tag of a chart version (Helm writes + as _).

@@ -35,7 +35,7 @@ func Resolve(ctx context.Context, repo *remote.Repository, target string, limits
 		if tag, err = highestTag(ctx, repo, target, limits.MaxTags); err != nil {
 			return Resolved{}, err
 		}
-	case !tagRE.MatchString(target):
+	case !ValidTarget(target):
 		return Resolved{}, fmt.Errorf("%s: %q is not a tag, a semver range or a sha256 digest", where, target)
 	}
 	ref := tag
@@ -110,4 +110,10 @@ func notFound(err error) error {
 		return fmt.Errorf("%w (%w)", ErrNotFound, err)
 	}
 	return err
+}
+
+// ValidTarget reports whether target can be resolved: "" (DefaultTag), a
+// tag, a semver range or a digest.
+func ValidTarget(target string) bool {
+	return target == "" || IsDigest(target) || IsRange(target) || tagRE.MatchString(target)
 }

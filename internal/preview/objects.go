@@ -85,6 +85,9 @@ func checkHealthExprs(f *found) string {
 // renderAt renders f's Application in side's checkout with the options the
 // controller uses.
 func renderAt(ctx context.Context, r Renderer, side *revision, f *found) (*render.Result, error) {
+	if f.app.Spec.Source.IsArtifact() {
+		return nil, fmt.Errorf("%w: Application %s/%s deploys an OCI artifact, not a folder of this repository: preview the folder it is published from with keyless render, or leave the file out", ErrNotPreviewable, f.app.Namespace, f.app.Name)
+	}
 	if f.app.Spec.Source.Chart != "" || len(f.app.Spec.Sources) > 0 {
 		return nil, fmt.Errorf("%w: Application %s/%s deploys a chart from a repository (spec.source.chart or spec.sources), which keyless preview does not fetch: preview its values with keyless render, or leave the file out", ErrNotPreviewable, f.app.Namespace, f.app.Name)
 	}
