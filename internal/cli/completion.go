@@ -42,6 +42,7 @@ var flagValues = map[string]map[string][]string{
 	"keyless history":           {flagOutput: textOrJSON},
 	"keyless approvals":         {flagOutput: textOrJSON},
 	"keyless bump":              {flagOutput: textOrJSON},
+	"keyless publish":           {flagOutput: textOrJSON},
 	"keyless version":           {flagOutput: textOrJSON},
 	"keyless oidc check":        {flagOutput: textOrJSON},
 	"keyless oidc config":       {flagFormat: {"authentication-config", "flags", "eks"}},
