@@ -19,6 +19,11 @@ type GitLabJob struct {
 	UserLogin    string
 	PipelineID   int
 	Audience     string
+	// SHA is the commit built (default 40 zeros and a 1).
+	SHA string
+	// PipelineSource is what started the pipeline (default push;
+	// merge_request_event for a merge request's).
+	PipelineSource string
 }
 
 // GitLabClaims are the claims of a GitLab CI id_token, as GitLab documents
@@ -38,7 +43,8 @@ func GitLabClaims(j GitLabJob) map[string]any {
 		"ref_path":           "refs/" + map[string]string{"branch": "heads", "tag": "tags"}[j.RefType] + "/" + j.Ref,
 		"ref_protected":      strconv.FormatBool(j.RefProtected),
 		"pipeline_id":        strconv.Itoa(j.PipelineID),
-		"pipeline_source":    "push",
+		"pipeline_source":    or(j.PipelineSource, "push"),
+		"sha":                or(j.SHA, defaultSHA),
 		"user_login":         j.UserLogin,
 		"job_id":             strconv.Itoa(j.PipelineID*10 + 1),
 		"runner_environment": "gitlab-hosted",
@@ -59,6 +65,11 @@ type GitHubJob struct {
 	Actor        string `json:"actor,omitempty"`
 	Workflow     string `json:"workflow,omitempty"` // .github/workflows/deploy.yml
 	Audience     string `json:"audience"`
+	// RefProtected is the ref_protected claim (GitHub sets it for
+	// branches with protection rules).
+	RefProtected bool   `json:"refProtected,omitempty"`
+	SHA          string `json:"sha,omitempty"`
+	RunID        int    `json:"runID,omitempty"`
 }
 
 // GitHubClaims are the claims of a GitHub Actions OIDC token.
@@ -79,6 +90,9 @@ func GitHubClaims(j GitHubJob) map[string]any {
 		"workflow_ref":       j.Repository + "/" + j.Workflow + "@" + j.Ref,
 		"job_workflow_ref":   j.Repository + "/" + j.Workflow + "@" + j.Ref,
 		"event_name":         "push",
+		"ref_protected":      strconv.FormatBool(j.RefProtected),
+		"sha":                or(j.SHA, defaultSHA),
+		"run_id":             strconv.Itoa(j.RunID),
 		"runner_environment": "github-hosted",
 	}
 	if j.Environment != "" {
@@ -94,4 +108,15 @@ func namespaceOf(path string) string {
 		}
 	}
 	return path
+}
+
+// defaultSHA is the commit of a job that names none.
+const defaultSHA = "0000000000000000000000000000000000000001"
+
+// or is s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
