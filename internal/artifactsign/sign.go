@@ -188,3 +188,12 @@ func LoadPrivateKey(pemBytes, password []byte) (*ecdsa.PrivateKey, error) {
 	}
 	return ec, nil
 }
+
+// LoadPublicKey reads a PEM public key (cosign.pub).
+func LoadPublicKey(pemBytes []byte) (crypto.PublicKey, error) {
+	k, err := cryptoutils.UnmarshalPEMToPublicKey(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("reading a public key: %w", err)
+	}
+	return k, nil
+}
