@@ -553,12 +553,75 @@ type HelmParameter struct {
 
 // VerifySource configures commit signature verification.
 type VerifySource struct {
-	// Mode "head": the target commit must carry a valid signature by a trusted key.
+	// Mode "head" (a Git source): the target commit must carry a valid
+	// signature by a trusted key.
+	// +optional
 	// +kubebuilder:validation:Enum=head
-	Mode string `json:"mode"`
-	// SecretRef names a Secret whose *.asc keys (OpenPGP) and *.pub keys (SSH) are trusted.
-	SecretRef LocalObjectReference `json:"secretRef"`
+	Mode string `json:"mode,omitempty"`
+	// Provider "cosign" (an OCI artifact source): the artifact must carry a
+	// Sigstore signature in cosign's format, by a key of secretRef or
+	// keylessly by one of matchIdentities, checked before anything is
+	// fetched or rendered. Where the controller's trust policy
+	// (--trust-policy) names pipelines for the namespace, their identities
+	// are required whatever this says.
+	// +optional
+	// +kubebuilder:validation:Enum=cosign
+	Provider string `json:"provider,omitempty"`
+	// SecretRef names a Secret of trusted keys: for mode head, *.asc
+	// (OpenPGP) and *.pub (SSH); for cosign, *.pub (PEM public keys, as
+	// cosign generate-key-pair writes) and optionally trusted_root.json (a
+	// Sigstore trusted root for matchIdentities; default the controller's
+	// --trusted-root). Required with mode head.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+	// MatchIdentities are the keyless signers allowed (cosign): one must
+	// match the signing certificate.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	MatchIdentities []SigningIdentity `json:"matchIdentities,omitempty"`
+	// TransparencyLog is Required (default: a Rekor entry must prove the
+	// signature) or Skip (air-gapped: a key signature needs nothing more,
+	// a keyless one a timestamp from a trusted timestamp authority).
+	// +optional
+	// +kubebuilder:validation:Enum=Required;Skip
+	TransparencyLog string `json:"transparencyLog,omitempty"`
 }
+
+// SigningIdentity is a keyless signer: the CI job's token issuer and the
+// pipeline Fulcio certified. Empty fields other than issuer are not checked.
+type SigningIdentity struct {
+	// Issuer is the OIDC issuer URL, exactly (https://gitlab.com,
+	// https://token.actions.githubusercontent.com).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Issuer string `json:"issuer"`
+	// Subject is a regular expression the certificate's subject must match.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Subject string `json:"subject,omitempty"`
+	// Repository is the repository that built it (Fulcio's
+	// SourceRepositoryURI), e.g. https://gitlab.com/myorg/myapp.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Repository string `json:"repository,omitempty"`
+	// RepositoryID is its immutable id (GitLab project_id, GitHub
+	// repository_id).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	RepositoryID string `json:"repositoryID,omitempty"`
+	// Ref is the ref built, e.g. refs/heads/main.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Ref string `json:"ref,omitempty"`
+}
+
+// Transparency log requirements of VerifySource.
+const (
+	TransparencyLogRequired = "Required"
+	TransparencyLogSkip     = "Skip"
+	// VerifyProviderCosign is VerifySource.Provider for OCI artifacts.
+	VerifyProviderCosign = "cosign"
+)
 
 // LocalObjectReference names an object in the Application's namespace.
 type LocalObjectReference struct {
@@ -888,7 +951,9 @@ type SyncRecord struct {
 	Author string `json:"author,omitempty"`
 	// +optional
 	Committer string `json:"committer,omitempty"`
-	// Signer is the fingerprint of the key that signed the commit (verify on).
+	// Signer is the fingerprint of the key that signed the commit (verify
+	// on), or for an OCI artifact the verified signer: the key, or the
+	// pipeline Fulcio certified (repository, ref, commit and run).
 	// +optional
 	Signer string `json:"signer,omitempty"`
 	// Message is the commit's subject line.

@@ -48,7 +48,9 @@ func (c *cosign) run(t *testing.T, args ...string) {
 	}
 }
 
-func (c *cosign) ref(d ocispec.Descriptor) string { return c.reg.Host + "/myorg/myapp@" + d.Digest.String() }
+func (c *cosign) ref(d ocispec.Descriptor) string {
+	return c.reg.Host + "/myorg/myapp@" + d.Digest.String()
+}
 
 // TestCosignInterop: what keyless signs, the real cosign verifies, and what
 // cosign signs, keyless verifies: keylessly (a real Fulcio and timestamp

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,12 +12,14 @@ import (
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 
 	"github.com/go-logr/logr"
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 
 	"github.com/keyless-cd/keyless/internal/controller"
 	"github.com/keyless-cd/keyless/internal/egress"
 	"github.com/keyless-cd/keyless/internal/engine"
+	"github.com/keyless-cd/keyless/internal/oidc"
 	"github.com/keyless-cd/keyless/internal/webhook"
 )
 
@@ -57,6 +60,8 @@ type controllerFlags struct {
 	healthCheckExprs        string
 	ledgerFile              string
 	ledgerKeyFile           string
+	trustPolicy             string
+	trustedRoot             string
 }
 
 func newControllerCommand(streams IOStreams) *cobra.Command {
@@ -114,6 +119,8 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringVar(&f.ledgerFile, "ledger-file", "", "append a signed, hash-chained record of every sync to this file (keep it on a volume no namespace admin reaches; verify with keyless evidence verify)")
 	fl.StringVar(&f.ledgerKeyFile, "ledger-key-file", "", "the ed25519 private key (PKCS#8 PEM, e.g. openssl genpkey -algorithm ed25519) that signs --ledger-file's records")
 	fl.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let Git credentials travel over plain http:// (loopback tests and demos only; never in production)")
+	fl.StringVar(&f.trustPolicy, "trust-policy", "", "the FederationPolicy (keyless oidc's policy file): the OCI artifacts deployed into a namespace it names must be signed by one of its pipelines for that namespace (docs/oidc.md)")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted root (trusted_root.json: Sigstore's public one, or your private Fulcio's, timestamp authority's and Rekor's) that keyless artifact signatures are checked against")
 	fl.StringSliceVar(&f.egressDenyCIDRs, "egress-deny-cidrs", nil, "CIDRs the controller never sends commit statuses or notifications to, besides the built-in refusals: set the cluster's pod and service ranges (e.g. 10.244.0.0/16,10.96.0.0/12) and the nodes' range")
 	fl.StringSliceVar(&f.egressAllowCIDRs, "egress-allow-cidrs", nil, "CIDRs let through although --egress-deny-cidrs or a default refusal (100.64.0.0/10, fc00::/7, 64:ff9b:1::/48) covers them, e.g. a forge inside the cluster; never opens loopback, link-local or cloud metadata addresses")
 	return cmd
@@ -140,6 +147,10 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		return err
 	}
 	ledgerKey, err := readLedgerKey(f.ledgerFile, f.ledgerKeyFile)
+	if err != nil {
+		return err
+	}
+	trustPolicy, trustedRoot, err := readTrust(f.trustPolicy, f.trustedRoot)
 	if err != nil {
 		return err
 	}
@@ -190,7 +201,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		WebhookGitHubSecret: secrets["--webhook-github-secret-file"], WebhookGitLabToken: secrets["--webhook-gitlab-token-file"],
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,
 		CacheDir: f.cacheDir, CacheGCInterval: f.cacheGCInterval, AuditOut: streams.Out, Logger: logger,
-		Render: f.renderLimits.options(), AllowInsecureHTTP: f.allowInsecureHTTP,
+		Render: f.renderLimits.options(), AllowInsecureHTTP: f.allowInsecureHTTP, TrustPolicy: trustPolicy, TrustedRoot: trustedRoot,
 		GitTimeout: f.gitTimeout, HookTimeout: f.hookTimeout, SyncTimeout: f.syncTimeout, MaxWaves: f.maxWaves, MaxConcurrentPerNamespace: f.perNamespace, ShardNamespaces: shards, EgressDenyCIDRs: denyCIDRs, EgressAllowCIDRs: allowCIDRs,
 	})
 }
@@ -218,4 +229,26 @@ func parseLogLevel(v string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("--log-level %q: want debug, info or error", v)
+}
+
+// readTrust reads --trust-policy and --trusted-root; a policy naming
+// pipelines needs a trusted root.
+func readTrust(policyFile, rootFile string) (*oidc.FederationPolicy, *root.TrustedRoot, error) {
+	var p *oidc.FederationPolicy
+	var tr *root.TrustedRoot
+	var err error
+	if policyFile != "" {
+		if p, err = oidc.LoadPolicy(policyFile); err != nil {
+			return nil, nil, fmt.Errorf("--trust-policy: %w", err)
+		}
+	}
+	if rootFile != "" {
+		if tr, err = root.NewTrustedRootFromPath(rootFile); err != nil {
+			return nil, nil, fmt.Errorf("--trusted-root %s: %w", rootFile, err)
+		}
+	}
+	if p != nil && tr == nil {
+		return nil, nil, errors.New("--trust-policy needs --trusted-root: the Sigstore trusted root its pipelines' certificates are checked against")
+	}
+	return p, tr, nil
 }

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/keyless-cd/keyless/internal/artifactsign"
+	"github.com/keyless-cd/keyless/internal/oidc"
 	"github.com/keyless-cd/keyless/internal/publish"
 )
 
@@ -60,6 +63,69 @@ type publishFlags struct {
 	created          string
 	output           string
 	registryFlags
+	signFlags
+}
+
+// signFlags say how keyless publish signs.
+type signFlags struct {
+	sign           bool
+	keyFile        string
+	keyPasswordEnv string
+	fulcioURL      string
+	timestampURL   string
+	rekorURL       string
+	provider       string
+	tokenEnv       string
+}
+
+// Sigstore's public instance: the default of keyless signing.
+const (
+	publicFulcio    = "https://fulcio.sigstore.dev"
+	publicTimestamp = "https://timestamp.sigstore.dev/api/v1/timestamp"
+	publicRekor     = "https://rekor.sigstore.dev"
+)
+
+func (f *signFlags) addFlags(fl *pflag.FlagSet) {
+	fl.BoolVar(&f.sign, "sign", false, "sign the artifact keylessly with the CI job's OIDC token (audience sigstore): Fulcio certifies the pipeline")
+	fl.StringVar(&f.keyFile, "key", "", "sign with this private key instead (PEM; cosign generate-key-pair's encrypted one too)")
+	fl.StringVar(&f.keyPasswordEnv, "key-password-env", "COSIGN_PASSWORD", "environment variable holding --key's password")
+	fl.StringVar(&f.fulcioURL, "fulcio-url", publicFulcio, "Fulcio that certifies the pipeline (a private one for air-gapped clusters)")
+	fl.StringVar(&f.timestampURL, "timestamp-url", publicTimestamp, "RFC 3161 timestamp authority (\"\" for none)")
+	fl.StringVar(&f.rekorURL, "rekor-url", publicRekor, "Rekor transparency log to record the signature in (\"\" for none: then the verifier must skip the log)")
+	fl.StringVar(&f.provider, "provider", "auto", "CI platform of the token: gitlab (an id_tokens variable), github (requested now) or auto")
+	fl.StringVar(&f.tokenEnv, "token-env", "SIGSTORE_ID_TOKEN", "GitLab: the id_tokens variable holding the token (aud: sigstore)")
+}
+
+// options are the signing options, nil when not signing.
+func (f *signFlags) options(cmd *cobra.Command, streams IOStreams) (*artifactsign.SignOptions, error) {
+	if !f.sign && f.keyFile == "" {
+		return nil, nil
+	}
+	o := &artifactsign.SignOptions{RekorURL: f.rekorURL}
+	if f.keyFile != "" {
+		if f.sign {
+			return nil, errors.New("--sign signs keylessly, --key with a key: give one")
+		}
+		pemBytes, err := os.ReadFile(f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--key: %w", err)
+		}
+		if o.Key, err = artifactsign.LoadPrivateKey(pemBytes, []byte(streams.getenv(f.keyPasswordEnv))); err != nil {
+			return nil, fmt.Errorf("--key %s: %w", f.keyFile, err)
+		}
+		return o, nil
+	}
+	src := oidc.TokenSource{Provider: f.provider, Audience: oidc.SigstoreAudience, FromEnv: f.tokenEnv, Getenv: streams.getenv}
+	tok, err := src.Token(cmd.Context())
+	if err != nil {
+		return nil, fmt.Errorf("--sign needs the CI job's OIDC token of audience %s (GitLab: id_tokens: {%s: {aud: %s}}; GitHub: permissions: id-token: write): %w",
+			oidc.SigstoreAudience, f.tokenEnv, oidc.SigstoreAudience, err)
+	}
+	o.IDToken, o.FulcioURL = tok, f.fulcioURL
+	if f.timestampURL != "" {
+		o.TimestampURLs = []string{f.timestampURL}
+	}
+	return o, nil
 }
 
 func newPublishCommand(streams IOStreams) *cobra.Command {
@@ -85,13 +151,26 @@ The registry login is --username with --password-stdin or --password-env; in
 GitLab CI, a push to $CI_REGISTRY uses the job's CI_REGISTRY_USER and
 CI_REGISTRY_PASSWORD; otherwise the Docker configuration (docker login,
 credential helpers). The credential goes to the registry's host only. It prints
-the pushed reference with its digest (oci://…:TAG@sha256:…), or JSON with -o json.`,
+the pushed reference with its digest (oci://…:TAG@sha256:…), or JSON with -o json.
+
+--sign signs the artifact keylessly, as cosign v3 does (a Sigstore bundle stored
+as an OCI referrer): the CI job's OIDC token of audience sigstore (GitLab: an
+id_tokens variable, SIGSTORE_ID_TOKEN by default; GitHub: requested with
+id-token: write) is exchanged at Fulcio for a certificate naming the pipeline
+(repository, ref, commit, run), timestamped and recorded in Rekor (Sigstore's
+public instance by default; --fulcio-url, --timestamp-url, --rekor-url for a
+private one). --key signs with a key instead (cosign generate-key-pair's, its
+password in COSIGN_PASSWORD). The controller verifies before anything is fetched.`,
 		Example: `  # GitLab CI: publish the folder to the project's registry with the job's login
   keyless publish deploy/ oci://$CI_REGISTRY_IMAGE/manifests:$CI_COMMIT_SHORT_SHA
 
   # GitHub Actions: to ghcr.io with the workflow's token
   keyless publish deploy/ oci://ghcr.io/myorg/myapp-manifests:${GITHUB_SHA::7} \
     --username "$GITHUB_ACTOR" --password-env GITHUB_TOKEN
+
+  # GitLab CI, signed keylessly: the job declares
+  #   id_tokens: {SIGSTORE_ID_TOKEN: {aud: sigstore}}
+  keyless publish deploy/ oci://$CI_REGISTRY_IMAGE/manifests:$CI_COMMIT_SHORT_SHA --sign
 
   # then deploy it: the Application reads the artifact
   #   spec.source: {repoURL: oci://ghcr.io/myorg/myapp-manifests, targetRevision: latest}
@@ -108,7 +187,8 @@ the pushed reference with its digest (oci://…:TAG@sha256:…), or JSON with -o
 	fl.StringArrayVarP(&f.annotations, "annotation", "a", nil, "KEY=VALUE annotation of the manifest (repeatable)")
 	fl.StringVar(&f.created, "created", "", "creation time, RFC 3339 (default: SOURCE_DATE_EPOCH, else none)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text (the reference with its digest) or json")
-	f.addFlags(fl)
+	f.registryFlags.addFlags(fl)
+	f.signFlags.addFlags(fl)
 	return cmd
 }
 
@@ -141,7 +221,10 @@ func runPublish(cmd *cobra.Command, streams IOStreams, f *publishFlags, dir, tar
 	} else if opts.Created, err = publish.CreatedFromEnv(streams.getenv); err != nil {
 		return err
 	}
-	if opts.Registry, err = f.options(streams, ref); err != nil {
+	if opts.Registry, err = f.registryFlags.options(streams, ref); err != nil {
+		return err
+	}
+	if opts.Sign, err = f.signFlags.options(cmd, streams); err != nil {
 		return err
 	}
 	res, err := publish.Run(cmd.Context(), opts)
@@ -152,6 +235,9 @@ func runPublish(cmd *cobra.Command, streams IOStreams, f *publishFlags, dir, tar
 		return writeJSON(streams.Out, res)
 	}
 	_, _ = fmt.Fprintf(streams.ErrOut, "published %s (%d bytes) from %s %s\n", dir, res.Size, orNone(opts.Source), orNone(opts.Revision))
+	if s := res.Signature; s != nil {
+		_, _ = fmt.Fprintf(streams.ErrOut, "signed (%s) as %s\n", orNone(s.Certificate+s.KeyID), s.Referrer)
+	}
 	_, _ = fmt.Fprintln(streams.Out, res.URL)
 	return nil
 }

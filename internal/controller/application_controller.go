@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -36,6 +37,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/ledger"
 	"github.com/keyless-cd/keyless/internal/lifecycle"
 	"github.com/keyless-cd/keyless/internal/ociartifact"
+	"github.com/keyless-cd/keyless/internal/oidc"
 	"github.com/keyless-cd/keyless/internal/render"
 )
 
@@ -84,6 +86,12 @@ type ApplicationReconciler struct {
 	charts *helmrepo.Fetcher
 	// chartCacheDir holds the charts: archives by digest, unpacked charts.
 	chartCacheDir string
+	// trustPolicy is the FederationPolicy of --trust-policy (nil: none):
+	// the pipelines it names for a namespace must have signed the OCI
+	// artifacts deployed there; trustedRoot (--trusted-root) is the
+	// Sigstore trusted root their certificates are checked against.
+	trustPolicy *oidc.FederationPolicy
+	trustedRoot *root.TrustedRoot
 	// artifactLimits bound an OCI artifact's manifest, layer and unpacked
 	// tree (zero: ociartifact's defaults, a checkout's).
 	artifactLimits ociartifact.Limits
@@ -253,7 +261,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	sha := plan.Revision
 	commit, err := source.fetch(ctx, sha)
 	if err != nil {
-		return r.failStep(app, stepFailure{reason: source.reason(), err: err}, interval)
+		return r.failStep(app, fetchFailure(source, err), interval)
 	}
 	r.prioritizeChanged(ctx, source, trigger, src.RepoURL, sha)
 	if sha == resolved {
@@ -406,10 +414,23 @@ func (r *ApplicationReconciler) planFor(app *kv1.Application, resolved, trigger 
 	return plan
 }
 
+// fetchFailure is a failed fetch: a signature refused by its rule
+// (verificationError) fails with VerificationFailed until the revision or
+// the rule changes, anything else with the source's reason.
+func fetchFailure(source openSource, err error) stepFailure {
+	if ve := (*verificationError)(nil); errors.As(err, &ve) {
+		return stepFailure{reason: ReasonVerificationFailed, err: err, permanent: true}
+	}
+	return stepFailure{reason: source.reason(), err: err}
+}
+
 // verifyCommit checks the commit's signature when spec.source.verify asks
 // for it, recording the signer.
 func (r *ApplicationReconciler) verifyCommit(ctx context.Context, app *kv1.Application, commit *provenance, record *kv1.SyncRecord) error {
-	if app.Spec.Source.Verify == nil {
+	if commit.signer != "" {
+		record.Signer = commit.signer // verified by the source itself
+	}
+	if app.Spec.Source.Verify == nil || commit.commit == nil {
 		return nil
 	}
 	signer, err := r.verify(ctx, app, commit.commit)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -46,6 +47,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/helmrepo"
 	"github.com/keyless-cd/keyless/internal/ledger"
+	"github.com/keyless-cd/keyless/internal/oidc"
 	"github.com/keyless-cd/keyless/internal/renderproc"
 	"github.com/keyless-cd/keyless/internal/webhook"
 )
@@ -146,6 +148,15 @@ type Options struct {
 	// AllowInsecureHTTP lets Git credentials travel over plain http://.
 	// Default false; for loopback tests and the demo only.
 	AllowInsecureHTTP bool
+	// TrustPolicy is the FederationPolicy (--trust-policy) whose pipelines
+	// must have signed the OCI artifacts deployed into their namespaces.
+	// Nil: each Application's spec.source.verify decides.
+	TrustPolicy *oidc.FederationPolicy
+	// TrustedRoot is the Sigstore trusted root (--trusted-root) keyless
+	// signatures are checked against: Sigstore's public one or a private
+	// Fulcio's, timestamp authority's and Rekor's. Required with a
+	// TrustPolicy naming pipelines.
+	TrustedRoot *root.TrustedRoot
 	// EgressDenyCIDRs are refused to commit statuses and notifications on
 	// top of egress's built-in rules: set the cluster's pod and service
 	// ranges. Default none.
@@ -298,6 +309,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		client: mgr.GetClient(), apiReader: mgr.GetAPIReader(), source: src, recorder: mgr.GetEventRecorder("keyless-controller"),
 		defaultInterval: opts.DefaultInterval, audit: &auditLog{w: opts.AuditOut}, drift: drift, metrics: m,
 		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP, hookTimeout: opts.HookTimeout,
+		trustPolicy: opts.TrustPolicy, trustedRoot: opts.TrustedRoot,
 		syncTimeout: opts.SyncTimeout, maxWaves: opts.MaxWaves,
 		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), changedFirst: newChangedFirst(), shard: opts.Shard, shards: opts.ShardNamespaces, stale: newStaleReads(),
 		namespaces: opts.Namespaces, approvalNamespace: opts.ControllerNamespace,

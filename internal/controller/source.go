@@ -54,6 +54,9 @@ type provenance struct {
 	Author, Committer, Message string
 	// commit is the Git commit, for signature verification (nil for a chart).
 	commit *gitsource.Commit
+	// signer is the signer a source verified itself (an OCI artifact's
+	// key or pipeline), for history.
+	signer string
 }
 
 // open opens app's source (spec.source, or spec.sources made into it by

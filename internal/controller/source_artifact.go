@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/artifactsign"
 	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/helmrepo"
 	"github.com/keyless-cd/keyless/internal/ociartifact"
@@ -34,6 +36,10 @@ type artifactSource struct {
 	resolved ociartifact.Resolved
 	// root is the unpacked artifact (after fetch).
 	root string
+	// rule is the signature rule (nil: none) and ruleFrom what it comes
+	// from; signer the verified signer of the last fetch.
+	rule     *artifactsign.Policy
+	ruleFrom string
 }
 
 // openArtifact reads the registry credential: a Secret labelled
@@ -41,9 +47,13 @@ type artifactSource struct {
 // kubernetes.io/dockerconfigjson Secret, bound to the registry's host.
 func (r *ApplicationReconciler) openArtifact(ctx context.Context, app *kv1.Application, src kv1.ApplicationSource, field string) (openSource, error) {
 	if r.charts == nil {
-		return nil, fmt.Errorf("this controller reads no registries")
+		return nil, errors.New("this controller reads no registries")
 	}
 	a := &artifactSource{r: r, src: src}
+	var err error
+	if a.rule, a.ruleFrom, err = r.artifactRule(ctx, app); err != nil {
+		return nil, &verificationError{err}
+	}
 	if ref := src.SecretRef; ref != nil {
 		s, err := credential.Get(ctx, r.apiReader, app.Namespace, ref.Name, credential.Helm, field+".secretRef", src.RepoURL, r.allowInsecureHTTP)
 		if err != nil {
@@ -81,6 +91,7 @@ func (a *artifactSource) fetch(ctx context.Context, revision string) (*provenanc
 	if err != nil {
 		return nil, err
 	}
+	var signer string
 	err = a.registry(ctx, func(ctx context.Context, repo *remote.Repository) error {
 		if a.resolved.Digest != digest {
 			// Another revision than the last resolve's (a revert to the last
@@ -91,6 +102,12 @@ func (a *artifactSource) fetch(ctx context.Context, revision string) (*provenanc
 			}
 			a.resolved = res
 		}
+		if a.rule != nil {
+			var err error
+			if signer, err = verifyArtifact(ctx, repo, a.resolved, a.rule, a.ruleFrom); err != nil {
+				return err
+			}
+		}
 		root, err := ociartifact.Fetch(ctx, repo, digest, filepath.Join(a.r.chartCacheDir, artifactsDir), a.r.artifactLimits)
 		a.root = root
 		return err
@@ -98,7 +115,9 @@ func (a *artifactSource) fetch(ctx context.Context, revision string) (*provenanc
 	if err != nil {
 		return nil, err
 	}
-	return artifactProvenance(a.src.RepoURL, revision, a.resolved.Annotations), nil
+	prov := artifactProvenance(a.src.RepoURL, revision, a.resolved.Annotations)
+	prov.signer = signer
+	return prov, nil
 }
 
 // artifactProvenance says where an artifact came from, by its annotations

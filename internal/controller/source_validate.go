@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -23,7 +24,7 @@ func validateSource(app *kv1.Application) error {
 		return validateArtifactSource(app)
 	}
 	if src.Chart == "" {
-		return nil
+		return validateGitVerify(src.Verify)
 	}
 	switch {
 	case !strings.HasPrefix(src.RepoURL, "https://") && !strings.HasPrefix(src.RepoURL, "http://") && !strings.HasPrefix(src.RepoURL, "oci://"):
@@ -86,11 +87,38 @@ func validateArtifactSource(app *kv1.Application) error {
 	if t := src.TargetRevision; !ociartifact.ValidTarget(t) {
 		return fmt.Errorf("spec.source.targetRevision %q: an artifact is asked for by a tag, a semver range (1.x, >=1.2 <2) or a digest (sha256:…)", t)
 	}
+	if v := src.Verify; v != nil {
+		switch {
+		case v.Provider != kv1.VerifyProviderCosign:
+			return errors.New("spec.source.verify of an OCI artifact: set provider: cosign (mode head checks Git commits)")
+		case v.Mode != "":
+			return errors.New("spec.source.verify.mode checks Git commits; an OCI artifact is verified by provider: cosign: remove mode")
+		case v.SecretRef == nil && len(v.MatchIdentities) == 0:
+			return errors.New("spec.source.verify (cosign): give secretRef (trusted *.pub keys) or matchIdentities (keyless signers), or both")
+		}
+		for i, id := range v.MatchIdentities {
+			if _, err := regexp.Compile(id.Subject); err != nil {
+				return fmt.Errorf("spec.source.verify.matchIdentities[%d].subject: %w", i, err)
+			}
+		}
+	}
 	switch {
-	case src.Verify != nil:
-		return errors.New("spec.source.verify checks Git commit signatures; an OCI artifact is pinned by its digest: remove verify")
 	case app.Spec.CommitStatus != nil:
 		return errors.New("spec.commitStatus reports on Git commits; an OCI artifact has none: remove commitStatus")
+	}
+	return nil
+}
+
+// validateGitVerify refuses a Git source's verify that is not mode head
+// with a Secret of keys.
+func validateGitVerify(v *kv1.VerifySource) error {
+	switch {
+	case v == nil:
+		return nil
+	case v.Provider != "" || len(v.MatchIdentities) > 0 || v.TransparencyLog != "":
+		return errors.New("spec.source.verify: provider, matchIdentities and transparencyLog verify OCI artifacts; a Git source takes mode: head and secretRef")
+	case v.Mode != "head" || v.SecretRef == nil:
+		return errors.New("spec.source.verify of a Git source: set mode: head and secretRef (the Secret of trusted *.asc and *.pub keys)")
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/sigstore/sigstore-go/pkg/root"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -32,6 +33,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/install"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
+	"github.com/keyless-cd/keyless/internal/oidc"
 	"github.com/keyless-cd/keyless/internal/renderproc"
 )
 
@@ -83,6 +85,9 @@ type env struct {
 	// ledgerFile and ledgerKey are the controller's --ledger-file and key.
 	ledgerFile string
 	ledgerKey  ed25519.PrivateKey
+	// trustPolicy and trustedRoot are --trust-policy and --trusted-root.
+	trustPolicy *oidc.FederationPolicy
+	trustedRoot *root.TrustedRoot
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -209,6 +214,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, CapabilitiesTTL: time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
 			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS, ControllerNamespace: controlNS, ShardNamespaces: e.shardNamespaces, HealthCheckExprs: e.healthExprs, LedgerFile: e.ledgerFile, LedgerKey: e.ledgerKey,
+			TrustPolicy: e.trustPolicy, TrustedRoot: e.trustedRoot,
 		})
 	}()
 	select {

@@ -91,7 +91,7 @@ func TestVerifySelfHealOffPruneOff(t *testing.T) {
 		Spec: kv1.ApplicationSpec{
 			Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: "deploy",
 				SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"},
-				Verify:    &kv1.VerifySource{Mode: "head", SecretRef: kv1.LocalObjectReference{Name: "trusted-signers"}}},
+				Verify:    &kv1.VerifySource{Mode: "head", SecretRef: &kv1.LocalObjectReference{Name: "trusted-signers"}}},
 			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: false, SelfHeal: false}},
 		},
 	}

@@ -40,8 +40,10 @@ const (
 type Resolved struct {
 	// Tag is the tag it was resolved from ("" when asked by digest).
 	Tag string
-	// Digest is the manifest's digest, "sha256:<hex>".
+	// Digest is the manifest's digest, "sha256:<hex>", and Size its length
+	// (what a signature's subject names).
 	Digest string
+	Size   int64
 	// Annotations are the manifest's.
 	Annotations map[string]string
 }

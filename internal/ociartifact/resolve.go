@@ -50,7 +50,7 @@ func Resolve(ctx context.Context, repo *remote.Repository, target string, limits
 	if err != nil {
 		return Resolved{}, err
 	}
-	return Resolved{Tag: tag, Digest: desc.Digest.String(), Annotations: m.Annotations}, nil
+	return Resolved{Tag: tag, Digest: desc.Digest.String(), Size: desc.Size, Annotations: m.Annotations}, nil
 }
 
 // wildcardRE finds an x, X or * version element: "1.x", "1.2.*".

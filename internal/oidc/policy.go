@@ -29,6 +29,23 @@ type FederationPolicy struct {
 	Kind       string     `json:"kind"`
 	Issuers    []Issuer   `json:"issuers"`
 	Pipelines  []Pipeline `json:"pipelines"`
+	// Artifacts configures the pull path's rule: which signatures of an
+	// OCI artifact deployed into a pipeline's namespace are accepted.
+	Artifacts *ArtifactRules `json:"artifacts,omitempty"`
+}
+
+// ArtifactRules configure the verification of signed artifacts.
+type ArtifactRules struct {
+	// TransparencyLog is Required (default: a Rekor entry must prove each
+	// signature) or Skip (air-gapped: a timestamp from a trusted timestamp
+	// authority instead).
+	TransparencyLog string `json:"transparencyLog,omitempty"`
+}
+
+// SkipTransparencyLog reports whether the policy accepts signatures
+// without a transparency-log entry.
+func (p *FederationPolicy) SkipTransparencyLog() bool {
+	return p.Artifacts != nil && p.Artifacts.TransparencyLog == "Skip"
 }
 
 // Issuer is one CI platform's token issuer.
@@ -145,6 +162,9 @@ func (p *FederationPolicy) validate() []string {
 	}
 	if len(p.Issuers) == 0 {
 		add("issuers: at least one issuer is required")
+	}
+	if a := p.Artifacts; a != nil && a.TransparencyLog != "" && a.TransparencyLog != "Required" && a.TransparencyLog != "Skip" {
+		add("artifacts.transparencyLog: %q, want Required or Skip", a.TransparencyLog)
 	}
 	issuers := map[string]Issuer{}
 	urls := map[string]string{}

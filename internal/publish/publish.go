@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keyless-cd/keyless/internal/artifactsign"
 	"github.com/keyless-cd/keyless/internal/ociartifact"
 )
 
@@ -36,6 +37,9 @@ type Options struct {
 	Annotations map[string]string
 	// Registry says how to reach the registry.
 	Registry RegistryOptions
+	// Sign, when set, signs the pushed artifact (with a key, or keylessly
+	// with the CI job's token) and pushes the signature beside it.
+	Sign *artifactsign.SignOptions
 }
 
 // Result is what was pushed.
@@ -51,6 +55,8 @@ type Result struct {
 	Size        int64  `json:"size"`
 	// Annotations are the manifest's.
 	Annotations map[string]string `json:"annotations"`
+	// Signature is the signature pushed (with Options.Sign).
+	Signature *artifactsign.Signed `json:"signature,omitempty"`
 }
 
 // Run packs opts.Dir and pushes it as opts.Ref.
@@ -100,8 +106,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	ref := opts.Ref
 	ref.Digest = desc.Digest.String()
-	return &Result{Ref: ref, URL: ref.String(), Digest: ref.Digest, LayerDigest: m.Layers[0].Digest.String(),
-		Size: m.Layers[0].Size, Annotations: ann}, nil
+	res := &Result{Ref: ref, URL: ref.String(), Digest: ref.Digest, LayerDigest: m.Layers[0].Digest.String(),
+		Size: m.Layers[0].Size, Annotations: ann}
+	if opts.Sign != nil {
+		if res.Signature, err = artifactsign.Sign(ctx, repo, desc, *opts.Sign); err != nil {
+			return res, fmt.Errorf("%s was pushed but not signed: %w", res.URL, err)
+		}
+	}
+	return res, nil
 }
 
 // CreatedFromEnv is SOURCE_DATE_EPOCH (seconds since 1970, the
