@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/keyless-cd/keyless/internal/artifactsign"
 	"github.com/keyless-cd/keyless/internal/oidc"
+	"github.com/keyless-cd/keyless/internal/publish"
 )
 
 func newOIDCCommand(streams IOStreams) *cobra.Command {
@@ -39,12 +42,15 @@ type oidcCheckFlags struct {
 	jwks      string
 	claims    string
 	output    string
+	// The pull path: an artifact's signatures against the policy.
+	artifact, policy, namespace, trustedRoot string
+	registryFlags
 }
 
 func newOIDCCheckCommand(streams IOStreams) *cobra.Command {
 	f := &oidcCheckFlags{}
 	cmd := &cobra.Command{
-		Use:   "check --config authn.yaml (--token JWT | --token-file F | --claims claims.json)",
+		Use:   "check (--config authn.yaml (--token JWT | --token-file F | --claims claims.json) | --artifact oci://REF --policy P --namespace NS --trusted-root F)",
 		Short: "Evaluate a token offline with the kube-apiserver's own authenticator",
 		Long: `Evaluate a token against an AuthenticationConfiguration with the kube-apiserver's
 own OIDC authenticator library, and print the username and groups it would get, or
@@ -52,9 +58,16 @@ the exact rule that refused it. With --jwks the issuer's keys are read from a fi
 (offline); without, discovery and JWKS are fetched with the configured CA.
 --claims checks the rules only, on a JSON object of claims, without any signature.
 
+The pull path: --artifact checks an OCI artifact's signatures against the rule the
+controller applies to namespace --namespace under --policy (keyless controller
+--trust-policy), with the Sigstore trusted root --trusted-root, and prints the
+pipeline that signed it, or for each signature what did not match.
+
 Exit status: 0 accepted, 1 denied, 2 error.`,
 		Example: `  keyless oidc check --config authn.yaml --token-file job.jwt --jwks gitlab-jwks.json
-  keyless oidc check --config authn.yaml --claims '{"sub":"project_path:myorg/myapp:ref_type:branch:ref:main", ...}'`,
+  keyless oidc check --config authn.yaml --claims '{"sub":"project_path:myorg/myapp:ref_type:branch:ref:main", ...}'
+  keyless oidc check --artifact oci://registry.example.com/myapp/manifests:stable \
+    --policy keyless-oidc.yaml --namespace myapp --trusted-root trusted_root.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return errorExits2(runOIDCCheck(cmd, streams, f))
@@ -67,12 +80,20 @@ Exit status: 0 accepted, 1 denied, 2 error.`,
 	fl.StringVar(&f.jwks, "jwks", "", "the issuer's JWKS (offline check)")
 	fl.StringVar(&f.claims, "claims", "", "a JSON object of claims, or @FILE: check the rules only")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fl.StringVar(&f.artifact, "artifact", "", "check this OCI artifact's signatures instead (oci://registry/repository:tag or @sha256:…)")
+	fl.StringVar(&f.policy, "policy", "", "with --artifact: the FederationPolicy (the controller's --trust-policy)")
+	fl.StringVar(&f.namespace, "namespace", "", "with --artifact: the namespace the artifact is deployed into")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "with --artifact: the Sigstore trusted root (the controller's --trusted-root)")
+	f.registryFlags.addFlags(fl)
 	return cmd
 }
 
 func runOIDCCheck(cmd *cobra.Command, streams IOStreams, f *oidcCheckFlags) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
+	}
+	if f.artifact != "" {
+		return runArtifactCheck(cmd, streams, f)
 	}
 	cfg, err := os.ReadFile(f.config)
 	if err != nil {
@@ -142,7 +163,13 @@ groups, and user rules refusing system: names and groups.
 --format flags prints the legacy --oidc-* flags instead: they trust one issuer, cannot
 express any rule, and so accept every pipeline of that issuer — prefer the
 AuthenticationConfiguration. --format eks prints one EKS identity provider config per
-issuer (exact-match requiredClaims) and warns about every rule EKS cannot express.`,
+issuer (exact-match requiredClaims) and warns about every rule EKS cannot express.
+
+The same policy is the pull path's rule for signed OCI artifacts (keyless controller
+--trust-policy): --format artifact-rule prints, per namespace, the certificate
+identities a signature must match (issuer, repository, its id, ref); --format
+fulcio prints the config.json of a private Fulcio trusting the policy's issuers
+(air-gapped clusters), which also certifies whether a GitLab ref was protected.`,
 		Example: `  keyless oidc config --policy keyless-oidc.yaml > /etc/kubernetes/authn.yaml
   # kube-apiserver --authentication-config=/etc/kubernetes/authn.yaml`,
 		Args: cobra.NoArgs,
@@ -186,14 +213,23 @@ issuer (exact-match requiredClaims) and warns about every rule EKS cannot expres
 				}
 				_, err = streams.Out.Write(out)
 				return err
+			case "fulcio":
+				out, err := p.FulcioConfig()
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(streams.Out, string(out))
+				return err
+			case "artifact-rule":
+				return writeArtifactRules(streams, p)
 			default:
-				return fmt.Errorf("--format %q: want authentication-config, flags or eks", f.format)
+				return fmt.Errorf("--format %q: want authentication-config, flags, eks, fulcio or artifact-rule", f.format)
 			}
 		},
 	}
 	cmd.Flags().StringVar(&f.policy, "policy", "keyless-oidc.yaml", "the FederationPolicy file")
 	cmd.Flags().StringVar(&f.kubernetesVersion, "kubernetes-version", "1.37", "the cluster's Kubernetes version: apiserver.config.k8s.io/v1 from 1.34, v1beta1 for 1.30–1.33")
-	cmd.Flags().StringVar(&f.format, "format", "authentication-config", "authentication-config, flags (legacy --oidc-* flags) or eks (identity provider configs for aws eks associate-identity-provider-config, with what EKS cannot express listed)")
+	cmd.Flags().StringVar(&f.format, "format", "authentication-config", "authentication-config, flags (legacy --oidc-* flags), eks (identity provider configs for aws eks associate-identity-provider-config, with what EKS cannot express listed), artifact-rule (the signers allowed per namespace) or fulcio (a private Fulcio's config.json)")
 	return cmd
 }
 
@@ -270,4 +306,73 @@ ClusterRole or ClusterRoleBinding. Apply the output as a cluster admin.`,
 	cmd.Flags().StringVar(&f.root, "root", "", "folder the manifests paths are relative to (default the policy's folder)")
 	cmd.Flags().StringVar(&f.name, "name", "", "the --name keyless deploy will use (default each manifests folder's base name)")
 	return cmd
+}
+
+// writeArtifactRules prints, per namespace of the policy, the identities a
+// signed artifact deployed there must carry.
+func writeArtifactRules(streams IOStreams, p *oidc.FederationPolicy) error {
+	out := map[string]any{}
+	for _, ns := range p.ArtifactVerifyNamespaces() {
+		ids, notes, err := p.ArtifactIdentities(ns)
+		if err != nil {
+			return err
+		}
+		for _, n := range notes {
+			_, _ = fmt.Fprintln(streams.ErrOut, "note: "+n)
+		}
+		out[ns] = map[string]any{"matchIdentities": ids, "transparencyLog": map[bool]string{true: "Skip", false: "Required"}[p.SkipTransparencyLog()]}
+	}
+	b, err := yaml.Marshal(out)
+	if err != nil {
+		return err
+	}
+	_, err = streams.Out.Write(b)
+	return err
+}
+
+// runArtifactCheck verifies --artifact under the policy's rule for
+// --namespace, as the controller would.
+func runArtifactCheck(cmd *cobra.Command, streams IOStreams, f *oidcCheckFlags) error {
+	if f.policy == "" || f.namespace == "" || f.trustedRoot == "" {
+		return errors.New("--artifact needs --policy, --namespace and --trusted-root (what the controller is given)")
+	}
+	p, err := oidc.LoadPolicy(f.policy)
+	if err != nil {
+		return err
+	}
+	tr, err := root.NewTrustedRootFromPath(f.trustedRoot)
+	if err != nil {
+		return fmt.Errorf("--trusted-root: %w", err)
+	}
+	ids, notes, err := p.ArtifactIdentities(f.namespace)
+	if err != nil {
+		return err
+	}
+	for _, n := range notes {
+		_, _ = fmt.Fprintln(streams.ErrOut, "note: "+n)
+	}
+	ref, err := publish.ParseRef(f.artifact)
+	if err != nil {
+		return err
+	}
+	reg, err := f.registryFlags.options(streams, ref)
+	if err != nil {
+		return err
+	}
+	v, err := publish.VerifyArtifact(cmd.Context(), ref, reg, artifactsign.Policy{TrustedRoot: tr, Identities: ids, SkipTransparencyLog: p.SkipTransparencyLog()})
+	var verr *artifactsign.VerifyError
+	if errors.As(err, &verr) || errors.Is(err, artifactsign.ErrUnsigned) {
+		if f.output == "json" {
+			_ = writeJSON(streams.Out, map[string]any{"allowed": false, "reason": err.Error()})
+		}
+		return &ExitError{Code: 1, Err: err}
+	}
+	if err != nil {
+		return err
+	}
+	if f.output == "json" {
+		return writeJSON(streams.Out, map[string]any{"allowed": true, "signer": v})
+	}
+	_, err = fmt.Fprintf(streams.Out, "allowed: signed by %s\n", v)
+	return err
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/keyless-cd/keyless/internal/artifactsign"
 	"github.com/keyless-cd/keyless/internal/ociartifact"
 )
 
@@ -62,4 +66,23 @@ func Promote(ctx context.Context, from Ref, tag string, reg RegistryOptions) (*P
 	p.From.Digest = res.Digest
 	p.URL = Ref{Repository: from.Repository, Tag: tag, Digest: res.Digest}.String()
 	return p, nil
+}
+
+// VerifyArtifact checks the signatures of the artifact ref (a tag or a
+// digest) against policy (keyless oidc check --artifact).
+func VerifyArtifact(ctx context.Context, ref Ref, reg RegistryOptions, policy artifactsign.Policy) (*artifactsign.Verified, error) {
+	repo, err := reg.Repository(ref)
+	if err != nil {
+		return nil, err
+	}
+	target := ref.Digest
+	if target == "" {
+		target = ref.Tag
+	}
+	res, err := ociartifact.Resolve(ctx, repo, target, ociartifact.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	subject := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.Digest(res.Digest), Size: res.Size}
+	return artifactsign.Verify(ctx, repo, subject, policy)
 }
