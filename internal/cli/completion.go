@@ -42,13 +42,13 @@ var flagValues = map[string]map[string][]string{
 	"keyless history":           {flagOutput: textOrJSON},
 	"keyless approvals":         {flagOutput: textOrJSON},
 	"keyless bump":              {flagOutput: textOrJSON},
-	"keyless publish":           {flagOutput: textOrJSON, "provider": ciProviders},
+	"keyless publish":           {flagOutput: textOrJSON, flagProvider: ciProviders},
 	"keyless version":           {flagOutput: textOrJSON},
 	"keyless oidc check":        {flagOutput: textOrJSON},
 	"keyless oidc config":       {flagFormat: {"authentication-config", "flags", "eks", "artifact-rule", "fulcio"}},
-	"keyless oidc token":        {"provider": ciProviders},
-	"keyless deploy":            {flagOutput: textOrJSON, "provider": ciProviders},
-	"keyless kubeconfig":        {"provider": ciProviders},
+	"keyless oidc token":        {flagProvider: ciProviders},
+	"keyless deploy":            {flagOutput: textOrJSON, flagProvider: ciProviders},
+	"keyless kubeconfig":        {flagProvider: ciProviders},
 	"keyless preview":           {flagFormat: preview.Formats},
 	"keyless audit repo":        {flagFormat: auditFormats, "fail-on": auditSeverities},
 	"keyless audit cluster":     {flagFormat: auditFormats, "fail-on": auditSeverities},
@@ -57,6 +57,9 @@ var flagValues = map[string]map[string][]string{
 	"keyless install namespace": {"pod-security": install.PodSecurityLevels},
 	"keyless get applications":  {flagOutput: getOutputFormats(genericclioptions.NewPrintFlags(""))},
 }
+
+// flagProvider is the name of the CI platform flags.
+const flagProvider = "provider"
 
 var (
 	ciProviders     = []string{"gitlab", "github", "auto"}

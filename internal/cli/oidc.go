@@ -84,7 +84,7 @@ Exit status: 0 accepted, 1 denied, 2 error.`,
 	fl.StringVar(&f.policy, "policy", "", "with --artifact: the FederationPolicy (the controller's --trust-policy)")
 	fl.StringVar(&f.namespace, "namespace", "", "with --artifact: the namespace the artifact is deployed into")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "with --artifact: the Sigstore trusted root (the controller's --trusted-root)")
-	f.registryFlags.addFlags(fl)
+	f.addFlags(fl)
 	return cmd
 }
 
@@ -129,7 +129,7 @@ func runOIDCCheck(cmd *cobra.Command, streams IOStreams, f *oidcCheckFlags) erro
 	res, err := oidc.Check(cmd.Context(), opts)
 	if errors.Is(err, oidc.ErrDenied) {
 		if f.output == "json" {
-			_ = writeJSON(streams.Out, map[string]any{"allowed": false, "reason": err.Error()})
+			_ = writeJSON(streams.Out, map[string]any{keyAllowed: false, "reason": err.Error()})
 		}
 		return &ExitError{Code: 1, Err: err}
 	}
@@ -137,7 +137,7 @@ func runOIDCCheck(cmd *cobra.Command, streams IOStreams, f *oidcCheckFlags) erro
 		return err
 	}
 	if f.output == "json" {
-		return writeJSON(streams.Out, map[string]any{"allowed": true, "user": res})
+		return writeJSON(streams.Out, map[string]any{keyAllowed: true, "user": res})
 	}
 	_, err = fmt.Fprintf(streams.Out, "allowed: username %q, groups %v (issuer %s)\n", res.Username, res.Groups, res.Issuer)
 	return err
@@ -355,7 +355,7 @@ func runArtifactCheck(cmd *cobra.Command, streams IOStreams, f *oidcCheckFlags) 
 	if err != nil {
 		return err
 	}
-	reg, err := f.registryFlags.options(streams, ref)
+	reg, err := f.options(streams, ref)
 	if err != nil {
 		return err
 	}
@@ -363,7 +363,7 @@ func runArtifactCheck(cmd *cobra.Command, streams IOStreams, f *oidcCheckFlags) 
 	var verr *artifactsign.VerifyError
 	if errors.As(err, &verr) || errors.Is(err, artifactsign.ErrUnsigned) {
 		if f.output == "json" {
-			_ = writeJSON(streams.Out, map[string]any{"allowed": false, "reason": err.Error()})
+			_ = writeJSON(streams.Out, map[string]any{keyAllowed: false, "reason": err.Error()})
 		}
 		return &ExitError{Code: 1, Err: err}
 	}
@@ -371,8 +371,11 @@ func runArtifactCheck(cmd *cobra.Command, streams IOStreams, f *oidcCheckFlags) 
 		return err
 	}
 	if f.output == "json" {
-		return writeJSON(streams.Out, map[string]any{"allowed": true, "signer": v})
+		return writeJSON(streams.Out, map[string]any{keyAllowed: true, "signer": v})
 	}
 	_, err = fmt.Fprintf(streams.Out, "allowed: signed by %s\n", v)
 	return err
 }
+
+// keyAllowed is the verdict's key in oidc check -o json.
+const keyAllowed = "allowed"
