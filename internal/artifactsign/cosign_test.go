@@ -57,15 +57,7 @@ func (c *cosign) ref(d ocispec.Descriptor) string {
 // authority, the CI job's token) and with cosign's own encrypted key pair.
 func TestCosignInterop(t *testing.T) {
 	tr := newTrust(t)
-	fulcioConfig, err := tr.policy.FulcioConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack := sigstoretest.Start(t, fulcioConfig)
-	ids, _, err := tr.policy.ArtifactIdentities("team-a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stack, ids := tr.sigstore(t)
 	reg, repo := registry(t, "myorg/myapp")
 	cs := newCosign(t, reg)
 	keyless := artifactsign.Policy{TrustedRoot: stack.TrustedRoot, Identities: ids, SkipTransparencyLog: true}

@@ -60,6 +60,22 @@ func (tr *trust) token(t *testing.T, job ciissuer.GitLabJob, aud string) string 
 	return tok
 }
 
+// sigstore starts a Fulcio configured from the policy and a timestamp
+// authority, and returns them with the policy's identities for team-a.
+func (tr *trust) sigstore(t *testing.T) (*sigstoretest.Stack, []artifactsign.Identity) {
+	t.Helper()
+	fulcioConfig, err := tr.policy.FulcioConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack := sigstoretest.Start(t, fulcioConfig)
+	ids, _, err := tr.policy.ArtifactIdentities("team-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stack, ids
+}
+
 var protectedMain = ciissuer.GitLabJob{ProjectPath: "myorg/myapp", ProjectID: 42, Ref: "main", RefProtected: true, PipelineID: 7, UserLogin: "alice"}
 
 // TestOneTrustPolicy: the FederationPolicy that makes the apiserver's
@@ -71,15 +87,7 @@ var protectedMain = ciissuer.GitLabJob{ProjectPath: "myorg/myapp", ProjectID: 42
 // denied on the push path by the same policy.
 func TestOneTrustPolicy(t *testing.T) {
 	tr := newTrust(t)
-	fulcioConfig, err := tr.policy.FulcioConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack := sigstoretest.Start(t, fulcioConfig)
-	ids, _, err := tr.policy.ArtifactIdentities("team-a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stack, ids := tr.sigstore(t)
 	policy := artifactsign.Policy{TrustedRoot: stack.TrustedRoot, Identities: ids, SkipTransparencyLog: true}
 	reg, repo := registry(t, "myorg/myapp")
 

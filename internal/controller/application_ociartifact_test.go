@@ -44,8 +44,18 @@ func artifactRegistry(t *testing.T, e *env) (registrytest.Registry, publish.Regi
 }
 
 // publishConfigMap publishes a folder holding ConfigMap name with data v
-// to ref (keyless publish) and returns the digest.
+// to ref (keyless publish), with a publisher's origin, and returns the
+// digest.
 func publishConfigMap(t *testing.T, reg publish.RegistryOptions, ref, name, v string) string {
+	t.Helper()
+	return publishCM(t, reg, ref, name, v, func(o *publish.Options) {
+		o.Source, o.Revision, o.Pipeline = "https://git.example/team/app", "main@sha1:"+strings.Repeat(v[:1], 40), "https://git.example/team/app/-/jobs/"+v
+	})
+}
+
+// publishCM publishes ConfigMap name=v to ref with the options edit makes
+// (nil: none) and returns the digest.
+func publishCM(t *testing.T, reg publish.RegistryOptions, ref, name, v string, edit func(*publish.Options)) string {
 	t.Helper()
 	dir := t.TempDir()
 	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  v: \"" + v + "\"\n"
@@ -56,8 +66,11 @@ func publishConfigMap(t *testing.T, reg publish.RegistryOptions, ref, name, v st
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := publish.Run(t.Context(), publish.Options{Dir: dir, Ref: r, Registry: reg,
-		Source: "https://git.example/team/app", Revision: "main@sha1:" + strings.Repeat(v[:1], 40), Pipeline: "https://git.example/team/app/-/jobs/" + v})
+	opts := publish.Options{Dir: dir, Ref: r, Registry: reg}
+	if edit != nil {
+		edit(&opts)
+	}
+	res, err := publish.Run(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

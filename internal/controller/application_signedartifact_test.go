@@ -26,20 +26,7 @@ import (
 // publishSigned publishes ConfigMap name=v to ref, signed with sign.
 func publishSigned(t *testing.T, reg publish.RegistryOptions, ref, name, v string, sign *artifactsign.SignOptions) string {
 	t.Helper()
-	dir := t.TempDir()
-	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  v: \"" + v + "\"\n"
-	if err := os.WriteFile(filepath.Join(dir, "cm.yaml"), []byte(cm), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r, err := publish.ParseRef(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := publish.Run(t.Context(), publish.Options{Dir: dir, Ref: r, Registry: reg, Sign: sign})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.Digest
+	return publishCM(t, reg, ref, name, v, func(o *publish.Options) { o.Sign = sign })
 }
 
 // promote moves tag to ref's artifact.
