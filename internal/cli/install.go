@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -29,6 +30,8 @@ type installFlags struct {
 	replicas            int32
 	monitoring          bool
 	timeout             time.Duration
+	trustPolicy         string
+	trustedRoot         string
 }
 
 func newInstallCommand(streams IOStreams) *cobra.Command {
@@ -81,6 +84,8 @@ export. The same objects are in the Helm chart (charts/keyless) and the kustomiz
 	fl.Int32Var(&f.replicas, "replicas", 2, "controller replicas (leader-elected)")
 	fl.BoolVar(&f.monitoring, "monitoring", false, "also install a Prometheus Operator ServiceMonitor and the alerts as a PrometheusRule (needs the operator's CRDs)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the controller to be ready")
+	fl.StringVar(&f.trustPolicy, "trust-policy", "", "the FederationPolicy whose pipelines must have signed the OCI artifacts deployed into their namespaces (mounted from the ConfigMap keyless-trust; its CA files with it)")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "the Sigstore trusted root (trusted_root.json) keyless signatures are checked against; required with --trust-policy")
 	return cmd
 }
 
@@ -96,6 +101,9 @@ func runInstall(cmd *cobra.Command, streams IOStreams, f *installFlags) error {
 		PodSecurity: f.podSecurity, WithDeployment: true, CredentialMountPolicy: f.credentialMounts,
 		Replicas: f.replicas, PruneNamespaces: f.pruneNamespaces, Monitoring: f.monitoring, Out: streams.ErrOut}
 	if err := install.ValidatePodSecurity(f.podSecurity); err != nil {
+		return err
+	}
+	if opts.Trust, err = readInstallTrust(f.trustPolicy, f.trustedRoot); err != nil {
 		return err
 	}
 	if f.replicas < 1 {
@@ -206,4 +214,28 @@ func runUninstall(cmd *cobra.Command, streams IOStreams, f *uninstallFlags) erro
 		_, _ = fmt.Fprintln(streams.ErrOut, "nothing to delete: keyless is not installed there")
 	}
 	return nil
+}
+
+// readInstallTrust reads --trust-policy and --trusted-root into the files
+// of the controller's trust ConfigMap (nil when neither is given); both are
+// checked as the controller will read them.
+func readInstallTrust(policyFile, rootFile string) (map[string][]byte, error) {
+	if policyFile == "" && rootFile == "" {
+		return nil, nil
+	}
+	if policyFile == "" || rootFile == "" {
+		return nil, errors.New("--trust-policy and --trusted-root go together")
+	}
+	p, _, err := readTrust(policyFile, rootFile)
+	if err != nil {
+		return nil, err
+	}
+	files, err := p.ForController(install.TrustMountPath)
+	if err != nil {
+		return nil, fmt.Errorf("--trust-policy: %w", err)
+	}
+	if files[install.TrustedRootFile], err = os.ReadFile(rootFile); err != nil {
+		return nil, err
+	}
+	return files, nil
 }

@@ -63,6 +63,12 @@ type Options struct {
 	Image string
 	// ExtraArgs are more `keyless controller` flags for the Deployment.
 	ExtraArgs []string
+	// Trust, when set, is the controller's signed-artifact trust: files of
+	// the ConfigMap TrustConfigMap mounted at TrustMountPath — policy.yaml
+	// (the FederationPolicy, its CA files among the other keys and named by
+	// their mounted paths) and trusted_root.json — and passed as
+	// --trust-policy and --trusted-root. Default nil: none.
+	Trust map[string][]byte
 	// Timeout bounds waiting for the CRD to be served. Default 1m.
 	Timeout time.Duration
 	// CredentialMountPolicy also applies config/install/policy: a
@@ -201,8 +207,20 @@ func Render(ctx context.Context, opts Options) (*Manifests, error) {
 			if err := customizeDeployment(o, opts); err != nil {
 				return nil, err
 			}
+			if len(opts.Trust) > 0 {
+				if err := mountTrust(o); err != nil {
+					return nil, err
+				}
+			}
 		}
 		m.Controller = append(m.Controller, o)
+	}
+	if len(opts.Trust) > 0 {
+		cm, err := trustConfigMap(opts)
+		if err != nil {
+			return nil, fmt.Errorf("%w (files given: %v)", err, trustKeys(opts.Trust))
+		}
+		m.Controller = append(m.Controller, cm)
 	}
 	if opts.Monitoring {
 		mon, err := render.Render(ctx, render.Options{Root: root, Path: monitoringPath, Namespace: opts.ControllerNamespace})

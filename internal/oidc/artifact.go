@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/keyless-cd/keyless/internal/artifactsign"
 )
 
@@ -182,4 +184,32 @@ func (p *FederationPolicy) ArtifactVerifyNamespaces() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ForController is the policy as the controller reads it from a mounted
+// folder dir: each issuer's certificateAuthorityFile read and returned as
+// a file ca-<issuer>.pem, its path rewritten to dir/ca-<issuer>.pem; the
+// policy as YAML under the key policy.yaml (keyless install --trust-policy).
+func (p *FederationPolicy) ForController(dir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	cp := *p
+	cp.Issuers = append([]Issuer(nil), p.Issuers...)
+	for i, is := range cp.Issuers {
+		if is.CertificateAuthorityFile == "" {
+			continue
+		}
+		ca, err := os.ReadFile(is.CertificateAuthorityFile)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s: %w", is.Name, err)
+		}
+		name := "ca-" + is.Name + ".pem"
+		out[name] = ca
+		cp.Issuers[i].CertificateAuthorityFile = strings.TrimSuffix(dir, "/") + "/" + name
+	}
+	b, err := yaml.Marshal(&cp)
+	if err != nil {
+		return nil, err
+	}
+	out["policy.yaml"] = b
+	return out, nil
 }
