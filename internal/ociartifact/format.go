@@ -63,6 +63,9 @@ func ParseRevision(rev string) (tag, digest string, err error) {
 	digest = rev
 	if i := strings.LastIndex(rev, "@"); i >= 0 {
 		tag, digest = rev[:i], rev[i+1:]
+		if !tagRE.MatchString(tag) {
+			return "", "", fmt.Errorf("revision %q: %q is not a tag", rev, tag)
+		}
 	}
 	if !digestRE.MatchString(digest) {
 		return "", "", fmt.Errorf("revision %q does not end in a sha256 digest", rev)

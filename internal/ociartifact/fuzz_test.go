@@ -64,3 +64,24 @@ func FuzzUnpack(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRevision: an accepted revision splits into a tag without '@'
+// (or none) and a sha256 digest, and joins back into itself.
+func FuzzParseRevision(f *testing.F) {
+	f.Add("latest@sha256:" + strings.Repeat("0", 64))
+	f.Add("sha256:" + strings.Repeat("a", 64))
+	f.Add("v1@@sha256:")
+	f.Add("@sha256:" + strings.Repeat("0", 64)) // an empty tag was once accepted
+	f.Fuzz(func(t *testing.T, rev string) {
+		tag, digest, err := ParseRevision(rev)
+		if err != nil {
+			return
+		}
+		if !IsDigest(digest) || strings.Contains(tag, "@") {
+			t.Fatalf("%q → tag %q digest %q", rev, tag, digest)
+		}
+		if (Resolved{Tag: tag, Digest: digest}).Revision() != rev {
+			t.Fatalf("%q → %q %q does not join back", rev, tag, digest)
+		}
+	})
+}
