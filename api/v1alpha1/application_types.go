@@ -569,13 +569,17 @@ type VerifySource struct {
 	Provider string `json:"provider,omitempty"`
 	// SecretRef names a Secret of trusted keys: for mode head, *.asc
 	// (OpenPGP) and *.pub (SSH); for cosign, *.pub (PEM public keys, as
-	// cosign generate-key-pair writes) and optionally trusted_root.json (a
-	// Sigstore trusted root for matchIdentities; default the controller's
-	// --trusted-root). Required with mode head.
+	// cosign generate-key-pair writes); for both, optionally
+	// trusted_root.json (a Sigstore trusted root for matchIdentities;
+	// default the controller's --trusted-root). Mode head needs secretRef,
+	// matchIdentities or both.
 	// +optional
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
-	// MatchIdentities are the keyless signers allowed (cosign): one must
-	// match the signing certificate.
+	// MatchIdentities are the keyless signers allowed: of an OCI artifact
+	// (cosign), or of a Git commit signed with gitsign (mode head; checked
+	// with a timestamp of the trusted root, no Rekor). One must match the
+	// signing certificate; `keyless oidc config --format artifact-rule`
+	// prints the FederationPolicy's.
 	// +optional
 	// +kubebuilder:validation:MaxItems=32
 	MatchIdentities []SigningIdentity `json:"matchIdentities,omitempty"`

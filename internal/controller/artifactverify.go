@@ -66,10 +66,7 @@ func (r *ApplicationReconciler) artifactRule(ctx context.Context, app *kv1.Appli
 			p.TrustedRoot = tr
 		}
 	}
-	for _, id := range v.MatchIdentities {
-		p.Identities = append(p.Identities, artifactsign.Identity{Issuer: id.Issuer, SubjectRegexp: id.Subject,
-			SourceRepositoryURI: id.Repository, SourceRepositoryIdentifier: id.RepositoryID, SourceRepositoryRef: id.Ref})
-	}
+	p.Identities = identitiesOf(v)
 	if len(p.Identities) == 0 {
 		p.TrustedRoot = nil // keys only: a certificate is no key of the Secret
 	} else if p.TrustedRoot == nil {
@@ -135,4 +132,15 @@ func verifyArtifact(ctx context.Context, repo *remote.Repository, res ociartifac
 		return "", &verificationError{fmt.Errorf("artifact %s refused by %s: %w", kv1.ShortSHA(res.Revision()), from, err)}
 	}
 	return v.String(), nil
+}
+
+// identitiesOf are spec.source.verify.matchIdentities as certificate
+// identities.
+func identitiesOf(v *kv1.VerifySource) []artifactsign.Identity {
+	out := make([]artifactsign.Identity, 0, len(v.MatchIdentities))
+	for _, id := range v.MatchIdentities {
+		out = append(out, artifactsign.Identity{Issuer: id.Issuer, SubjectRegexp: id.Subject,
+			SourceRepositoryURI: id.Repository, SourceRepositoryIdentifier: id.RepositoryID, SourceRepositoryRef: id.Ref})
+	}
+	return out
 }

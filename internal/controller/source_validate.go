@@ -115,10 +115,15 @@ func validateGitVerify(v *kv1.VerifySource) error {
 	switch {
 	case v == nil:
 		return nil
-	case v.Provider != "" || len(v.MatchIdentities) > 0 || v.TransparencyLog != "":
-		return errors.New("spec.source.verify: provider, matchIdentities and transparencyLog verify OCI artifacts; a Git source takes mode: head and secretRef")
-	case v.Mode != "head" || v.SecretRef == nil:
-		return errors.New("spec.source.verify of a Git source: set mode: head and secretRef (the Secret of trusted *.asc and *.pub keys)")
+	case v.Provider != "" || v.TransparencyLog != "":
+		return errors.New("spec.source.verify: provider and transparencyLog verify OCI artifacts; a Git source takes mode: head, secretRef and matchIdentities")
+	case v.Mode != "head" || (v.SecretRef == nil && len(v.MatchIdentities) == 0):
+		return errors.New("spec.source.verify of a Git source: set mode: head and secretRef (the Secret of trusted *.asc and *.pub keys), matchIdentities (signers of gitsign commits), or both")
+	}
+	for i, id := range v.MatchIdentities {
+		if _, err := regexp.Compile(id.Subject); err != nil {
+			return fmt.Errorf("spec.source.verify.matchIdentities[%d].subject: %w", i, err)
+		}
 	}
 	return nil
 }

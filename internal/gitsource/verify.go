@@ -12,13 +12,22 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/keyless-cd/keyless/internal/artifactsign"
 )
 
-// TrustedKeys are the keys whose commit signatures are accepted.
+// TrustedKeys are the keys whose commit signatures are accepted, and the
+// Sigstore rule for commits signed with gitsign (Sigstore, nil: none).
 type TrustedKeys struct {
 	pgp openpgp.EntityList
 	ssh []ssh.PublicKey
+	// Sigstore, when set, accepts gitsign signatures (x509, a Fulcio
+	// certificate) by its identities under its trusted root.
+	Sigstore *artifactsign.Policy
 }
+
+// ErrNoTrustedKeys is returned by ParseTrustedKeys for data without keys.
+var ErrNoTrustedKeys = errors.New("no trusted keys: add *.asc (OpenPGP) or *.pub (SSH) entries")
 
 // ErrUnsigned is returned (wrapped) for a commit without a signature.
 var ErrUnsigned = errors.New("commit is not signed")
@@ -57,7 +66,7 @@ func ParseTrustedKeys(data map[string][]byte) (*TrustedKeys, error) {
 		}
 	}
 	if len(tk.pgp) == 0 && len(tk.ssh) == 0 {
-		return nil, errors.New("no trusted keys: add *.asc (OpenPGP) or *.pub (SSH) entries")
+		return nil, ErrNoTrustedKeys
 	}
 	return tk, nil
 }
@@ -80,6 +89,16 @@ func (c *Commit) Verify(keys *TrustedKeys) (string, error) {
 	payload, err := io.ReadAll(rd)
 	if err != nil {
 		return "", err
+	}
+	if strings.HasPrefix(sig, artifactsign.GitsignHeader) {
+		if keys.Sigstore == nil {
+			return "", fmt.Errorf("%w: commit %s is signed with Sigstore (gitsign); trust its signers with spec.source.verify.matchIdentities", ErrUntrusted, c.SHA)
+		}
+		v, err := artifactsign.VerifyCommit(payload, []byte(sig), *keys.Sigstore)
+		if err != nil {
+			return "", fmt.Errorf("%w: commit %s: %w", ErrUntrusted, c.SHA, err)
+		}
+		return v.String(), nil
 	}
 	if strings.HasPrefix(sig, "-----BEGIN SSH SIGNATURE-----") {
 		s, err := sshsig.Unarmor([]byte(sig))

@@ -180,3 +180,14 @@ func freePort(tb testing.TB) int {
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TrustedRootWithoutTimestamps is the stack's trusted root without its
+// timestamp authority (nothing signed by it can be given a time).
+func (s *Stack) TrustedRootWithoutTimestamps(tb testing.TB) *root.TrustedRoot {
+	tb.Helper()
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.TrustedRoot.FulcioCertificateAuthorities(), nil, nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tr
+}
