@@ -45,7 +45,7 @@ artifacts: {transparencyLog: Skip}
 	}
 	stack := sigstoretest.Start(t, []byte(fulcioConfig))
 	code, rule, errOut := run(t.Context(), t, "oidc", "config", "--policy", policy, "--format", "artifact-rule")
-	if code != 0 || !strings.Contains(rule, "team-a:") || !strings.Contains(rule, "sourceRepositoryRef: refs/heads/main") || !strings.Contains(rule, "transparencyLog: Skip") {
+	if code != 0 || !strings.Contains(rule, "team-a:") || !strings.Contains(rule, "ref: refs/heads/main") || !strings.Contains(rule, "repositoryID: \"42\"") || !strings.Contains(rule, "transparencyLog: Skip") {
 		t.Fatalf("oidc config --format artifact-rule: exit %d\n%s%s", code, rule, errOut)
 	}
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/artifactsign"
 	"github.com/keyless-cd/keyless/internal/oidc"
 	"github.com/keyless-cd/keyless/internal/publish"
@@ -309,7 +310,8 @@ ClusterRole or ClusterRoleBinding. Apply the output as a cluster admin.`,
 }
 
 // writeArtifactRules prints, per namespace of the policy, the identities a
-// signed artifact deployed there must carry.
+// signed artifact (or a gitsign commit) deployed there must carry, in the
+// shape of spec.source.verify (matchIdentities, transparencyLog).
 func writeArtifactRules(streams IOStreams, p *oidc.FederationPolicy) error {
 	out := map[string]any{}
 	for _, ns := range p.ArtifactVerifyNamespaces() {
@@ -320,7 +322,16 @@ func writeArtifactRules(streams IOStreams, p *oidc.FederationPolicy) error {
 		for _, n := range notes {
 			_, _ = fmt.Fprintln(streams.ErrOut, "note: "+n)
 		}
-		out[ns] = map[string]any{"matchIdentities": ids, "transparencyLog": map[bool]string{true: "Skip", false: "Required"}[p.SkipTransparencyLog()]}
+		match := make([]kv1.SigningIdentity, 0, len(ids))
+		for _, id := range ids {
+			match = append(match, kv1.SigningIdentity{Issuer: id.Issuer, Subject: id.SubjectRegexp, Repository: id.SourceRepositoryURI,
+				RepositoryID: id.SourceRepositoryIdentifier, Ref: id.SourceRepositoryRef})
+		}
+		log := kv1.TransparencyLogRequired
+		if p.SkipTransparencyLog() {
+			log = kv1.TransparencyLogSkip
+		}
+		out[ns] = kv1.VerifySource{MatchIdentities: match, TransparencyLog: log}
 	}
 	b, err := yaml.Marshal(out)
 	if err != nil {
