@@ -10,7 +10,6 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
-	"github.com/keyless-cd/keyless/internal/artifactsign"
 	"github.com/keyless-cd/keyless/internal/credential"
 	"github.com/keyless-cd/keyless/internal/helmrepo"
 	"github.com/keyless-cd/keyless/internal/ociartifact"
@@ -36,10 +35,9 @@ type artifactSource struct {
 	resolved ociartifact.Resolved
 	// root is the unpacked artifact (after fetch).
 	root string
-	// rule is the signature rule (nil: none) and ruleFrom what it comes
-	// from; signer the verified signer of the last fetch.
-	rule     *artifactsign.Policy
-	ruleFrom string
+	// app is the Application, for its signature rule, read at the first
+	// fetch (a pass that fetches nothing reads no verify Secret).
+	app *kv1.Application
 }
 
 // openArtifact reads the registry credential: a Secret labelled
@@ -49,11 +47,7 @@ func (r *ApplicationReconciler) openArtifact(ctx context.Context, app *kv1.Appli
 	if r.charts == nil {
 		return nil, errors.New("this controller reads no registries")
 	}
-	a := &artifactSource{r: r, src: src}
-	var err error
-	if a.rule, a.ruleFrom, err = r.artifactRule(ctx, app); err != nil {
-		return nil, &verificationError{err}
-	}
+	a := &artifactSource{r: r, src: src, app: app}
 	if ref := src.SecretRef; ref != nil {
 		s, err := credential.Get(ctx, r.apiReader, app.Namespace, ref.Name, credential.Helm, field+".secretRef", src.RepoURL, r.allowInsecureHTTP)
 		if err != nil {
@@ -91,6 +85,10 @@ func (a *artifactSource) fetch(ctx context.Context, revision string) (*provenanc
 	if err != nil {
 		return nil, err
 	}
+	rule, ruleFrom, err := a.r.artifactRule(ctx, a.app)
+	if err != nil {
+		return nil, &verificationError{err}
+	}
 	var signer string
 	err = a.registry(ctx, func(ctx context.Context, repo *remote.Repository) error {
 		if a.resolved.Digest != digest {
@@ -102,9 +100,9 @@ func (a *artifactSource) fetch(ctx context.Context, revision string) (*provenanc
 			}
 			a.resolved = res
 		}
-		if a.rule != nil {
+		if rule != nil {
 			var err error
-			if signer, err = verifyArtifact(ctx, repo, a.resolved, a.rule, a.ruleFrom); err != nil {
+			if signer, err = verifyArtifact(ctx, repo, a.resolved, rule, ruleFrom); err != nil {
 				return err
 			}
 		}
