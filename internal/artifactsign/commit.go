@@ -22,7 +22,6 @@ import (
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 )
 
@@ -215,30 +214,7 @@ func VerifyCommit(payload, armored []byte, p Policy) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	pol := []verify.PolicyOption{}
-	for _, id := range p.Identities {
-		ci, err := id.sigstore()
-		if err != nil {
-			return nil, err
-		}
-		pol = append(pol, verify.WithCertificateIdentity(ci))
-	}
-	res, err := v.Verify(gb.Bundle, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(gb.SignedAttrs)), pol...))
-	if err != nil {
-		if s, err2 := certificate.SummarizeCertificate(gb.Cert); err2 == nil {
-			return nil, fmt.Errorf("%w (signed by %s %s from %s; allowed: %s)", err, s.SourceRepositoryURI, s.SourceRepositoryRef, s.Issuer, p.identities())
-		}
-		return nil, err
-	}
-	out := &Verified{}
-	if c := res.Signature; c != nil && c.Certificate != nil {
-		cc := c.Certificate
-		out.Issuer, out.Subject, out.Repository, out.Ref, out.Commit, out.Run = cc.Issuer, cc.SubjectAlternativeName, cc.SourceRepositoryURI, cc.SourceRepositoryRef, cc.SourceRepositoryDigest, cc.RunInvocationURI
-	}
-	for _, ts := range res.VerifiedTimestamps {
-		out.SignedAt = ts.Timestamp
-	}
-	return out, nil
+	return p.verifyCertified(v, gb.Bundle, verify.WithArtifact(bytes.NewReader(gb.SignedAttrs)), gb.Cert)
 }
 
 // checkBinding checks the signed attributes name this payload: contentType

@@ -2,8 +2,6 @@ package artifactsign_test
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,25 +21,7 @@ type trust struct {
 
 func newTrust(t *testing.T) *trust {
 	t.Helper()
-	is, err := ciissuer.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(is.Stop)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, is.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	policy, err := oidc.ParsePolicy("policy.yaml", []byte(`apiVersion: keyless.dev/v1alpha1
-kind: FederationPolicy
-issuers:
-- {name: gitlab, provider: gitlab, url: "`+is.URL()+`", audience: k8s-test, certificateAuthorityFile: "`+ca+`"}
-pipelines:
-- {issuer: gitlab, project: myorg/myapp, projectID: "42", refs: [main], namespace: team-a}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	is, policy := sigstoretest.GitLabPolicy(t, "team-a", "")
 	authn, err := policy.AuthenticationConfigurationYAML()
 	if err != nil {
 		t.Fatal(err)
@@ -52,23 +32,14 @@ pipelines:
 // token is the CI job's token for audience aud.
 func (tr *trust) token(t *testing.T, job ciissuer.GitLabJob, aud string) string {
 	t.Helper()
-	job.Audience = aud
-	tok, err := tr.issuer.Sign(ciissuer.GitLabClaims(job))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return sigstoretest.Token(t, tr.issuer, job, aud)
 }
 
 // sigstore starts a Fulcio configured from the policy and a timestamp
 // authority, and returns them with the policy's identities for team-a.
 func (tr *trust) sigstore(t *testing.T) (*sigstoretest.Stack, []artifactsign.Identity) {
 	t.Helper()
-	fulcioConfig, err := tr.policy.FulcioConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack := sigstoretest.Start(t, fulcioConfig)
+	stack := sigstoretest.StartFor(t, tr.policy)
 	ids, _, err := tr.policy.ArtifactIdentities("team-a")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package artifactsign
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -208,6 +209,13 @@ func (p Policy) check(f found, digest []byte) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
+	return p.verifyCertified(ver, f.bundle, art, vc.Certificate())
+}
+
+// verifyCertified verifies a certificate-signed entity with ver under p's
+// identities, naming the signer and the allowed identities on a mismatch,
+// and returns the certified signer.
+func (p Policy) verifyCertified(ver *verify.Verifier, entity verify.SignedEntity, art verify.ArtifactPolicyOption, cert *x509.Certificate) (*Verified, error) {
 	opts := make([]verify.PolicyOption, 0, len(p.Identities))
 	for _, id := range p.Identities {
 		ci, err := id.sigstore()
@@ -216,10 +224,10 @@ func (p Policy) check(f found, digest []byte) (*Verified, error) {
 		}
 		opts = append(opts, verify.WithCertificateIdentity(ci))
 	}
-	res, err := ver.Verify(f.bundle, verify.NewPolicy(art, opts...))
+	res, err := ver.Verify(entity, verify.NewPolicy(art, opts...))
 	if err != nil {
-		if c := vc.Certificate(); c != nil {
-			if s, err2 := certificate.SummarizeCertificate(c); err2 == nil {
+		if cert != nil {
+			if s, err2 := certificate.SummarizeCertificate(cert); err2 == nil {
 				return nil, fmt.Errorf("%w (signed by %s %s %s from %s; allowed: %s)", err, s.SourceRepositoryURI, s.SourceRepositoryRef, s.BuildTrigger, s.Issuer, p.identities())
 			}
 		}

@@ -1,8 +1,6 @@
 package controller_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,30 +21,8 @@ import (
 // main's pipeline, recording it, and refuses one signed by a feature
 // branch's pipeline, the applied state running.
 func TestVerifyGitsignCommits(t *testing.T) {
-	is, err := ciissuer.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(is.Stop)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, is.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	policy, err := oidc.ParsePolicy("policy.yaml", []byte(`apiVersion: keyless.dev/v1alpha1
-kind: FederationPolicy
-issuers:
-- {name: gitlab, provider: gitlab, url: "`+is.URL()+`", audience: k8s-test, certificateAuthorityFile: "`+ca+`"}
-pipelines:
-- {issuer: gitlab, project: myorg/myapp, projectID: "42", refs: [main], namespace: `+appNS+`}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fulcioConfig, err := policy.FulcioConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack := sigstoretest.Start(t, fulcioConfig)
+	is, policy := sigstoretest.GitLabPolicy(t, appNS, "")
+	stack := sigstoretest.StartFor(t, policy)
 	ids, _, err := policy.ArtifactIdentities(appNS)
 	if err != nil {
 		t.Fatal(err)
@@ -56,12 +32,7 @@ pipelines:
 		match = append(match, kv1.SigningIdentity{Issuer: id.Issuer, Repository: id.SourceRepositoryURI, RepositoryID: id.SourceRepositoryIdentifier, Ref: id.SourceRepositoryRef})
 	}
 	signer := func(job ciissuer.GitLabJob) sigstoretest.GitsignSigner {
-		job.Audience = oidc.SigstoreAudience
-		tok, err := is.Sign(ciissuer.GitLabClaims(job))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sigstoretest.GitsignSigner{Ctx: t.Context(), FulcioURL: stack.FulcioURL, TSAURL: stack.TimestampURL, IDToken: tok}
+		return sigstoretest.GitsignSigner{Ctx: t.Context(), FulcioURL: stack.FulcioURL, TSAURL: stack.TimestampURL, IDToken: sigstoretest.Token(t, is, job, oidc.SigstoreAudience)}
 	}
 
 	e := newEnv(t)

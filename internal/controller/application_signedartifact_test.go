@@ -4,8 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,43 +112,15 @@ func TestArtifactSignedWithAKey(t *testing.T) {
 // history names the pipeline; a feature branch's and a fork merge
 // request's signed artifacts are refused, the last good state running.
 func TestArtifactSignedByThePipeline(t *testing.T) {
-	is, err := ciissuer.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(is.Stop)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, is.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	policy, err := oidc.ParsePolicy("policy.yaml", []byte(`apiVersion: keyless.dev/v1alpha1
-kind: FederationPolicy
-issuers:
-- {name: gitlab, provider: gitlab, url: "`+is.URL()+`", audience: k8s-test, certificateAuthorityFile: "`+ca+`"}
-pipelines:
-- {issuer: gitlab, project: myorg/myapp, projectID: "42", refs: [main], namespace: `+appNS+`}
-artifacts: {transparencyLog: Skip}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fulcioConfig, err := policy.FulcioConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack := sigstoretest.Start(t, fulcioConfig)
+	is, policy := sigstoretest.GitLabPolicy(t, appNS, "artifacts: {transparencyLog: Skip}\n")
+	stack := sigstoretest.StartFor(t, policy)
 	e := newEnv(t)
 	e.trustPolicy, e.trustedRoot = policy, stack.TrustedRoot
 	e.startController(time.Hour)
 	reg, login := artifactRegistry(t, e)
 	repoURL := "oci://" + reg.Host + "/myorg/myapp"
 	signBy := func(job ciissuer.GitLabJob) *artifactsign.SignOptions {
-		job.Audience = oidc.SigstoreAudience
-		tok, err := is.Sign(ciissuer.GitLabClaims(job))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &artifactsign.SignOptions{IDToken: tok, FulcioURL: stack.FulcioURL, TimestampURLs: []string{stack.TimestampURL}}
+		return &artifactsign.SignOptions{IDToken: sigstoretest.Token(t, is, job, oidc.SigstoreAudience), FulcioURL: stack.FulcioURL, TimestampURLs: []string{stack.TimestampURL}}
 	}
 	main := ciissuer.GitLabJob{ProjectPath: "myorg/myapp", ProjectID: 42, Ref: "main", RefProtected: true, PipelineID: 9}
 	publishSigned(t, login, repoURL+":build-1", "pipelined", "1", signBy(main))
