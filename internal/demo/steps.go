@@ -21,6 +21,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -201,15 +202,22 @@ func (e *env) gitCommit(sha string) (*object.Commit, error) {
 
 // 3. A manual edit is reverted by the watch-based self-heal.
 func (e *env) stepDrift(ctx context.Context) ([]string, error) {
-	d, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, appName, metav1.GetOptions{})
+	// As kubectl edit does, read again and retry when the Deployment moved
+	// meanwhile (its status is still being written after the bump's rollout).
+	var start time.Time
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := e.cs.AppsV1().Deployments(appNS).Get(ctx, appName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		five := int32(5)
+		d.Spec.Replicas = &five
+		d.Spec.Template.Spec.Containers[0].Image = imageRepo + ":hotfix-by-hand"
+		start = time.Now()
+		_, err = e.cs.AppsV1().Deployments(appNS).Update(ctx, d, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	five := int32(5)
-	d.Spec.Replicas = &five
-	d.Spec.Template.Spec.Containers[0].Image = imageRepo + ":hotfix-by-hand"
-	start := time.Now()
-	if _, err := e.cs.AppsV1().Deployments(appNS).Update(ctx, d, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
 		return nil, err
 	}
 	err = e.waitFor(ctx, "the edit to be reverted", func() (bool, string) {
