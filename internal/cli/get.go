@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/printers"
-	kubectlget "k8s.io/kubectl/pkg/cmd/get"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -41,7 +40,7 @@ type getAppsFlags struct {
 const (
 	getOutputTable         = ""
 	getOutputWide          = "wide"
-	getOutputCustomColumns = "custom-columns"
+	getOutputCustomColumns = customColumnsFormat
 )
 
 func newGetCommand(streams IOStreams) *cobra.Command {
@@ -99,7 +98,7 @@ print fields (and the -file variants read the template from a file).
 // getOutputFormats are the -o values of get applications: the table's
 // wide, cli-runtime's and kubectl's custom columns.
 func getOutputFormats(p *genericclioptions.PrintFlags) []string {
-	return append(append([]string{getOutputWide}, p.AllowedFormats()...), kubectlget.NewCustomColumnsPrintFlags().AllowedFormats()...)
+	return append(append([]string{getOutputWide}, p.AllowedFormats()...), customColumnsFormats...)
 }
 
 func runGetApps(cmd *cobra.Command, streams IOStreams, f *getAppsFlags, args []string) error {
@@ -184,9 +183,7 @@ func (f *getAppsFlags) toPrinter() (*appPrinter, error) {
 	case out == getOutputTable || out == getOutputWide:
 		return &appPrinter{table: &tableOptions{namespaces: f.allNamespaces, wide: out == getOutputWide, noHeaders: f.noHeaders}}, nil
 	case strings.HasPrefix(out, getOutputCustomColumns):
-		cc := kubectlget.NewCustomColumnsPrintFlags()
-		cc.NoHeaders = f.noHeaders
-		p, err := cc.ToPrinter(out)
+		p, err := newCustomColumnsPrinter(out, f.noHeaders)
 		if err != nil {
 			return nil, fmt.Errorf("--output %s: %w", out, err)
 		}

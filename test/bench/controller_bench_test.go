@@ -139,6 +139,9 @@ func TestBenchController(t *testing.T) {
 	// FILE.before, taken just before they are created: the growth per
 	// Application is `go tool pprof -diff_base FILE.before FILE`.
 	heapProfile := os.Getenv("BENCH_HEAP_PROFILE")
+	// BENCH_CPU_PROFILE names a file for controller 0's CPU profile over
+	// the first BENCH_CPU_PROFILE_SECONDS (20) of the monorepo push.
+	cpuProfile := os.Getenv("BENCH_CPU_PROFILE")
 	// BENCH_AUDIT_LOG names a file the API server's audit log (every
 	// request, Metadata level) is copied to at the end, to count what each
 	// Application's syncs asked of it.
@@ -210,7 +213,7 @@ func TestBenchController(t *testing.T) {
 			"--default-interval", "1m", "--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-%d", i))}
 		if i == 0 {
 			args = append(args, "--webhook-bind-address", hookAddr, "--webhook-secret-file", secretFile, "--metrics-bind-address", metricsAddr)
-			if heapProfile != "" {
+			if heapProfile != "" || cpuProfile != "" {
 				args = append(args, "--pprof-bind-address", pprofAddr)
 			}
 		} else {
@@ -419,7 +422,8 @@ func TestBenchController(t *testing.T) {
 	}
 	monorepoLine := ""
 	if monorepoPush {
-		monorepoLine = pushToOneFolder(t, pushToOneFolderEnv{git: git, admin: admin, hook: hook, image: image, apps: apps, metricsAddr: metricsAddr, cpu: cpuAll})
+		monorepoLine = pushToOneFolder(t, pushToOneFolderEnv{git: git, admin: admin, hook: hook, image: image, apps: apps, metricsAddr: metricsAddr, cpu: cpuAll,
+			pprofAddr: pprofAddr, cpuProfile: cpuProfile})
 	}
 	time.Sleep(5 * time.Second)
 
@@ -515,6 +519,9 @@ type pushToOneFolderEnv struct {
 	metricsAddr string
 	// cpu is every controller's CPU so far (cpuAll).
 	cpu func() cpuTimes
+	// cpuProfile, when set, receives controller 0's CPU profile (served at
+	// pprofAddr) over the push's first seconds.
+	pprofAddr, cpuProfile string
 }
 
 // pushToOneFolder pushes a new image to the first app's folder and
@@ -530,6 +537,17 @@ func pushToOneFolder(t *testing.T, e pushToOneFolderEnv) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	profiled := make(chan struct{})
+	if e.cpuProfile != "" {
+		go func() {
+			defer close(profiled)
+			saveProfile(t, e.pprofAddr, fmt.Sprintf("profile?seconds=%d", envInt("BENCH_CPU_PROFILE_SECONDS", 20)), e.cpuProfile)
+		}()
+		time.Sleep(200 * time.Millisecond) // the profile has started
+	} else {
+		close(profiled)
+	}
+	defer func() { <-profiled }()
 	start := time.Now()
 	e.hook()
 	if !waitUntil(2*time.Minute, func() bool { return e.image(appName(0)) == img }) {
@@ -600,18 +618,25 @@ func formatSteps(sums, base map[string]float64) string {
 
 // saveHeapProfile writes the heap profile served at addr (after a GC) to path.
 func saveHeapProfile(t *testing.T, addr, path string) {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
+	saveProfile(t, addr, "heap?gc=1", path)
+}
+
+// saveProfile writes the profile served at addr's /debug/pprof/QUERY to path.
+func saveProfile(t *testing.T, addr, query, path string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/" + query)
 	if err != nil {
-		t.Fatalf("heap profile: %v", err)
+		t.Errorf("profile %s: %v", query, err)
+		return
 	}
 	defer func() { _ = resp.Body.Close() }()
 	f, err := os.Create(path)
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("profile %s: %v", query, err)
+		return
 	}
 	defer func() { _ = f.Close() }()
 	if _, err := io.Copy(f, resp.Body); err != nil {
-		t.Fatalf("heap profile: %v", err)
+		t.Errorf("profile %s: %v", query, err)
 	}
 }
 
