@@ -18,13 +18,19 @@ import (
 // depends on deps.
 func (e *env) dependentApp(name, path string, deps ...kv1.Dependency) {
 	e.t.Helper()
+	e.dependentAppEvery(name, path, 5*time.Second, deps...)
+}
+
+// dependentAppEvery is dependentApp with its interval.
+func (e *env) dependentAppEvery(name, path string, interval time.Duration, deps ...kv1.Dependency) {
+	e.t.Helper()
 	app := &kv1.Application{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: appNS},
 		Spec: kv1.ApplicationSpec{
 			Source: kv1.ApplicationSource{RepoURL: e.git.RepoURL(repoName), TargetRevision: "main", Path: path,
 				SecretRef: &kv1.LocalObjectReference{Name: "myapp-git"}},
 			SyncPolicy: &kv1.SyncPolicy{Automated: &kv1.AutomatedSyncPolicy{Prune: true, SelfHeal: true}},
-			Interval:   &metav1.Duration{Duration: 5 * time.Second},
+			Interval:   &metav1.Duration{Duration: interval},
 			DependsOn:  deps,
 		},
 	}
@@ -52,6 +58,27 @@ func (e *env) configMapValue(name string) string {
 func waitingOn(a *kv1.Application, name, reason string) bool {
 	w := a.Status.WaitingOn
 	return w != nil && w.Name == name && w.Reason == reason && readyReason(a) == kv1.ReasonDependencyNotReady
+}
+
+// TestDependentsAreWokenByTheirDependency: a dependent syncs as soon as
+// its dependency is Ready, not at its own interval (an hour here): the
+// dependency's change finds it through the dependsOn index, among
+// Applications that depend on others and ones that do not.
+func TestDependentsAreWokenByTheirDependency(t *testing.T) {
+	e := newEnv(t, teamB)
+	e.push(map[string]string{"a/cm.yaml": configMapFile("a", "1"), "b/cm.yaml": configMapFile("b", "1"),
+		"c/cm.yaml": configMapFile("c", "1")}, nil, "three apps")
+	time.Sleep(1100 * time.Millisecond)
+	e.startController(5 * time.Second)
+
+	e.dependentAppEvery("b", "b", time.Hour, kv1.Dependency{Name: "a"})
+	e.dependentAppEvery("c", "c", time.Hour, kv1.Dependency{Name: "other"})
+	e.waitApp("b", "waiting for a", time.Minute, func(a *kv1.Application) bool { return waitingOn(a, "a", controller.DependencyNotFound) })
+	e.dependentAppEvery("a", "a", time.Hour)
+	e.waitApp("b", "synced once a is Ready, long before its interval", time.Minute, func(a *kv1.Application) bool { return ready(a) && a.Status.WaitingOn == nil })
+	if c := e.app("c"); !waitingOn(c, "other", controller.DependencyNotFound) {
+		t.Fatalf("c, which depends on another Application, moved: %+v", c.Status.WaitingOn)
+	}
 }
 
 // TestDependsOn: an Application waits for the Applications it depends on

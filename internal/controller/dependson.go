@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -208,20 +208,44 @@ func (r *ApplicationReconciler) waitForDependency(app *kv1.Application, w *kv1.D
 	setReady(app, false, kv1.ReasonDependencyNotReady, msg)
 }
 
+// dependsOnIndex indexes Applications by each Application they depend on
+// ("namespace/name"), so that a change of one finds its dependents
+// without listing (and copying) every Application: at 1000 Applications a
+// push's 1000 status writes would otherwise copy a million.
+const dependsOnIndex = "keyless.dev/dependsOn"
+
+// dependencyKeys are the index values of app: its dependencies as
+// "namespace/name".
+func dependencyKeys(obj client.Object) []string {
+	app, ok := obj.(*kv1.Application)
+	if !ok || len(app.Spec.DependsOn) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(app.Spec.DependsOn))
+	for _, d := range app.Spec.DependsOn {
+		keys = append(keys, namespaceOr(d.Namespace, app.Namespace)+"/"+d.Name)
+	}
+	return keys
+}
+
+// indexDependsOn registers dependsOnIndex with the manager's cache.
+func indexDependsOn(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &kv1.Application{}, dependsOnIndex, dependencyKeys); err != nil {
+		return fmt.Errorf("indexing spec.dependsOn: %w", err)
+	}
+	return nil
+}
+
 // dependentsOf maps a changed Application to the Applications of the
 // managed namespaces that depend on it: they look at it again at once.
 func (r *ApplicationReconciler) dependentsOf(ctx context.Context, obj client.Object) []reconcile.Request {
 	list := &kv1.ApplicationList{}
-	if err := r.client.List(ctx, list); err != nil {
+	if err := r.client.List(ctx, list, client.MatchingFields{dependsOnIndex: obj.GetNamespace() + "/" + obj.GetName()}); err != nil {
 		return nil
 	}
-	var out []reconcile.Request
+	out := make([]reconcile.Request, 0, len(list.Items))
 	for _, a := range list.Items {
-		if slices.ContainsFunc(a.Spec.DependsOn, func(d kv1.Dependency) bool {
-			return d.Name == obj.GetName() && namespaceOr(d.Namespace, a.Namespace) == obj.GetNamespace()
-		}) {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Name}})
-		}
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Name}})
 	}
 	return out
 }

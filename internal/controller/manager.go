@@ -424,6 +424,9 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 // another waits (fairQueue). The drift tracker enqueues through the
 // controller built here.
 func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, triggers <-chan event.GenericEvent, concurrency, perNamespace int) error {
+	if err := indexDependsOn(context.Background(), mgr); err != nil {
+		return err
+	}
 	c, err := builder.ControllerManagedBy(mgr).
 		For(&kv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, shardLabelChanged))).
 		WatchesRawSource(source.Channel(triggers, &handler.EnqueueRequestForObject{})).
