@@ -279,3 +279,29 @@ func (a *Application) ReadyState() (state, message string, failing bool) {
 func (s ApplicationSource) IsArtifact() bool {
 	return s.Chart == "" && strings.HasPrefix(s.RepoURL, "oci://")
 }
+
+// Held says what holds the Application's syncs back now, for lists
+// (keyless get -o wide, the dashboard): a closed sync window ("window
+// closed until 2026-12-07 18:00Z: deny 0 22 * * 5 for 60h (…)"), a pause
+// of self-heal ("self-heal paused until … by alice: INC-123"), both, or "".
+func (a *Application) Held(now time.Time) string {
+	var parts []string
+	if w := a.Status.SyncWindow; w != nil && (w.Until.IsZero() || w.Until.After(now)) {
+		until := "further notice"
+		if !w.Until.IsZero() {
+			until = w.Until.UTC().Format("2006-01-02 15:04Z")
+		}
+		parts = append(parts, "window closed until "+until+": "+w.Window)
+	}
+	if p := a.PausedAt(now); p != nil {
+		s := "self-heal paused until " + p.Until.UTC().Format("2006-01-02 15:04Z")
+		if p.By != "" {
+			s += " by " + p.By
+		}
+		if p.Reason != "" {
+			s += ": " + p.Reason
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}

@@ -107,3 +107,32 @@ func TestRetryPolicy(t *testing.T) {
 		t.Fatalf("a negative limit = %d", limit)
 	}
 }
+
+func TestHeld(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	window := &SyncWindowStatus{Window: "deny 0 22 * * 5 for 60h (UTC)", Until: metav1.NewTime(now.Add(2 * time.Hour))}
+	pause := `{"until":"2026-12-07T12:30:00Z","by":"alice","reason":"INC-123"}`
+	for _, tc := range []struct {
+		name   string
+		window *SyncWindowStatus
+		pause  string
+		want   string
+	}{
+		{name: "nothing"},
+		{name: "window", window: window, want: "window closed until 2026-12-07 14:00Z: deny 0 22 * * 5 for 60h (UTC)"},
+		{name: "window past", window: &SyncWindowStatus{Window: "w", Until: metav1.NewTime(now.Add(-time.Minute))}},
+		{name: "pause", pause: pause, want: "self-heal paused until 2026-12-07 12:30Z by alice: INC-123"},
+		{name: "both", window: window, pause: pause, want: "window closed until 2026-12-07 14:00Z: deny 0 22 * * 5 for 60h (UTC); self-heal paused until 2026-12-07 12:30Z by alice: INC-123"},
+		{name: "pause expired", pause: `{"until":"2026-12-07T11:00:00Z","by":"alice","reason":"INC-1"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &Application{Status: ApplicationStatus{SyncWindow: tc.window}}
+			if tc.pause != "" {
+				a.Annotations = map[string]string{PauseAnnotation: tc.pause}
+			}
+			if got := a.Held(now); got != tc.want {
+				t.Errorf("Held = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

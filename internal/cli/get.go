@@ -318,7 +318,7 @@ func printApps(out io.Writer, items []kv1.Application, o tableOptions, now time.
 		}
 		_, _ = fmt.Fprint(w, "NAME\tREADY\tSYNC\tHEALTH\tREVISION\tAUTHOR\tAGE")
 		if wide {
-			_, _ = fmt.Fprint(w, "\tSOURCE\tTARGET\tLAST SYNC")
+			_, _ = fmt.Fprint(w, "\tSOURCE\tTARGET\tLAST SYNC\tHELD")
 		}
 		_, _ = fmt.Fprint(w, "\tSTATUS")
 		_, _ = fmt.Fprintln(w)
@@ -346,7 +346,7 @@ func printApps(out io.Writer, items []kv1.Application, o tableOptions, now time.
 				lastSync = ui.Age(now, a.Status.History[0].FinishedAt.Time)
 			}
 			source, target := sourceOf(a)
-			_, _ = fmt.Fprintf(w, "\t%s\t%s\t%s", source, target, lastSync)
+			_, _ = fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", source, target, lastSync, orDash(a.Held(now)))
 		} else {
 			status = firstLine(status, statusColumnWidth)
 		}
@@ -404,3 +404,4 @@ func statusOf(a *kv1.Application) string {
 	}
 	return strings.Join(strings.Fields(m), " ")
 }
+

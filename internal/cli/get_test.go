@@ -21,8 +21,8 @@ import (
 )
 
 // TestGetPrintsApps: the table (READY and STATUS saying a failure), with
-// NAMESPACE for -A and the wide columns (SOURCE, TARGET, LAST SYNC) and the
-// whole STATUS for -o wide.
+// NAMESPACE for -A and the wide columns (SOURCE, TARGET, LAST SYNC, HELD:
+// a closed sync window) and the whole STATUS for -o wide.
 func TestGetPrintsApps(t *testing.T) {
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	web := kv1.Application{
@@ -40,7 +40,8 @@ func TestGetPrintsApps(t *testing.T) {
 			{RepoURL: "https://user:secret@git.example/values.git", Ref: "values"},
 			{RepoURL: "oci://registry.example/charts", Chart: "postgres", TargetRevision: "1.2.3"},
 		}},
-		Status: kv1.ApplicationStatus{Conditions: []metav1.Condition{{Type: kv1.ReadyCondition, Status: metav1.ConditionFalse, Reason: "RenderFailed", Message: "values.yaml:3: bad"}}},
+		Status: kv1.ApplicationStatus{Conditions: []metav1.Condition{{Type: kv1.ReadyCondition, Status: metav1.ConditionFalse, Reason: "RenderFailed", Message: "values.yaml:3: bad"}},
+			SyncWindow: &kv1.SyncWindowStatus{Window: "deny 0 22 * * 5 for 60h (UTC)", Until: metav1.NewTime(now.Add(3 * time.Hour))}},
 	}
 	for _, tc := range []struct {
 		name    string
@@ -57,9 +58,9 @@ func TestGetPrintsApps(t *testing.T) {
 		{name: "all namespaces", opts: tableOptions{namespaces: true}, want: []string{"NAMESPACE   NAME", "team-a      web", "team-b      db"}},
 		{name: "no headers", opts: tableOptions{noHeaders: true}, want: []string{"web   Unknown   Synced    Degraded   0123456   alice   2d2h   Deployment/web: progress deadline exceeded\n"}, notWant: []string{"NAME"}},
 		{name: "wide", opts: tableOptions{wide: true}, want: []string{
-			"AGE    SOURCE                                        TARGET   LAST SYNC   STATUS\n",
-			"2d2h   https://git.example/apps.git deploy/web       main     5m          Deployment/web: progress deadline exceeded\n",
-			"90s    oci://registry.example/charts postgres (+1)   1.2.3                RenderFailed: values.yaml:3: bad\n",
+			"AGE    SOURCE                                        TARGET   LAST SYNC   HELD                                                                   STATUS\n",
+			"2d2h   https://git.example/apps.git deploy/web       main     5m          -                                                                      Deployment/web: progress deadline exceeded\n",
+			"90s    oci://registry.example/charts postgres (+1)   1.2.3                window closed until 2025-06-01 15:00Z: deny 0 22 * * 5 for 60h (UTC)   RenderFailed: values.yaml:3: bad\n",
 		}, notWant: []string{"secret"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

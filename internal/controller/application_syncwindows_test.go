@@ -52,6 +52,9 @@ func TestSyncWindows(t *testing.T) {
 	if code, out, _ := e.keyless("", "get", "apps", "-n", appNS); code != 0 || !strings.Contains(out, "sync window closed until") {
 		t.Fatalf("keyless get apps does not show the closed window:\n%s", out)
 	}
+	if code, out, _ := e.keyless("", "get", "apps", "frozen", "-n", appNS, "-o", "wide"); code != 0 || !strings.Contains(out, "HELD") || !strings.Contains(out, "window closed until "+a.Status.SyncWindow.Until.UTC().Format("2006-01-02 15:04Z")+": ") {
+		t.Fatalf("keyless get -o wide has no HELD column naming the window and until when:\n%s", out)
+	}
 
 	t.Run("an override with a reason syncs and is recorded", func(t *testing.T) {
 		if code, _, errOut := e.keyless("", "sync", "frozen", "-n", appNS, "--override-window"); code == 0 || !strings.Contains(errOut, "--reason") {

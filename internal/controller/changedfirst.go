@@ -79,7 +79,11 @@ func (r *ApplicationReconciler) prioritizeChanged(ctx context.Context, source op
 			return // each finds out in its own reconcile
 		}
 		for app, e := range readers {
-			if v, ok := values[app.String()]; ok && slices.Equal(v, e.values) {
+			v, ok := values[app.String()]
+			if ok {
+				r.renders.noteValues(app, e.inputs, revision, v)
+			}
+			if ok && slices.Equal(v, e.values) {
 				continue
 			}
 			obj := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: app.Namespace, Name: app.Name}}

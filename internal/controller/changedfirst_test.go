@@ -70,4 +70,19 @@ func TestChangedApplicationsGoFirst(t *testing.T) {
 	if n := len(r.changedFirst.urgent); n != 0 {
 		t.Fatal("the same commit was compared twice")
 	}
+	// Each reader keeps its values at the commit, for its own pass.
+	for name, want := range map[string]string{"a": "v1", "b": "v2", "c": "v1"} {
+		e, _ := r.renders.lookup(types.NamespacedName{Namespace: "team", Name: name}, "opts")
+		if e.nextRevision != "new" || len(e.next) != 1 || e.next[0] != want {
+			t.Errorf("%s keeps %q at %q, want [%s] at new", name, e.next, e.nextRevision, want)
+		}
+	}
+	// Values noted for an entry a newer render replaced are not kept.
+	a := types.NamespacedName{Namespace: "team", Name: "a"}
+	stale, _ := r.renders.lookup(a, "opts")
+	r.renders.put(a, "opts", repo, "newer", nil, []readset.Input{{Path: "apps/a/cm.yaml", Access: readset.File}}, []string{"v3"})
+	r.renders.noteValues(a, stale.inputs, "next", []string{"v9"})
+	if e, _ := r.renders.lookup(a, "opts"); e.next != nil {
+		t.Errorf("values noted for a replaced render were kept: %q", e.next)
+	}
 }

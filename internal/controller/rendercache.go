@@ -41,6 +41,11 @@ type renderEntry struct {
 	inputs []readset.Input
 	values []string
 	objs   [][]byte
+	// next holds the inputs' values at nextRevision, compared for the whole
+	// repository by the changed-first pass (changedfirst.go), so that each
+	// reader's own pass does not compute them again.
+	nextRevision string
+	next         []string
 }
 
 func newRenderCache() *renderCache {
@@ -89,6 +94,19 @@ func (c *renderCache) advance(app types.NamespacedName, key, from, revision stri
 	e, ok := c.last[app]
 	if ok && e.key == sha256.Sum256([]byte(key)) && e.revision == from {
 		e.revision = revision
+		c.last[app] = e
+	}
+}
+
+// noteValues records the values of app's inputs at revision (computed for
+// every reader of a push at once), when app's entry is still the one
+// they were computed for.
+func (c *renderCache) noteValues(app types.NamespacedName, inputs []readset.Input, revision string, values []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.last[app]
+	if ok && len(e.inputs) == len(inputs) && len(inputs) > 0 && &e.inputs[0] == &inputs[0] {
+		e.nextRevision, e.next = revision, values
 		c.last[app] = e
 	}
 }

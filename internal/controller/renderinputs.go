@@ -53,8 +53,12 @@ type renderOutcome struct {
 // reuseRender returns app's last render when it was made with the same
 // options and none of its inputs differs at sha (the outcome says so), or
 // nil objects and an outcome saying why the commit has to be rendered.
-// The commit is still checked out (a shared, cached folder): a tree a
-// checkout refuses fails every Application, as a full render would.
+// Nothing is checked out for it: the values come from the Git objects,
+// so a commit that changes none of app's inputs writes nothing to disk on
+// its behalf. A tree the checkout refuses (an escaping symlink, too many
+// files) fails the Applications that render that commit; one whose inputs
+// it left alone keeps its objects and moves on, as it would have had the
+// refused entries never been pushed.
 func (r *ApplicationReconciler) reuseRender(ctx context.Context, app types.NamespacedName, key string, source openSource, sha string) ([]*unstructured.Unstructured, renderOutcome, error) {
 	e, ok := r.renders.lookup(app, key)
 	switch {
@@ -65,22 +69,20 @@ func (r *ApplicationReconciler) reuseRender(ctx context.Context, app types.Names
 	case e.inputs == nil:
 		return nil, renderOutcome{reason: "not keyed by its inputs (a chart, spec.sources with a ref, a render that read outside the checkout)"}, nil
 	}
-	values, err := source.inputValues(sha, e.inputs)
-	if err != nil {
-		if !errors.Is(err, readset.ErrNotKeyable) {
-			log.FromContext(ctx).Info("comparing render inputs failed, rendering", "revision", sha, "error", err.Error())
+	values := e.next
+	if e.nextRevision != sha || values == nil {
+		var err error
+		if values, err = source.inputValues(sha, e.inputs); err != nil {
+			if !errors.Is(err, readset.ErrNotKeyable) {
+				log.FromContext(ctx).Info("comparing render inputs failed, rendering", "revision", sha, "error", err.Error())
+			}
+			return nil, renderOutcome{reason: "inputs could not be compared: " + err.Error()}, nil
 		}
-		return nil, renderOutcome{reason: "inputs could not be compared: " + err.Error()}, nil
 	}
 	if !slices.Equal(values, e.values) {
 		changed := readset.Changed(e.inputs, e.values, values, maxChangedListed)
 		return nil, renderOutcome{reason: "inputs changed: " + strings.Join(changed, ", "), changed: changed}, nil
 	}
-	co, err := source.checkout(ctx, sha)
-	if err != nil {
-		return nil, renderOutcome{}, err
-	}
-	co.Release()
 	objs, ok := e.objects()
 	if !ok {
 		return nil, renderOutcome{reason: "cached render unreadable"}, nil

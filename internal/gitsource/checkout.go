@@ -114,7 +114,7 @@ func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error 
 	var reused *reuse
 	if prev, prevTree := s.previousCheckout(repo.Storer, url, dir); prev != "" {
 		defer s.releaseHold(prev)
-		if r, rerr := openReuse(parent, prev, tmp, prevTree); rerr == nil {
+		if r, rerr := openReuse(parent, prev, prevTree); rerr == nil {
 			reused = r
 			defer func() { _ = r.parent.Close() }()
 		}
@@ -145,18 +145,25 @@ func writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *obje
 		return err
 	}
 	defer func() { _ = root.Close() }()
+	top, err := root.Open(".")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = top.Close() }()
 	w := &treeWriter{ctx: ctx, store: store, root: root, maxFiles: maxFiles, maxBytes: maxBytes, prev: prev}
 	var prevTree *object.Tree
+	prevFd := noDir
 	if prev != nil {
-		prevTree = prev.tree
+		// The previous checkout's folder, opened through the cache's root.
+		if f, err := prev.parent.Open(prev.from); err == nil {
+			defer func() { _ = f.Close() }()
+			prevTree, prevFd = prev.tree, int(f.Fd())
+		}
 	}
-	if err := w.write(tree, prevTree, ".", 0); err != nil {
+	if err := w.write(tree, prevTree, ".", int(top.Fd()), prevFd, 0); err != nil {
 		return err
 	}
-	if err := w.checkLinks(); err != nil {
-		return err
-	}
-	return w.readOnly()
+	return w.checkLinks()
 }
 
 // trusted reports a checkout this process wrote or verified.

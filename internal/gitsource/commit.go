@@ -22,6 +22,10 @@ type Commit struct {
 
 // CommitInfo returns the metadata of sha (fetched before).
 func (s *Source) CommitInfo(url, sha string) (*Commit, error) {
+	r := s.repo(url)
+	if c := r.knownCommit(sha); c != nil {
+		return c, nil
+	}
 	repo, unlock, err := s.openLocked(url)
 	if err != nil {
 		return nil, err
@@ -31,7 +35,34 @@ func (s *Source) CommitInfo(url, sha string) (*Commit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", sha, err)
 	}
-	return commitOf(sha, c), nil
+	info := commitOf(sha, c)
+	r.rememberCommit(info)
+	return info, nil
+}
+
+// maxKnownCommits bounds the commits a repository entry remembers.
+const maxKnownCommits = 64
+
+// knownCommit is the metadata of sha when this entry read it before (the
+// commit is in the cached repository), else nil. A push to a repository
+// many Applications read has each of them look the commit up: once the
+// first did, the others neither wait for the repository's lock (held
+// while a checkout is written) nor read it again.
+func (r *repo) knownCommit(sha string) *Commit {
+	r.commitsMu.Lock()
+	defer r.commitsMu.Unlock()
+	return r.commits[sha]
+}
+
+// rememberCommit keeps c's metadata (at most maxKnownCommits, the oldest
+// set dropped at once).
+func (r *repo) rememberCommit(c *Commit) {
+	r.commitsMu.Lock()
+	defer r.commitsMu.Unlock()
+	if r.commits == nil || len(r.commits) >= maxKnownCommits {
+		r.commits = make(map[string]*Commit, maxKnownCommits)
+	}
+	r.commits[c.SHA] = c
 }
 
 // commitOf is the metadata of commit c.

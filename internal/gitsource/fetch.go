@@ -39,6 +39,9 @@ func (s *Source) Fetch(ctx context.Context, url string, rev Revision, auth trans
 }
 
 func (s *Source) fetch(ctx context.Context, url string, rev Revision, auth transport.AuthMethod) error {
+	if s.repo(url).knownCommit(rev.SHA) != nil {
+		return nil // read from this repository before: it is there
+	}
 	repo, unlock, err := s.openLocked(url)
 	if err != nil {
 		return err

@@ -79,6 +79,9 @@ func removeRepo(r *repo, dir string) error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.opened = nil
+		r.commitsMu.Lock()
+		r.commits = nil // no longer there
+		r.commitsMu.Unlock()
 	}
 	return removeTree(dir)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"golang.org/x/sys/unix"
 )
 
 // Checkout reuse. A new commit of a monorepo changes a few files of
@@ -22,9 +23,9 @@ import (
 
 // reuse is the previous checkout a checkout links from.
 type reuse struct {
-	parent   *os.Root // the checkouts folder
-	from, to string   // the previous checkout's and the new one's names in it
-	tree     *object.Tree
+	parent *os.Root // the checkouts folder
+	from   string   // the previous checkout's name in it
+	tree   *object.Tree
 }
 
 // entry is the entry named name of prev (a tree of the previous checkout),
@@ -58,20 +59,21 @@ func (r *reuse) same(e object.TreeEntry, prev *object.TreeEntry) bool {
 	return r != nil && prev != nil && prev.Mode == e.Mode && prev.Hash == e.Hash
 }
 
-// link hard-links name (a path in the checkout) from the previous
-// checkout; false when it could not (the caller writes the file).
-func (w *treeWriter) link(name string) (bool, error) {
-	from := path.Join(w.prev.from, name)
-	fi, err := w.prev.parent.Lstat(from)
-	if err != nil || !fi.Mode().IsRegular() {
+// link hard-links file base (name in the checkout) of the folder open as
+// prevFd in the previous checkout into the folder open as fd; false when
+// it could not (the caller writes the file). Only a regular file is
+// linked, never a link.
+func (w *treeWriter) link(base, name string, fd, prevFd int) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(prevFd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return false, nil //nolint:nilerr // not linkable: the caller writes the file
 	}
-	if err := w.count(name, fi.Size()); err != nil {
+	if err := w.count(name, st.Size); err != nil {
 		return true, err
 	}
-	if err := w.prev.parent.Link(from, path.Join(w.prev.to, name)); err != nil {
+	if err := unix.Linkat(prevFd, base, fd, base, 0); err != nil {
 		w.files--
-		w.bytes -= fi.Size()
+		w.bytes -= st.Size
 		return false, nil //nolint:nilerr // not linkable: the caller writes the file
 	}
 	w.linked++
@@ -119,11 +121,11 @@ func (s *Source) releaseHold(dir string) {
 	}
 }
 
-// openReuse opens the checkouts folder for links from prev into tmp.
-func openReuse(parent, prev, tmp string, tree *object.Tree) (*reuse, error) {
+// openReuse opens the checkouts folder for links from prev.
+func openReuse(parent, prev string, tree *object.Tree) (*reuse, error) {
 	r, err := os.OpenRoot(parent)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", parent, err)
 	}
-	return &reuse{parent: r, from: path.Base(prev), to: path.Base(tmp), tree: tree}, nil
+	return &reuse{parent: r, from: path.Base(prev), tree: tree}, nil
 }

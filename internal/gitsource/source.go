@@ -82,6 +82,11 @@ type repo struct {
 	used   time.Time // last Resolve, Fetch or Checkout, for Retain
 
 	sshHanging atomic.Bool // an SSH operation past its deadline still runs
+
+	// commits remembers the metadata of commits read from this repository
+	// (commit.go): a commit known here is in the cached repository.
+	commitsMu sync.Mutex
+	commits   map[string]*Commit
 }
 
 func (r *repo) touch() {

@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"golang.org/x/sys/unix"
 
 	"github.com/keyless-cd/keyless/internal/confine"
 )
@@ -39,9 +40,14 @@ const (
 // it holds; a checkout folder without a matching record is never trusted.
 const treeSuffix = ".tree"
 
-// treeWriter writes one commit's tree below root. Every write goes through
-// root (an os.Root), so no entry, symlink or crafted name can make it write
-// outside the checkout, whatever the tree holds.
+// treeWriter writes one commit's tree below root. Every entry is written
+// relative to its folder's descriptor, opened without following links
+// below root (an os.Root) — with a single-component name Git's tree
+// allows (checkEntryName: no '/', no '..'), never following a link — so no
+// entry, symlink or crafted name can make it write outside the checkout,
+// whatever the tree holds. One descriptor per folder, not a walk from the
+// root per file: a checkout of thousands of files makes a few system calls
+// per file.
 type treeWriter struct {
 	ctx      context.Context // stops the write between entries
 	store    storer.EncodedObjectStorer
@@ -57,13 +63,17 @@ type treeWriter struct {
 
 	files int
 	bytes int64
-	dirs  []string // created folders, parents first, made read-only at the end
 	links []string // symlinks written, resolved once the whole tree is there
 }
 
-// write writes tree t as folder dir ("." for the root) of the checkout;
-// prev is the same folder's tree in w.prev's checkout (nil: none).
-func (w *treeWriter) write(t, prev *object.Tree, dir string, depth int) error {
+// noDir is the descriptor of a folder that is not there (prev has none).
+const noDir = -1
+
+// write writes tree t into folder dir ("." for the root) of the checkout,
+// open as fd; prev is the same folder's tree in w.prev's checkout, open as
+// prevFd (nil and noDir: none). Each folder is made read-only once its
+// entries are written.
+func (w *treeWriter) write(t, prev *object.Tree, dir string, fd, prevFd, depth int) error {
 	if depth > maxTreeDepth {
 		return fmt.Errorf("%s: nested deeper than %d folders: %w", dir, maxTreeDepth, ErrUnsafeTree)
 	}
@@ -80,28 +90,20 @@ func (w *treeWriter) write(t, prev *object.Tree, dir string, depth int) error {
 		if len(name) > maxPathBytes {
 			return fmt.Errorf("%s…: path longer than %d bytes: %w", name[:64], maxPathBytes, ErrUnsafeTree)
 		}
-		if err := w.entry(e, w.prev.entry(prev, e.Name), name, depth); err != nil {
+		if err := w.entry(e, w.prev.entry(prev, e.Name), name, fd, prevFd, depth); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (w *treeWriter) entry(e object.TreeEntry, prev *object.TreeEntry, name string, depth int) error {
+func (w *treeWriter) entry(e object.TreeEntry, prev *object.TreeEntry, name string, fd, prevFd, depth int) error {
 	if err := w.ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	switch e.Mode {
 	case filemode.Dir:
-		sub, err := object.GetTree(w.store, e.Hash)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if err := w.root.Mkdir(name, 0o755); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		w.dirs = append(w.dirs, name)
-		return w.write(sub, w.prev.subtree(w.store, prev), name, depth+1)
+		return w.dir(e, prev, name, fd, prevFd, depth)
 	case filemode.Submodule:
 		return nil // not followed, like a checkout without --recurse-submodules
 	case filemode.Symlink:
@@ -115,20 +117,60 @@ func (w *treeWriter) entry(e object.TreeEntry, prev *object.TreeEntry, name stri
 		if err := checkSymlink(name, string(target)); err != nil {
 			return err
 		}
-		if err := w.root.Symlink(string(target), name); err != nil {
+		if err := unix.Symlinkat(string(target), fd, e.Name); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		w.links = append(w.links, name)
 		return nil
 	case filemode.Regular, filemode.Executable, filemode.Deprecated:
-		if w.prev.same(e, prev) {
-			if linked, err := w.link(name); linked || err != nil {
+		if w.prev.same(e, prev) && prevFd != noDir {
+			if linked, err := w.link(e.Name, name, fd, prevFd); linked || err != nil {
 				return err
 			}
 		}
-		return w.file(e, name)
+		return w.file(e, name, fd)
 	}
 	return fmt.Errorf("%s: unknown file mode %o: %w", name, uint32(e.Mode), ErrUnsafeTree)
+}
+
+// dir creates folder e in fd, writes its tree and makes it read-only.
+func (w *treeWriter) dir(e object.TreeEntry, prev *object.TreeEntry, name string, fd, prevFd, depth int) error {
+	sub, err := object.GetTree(w.store, e.Hash)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := unix.Mkdirat(fd, e.Name, 0o755); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	subFd, err := openDir(fd, e.Name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer func() { _ = unix.Close(subFd) }()
+	prevSub, prevSubFd := w.prev.subtree(w.store, prev), noDir
+	if prevSub != nil && prevFd != noDir {
+		if pfd, err := openDir(prevFd, e.Name); err == nil {
+			prevSubFd = pfd
+			defer func() { _ = unix.Close(pfd) }()
+		}
+	}
+	if err := w.write(sub, prevSub, name, subFd, prevSubFd, depth+1); err != nil {
+		return err
+	}
+	if err := unix.Fchmod(subFd, 0o555); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// openDir opens folder name of the folder open as fd, never through a link.
+func openDir(fd int, name string) (int, error) {
+	for {
+		sub, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return sub, err
+		}
+	}
 }
 
 func (w *treeWriter) count(name string, size int64) error {
@@ -143,7 +185,8 @@ func (w *treeWriter) count(name string, size int64) error {
 	return nil
 }
 
-func (w *treeWriter) file(e object.TreeEntry, name string) error {
+// file writes blob e as file e.Name of the folder open as fd.
+func (w *treeWriter) file(e object.TreeEntry, name string, fd int) error {
 	blob, err := object.GetBlob(w.store, e.Hash)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -156,20 +199,32 @@ func (w *treeWriter) file(e object.TreeEntry, name string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer func() { _ = rd.Close() }()
-	perm := os.FileMode(0o444)
+	perm := uint32(0o444)
 	if e.Mode == filemode.Executable {
 		perm = 0o555
 	}
 	// O_EXCL: a name can only be written once, never through a link.
-	out, err := w.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	ofd, err := openFile(fd, e.Name, perm)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	out := os.NewFile(uintptr(ofd), name)
 	if _, err := io.Copy(out, io.LimitReader(rd, blob.Size)); err != nil {
 		_ = out.Close()
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return out.Close()
+}
+
+// openFile creates file name in the folder open as fd for writing; it
+// must not exist (a link included).
+func openFile(fd int, name string, perm uint32) (int, error) {
+	for {
+		ofd, err := unix.Openat(fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		if err != unix.EINTR {
+			return ofd, err
+		}
+	}
 }
 
 // blob reads a small blob (a symlink target) of at most limit bytes.
@@ -196,16 +251,6 @@ func (w *treeWriter) checkLinks() error {
 	for _, name := range w.links {
 		if _, err := w.root.Stat(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%s: symlink leaves the checkout or loops: %w", name, ErrUnsafeTree)
-		}
-	}
-	return nil
-}
-
-// readOnly makes the written folders read-only, deepest first.
-func (w *treeWriter) readOnly() error {
-	for i := len(w.dirs) - 1; i >= 0; i-- {
-		if err := w.root.Chmod(w.dirs[i], 0o555); err != nil {
-			return fmt.Errorf("%s: %w", w.dirs[i], err)
 		}
 	}
 	return nil

@@ -112,3 +112,23 @@ func TestFailingApplicationShows(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldApplicationShows: a closed sync window shows under the
+// Application's sync, in the list and on its page.
+func TestHeldApplicationShows(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	app := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+		Status: kv1.ApplicationStatus{SyncWindow: &kv1.SyncWindowStatus{Window: "deny 0 22 * * 5 for 60h (Europe/Stockholm, from the cluster admin)", Until: metav1.NewTime(now.Add(time.Hour))}}}
+	row := rowOf(app, now)
+	want := `<div class="msg held">window closed until 2026-12-07 13:00Z: deny 0 22 * * 5 for 60h (Europe/Stockholm, from the cluster admin)</div>`
+	var b strings.Builder
+	if err := templates.ExecuteTemplate(&b, "list.html", listPage{page: page{Title: "Applications"}, Rows: []appRow{row}, Counts: counts([]appRow{row}), Statuses: statusFilters}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("the list lacks %s", want)
+	}
+	if rowOf(&kv1.Application{}, now).Held != "" {
+		t.Error("an Application nothing holds shows something held")
+	}
+}

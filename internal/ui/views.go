@@ -37,6 +37,9 @@ type appRow struct {
 	Ready   string
 	Message string
 	Failing bool
+	// Held says what holds syncs back now: a closed sync window, a pause
+	// of self-heal (Application.Held), or "".
+	Held string
 }
 
 // ReadyClass is the Ready badge's colour: a failure is bad whatever Sync
@@ -134,6 +137,7 @@ func rowOf(app *kv1.Application, now time.Time) appRow {
 		Revision: kv1.ShortSHA(app.Status.LastAppliedRevision),
 	}
 	r.Ready, r.Message, r.Failing = app.ReadyState()
+	r.Held = app.Held(now)
 	r.RevisionURL = forge.CommitURL(forge.ProviderOf(app), app.Spec.Source.RepoURL, app.Status.LastAppliedRevision)
 	if op := app.Status.Operation; op != nil {
 		r.Operation = fmt.Sprintf("%s wave %d", op.Phase, op.Wave)
