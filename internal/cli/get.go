@@ -404,4 +404,3 @@ func statusOf(a *kv1.Application) string {
 	}
 	return strings.Join(strings.Fields(m), " ")
 }
-

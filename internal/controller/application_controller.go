@@ -672,9 +672,9 @@ func (r *ApplicationReconciler) render(ctx context.Context, app *kv1.Application
 	if objs, ok := r.renders.get(appKey, cacheKey, sha); ok {
 		return objs, renderOutcome{cached: true}, nil
 	}
-	objs, out, err := r.reuseRender(ctx, appKey, cacheKey, source, sha)
-	if err != nil || objs != nil {
-		return objs, out, err
+	objs, out := r.reuseRender(ctx, appKey, cacheKey, source, sha)
+	if objs != nil {
+		return objs, out, nil
 	}
 	start := time.Now()
 	defer func() { r.metrics.observeRender(start, retErr) }()

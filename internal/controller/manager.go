@@ -349,7 +349,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	triggers := make(chan event.GenericEvent, 256)
-	if err := r.SetupWithManager(mgr, triggers, opts.Concurrency, opts.MaxConcurrentPerNamespace); err != nil {
+	if err := r.SetupWithManager(ctx, mgr, triggers, opts.Concurrency, opts.MaxConcurrentPerNamespace); err != nil {
 		return err
 	}
 
@@ -423,8 +423,8 @@ func newManager(cfg *rest.Config, opts Options) (*runtime.Scheme, map[string]cac
 // concurrency workers, perNamespace of which one namespace may hold while
 // another waits (fairQueue). The drift tracker enqueues through the
 // controller built here.
-func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, triggers <-chan event.GenericEvent, concurrency, perNamespace int) error {
-	if err := indexDependsOn(context.Background(), mgr); err != nil {
+func (r *ApplicationReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, triggers <-chan event.GenericEvent, concurrency, perNamespace int) error {
+	if err := indexDependsOn(ctx, mgr); err != nil {
 		return err
 	}
 	c, err := builder.ControllerManagedBy(mgr).

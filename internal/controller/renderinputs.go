@@ -59,15 +59,15 @@ type renderOutcome struct {
 // files) fails the Applications that render that commit; one whose inputs
 // it left alone keeps its objects and moves on, as it would have had the
 // refused entries never been pushed.
-func (r *ApplicationReconciler) reuseRender(ctx context.Context, app types.NamespacedName, key string, source openSource, sha string) ([]*unstructured.Unstructured, renderOutcome, error) {
+func (r *ApplicationReconciler) reuseRender(ctx context.Context, app types.NamespacedName, key string, source openSource, sha string) ([]*unstructured.Unstructured, renderOutcome) {
 	e, ok := r.renders.lookup(app, key)
 	switch {
 	case !ok && r.renders.has(app):
-		return nil, renderOutcome{reason: "render options changed (spec, cluster API versions)"}, nil
+		return nil, renderOutcome{reason: "render options changed (spec, cluster API versions)"}
 	case !ok:
-		return nil, renderOutcome{reason: "no render kept (the first since the controller started, or the last decrypted SOPS files)"}, nil
+		return nil, renderOutcome{reason: "no render kept (the first since the controller started, or the last decrypted SOPS files)"}
 	case e.inputs == nil:
-		return nil, renderOutcome{reason: "not keyed by its inputs (a chart, spec.sources with a ref, a render that read outside the checkout)"}, nil
+		return nil, renderOutcome{reason: "not keyed by its inputs (a chart, spec.sources with a ref, a render that read outside the checkout)"}
 	}
 	values := e.next
 	if e.nextRevision != sha || values == nil {
@@ -76,20 +76,20 @@ func (r *ApplicationReconciler) reuseRender(ctx context.Context, app types.Names
 			if !errors.Is(err, readset.ErrNotKeyable) {
 				log.FromContext(ctx).Info("comparing render inputs failed, rendering", "revision", sha, "error", err.Error())
 			}
-			return nil, renderOutcome{reason: "inputs could not be compared: " + err.Error()}, nil
+			return nil, renderOutcome{reason: "inputs could not be compared: " + err.Error()}
 		}
 	}
 	if !slices.Equal(values, e.values) {
 		changed := readset.Changed(e.inputs, e.values, values, maxChangedListed)
-		return nil, renderOutcome{reason: "inputs changed: " + strings.Join(changed, ", "), changed: changed}, nil
+		return nil, renderOutcome{reason: "inputs changed: " + strings.Join(changed, ", "), changed: changed}
 	}
 	objs, ok := e.objects()
 	if !ok {
-		return nil, renderOutcome{reason: "cached render unreadable"}, nil
+		return nil, renderOutcome{reason: "cached render unreadable"}
 	}
 	r.renders.advance(app, key, e.revision, sha)
 	return objs, renderOutcome{reused: true, from: e.revision, renderedAt: e.renderedAt, inputs: len(e.inputs),
-		reason: "inputs unchanged since " + kv1.ShortSHA(e.renderedAt)}, nil
+		reason: "inputs unchanged since " + kv1.ShortSHA(e.renderedAt)}
 }
 
 // inputValues are the values at sha of a render's inputs, or nil for both
