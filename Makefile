@@ -164,6 +164,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (make test runs their seed corpora)
 	go test ./internal/celhealth -run '^$$' -fuzz FuzzCompile -fuzztime $(FUZZTIME)
 	go test ./internal/argocd -run '^$$' -fuzz FuzzRecognise -fuzztime $(FUZZTIME)
 	go test ./internal/ledger -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME)
+	go test ./internal/evidence -run '^$$' -fuzz FuzzReadAuditLog -fuzztime $(FUZZTIME)
 	go test ./internal/readset -run '^$$' -fuzz FuzzValues -fuzztime $(FUZZTIME)
 
 BENCH_APPS ?= 100

@@ -59,14 +59,18 @@ type evidenceVerifyFlags struct {
 func newEvidenceCommand(streams IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "evidence",
-		Short: "Check the controller's tamper-evident ledger of changes",
+		Short: "Check the controller's tamper-evident ledger of changes, export an auditor's pack",
 		Long: `The controller appends a signed, hash-chained record of every sync to its --ledger-file.
 keyless evidence verify checks a copy of it: every record's hash, its signature with the
 controller's public key, its sequence and its link to the record before, naming the first
-record that was edited, removed or moved.`,
-		Example: `  keyless evidence verify ledger.jsonl --public-key ledger.pub`,
-		Args:    cobra.NoArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+record that was edited, removed or moved. keyless evidence export verifies it the same way
+and writes an auditor's pack: each change with who wrote, signed, approved and applied it,
+mapped to the change-management controls, reconciled with the API server's audit log.`,
+		Example: `  keyless evidence verify ledger.jsonl --public-key ledger.pub
+  keyless evidence export ledger.jsonl --public-key ledger.pub --from 2026-10-01 --to 2026-12-31 \
+    -n shop --apiserver-audit-log audit.log --output-dir q4-shop`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	f := &evidenceVerifyFlags{}
 	verify := &cobra.Command{
@@ -81,21 +85,30 @@ record that was edited, removed or moved.`,
 		},
 	}
 	verify.Flags().StringVar(&f.publicKey, "public-key", "", "the controller's ed25519 public key (PKIX PEM) (required)")
-	cmd.AddCommand(verify)
+	cmd.AddCommand(verify, newEvidenceExportCommand(streams))
 	return cmd
 }
 
-func runEvidenceVerify(streams IOStreams, f *evidenceVerifyFlags, path string) error {
-	if f.publicKey == "" {
-		return errors.New("--public-key is required: the ledger's signatures are checked with the controller's public key")
+// ledgerPublicKey reads --public-key.
+func ledgerPublicKey(path string) (ed25519.PublicKey, error) {
+	if path == "" {
+		return nil, errors.New("--public-key is required: the ledger's signatures are checked with the controller's public key")
 	}
-	data, err := readSmallFile(f.publicKey)
+	data, err := readSmallFile(path)
 	if err != nil {
-		return fmt.Errorf("--public-key: %w", err)
+		return nil, fmt.Errorf("--public-key: %w", err)
 	}
 	pub, err := ledger.ParsePublicKey(data)
 	if err != nil {
-		return fmt.Errorf("--public-key %s: %w", f.publicKey, err)
+		return nil, fmt.Errorf("--public-key %s: %w", path, err)
+	}
+	return pub, nil
+}
+
+func runEvidenceVerify(streams IOStreams, f *evidenceVerifyFlags, path string) error {
+	pub, err := ledgerPublicKey(f.publicKey)
+	if err != nil {
+		return err
 	}
 	file, err := os.Open(path)
 	if err != nil {

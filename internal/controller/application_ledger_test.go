@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -12,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/evidence"
 )
 
 // TestLedger: with --ledger-file the controller appends a signed,
@@ -48,6 +53,15 @@ func TestLedger(t *testing.T) {
 	revs = append(revs, e.push(map[string]string{"l/cm.yaml": configMapFile("l", "3")}, nil, "three"))
 	e.waitApp("l", "synced after a restart", time.Minute, func(a *kv1.Application) bool { return a.Status.LastAppliedRevision == revs[2] })
 	e.stopController()
+	// A person's edit outside keyless (the controller is stopped: not reverted).
+	cm := &corev1.ConfigMap{}
+	if err := e.admin.Get(t.Context(), client.ObjectKey{Namespace: appNS, Name: "l"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["v"] = "by hand"
+	if err := e.admin.Update(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
 
 	code, out, errOut := e.keyless("", "evidence", "verify", e.ledgerFile, "--public-key", pubFile)
 	if code != 0 || !strings.Contains(out, "3 record(s) verified") {
@@ -62,6 +76,7 @@ func TestLedger(t *testing.T) {
 			t.Errorf("the ledger has no record of %s", r)
 		}
 	}
+	exportedWithAuditLog(t, e, pubFile, len(revs))
 	lines := strings.SplitAfter(string(data), "\n")
 	for name, tampered := range map[string]string{
 		"one byte edited":  strings.Replace(string(data), `"Succeeded"`, `"Succeedex"`, 1),
@@ -75,5 +90,63 @@ func TestLedger(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, "ledger broken at line") {
 			t.Errorf("%s: evidence verify %d\n%s%s", name, code, out, errOut)
 		}
+		outDir := filepath.Join(dir, "pack-"+strings.ReplaceAll(name, " ", "-"))
+		code, out, errOut = e.keyless("", "evidence", "export", bad, "--public-key", pubFile, "--output-dir", outDir)
+		if _, err := os.Stat(outDir); code == 0 || !strings.Contains(errOut, "does not verify, so nothing is exported") || err == nil {
+			t.Errorf("%s: evidence export of a broken ledger: %d\n%s%s", name, code, out, errOut)
+		}
+	}
+}
+
+// exportedWithAuditLog: `keyless evidence export` with the API server's
+// own audit log accounts for every write in the Application's namespace:
+// each one made as the deployer is matched with the sync record that
+// lists its object (counted independently from the audit log here), and
+// the person's edit is listed as a change outside keyless.
+func exportedWithAuditLog(t *testing.T, e *env, pubFile string, syncs int) {
+	t.Helper()
+	outDir := filepath.Join(t.TempDir(), "pack")
+	code, out, errOut := e.keyless("", "evidence", "export", e.ledgerFile, "--public-key", pubFile, "-n", appNS,
+		"--from", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "--apiserver-audit-log", e.cluster.AuditLogPath, "--output-dir", outDir)
+	if code != 0 {
+		t.Fatalf("evidence export: %d\n%s%s", code, out, errOut)
+	}
+	raw, err := os.ReadFile(filepath.Join(outDir, "evidence.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pack evidence.Pack
+	if err := json.Unmarshal(raw, &pack); err != nil {
+		t.Fatal(err)
+	}
+	deployer := "system:serviceaccount:" + appNS + ":" + kv1.DefaultServiceAccountName
+	var byDeployer int
+	for _, w := range e.cluster.Writes(t, appNS) {
+		if w.Actor() == deployer && w.ResponseStatus != nil && w.ResponseStatus.Code < 300 {
+			byDeployer++
+		}
+	}
+	a := pack.Audit
+	if a == nil || len(pack.Changes) != syncs || byDeployer == 0 || a.Matched != byDeployer || len(a.WithoutRecord) != 0 {
+		t.Fatalf("pack: %d changes (want %d), audit %+v; the deployer wrote %d times in %s", len(pack.Changes), syncs, a, byDeployer, appNS)
+	}
+	for _, c := range pack.Changes {
+		if c.Result == kv1.SyncResultSucceeded && len(c.Objects) > 0 && len(c.Writes) == 0 {
+			t.Errorf("change %d (%s, %v) has no write of the API server", c.Seq, c.Revision, c.Objects)
+		}
+		if c.WrittenBy == "" || c.AppliedAs != deployer || len(c.Controls) == 0 {
+			t.Errorf("change %d does not say who wrote and applied it or which controls: %+v", c.Seq, c)
+		}
+	}
+	var hand bool
+	for _, w := range a.Outside {
+		hand = hand || (w.Resource == "configmaps" && w.Name == "l" && w.Verb == "update" && !strings.HasPrefix(w.Identity(), "system:serviceaccount:"))
+	}
+	if !hand {
+		t.Errorf("the edit by hand is not among the writes outside keyless: %+v", a.Outside)
+	}
+	report, err := os.ReadFile(filepath.Join(outDir, "report.md"))
+	if err != nil || !bytes.Contains(report, []byte("## Writes outside keyless")) || !bytes.Contains(report, []byte(kv1.ShortSHA(pack.Changes[0].Revision))) {
+		t.Errorf("report.md: %v\n%s", err, report)
 	}
 }

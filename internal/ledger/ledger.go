@@ -139,6 +139,13 @@ func (e *BrokenError) Unwrap() error { return ErrBroken }
 // pub), sequence and link to the one before; it returns the last record,
 // how many were read, or a *BrokenError naming the first that fails.
 func Verify(r io.Reader, pub ed25519.PublicKey) (last *Record, n int, err error) {
+	return VerifyEach(r, pub, nil)
+}
+
+// VerifyEach is Verify calling each (when not nil) with every record that
+// verified, in order, before the next is read: an export reads a ledger
+// of years once, keeping only what it selects.
+func VerifyEach(r io.Reader, pub ed25519.PublicKey, each func(Record)) (last *Record, n int, err error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), MaxLine+1)
 	prev, seq := "", int64(0)
@@ -169,6 +176,9 @@ func Verify(r io.Reader, pub ed25519.PublicKey) (last *Record, n int, err error)
 		prev, seq = rec.Hash, rec.Seq
 		cp := rec
 		last = &cp
+		if each != nil {
+			each(rec)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return last, n, &BrokenError{Line: n + 1, Seq: seq + 1, Reason: err.Error()}
