@@ -20,6 +20,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/egress"
 	"github.com/keyless-cd/keyless/internal/engine"
 	"github.com/keyless-cd/keyless/internal/oidc"
+	"github.com/keyless-cd/keyless/internal/renderproc"
 	"github.com/keyless-cd/keyless/internal/webhook"
 )
 
@@ -47,6 +48,7 @@ type controllerFlags struct {
 	cacheDir                string
 	cacheGCInterval         time.Duration
 	renderLimits            renderLimitFlags
+	renderSpare             bool
 	allowInsecureHTTP       bool
 	gitTimeout              time.Duration
 	hookTimeout             time.Duration
@@ -111,6 +113,7 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "Git cache folder (default a temporary directory)")
 	fl.DurationVar(&f.cacheGCInterval, "cache-gc-interval", 10*time.Minute, "how often the cache of repositories no Application reads any more is deleted")
 	f.renderLimits.addFlags(fl)
+	fl.BoolVar(&f.renderSpare, "render-spare", true, "keep one render process started and initialised between renders, under the same limits, so a push's render does not wait for a process to start (false: start one per render)")
 	fl.DurationVar(&f.gitTimeout, "git-timeout", 60*time.Second, "deadline of each ls-remote and fetch (a Git server that never answers holds a worker no longer)")
 	fl.DurationVar(&f.hookTimeout, "hook-timeout", engine.DefaultStepTimeout, "how long each wave's objects and hooks (a migration Job…) may take to become ready before a sync stops; a sync holds one of --concurrency workers while it waits")
 	fl.DurationVar(&f.syncTimeout, "sync-timeout", controller.DefaultSyncTimeout, "how long one sync's apply (every wave, hook and the prune) may take before it stops and is retried with backoff; at least --hook-timeout")
@@ -201,7 +204,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 		WebhookGitHubSecret: secrets["--webhook-github-secret-file"], WebhookGitLabToken: secrets["--webhook-gitlab-token-file"],
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,
 		CacheDir: f.cacheDir, CacheGCInterval: f.cacheGCInterval, AuditOut: streams.Out, Logger: logger,
-		Render: f.renderLimits.options(), AllowInsecureHTTP: f.allowInsecureHTTP, TrustPolicy: trustPolicy, TrustedRoot: trustedRoot,
+		Render: f.renderOptions(), AllowInsecureHTTP: f.allowInsecureHTTP, TrustPolicy: trustPolicy, TrustedRoot: trustedRoot,
 		GitTimeout: f.gitTimeout, HookTimeout: f.hookTimeout, SyncTimeout: f.syncTimeout, MaxWaves: f.maxWaves, MaxConcurrentPerNamespace: f.perNamespace, ShardNamespaces: shards, EgressDenyCIDRs: denyCIDRs, EgressAllowCIDRs: allowCIDRs,
 	})
 }
@@ -251,4 +254,11 @@ func readTrust(policyFile, rootFile string) (*oidc.FederationPolicy, *root.Trust
 		return nil, nil, errors.New("--trust-policy needs --trusted-root: the Sigstore trusted root its pipelines' certificates are checked against")
 	}
 	return p, tr, nil
+}
+
+// renderOptions are the render children's limits, with --render-spare.
+func (f *controllerFlags) renderOptions() renderproc.Options {
+	o := f.renderLimits.options()
+	o.Spare = f.renderSpare
+	return o
 }
