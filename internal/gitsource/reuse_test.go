@@ -15,10 +15,16 @@ import (
 func checkoutAt(tb testing.TB, srv *gitserver.Server, src *Source, files map[string]string, del []string) string {
 	tb.Helper()
 	ctx := tb.Context()
-	sha, err := srv.Commit(ctx, "app", gitserver.Commit{Files: files, Delete: del, Message: "c"})
-	if err != nil {
+	if _, err := srv.Commit(ctx, "app", gitserver.Commit{Files: files, Delete: del, Message: "c"}); err != nil {
 		tb.Fatal(err)
 	}
+	return checkoutHead(tb, srv, src)
+}
+
+// checkoutHead checks the head of "app"'s main out through src.
+func checkoutHead(tb testing.TB, srv *gitserver.Server, src *Source) string {
+	tb.Helper()
+	ctx := tb.Context()
 	url := srv.RepoURL("app")
 	rev, err := src.Resolve(ctx, url, "main", nil)
 	if err != nil {
@@ -27,7 +33,7 @@ func checkoutAt(tb testing.TB, srv *gitserver.Server, src *Source, files map[str
 	if err := src.Fetch(ctx, url, rev, nil); err != nil {
 		tb.Fatal(err)
 	}
-	dir, release, err := src.Checkout(ctx, url, sha)
+	dir, release, err := src.Checkout(ctx, url, rev.SHA)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -107,19 +113,7 @@ func BenchmarkCheckoutNextCommit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			url := srv.RepoURL("app")
-			rev, err := src.Resolve(b.Context(), url, "main", nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := src.Fetch(b.Context(), url, rev, nil); err != nil {
-				b.Fatal(err)
-			}
-			if _, release, err := src.Checkout(b.Context(), url, rev.SHA); err != nil {
-				b.Fatal(err)
-			} else {
-				release()
-			}
+			checkoutHead(b, srv, src)
 			for i := 0; b.Loop(); i++ {
 				if mode == "full" {
 					src.coMu.Lock()
