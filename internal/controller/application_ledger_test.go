@@ -18,6 +18,7 @@ import (
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/evidence"
+	"github.com/keyless-cd/keyless/internal/ledger"
 )
 
 // TestLedger: with --ledger-file the controller appends a signed,
@@ -149,4 +150,38 @@ func exportedWithAuditLog(t *testing.T, e *env, pubFile string, syncs int) {
 	if err != nil || !bytes.Contains(report, []byte("## Writes outside keyless")) || !bytes.Contains(report, []byte(kv1.ShortSHA(pack.Changes[0].Revision))) {
 		t.Errorf("report.md: %v\n%s", err, report)
 	}
+}
+
+// withLedger gives e's next controller a ledger with a fresh key; read
+// returns its records, every one verified with the key.
+func withLedger(t *testing.T, e *env) (read func() []ledger.Record) {
+	t.Helper()
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ledgerFile, e.ledgerKey = filepath.Join(t.TempDir(), "ledger.jsonl"), key
+	return func() []ledger.Record {
+		t.Helper()
+		f, err := os.Open(e.ledgerFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = f.Close() }()
+		var out []ledger.Record
+		if _, _, err := ledger.VerifyEach(f, pub, func(r ledger.Record) { out = append(out, r) }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+}
+
+// ledgerRecord is the last record of kind about app in records, or nil.
+func ledgerRecord(records []ledger.Record, kind, app string) *ledger.Record {
+	for i := len(records) - 1; i >= 0; i-- {
+		if records[i].Kind == kind && records[i].App == app {
+			return &records[i]
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/ledger"
 )
 
 // TestPause: `keyless pause` (break-glass) stops self-heal for a bounded
@@ -21,6 +22,7 @@ func TestPause(t *testing.T) {
 	ctx := t.Context()
 	rev := e.push(manifests("registry.example.com/web:1.0", "hello"), nil, "web")
 	time.Sleep(1100 * time.Millisecond)
+	records := withLedger(t, e)
 	e.startController(5 * time.Second)
 	e.createApp("web", "deploy", 5*time.Second)
 	e.waitApp("web", "synced", time.Minute, func(a *kv1.Application) bool { return a.Status.LastAppliedRevision == rev && ready(a) })
@@ -64,6 +66,10 @@ func TestPause(t *testing.T) {
 	}
 	if !strings.Contains(conditionMessage(a), "self-heal paused by bob@example.com") {
 		t.Errorf("the Ready message %q does not say the pause", conditionMessage(a))
+	}
+	if r := ledgerRecord(records(), ledger.KindPause, "web"); r == nil || r.By != "bob@example.com" || r.Reason != "INC-123 scaling by hand" ||
+		r.Until.Sub(p.Until.Time).Abs() > time.Second {
+		t.Errorf("the ledger's pause record %+v, status.pause %+v", r, p)
 	}
 	if d, _ := e.cs.AppsV1().Deployments(appNS).Get(ctx, "web", metav1.GetOptions{}); *d.Spec.Replicas != 5 {
 		t.Fatalf("the change was reverted during the pause (replicas %d)", *d.Spec.Replicas)

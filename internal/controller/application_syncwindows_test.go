@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/ledger"
 	"github.com/keyless-cd/keyless/internal/syncwindow"
 )
 
@@ -25,6 +26,7 @@ func TestSyncWindows(t *testing.T) {
 	ctx := t.Context()
 	first := e.push(map[string]string{"frozen/cm.yaml": configMapFile("frozen", "1"), "admin/cm.yaml": configMapFile("admin", "1")}, nil, "two apps")
 	time.Sleep(1100 * time.Millisecond)
+	records := withLedger(t, e)
 	e.startController(5 * time.Second)
 
 	app := &kv1.Application{
@@ -70,6 +72,13 @@ func TestSyncWindows(t *testing.T) {
 		}
 		if !strings.Contains(e.events(appNS), kv1.ReasonWindowOverridden) {
 			t.Errorf("no %s Event:\n%s", kv1.ReasonWindowOverridden, e.events(appNS))
+		}
+		// The override is a ledger record of its own, before its sync's.
+		all := records()
+		o, s := ledgerRecord(all, ledger.KindOverride, "frozen"), ledgerRecord(all, ledger.KindSync, "frozen")
+		if o == nil || o.By != "bob@example.com" || o.Reason != "INC-42 hotfix" || !strings.Contains(o.Window, "spec.syncWindows[0]") ||
+			s == nil || s.Seq < o.Seq || s.WindowOverride != "bob@example.com: INC-42 hotfix" {
+			t.Errorf("ledger: override %+v, sync %+v", o, s)
 		}
 		if code, _, _ := e.keyless("", "sync", "frozen", "-n", appNS); code == 0 {
 			t.Error("a plain keyless sync went through the deny window")

@@ -13,6 +13,7 @@ import (
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/engine"
+	"github.com/keyless-cd/keyless/internal/ledger"
 )
 
 // Break-glass (#39): `keyless pause APP --for 30m --reason INC-123` sets
@@ -39,6 +40,7 @@ func (r *ApplicationReconciler) trackPause(app *kv1.Application, now time.Time) 
 	} else {
 		r.recorder.Eventf(app, nil, corev1.EventTypeNormal, kv1.ReasonPaused, "Pause", "self-heal paused by %s until %s: %s",
 			pause.By, pause.Until.UTC().Format(time.RFC3339), pause.Reason)
+		r.writeLedgerEvent(app, ledger.Record{Kind: ledger.KindPause, By: pause.By, Reason: pause.Reason, Until: pause.Until.UTC()})
 	}
 	app.Status.Pause = st
 	return pause, false

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,5 +70,17 @@ func (r *ApplicationReconciler) writeLedger(app *kv1.Application, a AuditRecord)
 		Deployer: "system:serviceaccount:" + a.Namespace + ":" + a.ServiceAccount, Changes: changes,
 		ApprovedBy: a.ApprovedBy, ApprovalDigest: a.ApprovalDigest, WindowOverride: a.WindowOverride}); err != nil {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "LedgerWriteFailed", "Sync", "appending the sync to the ledger: %v", err)
+	}
+}
+
+// writeLedgerEvent appends an override or a pause of app to the ledger,
+// when there is one (rec's Kind and its own fields set by the caller).
+func (r *ApplicationReconciler) writeLedgerEvent(app *kv1.Application, rec ledger.Record) {
+	if r.ledger == nil {
+		return
+	}
+	rec.Time, rec.Namespace, rec.App = time.Now(), app.Namespace, app.Name
+	if err := r.ledger.Append(rec); err != nil {
+		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "LedgerWriteFailed", "Sync", "appending the %s to the ledger: %v", rec.Kind, err)
 	}
 }

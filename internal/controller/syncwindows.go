@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/ledger"
 	"github.com/keyless-cd/keyless/internal/syncwindow"
 )
 
@@ -83,6 +84,7 @@ func (r *ApplicationReconciler) windowGate(ctx context.Context, app *kv1.Applica
 		if o := windowOverride(app); o != nil {
 			text := fmt.Sprintf("%s: %s", o.By, o.Reason)
 			r.recorder.Eventf(app, nil, corev1.EventTypeNormal, kv1.ReasonWindowOverridden, "Sync", "sync window %s overridden by %s", d.Window, text)
+			r.writeLedgerEvent(app, ledger.Record{Kind: ledger.KindOverride, By: o.By, Reason: o.Reason, Window: d.Window})
 			return text, false, 0, nil
 		}
 		if d.ManualSync {

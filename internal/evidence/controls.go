@@ -1,5 +1,7 @@
 package evidence
 
+import "github.com/keyless-cd/keyless/internal/ledger"
+
 // Control is a regulation's change-management control and what in the
 // pack is evidence for it.
 type Control struct {
@@ -41,6 +43,10 @@ var Controls = []Control{
 
 // controlsOf are the controls change c is evidence for.
 func controlsOf(c Change) []string {
+	if c.Kind == ledger.KindOverride || c.Kind == ledger.KindPause {
+		// An emergency change's who, why and how long.
+		return []string{ControlDORA, ControlSOC2, ControlHSLF}
+	}
 	ids := []string{ControlDORA, ControlSOC2, ControlISO, ControlHSLF}
 	if c.ApprovedBy != "" && c.ApprovedBy != c.WrittenBy {
 		ids = append(ids, ControlFours)

@@ -195,3 +195,24 @@ func FuzzReadAuditLog(f *testing.F) {
 		}
 	})
 }
+
+// TestOverridesAndPausesShow: an override's and a pause's records say
+// who, why and which window or until when, in the pack and the report.
+func TestOverridesAndPausesShow(t *testing.T) {
+	p := NewPack("l", Options{Now: t0})
+	_ = p.Add(ledger.Record{Seq: 1, Time: t0, Kind: ledger.KindOverride, Namespace: "shop", App: "web", By: "bob@example.com", Reason: "INC-42", Window: "deny * * * * * for 2h (UTC)"})
+	_ = p.Add(ledger.Record{Seq: 2, Time: t0, Kind: ledger.KindPause, Namespace: "shop", App: "web", By: "alice", Reason: "INC-43", Until: t0.Add(30 * time.Minute)})
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"sync window deny * * * * * for 2h (UTC) overridden by bob@example.com: INC-42",
+		"self-heal paused until 2026-12-07T10:30:00Z by alice: INC-43", "1 pause(s) of self-heal"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the report lacks %q:\n%s", want, b.String())
+		}
+	}
+	if p.Changes[1].Until != t0.Add(30*time.Minute) || p.Changes[0].By != "bob@example.com" {
+		t.Errorf("changes %+v", p.Changes)
+	}
+}

@@ -67,6 +67,12 @@ type Change struct {
 	Error          string   `json:"error,omitempty"`
 	Objects        []string `json:"objects,omitempty"`
 	WindowOverride string   `json:"windowOverride,omitempty"`
+	// By, Reason, Window and Until are an override's or a pause's: who,
+	// why, which window, until when.
+	By     string    `json:"by,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	Window string    `json:"window,omitempty"`
+	Until  time.Time `json:"until,omitzero"`
 	// Writes are the audit IDs of the apiserver writes this change made
 	// (with an audit log).
 	Writes []string `json:"writes,omitempty"`
@@ -128,7 +134,8 @@ func inWindow(t, from, to time.Time) bool {
 func changeOf(r ledger.Record) Change {
 	c := Change{Seq: r.Seq, Time: r.Time.UTC(), Kind: r.Kind, Namespace: r.Namespace, App: r.App, Revision: r.Revision,
 		WrittenBy: r.Author, CommittedBy: r.Committer, SignedBy: r.Signer, ApprovedBy: r.ApprovedBy, ApprovalDigest: r.ApprovalDigest,
-		AppliedAs: r.Deployer, Trigger: r.Trigger, Result: r.Result, Error: r.Error, Objects: r.Changes, WindowOverride: r.WindowOverride}
+		AppliedAs: r.Deployer, Trigger: r.Trigger, Result: r.Result, Error: r.Error, Objects: r.Changes, WindowOverride: r.WindowOverride,
+		By: r.By, Reason: r.Reason, Window: r.Window, Until: r.Until}
 	c.Controls = controlsOf(c)
 	return c
 }

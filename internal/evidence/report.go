@@ -7,6 +7,7 @@ import (
 	"time"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
+	"github.com/keyless-cd/keyless/internal/ledger"
 )
 
 // maxReportWrites bounds the writes listed one by one in each table of
@@ -27,8 +28,15 @@ func WriteMarkdown(w io.Writer, p *Pack) error {
 		p.GeneratedAt.Format(time.RFC3339), cell(p.Ledger.File), p.Ledger.Records, p.Ledger.LastSeq, p.Ledger.LastHash)
 
 	b.WriteString("## Summary\n\n")
-	results, approved, overrides := map[string]int{}, 0, 0
+	results, approved, overrides, pauses := map[string]int{}, 0, 0, 0
 	for _, c := range p.Changes {
+		if c.Kind == ledger.KindPause {
+			pauses++
+			continue
+		}
+		if c.Kind == ledger.KindOverride {
+			continue // counted with its sync's record (windowOverride)
+		}
 		results[c.Result]++
 		if c.ApprovedBy != "" {
 			approved++
@@ -41,7 +49,7 @@ func WriteMarkdown(w io.Writer, p *Pack) error {
 	for _, r := range []string{kv1.SyncResultSucceeded, kv1.SyncResultFailed} {
 		fmt.Fprintf(b, " %d %s,", results[r], strings.ToLower(r))
 	}
-	fmt.Fprintf(b, " %d approved by a person, %d through a closed sync window.\n", approved, overrides)
+	fmt.Fprintf(b, " %d approved by a person, %d through a closed sync window, %d pause(s) of self-heal.\n", approved, overrides, pauses)
 	if a := p.Audit; a != nil {
 		fmt.Fprintf(b, "- API server audit log `%s`: %d write(s); %d made by a deployer during a recorded sync that names the object; **%d made as a deployer with no record**; %d by other identities (people, other controllers) — listed below.\n",
 			cell(a.Log), a.Writes, a.Matched, len(a.WithoutRecord), len(a.Outside))
@@ -54,6 +62,12 @@ func WriteMarkdown(w io.Writer, p *Pack) error {
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range p.Changes {
 		result := c.Result
+		switch c.Kind {
+		case ledger.KindOverride:
+			result = "sync window " + c.Window + " overridden by " + c.By + ": " + c.Reason
+		case ledger.KindPause:
+			result = "self-heal paused until " + c.Until.UTC().Format(time.RFC3339) + " by " + c.By + ": " + c.Reason
+		}
 		if c.Error != "" {
 			result += ": " + c.Error
 		}

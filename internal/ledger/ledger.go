@@ -31,7 +31,15 @@ const MaxLine = 1 << 20
 
 // Kinds of record.
 const (
+	// KindSync is a sync: what was applied, as whom, and its result.
 	KindSync = "sync"
+	// KindOverride is a closed sync window a person let a sync through
+	// (keyless sync --override-window): By, Reason, Window; the sync's own
+	// record follows it.
+	KindOverride = "override"
+	// KindPause is a pause of self-heal the controller saw begin (keyless
+	// pause): By, Reason, Until.
+	KindPause = "pause"
 )
 
 // Record is one entry. Hash is the sha256 of the record's canonical JSON
@@ -57,9 +65,15 @@ type Record struct {
 	ApprovedBy     string   `json:"approvedBy,omitempty"`
 	ApprovalDigest string   `json:"approvalDigest,omitempty"`
 	WindowOverride string   `json:"windowOverride,omitempty"`
-	Prev           string   `json:"prev"`
-	Hash           string   `json:"hash"`
-	Signature      string   `json:"signature"`
+	// By, Reason, Window and Until describe an override or a pause (empty
+	// in a sync's record, so older records hash as they did).
+	By        string    `json:"by,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Window    string    `json:"window,omitempty"`
+	Until     time.Time `json:"until,omitzero"`
+	Prev      string    `json:"prev"`
+	Hash      string    `json:"hash"`
+	Signature string    `json:"signature"`
 }
 
 // digest is the record's hash (Hash and Signature left out).
