@@ -589,6 +589,39 @@ type VerifySource struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Required;Skip
 	TransparencyLog string `json:"transparencyLog,omitempty"`
+	// Approvals (a Git source) requires every revision applied to have
+	// reached its branch through a merged pull/merge request that at least
+	// minApprovers people other than its author(s) and its merger approved
+	// on its final head, as the forge records it. A direct push, a
+	// self-approved or a stale-approved merge is refused (ApprovalMissing)
+	// and the last good state keeps running. It may stand alone (mode head
+	// is then not required) or beside signature verification.
+	// +optional
+	Approvals *ForgeApprovals `json:"approvals,omitempty"`
+}
+
+// ForgeApprovals is the four-eyes rule checked with the forge before a
+// revision is applied.
+type ForgeApprovals struct {
+	// MinApprovers is how many distinct people, none of them an author of
+	// the change or its merger, must have approved the final head.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20
+	MinApprovers int32 `json:"minApprovers"`
+	// Provider is the forge's API: gitea, forgejo, github or gitlab.
+	// +kubebuilder:validation:Enum=gitea;forgejo;github;gitlab
+	Provider string `json:"provider"`
+	// SecretRef names a Secret in the Application's namespace, labelled
+	// keyless.dev/credential: forge and annotated keyless.dev/git-host
+	// with the repository's host, whose key "token" reads pull/merge
+	// requests (read-only is enough: Gitea read:repository, a GitHub
+	// fine-grained token with Pull requests: read, GitLab read_api).
+	SecretRef LocalObjectReference `json:"secretRef"`
+	// APIURL is the forge's API base. Default: derived from
+	// spec.source.repoURL as for commitStatus; it must be on the
+	// repository's host, over https.
+	// +optional
+	APIURL string `json:"apiURL,omitempty"`
 }
 
 // SigningIdentity is a keyless signer: the CI job's token issuer and the
@@ -994,6 +1027,15 @@ type SyncRecord struct {
 	ApprovedBy string `json:"approvedBy,omitempty"`
 	// +optional
 	ApprovalDigest string `json:"approvalDigest,omitempty"`
+	// Approvers are the people whose approval at the forge, on the final
+	// head of PullRequest, let this revision through
+	// (spec.source.verify.approvals).
+	// +optional
+	Approvers []string `json:"approvers,omitempty"`
+	// PullRequest is the pull/merge request the revision was merged
+	// through (its web URL), when spec.source.verify.approvals checked it.
+	// +optional
+	PullRequest string `json:"pullRequest,omitempty"`
 	// Hooks are the hook runs of this sync (PreSync, Sync, PostSync, SyncFail), in order.
 	// +optional
 	Hooks []HookRecord `json:"hooks,omitempty"`

@@ -37,6 +37,15 @@ const (
 	// ReasonSyncWindowClosed: a sync window blocks syncs now; the message
 	// says which and until when.
 	ReasonSyncWindowClosed = "SyncWindowClosed"
+	// ReasonApprovalMissing: spec.source.verify.approvals is not met by
+	// the revision (a direct push, too few approvals by people other than
+	// its authors and merger, approvals of an older head); the last good
+	// state runs. The message names what is missing.
+	ReasonApprovalMissing = "ApprovalMissing"
+	// ReasonApprovalCheckFailed: the forge could not be asked about the
+	// revision's approvals (an outage, a refused token); retried, never
+	// taken for an approval.
+	ReasonApprovalCheckFailed = "ApprovalCheckFailed"
 )
 
 // Event reasons of a finished sync (a failed one's Event carries its
@@ -54,6 +63,10 @@ const (
 	ReasonSyncAbandoned = "SyncAbandoned"
 	// ReasonWindowOverridden: a person synced through a closed window.
 	ReasonWindowOverridden = "WindowOverridden"
+	// ReasonChangeApproved: the forge showed a revision approved as
+	// spec.source.verify.approvals asks (the Event names the approvers
+	// and the pull/merge request).
+	ReasonChangeApproved = "ChangeApproved"
 	// ReasonPaused: self-heal was paused (keyless pause), with who, why
 	// and until when.
 	ReasonPaused = "Paused"

@@ -83,6 +83,12 @@ func runHistory(cmd *cobra.Command, streams IOStreams, f *historyFlags, name str
 	if approvals {
 		header += "\tAPPROVED BY\tAPPROVAL"
 	}
+	// Approvers at the forge (spec.source.verify.approvals).
+	forgeApprovals := (app.Spec.Source.Verify != nil && app.Spec.Source.Verify.Approvals != nil) ||
+		slices.ContainsFunc(app.Status.History, func(h kv1.SyncRecord) bool { return len(h.Approvers) > 0 })
+	if forgeApprovals {
+		header += "\tAPPROVERS"
+	}
 	if f.changes {
 		header += "\tROLLBACK WOULD"
 	}
@@ -96,6 +102,9 @@ func runHistory(cmd *cobra.Command, streams IOStreams, f *historyFlags, name str
 			orDash(h.Signer), h.FinishedAt.UTC().Format("2006-01-02 15:04:05Z"), firstLine(changes, 80), firstLine(h.Message, 60))
 		if approvals {
 			_, _ = fmt.Fprintf(w, "\t%s\t%s", orDash(h.ApprovedBy), orDash(shortDigest(h.ApprovalDigest)))
+		}
+		if forgeApprovals {
+			_, _ = fmt.Fprintf(w, "\t%s", orDash(strings.Join(h.Approvers, ",")))
 		}
 		if f.changes {
 			_, _ = fmt.Fprintf(w, "\t%s", orDash(would[h.Revision]))

@@ -97,7 +97,7 @@ func TestRollbackCommand(t *testing.T) {
 	t.Log("history: which revisions are rollback targets, and what a rollback to each would change")
 	app.Status.LastAppliedRevision = bad
 	app.Status.History = []kv1.SyncRecord{
-		{Revision: bad, Result: kv1.SyncResultSucceeded, Trigger: "revision", Message: "bad"},
+		{Revision: bad, Result: kv1.SyncResultSucceeded, Trigger: "revision", Message: "bad", Approvers: []string{"bob", "carol"}},
 		{Revision: strings.Repeat("f", 40), Result: kv1.SyncResultFailed, Trigger: "revision", Error: "render failed"},
 		{Revision: good, Result: kv1.SyncResultSucceeded, Trigger: "revision", Message: "good"},
 	}
@@ -114,8 +114,11 @@ func TestRollbackCommand(t *testing.T) {
 			rows[f[0]] = line
 		}
 	}
-	if r := rows[kv1.ShortSHA(bad)]; !strings.Contains(r, "current") {
-		t.Errorf("the applied revision's row %q: want current", r)
+	if r := rows[kv1.ShortSHA(bad)]; !strings.Contains(r, "current") || !strings.Contains(r, "bob,carol") {
+		t.Errorf("the applied revision's row %q: want current, approved by bob and carol at the forge", r)
+	}
+	if !strings.Contains(out, "APPROVERS") {
+		t.Errorf("history:\n%s\nwant an APPROVERS column", out)
 	}
 	if r := rows[kv1.ShortSHA(good)]; !strings.Contains(r, "target") || !strings.Contains(r, "0 added, 1 changed, 0 removed (c ConfigMap/settings)") {
 		t.Errorf("the good revision's row %q: want a target whose rollback changes ConfigMap/settings", r)

@@ -123,8 +123,10 @@ type ApplicationReconciler struct {
 	windowCache adminWindowCache
 	// commits reports sync results on their commits at the forge;
 	// notifier sends notifications. Both deliver off the reconcile path.
-	commits  *commitReporter
-	notifier *notifier
+	commits *commitReporter
+	// approvals asks forges about spec.source.verify.approvals.
+	approvals *forgeApprovals
+	notifier  *notifier
 }
 
 // Renderer renders a directory of a checkout into objects.
@@ -271,8 +273,8 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		Revision: sha, Author: commit.Author, Committer: commit.Committer, Message: commit.Message,
 		Trigger: trigger, StartedAt: metav1.Now(), WindowOverride: override,
 	}
-	if err := r.verifyCommit(ctx, app, commit, &record); err != nil {
-		return r.failStep(app, stepFailure{reason: ReasonVerificationFailed, err: err, permanent: true, record: &record}, interval)
+	if f := r.verifyRevision(ctx, app, commit, &record); f != nil {
+		return r.failStep(app, *f, interval)
 	}
 
 	caps, err := r.capabilities.get(ctx)
@@ -357,7 +359,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 			Message: fmt.Sprintf("reverted drift to %s: %s", kv1.ShortSHA(sha), changeSummary(res))})
 	case trigger != TriggerDrift:
 		r.recordSync(app, record, res, syncEvent{Type: corev1.EventTypeNormal, Reason: ReasonSynced,
-			Message: fmt.Sprintf("synced %s (%s) by %s: %s%s", kv1.ShortSHA(sha), commit.Message, commit.Author, changeSummary(res), approvalNote(approved))})
+			Message: fmt.Sprintf("synced %s (%s) by %s: %s%s", kv1.ShortSHA(sha), commit.Message, commit.Author, changeSummary(res), approvalNote(approved)+approversNote(record))})
 	}
 	return r.refreshHealth(ctx, app, interval)
 }
@@ -424,14 +426,28 @@ func fetchFailure(source openSource, err error) stepFailure {
 	return stepFailure{reason: source.reason(), err: err}
 }
 
+// verifyRevision applies the source's rules to the fetched revision: its
+// signature (spec.source.verify mode head), then its approvals at the forge
+// (spec.source.verify.approvals). nil: it may be rendered and applied.
+func (r *ApplicationReconciler) verifyRevision(ctx context.Context, app *kv1.Application, commit *provenance, record *kv1.SyncRecord) *stepFailure {
+	if err := r.verifyCommit(ctx, app, commit, record); err != nil {
+		return &stepFailure{reason: ReasonVerificationFailed, err: err, permanent: true, record: record}
+	}
+	if err := r.checkForgeApprovals(ctx, app, commit, record); err != nil {
+		f := forgeApprovalFailure(err, record)
+		return &f
+	}
+	return nil
+}
+
 // verifyCommit checks the commit's signature when spec.source.verify asks
 // for it, recording the signer.
 func (r *ApplicationReconciler) verifyCommit(ctx context.Context, app *kv1.Application, commit *provenance, record *kv1.SyncRecord) error {
 	if commit.signer != "" {
 		record.Signer = commit.signer // verified by the source itself
 	}
-	if app.Spec.Source.Verify == nil || commit.commit == nil {
-		return nil
+	if app.Spec.Source.Verify == nil || app.Spec.Source.Verify.Mode == "" || commit.commit == nil {
+		return nil // no signature rule (approvals alone)
 	}
 	signer, err := r.verify(ctx, app, commit.commit)
 	if err != nil {

@@ -44,6 +44,11 @@ type AuditRecord struct {
 	ApprovalDigest string `json:"approvalDigest,omitempty"`
 	// WindowOverride names who synced through a closed sync window, and why.
 	WindowOverride string `json:"windowOverride,omitempty"`
+	// Approvers and PullRequest: who approved the revision at the forge,
+	// and the pull/merge request it was merged through
+	// (spec.source.verify.approvals).
+	Approvers   []string `json:"approvers,omitempty"`
+	PullRequest string   `json:"pullRequest,omitempty"`
 	// Hooks are the hook runs of the sync.
 	Hooks []kv1.HookRecord `json:"hooks,omitempty"`
 }

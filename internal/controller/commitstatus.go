@@ -33,7 +33,7 @@ const (
 // commitFailureReasons are the Ready reasons that fail the attempted commit.
 var commitFailureReasons = []string{
 	ReasonRenderFailed, ReasonRefused, ReasonApplyFailed, ReasonHookFailed, ReasonImmutable, ReasonVerificationFailed,
-	ReasonDecryptionFailed,
+	ReasonDecryptionFailed, kv1.ReasonApprovalMissing,
 }
 
 // commitStatusOf is the status the Application's attempted commit should

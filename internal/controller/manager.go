@@ -341,6 +341,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	r.commits = newCommitReporter(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)
+	r.approvals = newForgeApprovals(eg)
 	r.notifier = newNotifier(mgr.GetAPIReader(), r.recorder, m, mgr.GetLogger(), eg)
 	if err := mgr.Add(r.commits.queue); err != nil {
 		return err

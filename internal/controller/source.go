@@ -57,6 +57,9 @@ type provenance struct {
 	// signer is the signer a source verified itself (an OCI artifact's
 	// key or pipeline), for history.
 	signer string
+	// branch is the branch the Git revision was resolved from ("" for a
+	// tag or a SHA), for spec.source.verify.approvals.
+	branch string
 }
 
 // open opens app's source (spec.source, or spec.sources made into it by

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -67,7 +68,11 @@ func (g *gitSource) fetch(ctx context.Context, sha string) (*provenance, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &provenance{Author: commit.Author, Committer: commit.Committer, Message: commit.Message, commit: commit}, nil
+	branch, _ := strings.CutPrefix(g.resolved.Ref, "refs/heads/")
+	if branch == g.resolved.Ref {
+		branch = "" // a tag or a SHA: merged into any branch
+	}
+	return &provenance{Author: commit.Author, Committer: commit.Committer, Message: commit.Message, commit: commit, branch: branch}, nil
 }
 
 func (g *gitSource) checkout(ctx context.Context, sha string) (*checkout, error) {

@@ -95,6 +95,8 @@ func validateArtifactSource(app *kv1.Application) error {
 			return errors.New("spec.source.verify.mode checks Git commits; an OCI artifact is verified by provider: cosign: remove mode")
 		case v.SecretRef == nil && len(v.MatchIdentities) == 0:
 			return errors.New("spec.source.verify (cosign): give secretRef (trusted *.pub keys) or matchIdentities (keyless signers), or both")
+		case v.Approvals != nil:
+			return errors.New("spec.source.verify.approvals checks pull/merge requests of a Git source; an OCI artifact has none: remove approvals")
 		}
 		for i, id := range v.MatchIdentities {
 			if _, err := regexp.Compile(id.Subject); err != nil {
@@ -117,8 +119,10 @@ func validateGitVerify(v *kv1.VerifySource) error {
 		return nil
 	case v.Provider != "" || v.TransparencyLog != "":
 		return errors.New("spec.source.verify: provider and transparencyLog verify OCI artifacts; a Git source takes mode: head, secretRef and matchIdentities")
+	case v.Approvals != nil && v.Mode == "" && v.SecretRef == nil && len(v.MatchIdentities) == 0:
+		return nil // approvals alone
 	case v.Mode != "head" || (v.SecretRef == nil && len(v.MatchIdentities) == 0):
-		return errors.New("spec.source.verify of a Git source: set mode: head and secretRef (the Secret of trusted *.asc and *.pub keys), matchIdentities (signers of gitsign commits), or both")
+		return errors.New("spec.source.verify of a Git source: set mode: head and secretRef (the Secret of trusted *.asc and *.pub keys), matchIdentities (signers of gitsign commits), or both (or approvals alone)")
 	}
 	for i, id := range v.MatchIdentities {
 		if _, err := regexp.Compile(id.Subject); err != nil {

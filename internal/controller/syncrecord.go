@@ -38,6 +38,7 @@ func (r *ApplicationReconciler) recordSync(app *kv1.Application, rec kv1.SyncRec
 		Author: rec.Author, Committer: rec.Committer, Signer: rec.Signer, Message: rec.Message, Trigger: rec.Trigger,
 		ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: rec.Error, Changes: auditChanges(res), Hooks: rec.Hooks,
 		ApprovedBy: rec.ApprovedBy, ApprovalDigest: rec.ApprovalDigest, WindowOverride: rec.WindowOverride,
+		Approvers: rec.Approvers, PullRequest: rec.PullRequest,
 	}
 	r.audit.write(audit)
 	r.writeLedger(app, audit)
@@ -68,7 +69,8 @@ func (r *ApplicationReconciler) writeLedger(app *kv1.Application, a AuditRecord)
 	if err := r.ledger.Append(ledger.Record{Time: a.Time, Kind: ledger.KindSync, Namespace: a.Namespace, App: a.App, Revision: a.Revision,
 		Author: a.Author, Committer: a.Committer, Signer: a.Signer, Trigger: a.Trigger, Result: a.Result, Error: a.Error,
 		Deployer: "system:serviceaccount:" + a.Namespace + ":" + a.ServiceAccount, Changes: changes,
-		ApprovedBy: a.ApprovedBy, ApprovalDigest: a.ApprovalDigest, WindowOverride: a.WindowOverride}); err != nil {
+		ApprovedBy: a.ApprovedBy, ApprovalDigest: a.ApprovalDigest, WindowOverride: a.WindowOverride,
+		Approvers: a.Approvers, PullRequest: a.PullRequest}); err != nil {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "LedgerWriteFailed", "Sync", "appending the sync to the ledger: %v", err)
 	}
 }

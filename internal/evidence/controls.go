@@ -38,17 +38,20 @@ var Controls = []Control{
 		Evidence:    "who wrote (writtenBy), signed, approved and applied (appliedAs) each change; the pack's ledger section (records verified, last hash) is the regular check, the ledger file the kept log"},
 	{ID: ControlFours, Regulation: "four-eyes principle (DORA, SOC 2 CC8.1, ISO 27001 A.5.3)",
 		Requirement: "a change is approved by a person other than its author",
-		Evidence:    "approvedBy differs from writtenBy (out-of-namespace objects approved with keyless approve)"},
+		Evidence:    "approvers: people other than the change's authors and merger approved its final head at the forge (spec.source.verify.approvals, checked before the apply); approvedBy differs from writtenBy (out-of-namespace objects approved with keyless approve)"},
 }
 
 // controlsOf are the controls change c is evidence for.
 func controlsOf(c Change) []string {
-	if c.Kind == ledger.KindOverride || c.Kind == ledger.KindPause {
+	switch c.Kind {
+	case ledger.KindOverride, ledger.KindPause:
 		// An emergency change's who, why and how long.
 		return []string{ControlDORA, ControlSOC2, ControlHSLF}
+	case ledger.KindApproval:
+		return []string{ControlDORA, ControlSOC2, ControlFours}
 	}
 	ids := []string{ControlDORA, ControlSOC2, ControlISO, ControlHSLF}
-	if c.ApprovedBy != "" && c.ApprovedBy != c.WrittenBy {
+	if (c.ApprovedBy != "" && c.ApprovedBy != c.WrittenBy) || len(c.Approvers) > 0 {
 		ids = append(ids, ControlFours)
 	}
 	return ids

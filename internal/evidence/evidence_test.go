@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,30 @@ func TestOverridesAndPausesShow(t *testing.T) {
 	}
 	if p.Changes[1].Until != t0.Add(30*time.Minute) || p.Changes[0].By != "bob@example.com" {
 		t.Errorf("changes %+v", p.Changes)
+	}
+}
+
+// TestForgeApprovalsShow: an approval record and the sync it let through
+// show the approvers and the pull request, and evidence four eyes.
+func TestForgeApprovalsShow(t *testing.T) {
+	p := NewPack("l", Options{Now: t0})
+	pr := "https://gitea.example/team/web/pulls/7"
+	_ = p.Add(ledger.Record{Seq: 1, Time: t0, Kind: ledger.KindApproval, Namespace: "shop", App: "web", Revision: "0123456789abcdef0123456789abcdef01234567",
+		Approvers: []string{"bob", "carol"}, PullRequest: pr})
+	_ = p.Add(ledger.Record{Seq: 2, Time: t0, Kind: ledger.KindSync, Namespace: "shop", App: "web", Revision: "0123456789abcdef0123456789abcdef01234567",
+		Author: "alice", Result: "Succeeded", Approvers: []string{"bob", "carol"}, PullRequest: pr})
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"approved at the forge in " + pr, "bob, carol (" + pr + ")", "1 approved by a person"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the report lacks %q:\n%s", want, b.String())
+		}
+	}
+	for i, c := range p.Changes {
+		if !slices.Contains(c.Controls, ControlFours) {
+			t.Errorf("change %d controls %v: want four-eyes", i, c.Controls)
+		}
 	}
 }

@@ -60,6 +60,11 @@ type Change struct {
 	// ApprovedBy is the person who approved out-of-namespace objects.
 	ApprovedBy     string `json:"approvedBy,omitempty"`
 	ApprovalDigest string `json:"approvalDigest,omitempty"`
+	// Approvers are the people who approved the revision's pull/merge
+	// request (PullRequest) at the forge, none of them its author or
+	// merger (spec.source.verify.approvals).
+	Approvers   []string `json:"approvers,omitempty"`
+	PullRequest string   `json:"pullRequest,omitempty"`
 	// AppliedAs is the identity the objects were written as.
 	AppliedAs      string   `json:"appliedAs,omitempty"`
 	Trigger        string   `json:"trigger,omitempty"`
@@ -135,7 +140,7 @@ func changeOf(r ledger.Record) Change {
 	c := Change{Seq: r.Seq, Time: r.Time.UTC(), Kind: r.Kind, Namespace: r.Namespace, App: r.App, Revision: r.Revision,
 		WrittenBy: r.Author, CommittedBy: r.Committer, SignedBy: r.Signer, ApprovedBy: r.ApprovedBy, ApprovalDigest: r.ApprovalDigest,
 		AppliedAs: r.Deployer, Trigger: r.Trigger, Result: r.Result, Error: r.Error, Objects: r.Changes, WindowOverride: r.WindowOverride,
-		By: r.By, Reason: r.Reason, Window: r.Window, Until: r.Until}
+		By: r.By, Reason: r.Reason, Window: r.Window, Until: r.Until, Approvers: r.Approvers, PullRequest: r.PullRequest}
 	c.Controls = controlsOf(c)
 	return c
 }

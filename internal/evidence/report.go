@@ -34,11 +34,11 @@ func WriteMarkdown(w io.Writer, p *Pack) error {
 			pauses++
 			continue
 		}
-		if c.Kind == ledger.KindOverride {
-			continue // counted with its sync's record (windowOverride)
+		if c.Kind == ledger.KindOverride || c.Kind == ledger.KindApproval {
+			continue // counted with its sync's record (windowOverride, approvers)
 		}
 		results[c.Result]++
-		if c.ApprovedBy != "" {
+		if c.ApprovedBy != "" || len(c.Approvers) > 0 {
 			approved++
 		}
 		if c.WindowOverride != "" {
@@ -67,6 +67,8 @@ func WriteMarkdown(w io.Writer, p *Pack) error {
 			result = "sync window " + c.Window + " overridden by " + c.By + ": " + c.Reason
 		case ledger.KindPause:
 			result = "self-heal paused until " + c.Until.UTC().Format(time.RFC3339) + " by " + c.By + ": " + c.Reason
+		case ledger.KindApproval:
+			result = "approved at the forge in " + c.PullRequest
 		}
 		if c.Error != "" {
 			result += ": " + c.Error
@@ -75,7 +77,7 @@ func WriteMarkdown(w io.Writer, p *Pack) error {
 			result += " (window overridden: " + c.WindowOverride + ")"
 		}
 		fmt.Fprintf(b, "| %d | %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", c.Seq, c.Time.Format("2006-01-02 15:04:05"),
-			cell(c.Namespace), cell(c.App), cell(kv1.ShortSHA(c.Revision)), dash(c.WrittenBy), dash(c.SignedBy), dash(c.ApprovedBy), dash(c.AppliedAs),
+			cell(c.Namespace), cell(c.App), cell(kv1.ShortSHA(c.Revision)), dash(c.WrittenBy), dash(c.SignedBy), dash(approvedBy(c)), dash(c.AppliedAs),
 			dash(c.Trigger), dash(result), dash(strings.Join(c.Objects, ", ")), len(c.Writes))
 	}
 	if a := p.Audit; a != nil {
@@ -136,4 +138,17 @@ func dash(s string) string {
 		return "-"
 	}
 	return cell(s)
+}
+
+// approvedBy names who approved a change: its forge approvers (and the
+// request), and the approver of its out-of-namespace objects.
+func approvedBy(c Change) string {
+	var parts []string
+	if len(c.Approvers) > 0 {
+		parts = append(parts, strings.Join(c.Approvers, ", ")+" ("+c.PullRequest+")")
+	}
+	if c.ApprovedBy != "" {
+		parts = append(parts, c.ApprovedBy+" (out-of-namespace objects)")
+	}
+	return strings.Join(parts, "; ")
 }

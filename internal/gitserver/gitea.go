@@ -305,6 +305,11 @@ func (g *Gitea) Stop() {
 
 // api calls Gitea's REST API as GiteaUser; out, when set, receives the JSON answer.
 func (g *Gitea) api(ctx context.Context, method, path string, in, out any) error {
+	return g.apiWith(ctx, nil, method, path, in, out)
+}
+
+// apiWith is api with extra request headers.
+func (g *Gitea) apiWith(ctx context.Context, headers map[string]string, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -320,6 +325,9 @@ func (g *Gitea) api(ctx context.Context, method, path string, in, out any) error
 	req.Header.Set("Content-Type", "application/json")
 	if g.token != "" {
 		req.Header.Set("Authorization", "token "+g.token)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := g.http.Do(req)
 	if err != nil {

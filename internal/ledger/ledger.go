@@ -40,6 +40,10 @@ const (
 	// KindPause is a pause of self-heal the controller saw begin (keyless
 	// pause): By, Reason, Until.
 	KindPause = "pause"
+	// KindApproval is a revision the forge showed approved by people other
+	// than its authors and merger (spec.source.verify.approvals): the
+	// approvers and the pull/merge request, before the sync it let through.
+	KindApproval = "approval"
 )
 
 // Record is one entry. Hash is the sha256 of the record's canonical JSON
@@ -65,6 +69,10 @@ type Record struct {
 	ApprovedBy     string   `json:"approvedBy,omitempty"`
 	ApprovalDigest string   `json:"approvalDigest,omitempty"`
 	WindowOverride string   `json:"windowOverride,omitempty"`
+	// Approvers and PullRequest: who approved the revision at the forge
+	// and where (a sync, or an approval record of its own).
+	Approvers   []string `json:"approvers,omitempty"`
+	PullRequest string   `json:"pullRequest,omitempty"`
 	// By, Reason, Window and Until describe an override or a pause (empty
 	// in a sync's record, so older records hash as they did).
 	By        string    `json:"by,omitempty"`
