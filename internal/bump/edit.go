@@ -134,6 +134,26 @@ func (f *File) setNode(n *yaml.Node, path string, docNum int, value string) erro
 	return nil
 }
 
+// Documents returns the roots of the file's documents, for callers that
+// find the scalars to change themselves (SetNode); they must not modify them.
+func (f *File) Documents() []*yaml.Node {
+	out := make([]*yaml.Node, len(f.docs))
+	for i, d := range f.docs {
+		out[i] = d.root
+	}
+	return out
+}
+
+// SetNode records the replacement of scalar n, found under Documents()[doc]
+// at path (for messages), by value; Bytes applies it with the rest.
+func (f *File) SetNode(doc int, n *yaml.Node, path string, value string) error {
+	docNum := 0
+	if len(f.docs) > 1 {
+		docNum = doc + 1
+	}
+	return f.setNode(n, path, docNum, value)
+}
+
 // Changes returns what Set and SetImage found, in order.
 func (f *File) Changes() []Change { return f.changes }
 

@@ -165,20 +165,26 @@ func (f *rollbackFlags) options(ctx context.Context, streams IOStreams, c client
 		RepoURL: src.RepoURL, Branch: branch, Paths: paths, To: f.to, Application: app.Namespace + "/" + app.Name,
 		Author: author, Trailers: trailers, Retries: f.retries, Limits: f.cloneLimits(),
 	}
-	if f.committer != "" {
-		id, err := bump.ParseIdentity(f.committer)
+	return opts, f.commitIdentity(ctx, streams, c, app, f.committer, f.signSSHKey, &opts)
+}
+
+// commitIdentity completes opts with the committer (--committer), the
+// signer (--sign-ssh-key) and the Git credential, for the commands that
+// commit to an Application's repository (rollback, pause --codify).
+func (f *gitAuthFlags) commitIdentity(ctx context.Context, streams IOStreams, c client.Client, app *kv1.Application, committer, signKey string, opts *rollback.Options) error {
+	if committer != "" {
+		id, err := bump.ParseIdentity(committer)
 		if err != nil {
-			return rollback.Options{}, fmt.Errorf("--committer %w", err)
+			return fmt.Errorf("--committer %w", err)
 		}
 		opts.Committer = &id
 	}
-	if opts.Signer, err = commitSigner(f.signSSHKey); err != nil {
-		return rollback.Options{}, err
+	var err error
+	if opts.Signer, err = commitSigner(signKey); err != nil {
+		return err
 	}
-	if opts.Auth, err = f.credential(ctx, c, app, streams.getenv); err != nil {
-		return rollback.Options{}, err
-	}
-	return opts, nil
+	opts.Auth, err = f.credential(ctx, c, app, streams.getenv)
+	return err
 }
 
 // rollbackAuthor is --author, else GIT_AUTHOR_NAME/EMAIL, else the CI

@@ -263,3 +263,16 @@ func (r *statusRecorder) Flush() {
 		f.Flush()
 	}
 }
+
+// File returns path's content at rev (a commit, branch or tag) in repo,
+// read with git show from the server's own copy.
+func (s *Server) File(ctx context.Context, repo, rev, path string) (string, error) {
+	if !validRepoName.MatchString(repo) || strings.Contains(repo, "..") || strings.HasPrefix(rev, "-") {
+		return "", fmt.Errorf("invalid repository %q or revision %q", repo, rev)
+	}
+	out, err := exec.CommandContext(ctx, s.git, "-C", filepath.Join(s.opts.Root, repo+".git"), "show", rev+":"+path).Output() //nolint:gosec // a test server's own repository
+	if err != nil {
+		return "", fmt.Errorf("git show %s:%s: %w", rev, path, err)
+	}
+	return string(out), nil
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -59,7 +60,25 @@ type Options struct {
 	TempDir string
 	// Limits bound the clone like the controller's fetch.
 	Limits Limits
+	// Edit, when set, makes a commit of its own instead of restoring To
+	// (which is then unused): it gets the files under Paths at the tip
+	// (repository-relative path → content; at most MaxEditFiles, of
+	// MaxEditBytes in all) and returns those to replace, with their new
+	// content. It runs again on a new tip when the push is rejected.
+	Edit func(files map[string][]byte) (map[string][]byte, error)
+	// Message is Edit's commit message (trailers are appended), asked for
+	// after each Edit.
+	Message func() string
+	// PushTo, when set, pushes the commit as this new branch (for a pull or
+	// merge request) instead of to Branch; an existing branch is not moved.
+	PushTo string
 }
+
+// Bounds of what an Edit reads.
+const (
+	MaxEditFiles = 5000
+	MaxEditBytes = 64 << 20
+)
 
 // Limits bound a clone: what the server sends and how long it takes.
 type Limits struct {
@@ -104,8 +123,8 @@ type Plan struct {
 // Prepare clones the branch (its whole history, one branch) and makes the
 // rollback commit on its tip. Call Close when done.
 func Prepare(ctx context.Context, opts Options) (*Plan, error) {
-	if opts.RepoURL == "" || opts.To == "" || len(opts.Paths) == 0 {
-		return nil, errors.New("rollback: a repository, a revision and paths are required")
+	if opts.RepoURL == "" || (opts.To == "" && opts.Edit == nil) || len(opts.Paths) == 0 {
+		return nil, errors.New("rollback: a repository, a revision (or an edit) and paths are required")
 	}
 	for i, p := range opts.Paths {
 		clean, err := confine.Lexical(lexicalRoot, lexicalRoot, p)
@@ -126,12 +145,14 @@ func Prepare(ctx context.Context, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	p.Branch = head.Name().Short()
-	to, err := p.repo.ResolveRevision(plumbing.Revision(opts.To))
-	if err != nil {
-		p.Close()
-		return nil, fmt.Errorf("--to %s: no such commit on branch %s: %w", opts.To, p.Branch, ErrNotInHistory)
+	if opts.Edit == nil {
+		to, err := p.repo.ResolveRevision(plumbing.Revision(opts.To))
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("--to %s: no such commit on branch %s: %w", opts.To, p.Branch, ErrNotInHistory)
+		}
+		p.To = to.String()
 	}
-	p.To = to.String()
 	if _, _, err := p.attempt(head.Hash()); err != nil {
 		p.Close()
 		return nil, err
@@ -201,6 +222,14 @@ func (p *Plan) Push(ctx context.Context) error {
 	if p.Commit == "" {
 		return nil
 	}
+	if p.opts.PushTo != "" {
+		p.Attempts = 1
+		spec := config.RefSpec(plumbing.NewBranchReferenceName(p.Branch) + ":" + plumbing.NewBranchReferenceName(p.opts.PushTo))
+		if err := p.repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", Auth: p.opts.Auth, RefSpecs: []config.RefSpec{spec}}); err != nil {
+			return fmt.Errorf("pushing the new branch %s: %w", p.opts.PushTo, err)
+		}
+		return nil
+	}
 	first := true
 	var tip plumbing.Hash
 	pushed, err := bump.PushRetrying(ctx, p.repo, bump.PushOptions{
@@ -230,6 +259,9 @@ func (p *Plan) attempt(tip plumbing.Hash) (plumbing.Hash, bool, error) {
 	tipCommit, err := p.repo.CommitObject(tip)
 	if err != nil {
 		return plumbing.ZeroHash, false, err
+	}
+	if p.opts.Edit != nil {
+		return p.attemptEdit(tip, tipCommit)
 	}
 	toCommit, err := p.repo.CommitObject(plumbing.NewHash(p.To))
 	if err != nil {
@@ -261,12 +293,17 @@ func (p *Plan) attempt(tip plumbing.Hash) (plumbing.Hash, bool, error) {
 	if root == tree.Hash {
 		return plumbing.ZeroHash, false, nil
 	}
+	return p.commitOn(tip, root)
+}
+
+// commitOn commits root on tip and moves the local branch to it.
+func (p *Plan) commitOn(tip, root plumbing.Hash) (plumbing.Hash, bool, error) {
 	hash, err := p.commit(tip, root)
 	if err != nil {
 		return plumbing.ZeroHash, false, err
 	}
 	ref := plumbing.NewHashReference(plumbing.NewBranchReferenceName(p.Branch), hash)
-	if err := st.SetReference(ref); err != nil {
+	if err := p.repo.Storer.SetReference(ref); err != nil {
 		return plumbing.ZeroHash, false, err
 	}
 	p.Commit = hash.String()
@@ -307,6 +344,16 @@ func (p *Plan) commit(parent, tree plumbing.Hash) (plumbing.Hash, error) {
 
 func (p *Plan) message() string {
 	var b strings.Builder
+	if p.opts.Edit != nil {
+		b.WriteString(strings.TrimSpace(p.opts.Message()) + "\n")
+		if len(p.opts.Trailers) > 0 {
+			b.WriteString("\n")
+		}
+		for _, t := range p.opts.Trailers {
+			b.WriteString(t + "\n")
+		}
+		return b.String()
+	}
 	what := p.opts.Application
 	if what == "" {
 		what = strings.Join(p.opts.Paths, ", ")
