@@ -32,6 +32,9 @@ type installFlags struct {
 	timeout             time.Duration
 	trustPolicy         string
 	trustedRoot         string
+	ledger              bool
+	ledgerSize          string
+	ledgerStorageClass  string
 }
 
 func newInstallCommand(streams IOStreams) *cobra.Command {
@@ -62,11 +65,21 @@ Argo CD (as flux install --export) — not with a keyless Application, which ref
 and the Namespaces. The managed namespaces and the CRD carry annotations that keep Flux,
 Argo CD and Helm from pruning them. Create the webhook Secret yourself, it is not in the
 export. The same objects are in the Helm chart (charts/keyless) and the kustomize base
-(config/kustomize).`,
+(config/kustomize).
+
+With --ledger the controller keeps the signed, hash-chained ledger of every sync, approval,
+override and pause (keyless evidence verify/export): the file on a PersistentVolumeClaim
+(keyless-ledger, --ledger-size, --ledger-storage-class; never pruned), signed with an ed25519
+key created once in the Secret keyless-ledger-key (never printed; kept on upgrades — rotate by
+replacing it and starting a new file), its public key published in the ConfigMap
+keyless-ledger-public-key for auditors. One writer: one replica (not leader-elected
+standbys), replaced rather than rolled on upgrade.`,
 		Example: `  keyless install --namespaces team-a,team-b --image ghcr.io/keyless-cd/keyless@sha256:…
   keyless install --namespaces team-a --export > keyless-install.yaml
   keyless install --namespaces team-a,team-b --credential-mount-policy
   keyless install --namespaces team-b --prune-namespaces     # drop team-a, remove keyless's Roles there
+  keyless install --namespaces team-a --ledger --ledger-storage-class retained-ssd
+  kubectl -n keyless-system get configmap keyless-ledger-public-key -o jsonpath='{.data.ledger\.pub}' > ledger.pub
   keyless uninstall --namespaces team-a,team-b`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, streams, f) },
@@ -86,6 +99,9 @@ export. The same objects are in the Helm chart (charts/keyless) and the kustomiz
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the controller to be ready")
 	fl.StringVar(&f.trustPolicy, "trust-policy", "", "the FederationPolicy whose pipelines must have signed the OCI artifacts deployed into their namespaces (mounted from the ConfigMap keyless-trust; its CA files with it)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "the Sigstore trusted root (trusted_root.json) keyless signatures are checked against; required with --trust-policy")
+	fl.BoolVar(&f.ledger, "ledger", false, "keep the signed, hash-chained ledger on a PersistentVolumeClaim, signed with a key created once in a Secret (one replica)")
+	fl.StringVar(&f.ledgerSize, "ledger-size", install.DefaultLedgerSize, "with --ledger: the claim's size")
+	fl.StringVar(&f.ledgerStorageClass, "ledger-storage-class", "", "with --ledger: the claim's StorageClass (default the cluster's; pick one that retains its volumes)")
 	return cmd
 }
 
@@ -108,6 +124,12 @@ func runInstall(cmd *cobra.Command, streams IOStreams, f *installFlags) error {
 	}
 	if f.replicas < 1 {
 		return fmt.Errorf("--replicas %d: want at least 1", f.replicas)
+	}
+	if f.ledger {
+		if !cmd.Flags().Changed("replicas") {
+			opts.Replicas = 1 // one writer of the ledger
+		}
+		opts.Ledger = &install.Ledger{Size: f.ledgerSize, StorageClass: f.ledgerStorageClass}
 	}
 	ctx := cmd.Context()
 	if f.export {

@@ -137,6 +137,14 @@ func TestInstallCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "kind: ValidatingAdmissionPolicy\n") || !strings.Contains(out, "kind: ValidatingAdmissionPolicyBinding\n") {
 		t.Fatalf("export --credential-mount-policy: exit %d, no policy and binding\n%s", code, errOut)
 	}
+	code, out, errOut = run(ctx, t, "install", "--namespaces", "team-a", "--image", image, "--export", "--ledger", "--ledger-size", "2Gi")
+	if code != 0 || !strings.Contains(out, "kind: PersistentVolumeClaim\n") || !strings.Contains(out, "storage: 2Gi") || strings.Contains(out, "kind: Secret\n") ||
+		!strings.Contains(out, "replicas: 1\n") || !strings.Contains(out, "--ledger-key-file=") {
+		t.Fatalf("export --ledger: exit %d, want the claim, one replica, the flags and no Secret\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := run(ctx, t, "install", "--namespaces", "team-a", "--image", image, "--export", "--ledger", "--replicas", "2"); code == 0 || !strings.Contains(errOut, "one writer") {
+		t.Fatalf("--ledger --replicas 2: exit %d %s", code, errOut)
+	}
 
 	t.Log("uninstall removes it; the CRD only when confirmed")
 	code, out, errOut = run(ctx, t, "uninstall", "--namespaces", "team-a,team-b", kc)

@@ -92,3 +92,18 @@ func ensureWebhookSecret(ctx context.Context, cs kubernetes.Interface, opts Opti
 	}
 	return nil
 }
+
+// ensureSecrets creates, with WithDeployment, the Secrets no manifest
+// carries: the webhook's, and with Ledger the ledger's signing key.
+func ensureSecrets(ctx context.Context, cs kubernetes.Interface, opts Options) error {
+	if !opts.WithDeployment {
+		return nil
+	}
+	if err := ensureWebhookSecret(ctx, cs, opts); err != nil {
+		return err
+	}
+	if opts.Ledger != nil {
+		return ensureLedgerKey(ctx, cs, opts)
+	}
+	return nil
+}

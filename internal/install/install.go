@@ -69,6 +69,12 @@ type Options struct {
 	// their mounted paths) and trusted_root.json — and passed as
 	// --trust-policy and --trusted-root. Default nil: none.
 	Trust map[string][]byte
+	// Ledger, with WithDeployment, makes the controller keep the signed,
+	// hash-chained ledger (ledger.go): a PersistentVolumeClaim for the file
+	// (never pruned), the signing key in a Secret Apply creates once, the
+	// public key in a ConfigMap; one replica (one writer), recreated on
+	// update. Default nil: no ledger.
+	Ledger *Ledger
 	// Timeout bounds waiting for the CRD to be served. Default 1m.
 	Timeout time.Duration
 	// CredentialMountPolicy also applies config/install/policy: a
@@ -213,7 +219,17 @@ func Render(ctx context.Context, opts Options) (*Manifests, error) {
 				}
 			}
 		}
+		if err := withLedger(o, opts); err != nil {
+			return nil, err
+		}
 		m.Controller = append(m.Controller, o)
+	}
+	if opts.Ledger != nil && opts.WithDeployment {
+		pvc, err := ledgerClaim(opts)
+		if err != nil {
+			return nil, err
+		}
+		m.Controller = append(m.Controller, pvc)
 	}
 	if len(opts.Trust) > 0 {
 		cm, err := trustConfigMap(opts)
@@ -335,10 +351,8 @@ func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
 			return err
 		}
 	}
-	if opts.WithDeployment {
-		if err := ensureWebhookSecret(ctx, cs, opts); err != nil {
-			return err
-		}
+	if err := ensureSecrets(ctx, cs, opts); err != nil {
+		return err
 	}
 	eng, err := engine.New(cfg)
 	if err != nil {

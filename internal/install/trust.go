@@ -44,6 +44,22 @@ func trustConfigMap(opts Options) (*unstructured.Unstructured, error) {
 // mountTrust mounts the trust ConfigMap into the Deployment's controller
 // container and passes its files to the controller.
 func mountTrust(d *unstructured.Unstructured) error {
+	return addToController(d, controllerAdditions{
+		mounts:  []any{map[string]any{"name": "trust", "mountPath": TrustMountPath, "readOnly": true}},
+		args:    []any{"--trust-policy=" + TrustMountPath + "/" + TrustPolicyFile, "--trusted-root=" + TrustMountPath + "/" + TrustedRootFile},
+		volumes: []any{map[string]any{"name": "trust", "configMap": map[string]any{"name": TrustConfigMap}}},
+	})
+}
+
+// controllerAdditions are volume mounts and flags for the controller
+// container, the volumes they name, and more of the pod's spec.
+type controllerAdditions struct {
+	mounts, args, volumes []any
+	pod                   func(spec map[string]any)
+}
+
+// addToController adds a to the Deployment's controller container and pod.
+func addToController(d *unstructured.Unstructured, a controllerAdditions) error {
 	spec, _, _ := unstructured.NestedMap(d.Object, "spec", "template", "spec")
 	containers, _ := spec["containers"].([]any)
 	c, ok := containers[0].(map[string]any)
@@ -51,13 +67,16 @@ func mountTrust(d *unstructured.Unstructured) error {
 		return fmt.Errorf("deployment %s: container is not an object", d.GetName())
 	}
 	mounts, _ := c["volumeMounts"].([]any)
-	c["volumeMounts"] = append(mounts, map[string]any{"name": "trust", "mountPath": TrustMountPath, "readOnly": true})
+	c["volumeMounts"] = append(mounts, a.mounts...)
 	args, _ := c["args"].([]any)
-	c["args"] = append(args, "--trust-policy="+TrustMountPath+"/"+TrustPolicyFile, "--trusted-root="+TrustMountPath+"/"+TrustedRootFile)
+	c["args"] = append(args, a.args...)
 	containers[0] = c
 	spec["containers"] = containers
 	volumes, _ := spec["volumes"].([]any)
-	spec["volumes"] = append(volumes, map[string]any{"name": "trust", "configMap": map[string]any{"name": TrustConfigMap}})
+	spec["volumes"] = append(volumes, a.volumes...)
+	if a.pod != nil {
+		a.pod(spec)
+	}
 	return unstructured.SetNestedMap(d.Object, spec, "spec", "template", "spec")
 }
 
