@@ -8,6 +8,7 @@ include internal/version/versions.env
 K8S_BIN       ?= $(CURDIR)/bin/k8s
 GITEA         ?= $(CURDIR)/bin/gitea
 OCI_REGISTRY  ?= $(CURDIR)/bin/registry
+VERSITYGW     ?= $(CURDIR)/bin/versitygw
 KEYLESS       := $(CURDIR)/bin/keyless
 KEYLESS_DEV   := $(CURDIR)/bin/keyless-dev
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
@@ -36,7 +37,7 @@ JSONNET        := $(TOOLS_BIN)/jsonnet
 # hack/sbom/go.mod.
 CYCLONEDX_GOMOD := $(TOOLS_BIN)/cyclonedx-gomod
 
-.PHONY: release release-publish test-deps reftools ui-screenshots gitea registry sigstore image bench-forge bench-bump bench-controller bench-render generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
+.PHONY: release release-publish test-deps reftools ui-screenshots gitea registry versitygw sigstore image bench-forge bench-bump bench-controller bench-render generate all build k8s-bins demo cluster test unit vet lint fuzz hack-mods clean help
 
 all: build
 
@@ -81,6 +82,9 @@ gitea: ## Build Gitea, the real forge of the forge tests, into bin/gitea (skips 
 sigstore: ## Build cosign, fulcio and timestamp-server (Sigstore's own, from the module proxy) into bin/tools for the signing tests (skips what is built)
 	@hack/build-sigstore.sh $(TOOLS_BIN)
 
+versitygw: ## Build the Versity S3 Gateway, the real S3 object store of the ledger sink tests, into bin/versitygw (skips it when built)
+	@hack/build-versitygw.sh $(VERSITYGW)
+
 registry: ## Build the CNCF Distribution registry, the real OCI registry of the chart tests, into bin/registry (skips it when built)
 	@hack/build-registry.sh $(OCI_REGISTRY)
 
@@ -119,11 +123,11 @@ cluster: build k8s-bins ## Run a local Kubernetes control plane until Ctrl-C (ex
 test-deps: ## Install the system packages the tests need that this machine lacks (gcc, prometheus, openssh-server, chromium; apt-get)
 	@hack/install-test-deps.sh
 
-test: test-deps k8s-bins gitea registry sigstore $(SOPS) $(HELM) $(KUSTOMIZE) $(JSONNET) $(CYCLONEDX_GOMOD) vet lint ## Install and build what is missing, then vet, lint and run every test
-	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SIGSTORE_BIN=$(TOOLS_BIN) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) KEYLESS_JSONNET=$(JSONNET) go test $(GO_TEST_FLAGS) ./...
+test: test-deps k8s-bins gitea registry versitygw sigstore $(SOPS) $(HELM) $(KUSTOMIZE) $(JSONNET) $(CYCLONEDX_GOMOD) vet lint ## Install and build what is missing, then vet, lint and run every test
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_VERSITYGW=$(VERSITYGW) KEYLESS_SIGSTORE_BIN=$(TOOLS_BIN) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) KEYLESS_JSONNET=$(JSONNET) go test $(GO_TEST_FLAGS) ./...
 
 unit: ## Run the tests without building anything first
-	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_SIGSTORE_BIN=$(TOOLS_BIN) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) KEYLESS_JSONNET=$(JSONNET) go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS=$(K8S_BIN) KEYLESS_GITEA=$(GITEA) KEYLESS_REGISTRY=$(OCI_REGISTRY) KEYLESS_VERSITYGW=$(VERSITYGW) KEYLESS_SIGSTORE_BIN=$(TOOLS_BIN) KEYLESS_SOPS=$(SOPS) KEYLESS_HELM=$(HELM) KEYLESS_KUSTOMIZE=$(KUSTOMIZE) KEYLESS_JSONNET=$(JSONNET) go test $(GO_TEST_FLAGS) ./...
 
 # The second line is the darwin compile check: the keyless binary's whole
 # import graph and the packages with OS-specific files, type-checked (so

@@ -19,6 +19,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/controller"
 	"github.com/keyless-cd/keyless/internal/egress"
 	"github.com/keyless-cd/keyless/internal/engine"
+	"github.com/keyless-cd/keyless/internal/ledgersink"
 	"github.com/keyless-cd/keyless/internal/oidc"
 	"github.com/keyless-cd/keyless/internal/renderproc"
 	"github.com/keyless-cd/keyless/internal/webhook"
@@ -62,6 +63,8 @@ type controllerFlags struct {
 	healthCheckExprs        string
 	ledgerFile              string
 	ledgerKeyFile           string
+	ledgerSink              string
+	ledgerSinkStore         sinkFlags
 	trustPolicy             string
 	trustedRoot             string
 }
@@ -121,6 +124,8 @@ Logs go to stderr. It needs no ClusterRole: see config/install.`,
 	fl.StringVar(&f.healthCheckExprs, "health-check-exprs", "", "YAML file of controller-wide CEL health entries in Flux's healthCheckExprs format (a list of apiVersion, kind, current, inProgress, failed): over the built-in library, under each Application's spec.healthCheckExprs (docs/health.md)")
 	fl.StringVar(&f.ledgerFile, "ledger-file", "", "append a signed, hash-chained record of every sync to this file (keep it on a volume no namespace admin reaches; verify with keyless evidence verify)")
 	fl.StringVar(&f.ledgerKeyFile, "ledger-key-file", "", "the ed25519 private key (PKCS#8 PEM, e.g. openssl genpkey -algorithm ed25519) that signs --ledger-file's records")
+	fl.StringVar(&f.ledgerSink, "ledger-sink", "", "s3://bucket/prefix: also copy every ledger record, one object each and never overwritten, to this S3 object store for long retention (keyless evidence verify s3://… reads it back)")
+	f.ledgerSinkStore.addFlags(fl, "ledger-sink-")
 	fl.BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false, "let Git credentials travel over plain http:// (loopback tests and demos only; never in production)")
 	fl.StringVar(&f.trustPolicy, "trust-policy", "", "the FederationPolicy (keyless oidc's policy file): the OCI artifacts deployed into a namespace it names must be signed by one of its pipelines for that namespace (docs/oidc.md)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted root (trusted_root.json: Sigstore's public one, or your private Fulcio's, timestamp authority's and Rekor's) that keyless artifact signatures are checked against")
@@ -151,6 +156,9 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	}
 	ledgerKey, err := readLedgerKey(f.ledgerFile, f.ledgerKeyFile)
 	if err != nil {
+		return err
+	}
+	if err := checkSink(f.ledgerSink, f.ledgerFile); err != nil {
 		return err
 	}
 	trustPolicy, trustedRoot, err := readTrust(f.trustPolicy, f.trustedRoot)
@@ -199,7 +207,7 @@ func runController(cmd *cobra.Command, streams IOStreams, f *controllerFlags) er
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(streams.ErrOut, &slog.HandlerOptions{Level: level}))
 	return controller.Run(cmd.Context(), cfg, controller.Options{
 		Namespaces: f.namespaces, MetricsBindAddress: f.metricsAddr, HealthProbeBindAddress: f.probeAddr, PprofBindAddress: f.pprofAddr,
-		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, ControllerNamespace: ctrlNS, HealthCheckExprs: healthExprs, LedgerFile: f.ledgerFile, LedgerKey: ledgerKey, Shard: f.shard, Concurrency: f.concurrency,
+		LeaderElect: f.leaderElect, LeaderElectionNamespace: leNS, ControllerNamespace: ctrlNS, HealthCheckExprs: healthExprs, LedgerFile: f.ledgerFile, LedgerKey: ledgerKey, LedgerSink: f.sink(), Shard: f.shard, Concurrency: f.concurrency,
 		DefaultInterval: f.defaultInterval, WebhookBindAddress: f.webhookAddr, WebhookSecret: secrets["--webhook-secret-file"],
 		WebhookGitHubSecret: secrets["--webhook-github-secret-file"], WebhookGitLabToken: secrets["--webhook-gitlab-token-file"],
 		WebhookTLSCertFile: f.webhookTLSCert, WebhookTLSKeyFile: f.webhookTLSKey,
@@ -261,4 +269,12 @@ func (f *controllerFlags) renderOptions() renderproc.Options {
 	o := f.renderLimits.options()
 	o.Spare = f.renderSpare
 	return o
+}
+
+// sink is the ledger's object store (nil: none).
+func (f *controllerFlags) sink() *ledgersink.Options {
+	if f.ledgerSink == "" {
+		return nil
+	}
+	return f.ledgerSinkStore.options(f.ledgerSink, f.allowInsecureHTTP)
 }

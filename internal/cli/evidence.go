@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -54,6 +55,8 @@ func readSmallFile(path string) ([]byte, error) {
 
 type evidenceVerifyFlags struct {
 	publicKey string
+	store     sinkFlags
+	insecure  bool
 }
 
 func newEvidenceCommand(streams IOStreams) *cobra.Command {
@@ -78,13 +81,18 @@ mapped to the change-management controls, reconciled with the API server's audit
 		Short: "Verify a ledger's chain and signatures, naming the first broken record",
 		Example: `  # the controller's public key, from its private key
   openssl pkey -in ledger.key -pubout > ledger.pub
-  keyless evidence verify /var/lib/keyless/ledger.jsonl --public-key ledger.pub`,
+  keyless evidence verify /var/lib/keyless/ledger.jsonl --public-key ledger.pub
+
+  # the copy the controller shipped to an object store (--ledger-sink)
+  keyless evidence verify s3://audit/cluster-a/ledger --endpoint https://s3.example.com --public-key ledger.pub`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			return runEvidenceVerify(streams, f, args[0])
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runEvidenceVerify(cmd.Context(), streams, f, args[0])
 		},
 	}
 	verify.Flags().StringVar(&f.publicKey, "public-key", "", "the controller's ed25519 public key (PKIX PEM) (required)")
+	f.store.addFlags(verify.Flags(), "")
+	verify.Flags().BoolVar(&f.insecure, "allow-insecure-http", false, "let --endpoint be plain http:// (loopback tests only)")
 	cmd.AddCommand(verify, newEvidenceExportCommand(streams))
 	return cmd
 }
@@ -105,12 +113,12 @@ func ledgerPublicKey(path string) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
-func runEvidenceVerify(streams IOStreams, f *evidenceVerifyFlags, path string) error {
+func runEvidenceVerify(ctx context.Context, streams IOStreams, f *evidenceVerifyFlags, path string) error {
 	pub, err := ledgerPublicKey(f.publicKey)
 	if err != nil {
 		return err
 	}
-	file, err := os.Open(path)
+	file, err := openLedger(ctx, path, f.store, f.insecure)
 	if err != nil {
 		return err
 	}

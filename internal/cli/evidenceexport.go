@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -26,6 +27,8 @@ type evidenceExportFlags struct {
 	namespace string
 	auditLog  string
 	outputDir string
+	store     sinkFlags
+	insecure  bool
 }
 
 func newEvidenceExportCommand(streams IOStreams) *cobra.Command {
@@ -53,8 +56,8 @@ as a deployer that no record explains, and writes by anyone else, are listed one
   keyless evidence export ledger.jsonl --public-key ledger.pub --from 2026-10-01 --to 2026-12-31 \
     -n shop --apiserver-audit-log /var/log/kubernetes/audit.log --output-dir q4-shop`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			return runEvidenceExport(streams, f, args[0])
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runEvidenceExport(cmd.Context(), streams, f, args[0])
 		},
 	}
 	fl := cmd.Flags()
@@ -64,6 +67,8 @@ as a deployer that no record explains, and writes by anyone else, are listed one
 	fl.StringVarP(&f.namespace, "namespace", "n", "", "only this namespace's Applications (and writes)")
 	fl.StringVar(&f.auditLog, "apiserver-audit-log", "", "the API server's JSON audit log, to reconcile every write in the window with a record")
 	fl.StringVar(&f.outputDir, "output-dir", "evidence", "folder the pack is written to (created; "+evidencePackFile+" and "+evidenceReportFile+")")
+	f.store.addFlags(fl, "")
+	fl.BoolVar(&f.insecure, "allow-insecure-http", false, "let --endpoint be plain http:// (loopback tests only)")
 	return cmd
 }
 
@@ -86,7 +91,7 @@ func parseEvidenceTime(flag, v string, end bool) (time.Time, error) {
 	return d, nil
 }
 
-func runEvidenceExport(streams IOStreams, f *evidenceExportFlags, path string) error {
+func runEvidenceExport(ctx context.Context, streams IOStreams, f *evidenceExportFlags, path string) error {
 	pub, err := ledgerPublicKey(f.publicKey)
 	if err != nil {
 		return err
@@ -103,7 +108,7 @@ func runEvidenceExport(streams IOStreams, f *evidenceExportFlags, path string) e
 		return fmt.Errorf("--to %s is before --from %s", f.to, f.from)
 	}
 	pack := evidence.NewPack(path, evidence.Options{From: from, To: to, Namespace: f.namespace})
-	file, err := os.Open(path)
+	file, err := openLedger(ctx, path, f.store, f.insecure)
 	if err != nil {
 		return err
 	}

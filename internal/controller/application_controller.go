@@ -35,6 +35,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/helmrepo"
 	"github.com/keyless-cd/keyless/internal/ledger"
+	"github.com/keyless-cd/keyless/internal/ledgersink"
 	"github.com/keyless-cd/keyless/internal/lifecycle"
 	"github.com/keyless-cd/keyless/internal/ociartifact"
 	"github.com/keyless-cd/keyless/internal/oidc"
@@ -119,6 +120,8 @@ type ApplicationReconciler struct {
 	retries *syncRetries
 	// ledger, when set, gets a signed, chained record of every sync.
 	ledger *ledger.Writer
+	// ledgerShipper copies the ledger to an object store (nil: none).
+	ledgerShipper *ledgersink.Shipper
 	// windowCache keeps the cluster admin's sync windows (syncwindows.go).
 	windowCache adminWindowCache
 	// commits reports sync results on their commits at the forge;

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,12 +20,17 @@ import (
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/evidence"
 	"github.com/keyless-cd/keyless/internal/ledger"
+	"github.com/keyless-cd/keyless/internal/ledgersink"
+	"github.com/keyless-cd/keyless/internal/objectstoretest"
 )
 
 // TestLedger: with --ledger-file the controller appends a signed,
 // chained record of each sync; `keyless evidence verify` passes on the
 // file and names the first broken record once one byte is edited or a
-// record removed; a restarted controller continues the chain.
+// record removed; a restarted controller continues the chain. With
+// --ledger-sink every record is also copied to a real S3 store
+// (versitygw), from which `keyless evidence verify s3://…` reads and
+// verifies the same records.
 func TestLedger(t *testing.T) {
 	e := newEnv(t)
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
@@ -41,6 +47,8 @@ func TestLedger(t *testing.T) {
 	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	s3 := objectstoretest.Start(t, "audit")
+	e.ledgerSink = &ledgersink.Options{URL: "s3://audit/cluster-a", Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, AllowInsecureHTTP: true}
 	revs := []string{e.push(map[string]string{"l/cm.yaml": configMapFile("l", "1")}, nil, "one")}
 	time.Sleep(1100 * time.Millisecond)
 	e.startController(5 * time.Second)
@@ -53,7 +61,28 @@ func TestLedger(t *testing.T) {
 	e.startController(5 * time.Second)
 	revs = append(revs, e.push(map[string]string{"l/cm.yaml": configMapFile("l", "3")}, nil, "three"))
 	e.waitApp("l", "synced after a restart", time.Minute, func(a *kv1.Application) bool { return a.Status.LastAppliedRevision == revs[2] })
+	store, err := ledgersink.New(t.Context(), *e.ledgerSink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the three records shipped to the object store", func() (bool, string) {
+		next, err := store.Next(t.Context())
+		return err == nil && next == 4, fmt.Sprintf("next %d, %v", next, err)
+	})
 	e.stopController()
+	t.Setenv("AWS_ACCESS_KEY_ID", s3.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)
+	if code, out, errOut := e.keyless("", "evidence", "verify", "s3://audit/cluster-a", "--endpoint", s3.Endpoint, "--allow-insecure-http", "--public-key", pubFile); code != 0 ||
+		!strings.Contains(out, "3 record(s) verified") {
+		t.Fatalf("evidence verify of the object store's copy: %d\n%s%s", code, out, errOut)
+	}
+	if err := os.Remove(filepath.Join(s3.Root, "audit", "cluster-a", "00000000000000000002.json")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := e.keyless("", "evidence", "verify", "s3://audit/cluster-a", "--endpoint", s3.Endpoint, "--allow-insecure-http", "--public-key", pubFile); code == 0 ||
+		!strings.Contains(errOut, "record 3") || !strings.Contains(errOut, "removed") {
+		t.Errorf("evidence verify of the copy with record 2 removed: %d\n%s%s", code, out, errOut)
+	}
 	// A person's edit outside keyless (the controller is stopped: not reverted).
 	cm := &corev1.ConfigMap{}
 	if err := e.admin.Get(t.Context(), client.ObjectKey{Namespace: appNS, Name: "l"}, cm); err != nil {

@@ -47,6 +47,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/gitsource"
 	"github.com/keyless-cd/keyless/internal/helmrepo"
 	"github.com/keyless-cd/keyless/internal/ledger"
+	"github.com/keyless-cd/keyless/internal/ledgersink"
 	"github.com/keyless-cd/keyless/internal/oidc"
 	"github.com/keyless-cd/keyless/internal/renderproc"
 	"github.com/keyless-cd/keyless/internal/webhook"
@@ -83,6 +84,10 @@ type Options struct {
 	// never appended to when broken. Default "" (none).
 	LedgerFile string
 	LedgerKey  ed25519.PrivateKey
+	// LedgerSink, when set (with LedgerFile), is an S3 object store the
+	// ledger's records are copied to, one object each, for long retention
+	// (internal/ledgersink).
+	LedgerSink *ledgersink.Options
 	// Shard, when set, makes this controller own only the Applications
 	// labelled kv1.ShardLabel=Shard; unset, it owns those without the label.
 	// Each shard elects its own leader. Default "" (the unlabelled ones).
@@ -326,6 +331,16 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 		defer func() { _ = closer.Close() }()
 		r.ledger = lw
+		if opts.LedgerSink != nil {
+			store, err := ledgersink.New(ctx, *opts.LedgerSink)
+			if err != nil {
+				return err
+			}
+			r.ledgerShipper = ledgersink.NewShipper(store, opts.LedgerFile, mgr.GetLogger().WithName("ledger-sink"))
+			if err := mgr.Add(r.ledgerShipper); err != nil {
+				return err
+			}
+		}
 	}
 	r.syncs = newRunningSyncs()
 	r.retries = newSyncRetries()

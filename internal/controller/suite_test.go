@@ -31,6 +31,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/controller"
 	"github.com/keyless-cd/keyless/internal/gitserver"
 	"github.com/keyless-cd/keyless/internal/install"
+	"github.com/keyless-cd/keyless/internal/ledgersink"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
 	"github.com/keyless-cd/keyless/internal/oidc"
@@ -85,6 +86,8 @@ type env struct {
 	// ledgerFile and ledgerKey are the controller's --ledger-file and key.
 	ledgerFile string
 	ledgerKey  ed25519.PrivateKey
+	// ledgerSink is the controller's --ledger-sink (nil: none).
+	ledgerSink *ledgersink.Options
 	// trustPolicy and trustedRoot are --trust-policy and --trusted-root.
 	trustPolicy *oidc.FederationPolicy
 	trustedRoot *root.TrustedRoot
@@ -213,7 +216,7 @@ func (e *env) startController(defaultInterval time.Duration) {
 			Namespaces: e.namespaces, MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0", PprofBindAddress: e.pprofAddr, Render: e.render,
 			DefaultInterval: defaultInterval, WebhookListener: l, WebhookSecret: []byte(hookSecret),
 			CacheDir: e.cacheDir, CacheGCInterval: 2 * time.Second, CapabilitiesTTL: time.Second, AllowInsecureHTTP: true, AuditOut: e.audit, Logger: logger, Ready: ready,
-			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS, ControllerNamespace: controlNS, ShardNamespaces: e.shardNamespaces, HealthCheckExprs: e.healthExprs, LedgerFile: e.ledgerFile, LedgerKey: e.ledgerKey,
+			HookTimeout: e.hookTimeout, SyncTimeout: e.syncTimeout, Concurrency: e.concurrency, GitTimeout: e.gitTimeout, LeaderElect: e.leaderElect, LeaderElectionNamespace: controlNS, ControllerNamespace: controlNS, ShardNamespaces: e.shardNamespaces, HealthCheckExprs: e.healthExprs, LedgerFile: e.ledgerFile, LedgerKey: e.ledgerKey, LedgerSink: e.ledgerSink,
 			TrustPolicy: e.trustPolicy, TrustedRoot: e.trustedRoot,
 		})
 	}()

@@ -73,6 +73,7 @@ func (r *ApplicationReconciler) writeLedger(app *kv1.Application, a AuditRecord)
 		Approvers: a.Approvers, PullRequest: a.PullRequest}); err != nil {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "LedgerWriteFailed", "Sync", "appending the sync to the ledger: %v", err)
 	}
+	r.ledgerShipper.Poke()
 }
 
 // writeLedgerEvent appends an override or a pause of app to the ledger,
@@ -85,4 +86,5 @@ func (r *ApplicationReconciler) writeLedgerEvent(app *kv1.Application, rec ledge
 	if err := r.ledger.Append(rec); err != nil {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "LedgerWriteFailed", "Sync", "appending the %s to the ledger: %v", rec.Kind, err)
 	}
+	r.ledgerShipper.Poke()
 }

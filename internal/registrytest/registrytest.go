@@ -6,8 +6,6 @@ package registrytest
 
 import (
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/keyless-cd/keyless/internal/testbin"
 )
 
 // startTimeout bounds waiting for the registry to answer /v2/.
@@ -54,12 +54,7 @@ func (r Registry) BlobPath(digest string) string {
 // StartWith runs the registry binary bin with opts.
 func StartWith(tb testing.TB, bin string, opts Options) Registry {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	host := l.Addr().String()
-	_ = l.Close()
+	host := testbin.FreeAddr(tb)
 	dir := tb.TempDir()
 	storage := filepath.Join(dir, "storage")
 	auth := ""
@@ -83,18 +78,8 @@ func StartWith(tb testing.TB, bin string, opts Options) Registry {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(startTimeout)
-	for {
-		resp, err := http.Get("http://" + host + "/v2/") //nolint:noctx // a bounded readiness poll
-		if err == nil {
-			_ = resp.Body.Close()
-			return Registry{Host: host, Storage: storage}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("the registry at %s did not start: %v", host, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testbin.WaitHTTP(tb, "http://"+host+"/v2/", startTimeout)
+	return Registry{Host: host, Storage: storage}
 }
 
 // Env names the registry binary (`make registry` builds bin/registry and
@@ -105,28 +90,5 @@ const Env = "KEYLESS_REGISTRY"
 // the module. A test fails (never skips) without it.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	if p := os.Getenv(Env); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			tb.Fatalf("%s=%s: %v (run `make registry`)", Env, p, err)
-		}
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "bin", "registry")
-			if _, err := os.Stat(p); err != nil {
-				tb.Fatalf("no registry binary: run `make registry` (it builds bin/registry) or set %s", Env)
-			}
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatalf("no go.mod above the test: set %s", Env)
-		}
-		dir = parent
-	}
+	return testbin.Find(tb, Env, "registry", "registry")
 }
