@@ -1036,6 +1036,14 @@ type SyncRecord struct {
 	// through (its web URL), when spec.source.verify.approvals checked it.
 	// +optional
 	PullRequest string `json:"pullRequest,omitempty"`
+	// RenderedDigest is the sha256 of the objects the sync applied, as
+	// rendered (sorted, canonical JSON).
+	// +optional
+	RenderedDigest string `json:"renderedDigest,omitempty"`
+	// DryRun is the API server's server-side dry run of those objects
+	// before they were written: Passed, or Failed (nothing written).
+	// +optional
+	DryRun string `json:"dryRun,omitempty"`
 	// Hooks are the hook runs of this sync (PreSync, Sync, PostSync, SyncFail), in order.
 	// +optional
 	Hooks []HookRecord `json:"hooks,omitempty"`

@@ -72,6 +72,12 @@ const (
 	ReasonPaused = "Paused"
 )
 
+// Outcomes of a sync's server-side dry run (status.history[].dryRun).
+const (
+	DryRunPassed = "Passed"
+	DryRunFailed = "Failed"
+)
+
 // Results of a sync, in status.history and the audit line.
 const (
 	SyncResultSucceeded = "Succeeded"

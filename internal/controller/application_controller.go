@@ -302,6 +302,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		// The last approved state runs; `keyless approve` requests a sync.
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
+	record.RenderedDigest = renderedDigest(objs)
 	eng, err := r.engineFor(app)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -347,6 +348,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 		return r.failStep(app, syncFailure(err, &record, res), interval)
 	}
 	r.retries.reset(key)
+	record.DryRun = kv1.DryRunPassed // every object was dry-run before it was written
 	if app.PausedAt(time.Now()) == nil {
 		app.Status.Pause = nil // a pause's drift is reverted with this sync
 	}
@@ -548,6 +550,9 @@ type stepFailure struct {
 // syncFailure is the failure of the engine's diff or apply: its reason and
 // permanence come from the error's type.
 func syncFailure(err error, record *kv1.SyncRecord, res *engine.Result) stepFailure {
+	if record != nil && engine.IsDryRunFailure(err) {
+		record.DryRun = kv1.DryRunFailed
+	}
 	return stepFailure{reason: failureReason(err), err: err, permanent: engine.IsPermanent(err), record: record, res: res}
 }
 

@@ -107,6 +107,7 @@ func TestLedger(t *testing.T) {
 		}
 	}
 	exportedWithAuditLog(t, e, pubFile, len(revs))
+	recordsWhatWasApplied(t, e, data)
 	lines := strings.SplitAfter(string(data), "\n")
 	for name, tampered := range map[string]string{
 		"one byte edited":  strings.Replace(string(data), `"Succeeded"`, `"Succeedex"`, 1),
@@ -213,4 +214,24 @@ func ledgerRecord(records []ledger.Record, kind, app string) *ledger.Record {
 		}
 	}
 	return nil
+}
+
+// recordsWhatWasApplied: the last sync's ledger record carries the
+// rendered digest, the dry run's outcome, and the UID and resourceVersion
+// of the object it wrote — the live object's UID.
+func recordsWhatWasApplied(t *testing.T, e *env, data []byte) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var rec ledger.Record
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := e.admin.Get(t.Context(), client.ObjectKey{Namespace: appNS, Name: "l"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(rec.RenderedDigest, "sha256:") || rec.DryRun != kv1.DryRunPassed ||
+		len(rec.Changes) != 1 || !strings.Contains(rec.Changes[0], "uid="+string(cm.UID)+" resourceVersion=") {
+		t.Errorf("the last sync's record %+v: want the rendered digest, the dry run passed and ConfigMap/l's UID %s", rec, cm.UID)
+	}
 }

@@ -15,6 +15,9 @@ type AuditChange struct {
 	Kind   string `json:"kind"`
 	Name   string `json:"name"`
 	Action string `json:"action"`
+	// UID and ResourceVersion are the object's as written.
+	UID             string `json:"uid,omitempty"`
+	ResourceVersion string `json:"resourceVersion,omitempty"`
 }
 
 // auditKind marks keyless's audit lines (the "audit" field).
@@ -49,6 +52,10 @@ type AuditRecord struct {
 	// (spec.source.verify.approvals).
 	Approvers   []string `json:"approvers,omitempty"`
 	PullRequest string   `json:"pullRequest,omitempty"`
+	// RenderedDigest and DryRun: what was applied, and the API server's
+	// dry run of it.
+	RenderedDigest string `json:"renderedDigest,omitempty"`
+	DryRun         string `json:"dryRun,omitempty"`
 	// Hooks are the hook runs of the sync.
 	Hooks []kv1.HookRecord `json:"hooks,omitempty"`
 }
@@ -82,7 +89,7 @@ func auditChanges(res *engine.Result) []AuditChange {
 		if c.Action == engine.ActionUnchanged {
 			continue
 		}
-		out = append(out, AuditChange{Kind: c.Ref.Kind, Name: c.Ref.Name, Action: string(c.Action)})
+		out = append(out, AuditChange{Kind: c.Ref.Kind, Name: c.Ref.Name, Action: string(c.Action), UID: c.UID, ResourceVersion: c.ResourceVersion})
 	}
 	return out
 }

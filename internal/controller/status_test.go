@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/engine"
 )
@@ -62,5 +64,21 @@ func TestChangedObjectsIsBounded(t *testing.T) {
 	}
 	if changedObjects(nil) != nil {
 		t.Error("nil result: want no list")
+	}
+}
+
+// TestRenderedDigest: the same objects in any order give the same digest;
+// another value another.
+func TestRenderedDigest(t *testing.T) {
+	cm := func(name, v string) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": name, "namespace": "a"}, "data": map[string]any{"v": v}}}
+	}
+	a := renderedDigest([]*unstructured.Unstructured{cm("x", "1"), cm("y", "2")})
+	if b := renderedDigest([]*unstructured.Unstructured{cm("y", "2"), cm("x", "1")}); a != b || !strings.HasPrefix(a, "sha256:") {
+		t.Errorf("digests %s and %s of the same objects", a, b)
+	}
+	if c := renderedDigest([]*unstructured.Unstructured{cm("x", "1"), cm("y", "3")}); c == a {
+		t.Error("another value, the same digest")
 	}
 }

@@ -1,11 +1,17 @@
 package controller
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
 	"github.com/keyless-cd/keyless/internal/engine"
@@ -38,7 +44,7 @@ func (r *ApplicationReconciler) recordSync(app *kv1.Application, rec kv1.SyncRec
 		Author: rec.Author, Committer: rec.Committer, Signer: rec.Signer, Message: rec.Message, Trigger: rec.Trigger,
 		ServiceAccount: serviceAccountOf(app), Result: rec.Result, Error: rec.Error, Changes: auditChanges(res), Hooks: rec.Hooks,
 		ApprovedBy: rec.ApprovedBy, ApprovalDigest: rec.ApprovalDigest, WindowOverride: rec.WindowOverride,
-		Approvers: rec.Approvers, PullRequest: rec.PullRequest,
+		Approvers: rec.Approvers, PullRequest: rec.PullRequest, RenderedDigest: rec.RenderedDigest, DryRun: rec.DryRun,
 	}
 	r.audit.write(audit)
 	r.writeLedger(app, audit)
@@ -64,13 +70,17 @@ func (r *ApplicationReconciler) writeLedger(app *kv1.Application, a AuditRecord)
 	}
 	changes := make([]string, 0, len(a.Changes))
 	for _, c := range a.Changes {
-		changes = append(changes, c.Kind+"/"+c.Name+" "+c.Action)
+		line := c.Kind + "/" + c.Name + " " + c.Action
+		if c.UID != "" {
+			line += " uid=" + c.UID + " resourceVersion=" + c.ResourceVersion
+		}
+		changes = append(changes, line)
 	}
 	if err := r.ledger.Append(ledger.Record{Time: a.Time, Kind: ledger.KindSync, Namespace: a.Namespace, App: a.App, Revision: a.Revision,
 		Author: a.Author, Committer: a.Committer, Signer: a.Signer, Trigger: a.Trigger, Result: a.Result, Error: a.Error,
 		Deployer: "system:serviceaccount:" + a.Namespace + ":" + a.ServiceAccount, Changes: changes,
 		ApprovedBy: a.ApprovedBy, ApprovalDigest: a.ApprovalDigest, WindowOverride: a.WindowOverride,
-		Approvers: a.Approvers, PullRequest: a.PullRequest}); err != nil {
+		Approvers: a.Approvers, PullRequest: a.PullRequest, RenderedDigest: a.RenderedDigest, DryRun: a.DryRun}); err != nil {
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "LedgerWriteFailed", "Sync", "appending the sync to the ledger: %v", err)
 	}
 	r.ledgerShipper.Poke()
@@ -87,4 +97,23 @@ func (r *ApplicationReconciler) writeLedgerEvent(app *kv1.Application, rec ledge
 		r.recorder.Eventf(app, nil, corev1.EventTypeWarning, "LedgerWriteFailed", "Sync", "appending the %s to the ledger: %v", rec.Kind, err)
 	}
 	r.ledgerShipper.Poke()
+}
+
+// renderedDigest is the sha256 of objs, sorted by their identity, each as
+// canonical JSON (map keys sorted): the same objects give the same digest.
+func renderedDigest(objs []*unstructured.Unstructured) string {
+	sorted := slices.Clone(objs)
+	slices.SortFunc(sorted, func(a, b *unstructured.Unstructured) int {
+		return strings.Compare(engine.RefOf(a).ID().String(), engine.RefOf(b).ID().String())
+	})
+	h := sha256.New()
+	for _, o := range sorted {
+		b, err := json.Marshal(o.Object)
+		if err != nil {
+			return ""
+		}
+		_, _ = h.Write(b)
+		_, _ = h.Write([]byte{'\n'})
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

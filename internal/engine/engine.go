@@ -52,6 +52,8 @@ type Engine struct {
 	protected map[string]bool
 	// fieldManager is FieldManager (controller) or CLIFieldManager.
 	fieldManager string
+	// written are the UIDs and resourceVersions the manager's applies got.
+	written *written
 }
 
 // New builds an Engine for cfg. A config without a rate limit (QPS 0, as
@@ -110,9 +112,10 @@ func NewWithMapper(cfg *rest.Config, httpClient *http.Client, mapper meta.RESTMa
 		CustomStatusReaders:  []engine.StatusReader{statusreaders.NewGenericStatusReader(mapper, computeStatus)},
 		ClusterReaderFactory: engine.ClusterReaderFactoryFunc(clusterreader.NewDirectClusterReader),
 	})
-	m := ssa.NewResourceManager(c, poller, ssa.Owner{Field: fieldManager, Group: "keyless.dev"})
+	w := &written{byID: map[string]writtenObject{}}
+	m := ssa.NewResourceManager(recordingClient{Client: c, written: w}, poller, ssa.Owner{Field: fieldManager, Group: "keyless.dev"})
 	m.SetConcurrency(8)
-	return &Engine{client: c, mapper: mapper, manager: m, poller: poller, protected: protectedAccounts(cfg), fieldManager: fieldManager}, nil
+	return &Engine{client: c, mapper: mapper, manager: m, poller: poller, protected: protectedAccounts(cfg), fieldManager: fieldManager, written: w}, nil
 }
 
 // Client returns the engine's controller-runtime client.

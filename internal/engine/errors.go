@@ -113,3 +113,10 @@ func isImmutable(err error) bool {
 	}
 	return false
 }
+
+// IsDryRunFailure reports whether err is the API server's dry run refusing
+// the objects (nothing of them was written).
+func IsDryRunFailure(err error) bool {
+	var dryRun *ssaerrors.DryRunErr
+	return errors.Is(err, ErrDryRun) || errors.As(err, &dryRun)
+}

@@ -150,7 +150,7 @@ func (e *Engine) applySimple(ctx context.Context, p *prepared, opts ApplyOptions
 	}
 	res := &Result{}
 	refs := refsOf(objs)
-	res.Changes = changesOf(cs, objs, nil, nil)
+	res.Changes = e.changesOf(cs, objs, nil, nil)
 	if err := e.pruneAndSave(ctx, res, p.old, refs, nil, opts); err != nil {
 		return res, err
 	}
@@ -217,19 +217,22 @@ func (e *Engine) pruneAndSave(ctx context.Context, res *Result, old *Inventory, 
 
 // changesOf maps ssa's change set onto objs' changes; replaced objects are
 // reported as such, and step (when set) places each in its phase and wave.
-func changesOf(cs *ssa.ChangeSet, objs []*unstructured.Unstructured, replaced map[string]bool, step *lifecycle.Step) []Change {
-	byID := make(map[string]ObjectRef, len(objs))
+func (e *Engine) changesOf(cs *ssa.ChangeSet, objs []*unstructured.Unstructured, replaced map[string]bool, step *lifecycle.Step) []Change {
+	byID := make(map[string]*unstructured.Unstructured, len(objs))
 	for _, o := range objs {
-		r := RefOf(o)
-		byID[r.ID().String()] = r
+		byID[RefOf(o).ID().String()] = o
 	}
 	var out []Change
 	for _, entry := range cs.Entries {
-		r, ok := byID[entry.ObjMetadata.String()]
+		o, ok := byID[entry.ObjMetadata.String()]
 		if !ok {
 			continue
 		}
+		r := RefOf(o)
 		c := Change{Ref: r, Action: ssaAction(entry.Action)}
+		if w, ok := e.written.take(r); ok && (c.Action == ActionCreated || c.Action == ActionConfigured) {
+			c.UID, c.ResourceVersion = string(w.uid), w.resourceVersion
+		}
 		if replaced[r.ID().String()] {
 			c.Action = ActionReplaced
 		}

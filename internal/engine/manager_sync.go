@@ -136,7 +136,7 @@ func (e *Engine) runStep(ctx context.Context, step lifecycle.Step, replace map[s
 		if err != nil {
 			return e.applyError(err, opts.Namespace)
 		}
-		res.Changes = append(res.Changes, changesOf(cs, step.Objects, replace, &step)...)
+		res.Changes = append(res.Changes, e.changesOf(cs, step.Objects, replace, &step)...)
 	}
 	hooks, err := e.createHooks(ctx, step, opts)
 	if err != nil {

@@ -38,6 +38,11 @@ type Change struct {
 	// ordinary object of a plan without waves).
 	Phase lifecycle.Phase `json:"phase,omitempty"`
 	Wave  int             `json:"wave,omitempty"`
+	// UID and ResourceVersion are the object's after an Apply wrote it
+	// (created, configured, replaced; empty otherwise): what the API
+	// server's audit log and the object itself show.
+	UID             string `json:"uid,omitempty"`
+	ResourceVersion string `json:"resourceVersion,omitempty"`
 }
 
 // Result is the outcome of Apply or Diff.

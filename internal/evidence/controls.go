@@ -26,7 +26,7 @@ const (
 var Controls = []Control{
 	{ID: ControlDORA, Regulation: "DORA (EU 2022/2554) Art. 9(4)(e)",
 		Requirement: "ICT changes are recorded, tested, assessed, approved, implemented and verified in a controlled manner",
-		Evidence:    "each change: revision and author (recorded), the dry run before the write and its result (tested, implemented), approvedBy (approved), the apiserver writes it made (verified, with --apiserver-audit-log); the ledger's chain and signatures (recorded, not altered)"},
+		Evidence:    "each change: revision, author and renderedDigest (recorded), dryRun, the server-side dry run before the write, and result (tested, implemented), approvers and approvedBy (approved), its objects' UIDs and resourceVersions and the apiserver writes it made (verified, with --apiserver-audit-log); the ledger's chain and signatures (recorded, not altered)"},
 	{ID: ControlSOC2, Regulation: "SOC 2 (TSC 2017) CC8.1",
 		Requirement: "changes to infrastructure and software are authorized, designed, documented, tested, approved and implemented",
 		Evidence:    "writtenBy, signedBy and approvedBy (authorized, approved), objects and result (documented, implemented), windowOverride (changes outside agreed windows, by a named person with a reason)"},

@@ -65,6 +65,10 @@ type Change struct {
 	// merger (spec.source.verify.approvals).
 	Approvers   []string `json:"approvers,omitempty"`
 	PullRequest string   `json:"pullRequest,omitempty"`
+	// RenderedDigest is the sha256 of what was applied; DryRun the API
+	// server's dry run of it before the write (Passed, Failed).
+	RenderedDigest string `json:"renderedDigest,omitempty"`
+	DryRun         string `json:"dryRun,omitempty"`
 	// AppliedAs is the identity the objects were written as.
 	AppliedAs      string   `json:"appliedAs,omitempty"`
 	Trigger        string   `json:"trigger,omitempty"`
@@ -140,7 +144,8 @@ func changeOf(r ledger.Record) Change {
 	c := Change{Seq: r.Seq, Time: r.Time.UTC(), Kind: r.Kind, Namespace: r.Namespace, App: r.App, Revision: r.Revision,
 		WrittenBy: r.Author, CommittedBy: r.Committer, SignedBy: r.Signer, ApprovedBy: r.ApprovedBy, ApprovalDigest: r.ApprovalDigest,
 		AppliedAs: r.Deployer, Trigger: r.Trigger, Result: r.Result, Error: r.Error, Objects: r.Changes, WindowOverride: r.WindowOverride,
-		By: r.By, Reason: r.Reason, Window: r.Window, Until: r.Until, Approvers: r.Approvers, PullRequest: r.PullRequest}
+		By: r.By, Reason: r.Reason, Window: r.Window, Until: r.Until, Approvers: r.Approvers, PullRequest: r.PullRequest,
+		RenderedDigest: r.RenderedDigest, DryRun: r.DryRun}
 	c.Controls = controlsOf(c)
 	return c
 }

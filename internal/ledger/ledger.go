@@ -73,6 +73,10 @@ type Record struct {
 	// and where (a sync, or an approval record of its own).
 	Approvers   []string `json:"approvers,omitempty"`
 	PullRequest string   `json:"pullRequest,omitempty"`
+	// RenderedDigest is the sha256 of the objects the sync applied, as
+	// rendered; DryRun the API server's dry run of them (Passed, Failed).
+	RenderedDigest string `json:"renderedDigest,omitempty"`
+	DryRun         string `json:"dryRun,omitempty"`
 	// By, Reason, Window and Until describe an override or a pause (empty
 	// in a sync's record, so older records hash as they did).
 	By        string    `json:"by,omitempty"`
