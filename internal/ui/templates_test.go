@@ -27,6 +27,7 @@ func TestPagesEscapeEverythingFromTheClusterAndGit(t *testing.T) {
 				LastAppliedRevision: "0123456789abcdef0123456789abcdef01234567",
 				Conditions:          []metav1.Condition{{Type: kv1.ReadyCondition, Status: metav1.ConditionFalse, Reason: "OutOfSync", Message: p}},
 				History: []kv1.SyncRecord{{Revision: "0123456789abcdef0123456789abcdef01234567", Author: p, Committer: p, Message: p,
+					Approvers: []string{p}, PullRequest: p, WindowOverride: p,
 					Result: kv1.SyncResultSucceeded, Changes: p, Hooks: []kv1.HookRecord{{Kind: "Job", Name: "migrate", Phase: "PreSync", Result: "Succeeded", Message: p}}}},
 			},
 		}
@@ -130,5 +131,23 @@ func TestHeldApplicationShows(t *testing.T) {
 	}
 	if rowOf(&kv1.Application{}, now).Held != "" {
 		t.Error("an Application nothing holds shows something held")
+	}
+}
+
+// TestHistoryShowsWhoApproved: a sync's audit record on the Application
+// page names the forge's approvers and the pull request, the rendered
+// digest and the dry run.
+func TestHistoryShowsWhoApproved(t *testing.T) {
+	app := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "myapp", Name: "web"},
+		Status: kv1.ApplicationStatus{History: []kv1.SyncRecord{{Revision: "0123456789abcdef0123456789abcdef01234567", Result: kv1.SyncResultSucceeded,
+			Approvers: []string{"bob", "carol"}, PullRequest: "https://gitea.example/shop/web/pulls/7", RenderedDigest: "sha256:abc", DryRun: kv1.DryRunPassed}}}}
+	var b bytes.Buffer
+	if err := templates.ExecuteTemplate(&b, "app.html", appPage{App: rowOf(app, time.Now()), History: historyOf(app)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<dt>approvers</dt><dd>bob, carol</dd>", "<dd>https://gitea.example/shop/web/pulls/7</dd>", "<dt>dryRun</dt><dd>Passed</dd>", "sha256:abc"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the page lacks %q", want)
+		}
 	}
 }

@@ -213,6 +213,8 @@ func historyOf(app *kv1.Application) []historyView {
 			{"time", timestamp(h.FinishedAt)}, {"app", app.Name}, {"namespace", app.Namespace}, {"revision", h.Revision},
 			{"author", h.Author}, {"committer", h.Committer}, {"signer", h.Signer}, {"message", h.Message},
 			{"trigger", h.Trigger}, {"serviceAccount", sa}, {"result", h.Result}, {"changes", h.Changes}, {"error", h.Error},
+			{"approvers", strings.Join(h.Approvers, ", ")}, {"pullRequest", h.PullRequest}, {"approvedBy", h.ApprovedBy},
+			{"approvalDigest", h.ApprovalDigest}, {"windowOverride", h.WindowOverride}, {"renderedDigest", h.RenderedDigest}, {"dryRun", h.DryRun},
 		}
 		v.Audit = slices.DeleteFunc(v.Audit, func(f field) bool { return f.Value == "" })
 		out = append(out, v)
