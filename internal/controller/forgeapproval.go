@@ -85,6 +85,9 @@ func (r *ApplicationReconciler) checkForgeApprovals(ctx context.Context, app *kv
 		api: rule.APIURL, min: rule.MinApprovers}
 	a, known := r.approvals.lookup(key)
 	if !known {
+		a, known = approvedWhenApplied(app, key.sha)
+	}
+	if !known {
 		var err error
 		if a, err = r.askForge(ctx, app, key); err != nil {
 			return err
@@ -142,4 +145,20 @@ func approversNote(rec kv1.SyncRecord) string {
 		return ""
 	}
 	return "; approved by " + strings.Join(rec.Approvers, ", ") + " in " + rec.PullRequest
+}
+
+// approvedWhenApplied is the approval recorded in history for sha when sha
+// is the revision applied under the current spec: a drift revert after a
+// restart re-applies what was approved without asking the forge again (so
+// a forge outage does not stop self-heal).
+func approvedWhenApplied(app *kv1.Application, sha string) (forge.Approval, bool) {
+	if sha != app.Status.LastAppliedRevision || app.Status.ObservedGeneration != app.Generation {
+		return forge.Approval{}, false
+	}
+	for _, h := range app.Status.History {
+		if h.Revision == sha && h.Result == kv1.SyncResultSucceeded && len(h.Approvers) > 0 {
+			return forge.Approval{Approvers: h.Approvers, Request: h.PullRequest}, true
+		}
+	}
+	return forge.Approval{}, false
 }
