@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -77,8 +78,10 @@ func TestChartsSeeTheClustersCapabilities(t *testing.T) {
 	if err := e.admin.Get(ctx, types.NamespacedName{Namespace: appNS, Name: "caps"}, app); err != nil {
 		t.Fatal(err)
 	}
+	// A merge patch: an update would conflict with the controller's status writes.
+	patch := client.MergeFrom(app.DeepCopy())
 	app.Spec.Source.Helm = &kv1.HelmSource{KubeVersion: "v1.30.1"}
-	if err := e.admin.Update(ctx, app); err != nil {
+	if err := e.admin.Patch(ctx, app, patch); err != nil {
 		t.Fatal(err)
 	}
 	e.waitCaps("the Application's kubeVersion", "v1.30.1", "true")

@@ -13,6 +13,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
@@ -137,8 +138,9 @@ func TestPrivateDependencyRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := e.app("private")
+	patch := client.MergeFrom(app.DeepCopy()) // not an update: it would conflict with the controller's status writes
 	app.Spec.Source.Helm = &kv1.HelmSource{RepositorySecretRefs: []kv1.LocalObjectReference{{Name: "charts-login"}}}
-	if err := e.admin.Update(ctx, app); err != nil {
+	if err := e.admin.Patch(ctx, app, patch); err != nil {
 		t.Fatal(err)
 	}
 	e.waitApp("private", "Ready with the credential", 60*time.Second, ready)
