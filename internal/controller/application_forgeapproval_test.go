@@ -153,7 +153,10 @@ func TestGiteaApprovalsGateTheApply(t *testing.T) {
 	first := commit("web-4", "registry.example.com/web:4.0", alice)
 	pr = open("web-4", alice.Login)
 	approve(pr, bob, carol)
-	commit("web-4", "registry.example.com/web:4.1", alice)
+	late := commit("web-4", "registry.example.com/web:4.1", alice)
+	if err := f.gitea.WaitPullHead(ctx, f.repo, pr, late); err != nil {
+		t.Fatal(err)
+	}
 	refused(merge(pr), "approved "+kv1.ShortSHA(first)+", not the final head")
 	if img := f.image(); img != "registry.example.com/web:2.0" {
 		t.Fatalf("image %s after a stale-approved merge, want the last approved 2.0", img)

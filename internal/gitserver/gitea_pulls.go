@@ -2,12 +2,14 @@ package gitserver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -66,14 +68,54 @@ func (g *Gitea) ReadToken(ctx context.Context, name string) (string, error) {
 	return out.SHA1, nil
 }
 
-// OpenPull opens a pull request of head into base on repo as login.
+// OpenPull opens a pull request of head into base on repo as login, once
+// Gitea knows the pushed branch (it records pushes asynchronously).
 func (g *Gitea) OpenPull(ctx context.Context, repo, login, head, base, title string) (int64, error) {
+	if err := g.eventually(ctx, "branch "+head+" known", func() (bool, error) {
+		err := g.api(ctx, http.MethodGet, "/repos/"+GiteaUser+"/"+repo+"/branches/"+head, nil, nil)
+		return err == nil, nil
+	}); err != nil {
+		return 0, err
+	}
 	var out struct {
 		Number int64 `json:"number"`
 	}
 	err := g.apiAs(ctx, login, http.MethodPost, "/repos/"+GiteaUser+"/"+repo+"/pulls",
 		map[string]any{"head": head, "base": base, "title": title}, &out)
 	return out.Number, err
+}
+
+// WaitPullHead waits until pull request n's head is sha (Gitea moves it
+// asynchronously after a push to its branch).
+func (g *Gitea) WaitPullHead(ctx context.Context, repo string, n int64, sha string) error {
+	return g.eventually(ctx, fmt.Sprintf("pull request %d at %s", n, sha), func() (bool, error) {
+		var pr struct {
+			Head struct {
+				SHA string `json:"sha"`
+			} `json:"head"`
+		}
+		err := g.api(ctx, http.MethodGet, "/repos/"+GiteaUser+"/"+repo+"/pulls/"+strconv.FormatInt(n, 10), nil, &pr)
+		return err == nil && pr.Head.SHA == sha, err
+	})
+}
+
+// eventually polls cond for up to 30 s.
+func (g *Gitea) eventually(ctx context.Context, what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gitea: waiting for %s: %w", what, cmp.Or(err, context.DeadlineExceeded))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Approve submits an approving review of pull request n by login, on the
@@ -87,7 +129,12 @@ func (g *Gitea) Approve(ctx context.Context, repo, login string, n int64) error 
 // branch's new head.
 func (g *Gitea) Merge(ctx context.Context, repo, login string, n int64) (string, error) {
 	path := "/repos/" + GiteaUser + "/" + repo + "/pulls/" + strconv.FormatInt(n, 10)
-	if err := g.apiAs(ctx, login, http.MethodPost, path+"/merge", map[string]any{"Do": "merge"}, nil); err != nil {
+	// Gitea checks mergeability asynchronously: "try again later" (405) meanwhile.
+	var last error
+	if err := g.eventually(ctx, fmt.Sprintf("pull request %d merged", n), func() (bool, error) {
+		last = g.apiAs(ctx, login, http.MethodPost, path+"/merge", map[string]any{"Do": "merge"}, nil)
+		return last == nil, last
+	}); err != nil {
 		return "", err
 	}
 	var pr struct {
