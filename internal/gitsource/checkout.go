@@ -69,8 +69,7 @@ func (s *Source) releaseCheckout(url, dir string) {
 			continue
 		}
 		if err := removeCheckout(d); err == nil {
-			delete(s.lastUsed, d)
-			delete(s.verified, d)
+			s.forget(d)
 		}
 	}
 }
@@ -106,6 +105,15 @@ func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error 
 	if err := removeTree(dir); err != nil {
 		return fmt.Errorf("removing a stale checkout %s: %w", dir, err)
 	}
+	// The checkout the cache would delete next, patched into this one;
+	// else (none, or it failed: a tree it refuses is refused below too)
+	// written in full.
+	if s.recycle(ctx, repo.Storer, url, dir, tree) {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("checking out %s: %w", sha, err)
+	}
 	parent := filepath.Join(s.opts.CacheDir, "checkouts")
 	tmp, err := os.MkdirTemp(parent, ".tmp-")
 	if err != nil {
@@ -119,7 +127,8 @@ func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error 
 			defer func() { _ = r.parent.Close() }()
 		}
 	}
-	if err := writeTree(ctx, repo.Storer, tree, tmp, s.opts.MaxCheckoutFiles, s.opts.MaxCheckoutBytes, reused); err != nil {
+	stats, err := writeTree(ctx, repo.Storer, tree, tmp, s.opts.MaxCheckoutFiles, s.opts.MaxCheckoutBytes, reused)
+	if err != nil {
 		_ = removeTree(tmp)
 		return fmt.Errorf("checking out %s: %w", sha, err)
 	}
@@ -127,27 +136,36 @@ func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error 
 		_ = removeTree(tmp)
 		return err
 	}
+	return s.finish(dir, stats)
+}
+
+// finish makes the complete checkout dir read-only, records its tree
+// beside it and trusts it.
+func (s *Source) finish(dir string, stats *checkoutStats) error {
 	if err := os.Chmod(dir, 0o555); err != nil {
 		return err
 	}
-	if err := os.WriteFile(dir+treeSuffix, []byte(tree.Hash.String()), 0o400); err != nil {
+	if err := os.WriteFile(dir+treeSuffix, []byte(stats.tree.String()), 0o400); err != nil {
 		return fmt.Errorf("recording checkout %s: %w", dir, err)
 	}
-	s.trust(dir)
+	s.coMu.Lock()
+	s.verified[dir] = true
+	s.stats[dir] = stats
+	s.coMu.Unlock()
 	return nil
 }
 
 // writeTree writes tree into the empty folder dir, confined to it, with at
-// most maxFiles files and maxBytes bytes.
-func writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *object.Tree, dir string, maxFiles int, maxBytes int64, prev *reuse) error {
+// most maxFiles files and maxBytes bytes, and says what it wrote.
+func writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *object.Tree, dir string, maxFiles int, maxBytes int64, prev *reuse) (*checkoutStats, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = root.Close() }()
 	top, err := root.Open(".")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = top.Close() }()
 	w := &treeWriter{ctx: ctx, store: store, root: root, maxFiles: maxFiles, maxBytes: maxBytes, prev: prev}
@@ -161,9 +179,12 @@ func writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *obje
 		}
 	}
 	if err := w.write(tree, prevTree, ".", int(top.Fd()), prevFd, 0); err != nil {
-		return err
+		return nil, err
 	}
-	return w.checkLinks()
+	if err := w.checkLinks(); err != nil {
+		return nil, err
+	}
+	return &checkoutStats{tree: tree.Hash, files: w.files, bytes: w.bytes, links: w.links}, nil
 }
 
 // trusted reports a checkout this process wrote or verified.

@@ -104,7 +104,7 @@ func FuzzWriteTree(f *testing.F) {
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		_ = writeTree(t.Context(), st, tree, dir, 100, 1<<20, nil)
+		_, _ = writeTree(t.Context(), st, tree, dir, 100, 1<<20, nil)
 		defer func() { _ = removeTree(dir) }()
 		entries, err := os.ReadDir(parent)
 		if err != nil {

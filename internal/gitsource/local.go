@@ -104,7 +104,7 @@ func (l *Local) WriteTree(ctx context.Context, sha, dir string) error {
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", sha, err)
 	}
-	if err := writeTree(ctx, l.repo.Storer, tree, dir, l.maxFiles, l.maxBytes, nil); err != nil {
+	if _, err := writeTree(ctx, l.repo.Storer, tree, dir, l.maxFiles, l.maxBytes, nil); err != nil {
 		return fmt.Errorf("checking out %s: %w", sha, err)
 	}
 	return nil

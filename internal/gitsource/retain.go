@@ -66,8 +66,7 @@ func (s *Source) Retain(keep []string, grace time.Duration) (int, error) {
 		if err := removeCheckout(d); err != nil {
 			return removed, fmt.Errorf("deleting unused checkout %s: %w", e.Name(), err)
 		}
-		delete(s.lastUsed, d)
-		delete(s.verified, d)
+		s.forget(d)
 	}
 	return removed, nil
 }

@@ -87,8 +87,10 @@ func TestCheckoutReusesUnchangedFiles(t *testing.T) {
 }
 
 // BenchmarkCheckoutNextCommit: the checkout of a commit that changes one
-// file of a 3000-file repository (1000 folders), written in full or
-// linked from the previous checkout.
+// file of a 3000-file repository (1000 folders): written in full (and the
+// oldest checkout deleted), linked from the previous checkout (none
+// deleted), or patched from the checkout the cache would delete
+// (recycle.go, what a cache at its KeepCheckouts does).
 func BenchmarkCheckoutNextCommit(b *testing.B) {
 	srv := startGitServer(b)
 	if err := srv.CreateRepo(b.Context(), "app", "main"); err != nil {
@@ -107,9 +109,10 @@ func BenchmarkCheckoutNextCommit(b *testing.B) {
 		b.Fatal(err)
 	}
 	checkoutAt(b, srv, first, files, nil)
-	for _, mode := range []string{"full", "reuse"} {
+	for _, mode := range []string{"full", "reuse", "recycle"} {
 		b.Run(mode, func(b *testing.B) {
-			src, err := New(Options{CacheDir: b.TempDir(), LsRemoteTTL: time.Nanosecond, KeepCheckouts: 2})
+			keep := map[string]int{"full": 2, "reuse": 1000, "recycle": 1}[mode]
+			src, err := New(Options{CacheDir: b.TempDir(), LsRemoteTTL: time.Nanosecond, KeepCheckouts: keep})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -58,9 +58,10 @@ type Source struct {
 	repos map[string]*repo
 
 	coMu     sync.Mutex
-	inUse    map[string]int       // checkout dir → holders
-	lastUsed map[string]time.Time // checkout dir → last Checkout
-	verified map[string]bool      // checkout dirs written or verified by this process
+	inUse    map[string]int            // checkout dir → holders
+	lastUsed map[string]time.Time      // checkout dir → last Checkout
+	verified map[string]bool           // checkout dirs written or verified by this process
+	stats    map[string]*checkoutStats // checkout dirs written by this process → what they hold
 }
 
 type repo struct {
@@ -142,7 +143,7 @@ func New(opts Options) (*Source, error) {
 	if err := os.MkdirAll(filepath.Join(opts.CacheDir, "checkouts"), 0o700); err != nil {
 		return nil, fmt.Errorf("creating git cache: %w", err)
 	}
-	return &Source{opts: opts, repos: map[string]*repo{}, inUse: map[string]int{}, lastUsed: map[string]time.Time{}, verified: map[string]bool{}}, nil
+	return &Source{opts: opts, repos: map[string]*repo{}, inUse: map[string]int{}, lastUsed: map[string]time.Time{}, verified: map[string]bool{}, stats: map[string]*checkoutStats{}}, nil
 }
 
 func hashOf(s string) string {

@@ -64,6 +64,10 @@ type treeWriter struct {
 	files int
 	bytes int64
 	links []string // symlinks written, resolved once the whole tree is there
+
+	// oldLinks, when patching a recycled checkout (recycle.go), are its
+	// symlinks not yet removed.
+	oldLinks map[string]struct{}
 }
 
 // noDir is the descriptor of a folder that is not there (prev has none).
