@@ -13,6 +13,8 @@ KEYLESS       := $(CURDIR)/bin/keyless
 KEYLESS_DEV   := $(CURDIR)/bin/keyless-dev
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS       := -X github.com/keyless-cd/keyless/internal/version.version=$(VERSION)
+# The build tags of every keyless binary (internal/version.BuildTags says why).
+BUILD_TAGS    := kustomize_disable_go_plugin_support
 GO_TEST_FLAGS ?= -timeout 30m
 TOOLS_BIN     := $(CURDIR)/bin/tools
 # Tools are built from hack/tools/go.mod into bin/tools and run from there: run
@@ -45,8 +47,8 @@ help: ## Show the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## Build bin/keyless (the product) and bin/keyless-dev (local cluster, dev issuer, demo)
-	go build -ldflags "$(LDFLAGS)" -o $(KEYLESS) ./cmd/keyless
-	go build -ldflags "$(LDFLAGS)" -o $(KEYLESS_DEV) ./cmd/keyless-dev
+	go build -tags $(BUILD_TAGS) -ldflags "$(LDFLAGS)" -o $(KEYLESS) ./cmd/keyless
+	go build -tags $(BUILD_TAGS) -ldflags "$(LDFLAGS)" -o $(KEYLESS_DEV) ./cmd/keyless-dev
 
 $(CONTROLLER_GEN): hack/tools/go.mod
 	$(TOOL_BUILD) sigs.k8s.io/controller-tools/cmd/controller-gen

@@ -20,6 +20,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
 	"github.com/keyless-cd/keyless/internal/render"
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 // TestOIDCConfigRBACAndDeploy follows the README's "Deploy from CI with OIDC":
@@ -111,7 +112,7 @@ pipelines:
 	}
 	// keyless kubeconfig: an exec-plugin kubeconfig with no secret inside works.
 	bin := filepath.Join(dir, "keyless")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/keyless").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", version.BuildTags, "-o", bin, "../../cmd/keyless").CombinedOutput(); err != nil {
 		t.Fatalf("building keyless: %v\n%s", err, out)
 	}
 	t.Setenv("K8S_TOKEN", token)

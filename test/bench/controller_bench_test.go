@@ -44,6 +44,7 @@ import (
 	keylessinstall "github.com/keyless-cd/keyless/internal/install"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 const (
@@ -193,7 +194,7 @@ func TestBenchController(t *testing.T) {
 
 	// The controller as its own process and ServiceAccount.
 	bin := filepath.Join(dir, "keyless")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root(), "cmd", "keyless")).CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", version.BuildTags, "-o", bin, filepath.Join(root(), "cmd", "keyless")).CombinedOutput(); err != nil {
 		t.Fatalf("building keyless: %v\n%s", err, out)
 	}
 	kubeconfig := controllerKubeconfig(t, c.Config, cs, filepath.Join(dir, "controller.kubeconfig"))

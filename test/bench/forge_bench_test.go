@@ -22,6 +22,7 @@ import (
 	"github.com/keyless-cd/keyless/internal/gitserver"
 	"github.com/keyless-cd/keyless/internal/localcluster"
 	"github.com/keyless-cd/keyless/internal/localcluster/clustertest"
+	"github.com/keyless-cd/keyless/internal/version"
 )
 
 // TestBenchForge measures push → commit status success visible through a
@@ -60,7 +61,7 @@ func TestBenchForge(t *testing.T) {
 	}
 
 	bin := filepath.Join(dir, "keyless")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root(), "cmd", "keyless")).CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", version.BuildTags, "-o", bin, filepath.Join(root(), "cmd", "keyless")).CombinedOutput(); err != nil {
 		t.Fatalf("building keyless: %v\n%s", err, out)
 	}
 	kubeconfig := controllerKubeconfig(t, c.Config, cs, filepath.Join(dir, "controller.kubeconfig"))

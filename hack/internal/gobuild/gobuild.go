@@ -11,17 +11,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	kversion "github.com/keyless-cd/keyless/internal/version"
 )
 
 // VersionVar is the linker variable `keyless version` prints.
 const VersionVar = "github.com/keyless-cd/keyless/internal/version.version"
 
 // Keyless compiles ./cmd/keyless of the module in dir for goos/goarch into
-// out: static (CGO_ENABLED=0), without file paths (-trimpath), VCS stamp
+// out: with version.BuildTags, static (CGO_ENABLED=0), without file paths (-trimpath), VCS stamp
 // (-buildvcs=false) or build ID, stripped (-s -w), version stamped — the
 // same bytes from the same tree.
 func Keyless(ctx context.Context, dir, goos, goarch, version, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-tags", kversion.BuildTags,
 		"-ldflags", "-s -w -buildid= -X "+VersionVar+"="+version, "-o", out, "./cmd/keyless")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
