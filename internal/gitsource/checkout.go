@@ -115,10 +115,11 @@ func (s *Source) writeCheckout(ctx context.Context, url, sha, dir string) error 
 		return fmt.Errorf("checking out %s: %w", sha, err)
 	}
 	parent := filepath.Join(s.opts.CacheDir, "checkouts")
-	tmp, err := os.MkdirTemp(parent, ".tmp-")
+	tmp, err := s.tempDir(parent)
 	if err != nil {
 		return err
 	}
+	defer s.releaseHold(tmp)
 	var reused *reuse
 	if prev, prevTree := s.previousCheckout(repo.Storer, url, dir); prev != "" {
 		defer s.releaseHold(prev)
@@ -185,6 +186,20 @@ func writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *obje
 		return nil, err
 	}
 	return &checkoutStats{tree: tree.Hash, files: w.files, bytes: w.bytes, links: w.links}, nil
+}
+
+// tempDir makes the folder a checkout is written in before it is renamed
+// into place, held until the caller's releaseHold: Retain, which deletes
+// what no Application reads, leaves a held folder alone.
+func (s *Source) tempDir(parent string) (string, error) {
+	tmp, err := os.MkdirTemp(parent, ".tmp-")
+	if err != nil {
+		return "", err
+	}
+	s.coMu.Lock()
+	s.inUse[tmp]++
+	s.coMu.Unlock()
+	return tmp, nil
 }
 
 // trusted reports a checkout this process wrote or verified.

@@ -64,11 +64,12 @@ func (s *Source) recycle(ctx context.Context, store storer.EncodedObjectStorer, 
 		_ = removeTree(victim)
 		return false
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(victim), ".tmp-")
+	tmp, err := s.tempDir(filepath.Dir(victim))
 	if err != nil {
 		_ = removeTree(victim)
 		return false
 	}
+	defer s.releaseHold(tmp)
 	// rename(2) replaces the empty folder (os.Rename refuses to).
 	if err := unix.Rename(victim, tmp); err != nil {
 		_ = removeTree(victim)

@@ -113,3 +113,31 @@ func TestRetainDeletesUnusedRepositories(t *testing.T) {
 		t.Fatalf("checkout after a refetch: %q, %v", b, err)
 	}
 }
+
+// TestRetainLeavesACheckoutBeingWritten: the folder a checkout is written
+// (or patched) in before it is renamed into place is not deleted by Retain
+// while it is written; a leftover of an earlier run is.
+func TestRetainLeavesACheckoutBeingWritten(t *testing.T) {
+	src, err := New(Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(src.opts.CacheDir, "checkouts")
+	tmp, err := src.tempDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Retain(nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("a checkout being written was deleted: %v", err)
+	}
+	src.releaseHold(tmp)
+	if _, err := src.Retain(nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("a leftover folder was kept: %v", err)
+	}
+}
