@@ -2,12 +2,15 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 
 	kv1 "github.com/keyless-cd/keyless/api/v1alpha1"
@@ -39,6 +42,14 @@ type forgeApprovals struct {
 
 	mu    sync.Mutex
 	known map[approvalKey]forge.Approval
+
+	// flight asks the forge once for the Applications that need the same
+	// answer at the same time — a push to a monorepo whose Applications
+	// share a rule and a token — instead of once per Application (a
+	// forge's API rate limit is per token). Keyed by the commit, the rule
+	// and the token's hash: a token that cannot see a request never
+	// answers for another that can.
+	flight singleflight.Group
 }
 
 func newForgeApprovals(eg egress.Options) *forgeApprovals {
@@ -59,6 +70,16 @@ func (f *forgeApprovals) remember(k approvalKey, a forge.Approval) {
 		clear(f.known)
 	}
 	f.known[k] = a
+}
+
+// ask calls fn for key and token, or waits for the call already asking
+// the same and takes its answer.
+func (f *forgeApprovals) ask(key approvalKey, token []byte, fn func() (forge.Approval, error)) (forge.Approval, error) {
+	h := sha256.Sum256(token)
+	k := fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%s\x00%d\x00%s", key.repo, key.sha, key.branch, key.provider, key.api, key.min, hex.EncodeToString(h[:]))
+	v, err, _ := f.flight.Do(k, func() (any, error) { return fn() })
+	a, _ := v.(forge.Approval)
+	return a, err
 }
 
 // approvalMissingError is a revision the forge does not show approved as
@@ -116,12 +137,15 @@ func (r *ApplicationReconciler) askForge(ctx context.Context, app *kv1.Applicati
 	if err != nil {
 		return forge.Approval{}, err
 	}
-	cr, err := cl.ChangeRequest(ctx, key.sha, key.branch)
-	if err == nil {
-		var a forge.Approval
-		if a, err = cr.Check(key.sha, key.branch, int(key.min)); err == nil {
-			return a, nil
+	a, err := r.approvals.ask(key, vals[0], func() (forge.Approval, error) {
+		cr, err := cl.ChangeRequest(ctx, key.sha, key.branch)
+		if err != nil {
+			return forge.Approval{}, err
 		}
+		return cr.Check(key.sha, key.branch, int(key.min))
+	})
+	if err == nil {
+		return a, nil
 	}
 	if errors.Is(err, forge.ErrApprovalMissing) || errors.Is(err, forge.ErrTooLarge) || errors.Is(err, forge.ErrConfig) {
 		return forge.Approval{}, &approvalMissingError{err: fmt.Errorf("spec.source.verify.approvals: %w", err)}
