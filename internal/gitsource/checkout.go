@@ -159,16 +159,11 @@ func (s *Source) finish(dir string, stats *checkoutStats) error {
 // writeTree writes tree into the empty folder dir, confined to it, with at
 // most maxFiles files and maxBytes bytes, and says what it wrote.
 func writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *object.Tree, dir string, maxFiles int, maxBytes int64, prev *reuse) (*checkoutStats, error) {
-	root, err := os.OpenRoot(dir)
+	root, top, closeAll, err := openCheckout(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = root.Close() }()
-	top, err := root.Open(".")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = top.Close() }()
+	defer closeAll()
 	w := &treeWriter{ctx: ctx, store: store, root: root, maxFiles: maxFiles, maxBytes: maxBytes, prev: prev}
 	var prevTree *object.Tree
 	prevFd := noDir
@@ -186,6 +181,21 @@ func writeTree(ctx context.Context, store storer.EncodedObjectStorer, tree *obje
 		return nil, err
 	}
 	return &checkoutStats{tree: tree.Hash, files: w.files, bytes: w.bytes, links: w.links}, nil
+}
+
+// openCheckout opens dir as the root every write of a checkout is
+// confined to, and its top folder.
+func openCheckout(dir string) (*os.Root, *os.File, func(), error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	top, err := root.Open(".")
+	if err != nil {
+		_ = root.Close()
+		return nil, nil, nil, err
+	}
+	return root, top, func() { _ = top.Close(); _ = root.Close() }, nil
 }
 
 // tempDir makes the folder a checkout is written in before it is renamed

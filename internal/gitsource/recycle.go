@@ -131,16 +131,11 @@ func patchTree(ctx context.Context, store storer.EncodedObjectStorer, t, old *ob
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	root, err := os.OpenRoot(dir)
+	root, top, closeAll, err := openCheckout(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = root.Close() }()
-	top, err := root.Open(".")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = top.Close() }()
+	defer closeAll()
 	// A change replacing entries holds both for a moment: bounded by
 	// twice the limits while patching, by the limits once done.
 	w := &treeWriter{ctx: ctx, store: store, root: root, maxFiles: maxFiles + stats.files, maxBytes: maxBytes + stats.bytes, files: stats.files, bytes: stats.bytes}

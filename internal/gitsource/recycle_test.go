@@ -225,14 +225,10 @@ func mutate(r *rand.Rand, model map[string]modelEntry, step int) {
 	}
 }
 
-// TestRecycledCheckoutsEqualFullOnes: a checkout patched from the one the
-// cache would have deleted (KeepCheckouts 1: every checkout recycles the
-// previous one) holds exactly what the commit holds — files, permissions,
-// symlinks, folders — at every one of 60 random commits (edits, deletes,
-// moves, symlinks to files and folders, files turned into folders and
-// back), and a folder the commit did not touch is the same folder as
-// before (patched, not written anew).
-func TestRecycledCheckoutsEqualFullOnes(t *testing.T) {
+// recyclingSource is a Git server with an empty repository "app" and a
+// Source keeping one checkout: each checkout recycles the previous one.
+func recyclingSource(t *testing.T) (*gitserver.Server, *Source) {
+	t.Helper()
 	srv := startGitServer(t)
 	if err := srv.CreateRepo(t.Context(), "app", "main"); err != nil {
 		t.Fatal(err)
@@ -241,6 +237,18 @@ func TestRecycledCheckoutsEqualFullOnes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, src
+}
+
+// TestRecycledCheckoutsEqualFullOnes: a checkout patched from the one the
+// cache would have deleted (KeepCheckouts 1: every checkout recycles the
+// previous one) holds exactly what the commit holds — files, permissions,
+// symlinks, folders — at every one of 60 random commits (edits, deletes,
+// moves, symlinks to files and folders, files turned into folders and
+// back), and a folder the commit did not touch is the same folder as
+// before (patched, not written anew).
+func TestRecycledCheckoutsEqualFullOnes(t *testing.T) {
+	srv, src := recyclingSource(t)
 	model := map[string]modelEntry{"README.md": {content: "hi\n"}, "base/cm.yaml": {content: "base\n"}, "untouched/keep.yaml": {content: "keep\n"}}
 	for i := range 4 {
 		model[fmt.Sprintf("apps/app-%d/deploy.yaml", i)] = modelEntry{content: fmt.Sprintf("app %d\n", i)}
@@ -296,14 +304,7 @@ func TestRecycledCheckoutsEqualFullOnes(t *testing.T) {
 // when patched into a recycled folder too, and the next good commit is
 // checked out whole.
 func TestRecycleRefusesWhatAFullCheckoutRefuses(t *testing.T) {
-	srv := startGitServer(t)
-	if err := srv.CreateRepo(t.Context(), "app", "main"); err != nil {
-		t.Fatal(err)
-	}
-	src, err := New(Options{CacheDir: t.TempDir(), LsRemoteTTL: time.Nanosecond, KeepCheckouts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, src := recyclingSource(t)
 	good := []gitserver.RawEntry{{Name: "a", Entries: []gitserver.RawEntry{{Name: "cm.yaml", Content: "x"}}}, {Name: "d", Mode: filemode.Dir, Entries: []gitserver.RawEntry{{Name: "f", Content: "y"}}}}
 	if _, err := srv.CommitRaw(t.Context(), "app", "main", good); err != nil {
 		t.Fatal(err)
