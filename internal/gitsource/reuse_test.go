@@ -86,6 +86,18 @@ func TestCheckoutReusesUnchangedFiles(t *testing.T) {
 	}
 }
 
+// monorepoFiles are the benchmarks' repository: 3000 files of ≈ 600 bytes
+// in 1000 folders.
+func monorepoFiles() map[string]string {
+	files := map[string]string{}
+	for i := range 1000 {
+		for _, f := range []string{"deploy.yaml", "service.yaml", "config.yaml"} {
+			files[fmt.Sprintf("apps/app-%04d/%s", i, f)] = fmt.Sprintf("# app %d %s\n%s", i, f, string(make([]byte, 600)))
+		}
+	}
+	return files
+}
+
 // BenchmarkCheckoutNextCommit: the checkout of a commit that changes one
 // file of a 3000-file repository (1000 folders): written in full (and the
 // oldest checkout deleted), linked from the previous checkout (none
@@ -96,12 +108,7 @@ func BenchmarkCheckoutNextCommit(b *testing.B) {
 	if err := srv.CreateRepo(b.Context(), "app", "main"); err != nil {
 		b.Fatal(err)
 	}
-	files := map[string]string{}
-	for i := range 1000 {
-		for _, f := range []string{"deploy.yaml", "service.yaml", "config.yaml"} {
-			files[fmt.Sprintf("apps/app-%04d/%s", i, f)] = fmt.Sprintf("# app %d %s\n%s", i, f, string(make([]byte, 600)))
-		}
-	}
+	files := monorepoFiles()
 	// Committing 3000 files through go-git's worktree takes minutes: once,
 	// for both modes (each then checks out the head in a cache of its own).
 	first, err := New(Options{CacheDir: b.TempDir(), LsRemoteTTL: time.Nanosecond, KeepCheckouts: 2})
@@ -158,12 +165,7 @@ func BenchmarkFetchNextCommit(b *testing.B) {
 	if err := srv.CreateRepo(b.Context(), "app", "main"); err != nil {
 		b.Fatal(err)
 	}
-	files := map[string]string{}
-	for i := range 1000 {
-		for _, f := range []string{"deploy.yaml", "service.yaml", "config.yaml"} {
-			files[fmt.Sprintf("apps/app-%04d/%s", i, f)] = fmt.Sprintf("# app %d %s\n%s", i, f, string(make([]byte, 600)))
-		}
-	}
+	files := monorepoFiles()
 	cache := b.TempDir()
 	src, err := New(Options{CacheDir: cache, LsRemoteTTL: time.Nanosecond})
 	if err != nil {
