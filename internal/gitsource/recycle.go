@@ -166,22 +166,9 @@ func patchTree(ctx context.Context, store storer.EncodedObjectStorer, t, old *ob
 // patch turns folder dir ("." for the root), open as fd and holding tree
 // old, into tree t.
 func (w *treeWriter) patch(t, old *object.Tree, dir string, fd, depth int) error {
-	if depth > maxTreeDepth {
-		return fmt.Errorf("%s: nested deeper than %d folders: %w", dir, maxTreeDepth, ErrUnsafeTree)
-	}
-	next := make(map[string]*object.TreeEntry, len(t.Entries))
-	for i, e := range t.Entries {
-		name := path.Join(dir, e.Name)
-		if err := checkEntryName(e.Name); err != nil {
-			return fmt.Errorf("entry %q in %s: %w", e.Name, dir, err)
-		}
-		if _, dup := next[e.Name]; dup {
-			return fmt.Errorf("%s: the tree holds this name twice: %w", name, ErrUnsafeTree)
-		}
-		if len(name) > maxPathBytes {
-			return fmt.Errorf("%s…: path longer than %d bytes: %w", name[:64], maxPathBytes, ErrUnsafeTree)
-		}
-		next[e.Name] = &t.Entries[i]
+	next, err := checkFolder(t, dir, depth)
+	if err != nil {
+		return err
 	}
 	prev := make(map[string]*object.TreeEntry, len(old.Entries))
 	for i, o := range old.Entries {

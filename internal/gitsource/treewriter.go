@@ -78,27 +78,39 @@ const noDir = -1
 // prevFd (nil and noDir: none). Each folder is made read-only once its
 // entries are written.
 func (w *treeWriter) write(t, prev *object.Tree, dir string, fd, prevFd, depth int) error {
-	if depth > maxTreeDepth {
-		return fmt.Errorf("%s: nested deeper than %d folders: %w", dir, maxTreeDepth, ErrUnsafeTree)
+	if _, err := checkFolder(t, dir, depth); err != nil {
+		return err
 	}
-	seen := make(map[string]struct{}, len(t.Entries))
 	for _, e := range t.Entries {
-		name := path.Join(dir, e.Name)
-		if err := checkEntryName(e.Name); err != nil {
-			return fmt.Errorf("entry %q in %s: %w", e.Name, dir, err)
-		}
-		if _, dup := seen[e.Name]; dup {
-			return fmt.Errorf("%s: the tree holds this name twice: %w", name, ErrUnsafeTree)
-		}
-		seen[e.Name] = struct{}{}
-		if len(name) > maxPathBytes {
-			return fmt.Errorf("%s…: path longer than %d bytes: %w", name[:64], maxPathBytes, ErrUnsafeTree)
-		}
-		if err := w.entry(e, w.prev.entry(prev, e.Name), name, fd, prevFd, depth); err != nil {
+		if err := w.entry(e, w.prev.entry(prev, e.Name), path.Join(dir, e.Name), fd, prevFd, depth); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// checkFolder checks folder dir's tree t before anything of it is written
+// (its depth, each entry's name, a name twice, a path's length) and
+// returns its entries by name.
+func checkFolder(t *object.Tree, dir string, depth int) (map[string]*object.TreeEntry, error) {
+	if depth > maxTreeDepth {
+		return nil, fmt.Errorf("%s: nested deeper than %d folders: %w", dir, maxTreeDepth, ErrUnsafeTree)
+	}
+	byName := make(map[string]*object.TreeEntry, len(t.Entries))
+	for i, e := range t.Entries {
+		name := path.Join(dir, e.Name)
+		if err := checkEntryName(e.Name); err != nil {
+			return nil, fmt.Errorf("entry %q in %s: %w", e.Name, dir, err)
+		}
+		if _, dup := byName[e.Name]; dup {
+			return nil, fmt.Errorf("%s: the tree holds this name twice: %w", name, ErrUnsafeTree)
+		}
+		if len(name) > maxPathBytes {
+			return nil, fmt.Errorf("%s…: path longer than %d bytes: %w", name[:64], maxPathBytes, ErrUnsafeTree)
+		}
+		byName[e.Name] = &t.Entries[i]
+	}
+	return byName, nil
 }
 
 func (w *treeWriter) entry(e object.TreeEntry, prev *object.TreeEntry, name string, fd, prevFd, depth int) error {
