@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
@@ -53,9 +54,14 @@ func (s *Source) fetch(ctx context.Context, url string, rev Revision, auth trans
 	// The remote is built from the URL the caller resolved, never read from
 	// the cached repository's config: nothing in the cache decides where a
 	// credential is sent.
-	rem := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: remoteName, URLs: []string{url}})
 	start := time.Now()
-	err = s.fetchRevision(ctx, rem, rev, auth)
+	// The change from the ref's previous tip when that is enough
+	// (incremental.go), else the commit's whole tree.
+	incremental, err := s.fetchIncremental(ctx, s.repo(url), repo, url, rev, auth)
+	if !incremental && err == nil {
+		rem := git.NewRemote(repo.Storer, &config.RemoteConfig{Name: remoteName, URLs: []string{url}})
+		err = s.fetchRevision(ctx, rem, rev, auth)
+	}
 	s.observe("fetch", url, start, err)
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -78,9 +84,9 @@ func (s *Source) fetchRevision(ctx context.Context, rem *git.Remote, rev Revisio
 	opts := &git.FetchOptions{RemoteName: remoteName, Auth: auth, Tags: git.NoTags, Force: true, Depth: 1}
 	switch {
 	case rev.Ref != "" && rev.Ref != "HEAD":
-		opts.RefSpecs = []config.RefSpec{config.RefSpec("+" + rev.Ref + ":refs/keyless/" + strings.TrimPrefix(rev.Ref, "refs/"))}
+		opts.RefSpecs = []config.RefSpec{config.RefSpec("+" + rev.Ref + ":" + string(localRef(rev)))}
 	case rev.Ref == "HEAD":
-		opts.RefSpecs = []config.RefSpec{"+HEAD:refs/keyless/HEAD"}
+		opts.RefSpecs = []config.RefSpec{config.RefSpec("+HEAD:" + string(localRef(rev)))}
 	default:
 		opts.RefSpecs = []config.RefSpec{config.RefSpec(rev.SHA + ":refs/keyless/pinned/" + rev.SHA)}
 		err := rem.FetchContext(ctx, opts)
@@ -121,6 +127,12 @@ func (r *repo) open() (*git.Repository, error) {
 	}
 	if _, err := r.openDir(); err != nil {
 		return nil, err
+	}
+	// Scratch folders of incremental fetches a crash left behind.
+	if left, err := filepath.Glob(filepath.Join(r.dir, incomingPrefix+"*")); err == nil {
+		for _, dir := range left {
+			_ = os.RemoveAll(dir)
+		}
 	}
 	// Open the folder again with a small object cache: PlainOpen's holds up
 	// to 96 MiB of decoded objects, and this instance lives as long as the

@@ -62,6 +62,12 @@ type Source struct {
 	lastUsed map[string]time.Time      // checkout dir → last Checkout
 	verified map[string]bool           // checkout dirs written or verified by this process
 	stats    map[string]*checkoutStats // checkout dirs written by this process → what they hold
+
+	// changeFetches counts the fetches that took only a commit's change
+	// (incremental.go).
+	changeFetches atomic.Int64
+	// refusedPacks counts the incremental packs refused as incomplete.
+	refusedPacks atomic.Int64
 }
 
 type repo struct {
