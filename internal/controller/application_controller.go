@@ -107,6 +107,8 @@ type ApplicationReconciler struct {
 	// changedFirst queues ahead the Applications a push changed the
 	// render inputs of (changedfirst.go).
 	changedFirst *changedFirst
+	// applies makes status-only passes wait while an apply runs (yield.go).
+	applies *applyGate
 	// namespaces are Options.Namespaces; approvalNamespace is the
 	// controller's own (Options.ControllerNamespace), where approval
 	// records of out-of-namespace objects are read (approval.go).
@@ -328,7 +330,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app *kv1.Applicat
 	applyCtx, supersede := context.WithCancelCause(syncCtx)
 	poked, syncDone := r.syncs.start(key)
 	go watchForNewRevision(applyCtx, source, resolved, interval, poked, supersede)
+	applied := r.applies.applying()
 	res, err := eng.Apply(applyCtx, objs, applyOpts)
+	applied()
 	newer := superseded(applyCtx)
 	supersede(nil)
 	syncDone()

@@ -316,7 +316,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		renderer: renderer, allowInsecureHTTP: opts.AllowInsecureHTTP, hookTimeout: opts.HookTimeout,
 		trustPolicy: opts.TrustPolicy, trustedRoot: opts.TrustedRoot,
 		syncTimeout: opts.SyncTimeout, maxWaves: opts.MaxWaves,
-		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), changedFirst: newChangedFirst(), shard: opts.Shard, shards: opts.ShardNamespaces, stale: newStaleReads(),
+		engines: newEnginePool(cfg, mgr.GetRESTMapper()), renders: newRenderCache(), changedFirst: newChangedFirst(), applies: newApplyGate(), shard: opts.Shard, shards: opts.ShardNamespaces, stale: newStaleReads(),
 		namespaces: opts.Namespaces, approvalNamespace: opts.ControllerNamespace,
 	}
 	healthDefaults, err := DefaultHealth(opts.HealthCheckExprs)

@@ -122,6 +122,7 @@ func statusOnly(app *kv1.Application, trigger string, plan syncPlan, out renderO
 // recordUnchanged moves app to sha with no write to its objects: the
 // commit changed none of the files its render read.
 func (r *ApplicationReconciler) recordUnchanged(ctx context.Context, app *kv1.Application, sha string, out renderOutcome, interval time.Duration) (ctrl.Result, error) {
+	r.applies.yield(ctx) // the status write waits for a running apply (yield.go)
 	app.Status.LastAppliedRevision = sha
 	app.Status.LastAttemptedRevision = sha
 	app.Status.ObservedGeneration = app.Generation
