@@ -127,7 +127,7 @@ func (s *Source) fetchChange(ctx context.Context, r *repo, repo *git.Repository,
 	if err != nil {
 		return err
 	}
-	if tip, err := refs.Reference(plumbing.ReferenceName(rev.Ref)); err != nil || tip.Hash().String() != rev.SHA {
+	if tip, err := storer.ResolveReference(refs, plumbing.ReferenceName(rev.Ref)); err != nil || tip.Hash().String() != rev.SHA {
 		return errors.New("the ref moved since it was resolved")
 	}
 	want := plumbing.NewHash(rev.SHA)

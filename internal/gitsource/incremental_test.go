@@ -310,3 +310,36 @@ func TestIncrementalFetchFallsBackForARestoredFile(t *testing.T) {
 		}
 	}
 }
+
+// TestIncrementalFetchOfHEAD: an Application following the server's HEAD
+// (no branch named) takes only the change too, and gets the commit.
+func TestIncrementalFetchOfHEAD(t *testing.T) {
+	srv, src := recyclingSource(t)
+	url := srv.RepoURL("app")
+	fetchHEAD := func(content string) {
+		t.Helper()
+		if _, err := srv.Commit(t.Context(), "app", gitserver.Commit{Files: map[string]string{"cm.yaml": content}, Message: "c"}); err != nil {
+			t.Fatal(err)
+		}
+		rev, err := src.Resolve(t.Context(), url, "HEAD", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Fetch(t.Context(), url, rev, nil); err != nil {
+			t.Fatal(err)
+		}
+		dir, release, err := src.Checkout(t.Context(), url, rev.SHA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		if got := listTree(t, dir)["cm.yaml"]; got != fmt.Sprintf("file 444 %q", content) {
+			t.Fatalf("cm.yaml is %s, want %q", got, content)
+		}
+	}
+	fetchHEAD("v1\n")
+	fetchHEAD("v2\n")
+	if n := src.changeFetches.Load(); n != 1 {
+		t.Errorf("the second commit of HEAD took %d incremental fetches, want 1", n)
+	}
+}
