@@ -312,7 +312,9 @@ func TestIncrementalFetchFallsBackForARestoredFile(t *testing.T) {
 }
 
 // TestIncrementalFetchOfHEAD: an Application following the server's HEAD
-// (no branch named) takes only the change too, and gets the commit.
+// (no branch named; resolved to the branch the server names for it) takes
+// only the change too, and gets the commit. (A HEAD the server does not
+// name a branch for stays "HEAD", resolved in the advertisement again.)
 func TestIncrementalFetchOfHEAD(t *testing.T) {
 	srv, src := recyclingSource(t)
 	url := srv.RepoURL("app")
