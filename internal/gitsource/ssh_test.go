@@ -26,7 +26,7 @@ func deployKey(t *testing.T) ([]byte, ssh.Signer) {
 
 // sshRepo serves one repository with a signed commit over HTTP (to make
 // commits) and over a real OpenSSH sshd that lets deploy in.
-func sshRepo(t *testing.T, deploy ssh.PublicKey) (*gitserver.SSHServer, string, ssh.Signer) {
+func sshRepo(t *testing.T, deploy ssh.PublicKey) (*gitserver.SSHServer, *gitserver.Server, string, ssh.Signer) {
 	t.Helper()
 	ctx := t.Context()
 	srv, err := gitserver.Start(gitserver.Options{Root: t.TempDir(), Token: "tok"})
@@ -48,7 +48,7 @@ func sshRepo(t *testing.T, deploy ssh.PublicKey) (*gitserver.SSHServer, string, 
 		t.Fatal(err)
 	}
 	t.Cleanup(sshd.Stop)
-	return sshd, sha, ciKey
+	return sshd, srv, sha, ciKey
 }
 
 // TestSSHDeployKey: ls-remote, fetch, checkout and signature checks over a
@@ -58,7 +58,7 @@ func sshRepo(t *testing.T, deploy ssh.PublicKey) (*gitserver.SSHServer, string, 
 func TestSSHDeployKey(t *testing.T) {
 	ctx := t.Context()
 	identity, deploy := deployKey(t)
-	sshd, sha, ciKey := sshRepo(t, deploy.PublicKey())
+	sshd, srv, sha, ciKey := sshRepo(t, deploy.PublicKey())
 	url := sshd.RepoURL("org/app")
 	src, err := New(Options{CacheDir: t.TempDir(), LsRemoteTTL: time.Nanosecond})
 	if err != nil {
@@ -95,6 +95,31 @@ func TestSSHDeployKey(t *testing.T) {
 	}
 	if signer, err := info.Verify(trusted); err != nil || signer == "" {
 		t.Fatalf("verify a commit fetched over ssh: %q, %v", signer, err)
+	}
+
+	// The next commit comes over ssh as its change (incremental.go).
+	next, err := srv.Commit(ctx, "org/app", gitserver.Commit{Files: map[string]string{"deploy/cm.yaml": "a: 2\n"}, Message: "next"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err = src.Resolve(ctx, url, "main", auth)
+	if err != nil || rev.SHA != next {
+		t.Fatalf("ls-remote over ssh: %+v, %v", rev, err)
+	}
+	if err := src.Fetch(ctx, url, rev, auth); err != nil {
+		t.Fatalf("fetch over ssh: %v", err)
+	}
+	if n := src.changeFetches.Load(); n != 1 {
+		t.Errorf("the next commit took %d incremental fetches over ssh, want 1", n)
+	}
+	dir, release, err = src.Checkout(ctx, url, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = os.ReadFile(filepath.Join(dir, "deploy", "cm.yaml"))
+	release()
+	if err != nil || string(b) != "a: 2\n" {
+		t.Fatalf("checkout of the next commit: %q, %v", b, err)
 	}
 
 	host := sshd.Addr()
