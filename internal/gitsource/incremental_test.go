@@ -129,7 +129,14 @@ func requireCacheComplete(t *testing.T, src *Source, url string) {
 // exactly model.
 func requireCheckout(t *testing.T, srv *gitserver.Server, src *Source, model map[string]modelEntry, step int) {
 	t.Helper()
-	got, want := listTree(t, checkoutHead(t, srv, src)), wantTree(model)
+	requireTree(t, checkoutHead(t, srv, src), model, step)
+}
+
+// requireTree fails unless the checkout dir holds exactly model: files,
+// permissions, symlinks, folders.
+func requireTree(t *testing.T, dir string, model map[string]modelEntry, step int) {
+	t.Helper()
+	got, want := listTree(t, dir), wantTree(model)
 	for p, w := range want {
 		if got[p] != w {
 			t.Errorf("step %d: %s is %q, want %q", step, p, got[p], w)

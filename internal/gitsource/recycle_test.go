@@ -267,20 +267,7 @@ func TestRecycledCheckoutsEqualFullOnes(t *testing.T) {
 			t.Fatal(err)
 		}
 		dir := checkoutHead(t, srv, src)
-		got, want := listTree(t, dir), wantTree(model)
-		for p, w := range want {
-			if got[p] != w {
-				t.Errorf("step %d: %s is %q, want %q", step, p, got[p], w)
-			}
-		}
-		for p, g := range got {
-			if _, ok := want[p]; !ok {
-				t.Errorf("step %d: %s (%s) is not in the commit", step, p, g)
-			}
-		}
-		if t.Failed() {
-			t.FailNow()
-		}
+		requireTree(t, dir, model, step)
 		fi, err := os.Stat(filepath.Join(dir, "untouched"))
 		if err != nil {
 			t.Fatal(err)
