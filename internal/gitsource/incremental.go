@@ -38,7 +38,7 @@ import (
 // file restored as it was) is left out. So the pack is written to a scratch
 // folder first, every commit in it is checked complete — each tree and blob
 // that differs from its first parent's is present, in the pack or the
-// cache — and only then moved into the cache. Otherwise it is dropped and
+// cache — and only then written into the cache. Otherwise it is dropped and
 // the commit is fetched at depth 1 as before. Every commit in the cache thus
 // has its whole tree, which fetch's "already here" relies on.
 
@@ -104,7 +104,7 @@ func (s *Source) fetchIncremental(ctx context.Context, r *repo, repo *git.Reposi
 }
 
 // fetchChange asks url for rev.SHA with have as the one common commit,
-// checks the pack complete in a scratch folder and moves it into the cache.
+// checks the pack complete in a scratch folder and writes it into the cache.
 func (s *Source) fetchChange(ctx context.Context, r *repo, repo *git.Repository, url string, rev Revision, have plumbing.Hash, auth transport.AuthMethod) error {
 	ep, err := transport.NewEndpoint(url)
 	if err != nil {
@@ -169,11 +169,8 @@ func (s *Source) fetchChange(ctx context.Context, r *repo, repo *git.Repository,
 		}
 		return err
 	}
-	if err := movePacks(filepath.Join(scratch, "objects", "pack"), filepath.Join(r.dir, "objects", "pack")); err != nil {
+	if err := copyPacks(filepath.Join(scratch, "objects", "pack"), repo.Storer); err != nil {
 		return err
-	}
-	if st, ok := repo.Storer.(*filesystem.Storage); ok {
-		st.Reindex()
 	}
 	return repo.Storer.SetReference(plumbing.NewHashReference(localRef(rev), want))
 }
@@ -190,25 +187,44 @@ func demux(caps *capability.List, res *packp.UploadPackResponse) io.Reader {
 	return res
 }
 
-// movePacks moves the pack files of from into to: each .pack before its
-// .idx, so an index found always has its pack.
-func movePacks(from, to string) error {
+// copyPacks writes the packs of folder from into the cache through its
+// pack writer, which indexes each and adds it to the indexes the cache
+// holds (moving the files in would make it read every index again).
+func copyPacks(from string, to storer.Storer) error {
+	pw, ok := to.(storer.PackfileWriter)
+	if !ok {
+		return errors.New("the cache cannot take packs")
+	}
 	entries, err := os.ReadDir(from)
 	if err != nil {
 		return err
 	}
-	for _, ext := range []string{".pack", ".idx"} {
-		for _, e := range entries {
-			name := e.Name()
-			if !strings.HasPrefix(name, "pack-") || filepath.Ext(name) != ext {
-				continue
-			}
-			if err := os.Rename(filepath.Join(from, name), filepath.Join(to, name)); err != nil {
-				return err
-			}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "pack-") || filepath.Ext(e.Name()) != ".pack" {
+			continue
+		}
+		if err := copyPack(filepath.Join(from, e.Name()), pw); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func copyPack(file string, pw storer.PackfileWriter) (err error) {
+	f, err := os.Open(file) //nolint:gosec // a pack this fetch wrote into its own scratch folder
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	w, err := pw.PackfileWriter()
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, f); err != nil {
+		_ = w.Close()
+		return err
+	}
+	return w.Close()
 }
 
 // packCheck checks that the commits of a pack (in) have their whole trees
