@@ -51,6 +51,11 @@ func (s *Source) fetch(ctx context.Context, url string, rev Revision, auth trans
 	if _, err := repo.CommitObject(plumbing.NewHash(rev.SHA)); err == nil {
 		return nil
 	}
+	if r := s.repo(url); r.packCount() > s.opts.MaxPacks {
+		if repo, err = r.startAfresh(); err != nil { // compact.go
+			return fmt.Errorf("starting the git cache of %s afresh: %w", url, err)
+		}
+	}
 	// The remote is built from the URL the caller resolved, never read from
 	// the cached repository's config: nothing in the cache decides where a
 	// credential is sent.

@@ -41,6 +41,10 @@ type Options struct {
 	MaxAdvertisementBytes int64
 	// MaxFetchBytes bounds the bytes of one fetch (the pack). Default 512 MiB.
 	MaxFetchBytes int64
+	// MaxPacks is how many packs (one per fetch) a cached repository may
+	// hold before a fetch deletes it and starts it afresh (compact.go).
+	// Default 64.
+	MaxPacks int
 	// Observe, when set, is told of every ls-remote and fetch of url (for metrics).
 	Observe func(op, url string, d time.Duration, err error)
 }
@@ -144,6 +148,9 @@ func New(opts Options) (*Source, error) {
 	}
 	if opts.MaxFetchBytes == 0 {
 		opts.MaxFetchBytes = 512 << 20
+	}
+	if opts.MaxPacks == 0 {
+		opts.MaxPacks = 64
 	}
 	installCappedHTTP()
 	if err := os.MkdirAll(filepath.Join(opts.CacheDir, "checkouts"), 0o700); err != nil {
