@@ -144,6 +144,7 @@ type Renderer interface {
 // → engine apply as the deployer (prune per policy) → health → status.
 func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	start := time.Now()
+	r.applies.picked(req.NamespacedName)
 	app := &kv1.Application{}
 	if err := r.client.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -89,6 +89,7 @@ func (r *ApplicationReconciler) prioritizeChanged(ctx context.Context, source op
 			obj := &kv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: app.Namespace, Name: app.Name}}
 			select {
 			case r.changedFirst.urgent <- event.GenericEvent{Object: obj}:
+				r.applies.queuedAhead(app)
 			default: // full: it syncs in its push's order
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // yielded runs g.yield in the background and reports when it returns.
@@ -68,5 +70,27 @@ func TestStatusOnlyPassesYieldToApplies(t *testing.T) {
 
 	var none *applyGate
 	none.applying()()
+	none.queuedAhead(types.NamespacedName{})
+	none.picked(types.NamespacedName{})
 	returnsSoon(t, yielded(t.Context(), none), "no gate")
+}
+
+// TestStatusOnlyPassesDoNotHoldWorkersFromChangedOnes: while a changed
+// Application queued ahead waits for a worker, a status-only pass does not
+// wait for the running apply (it would keep that worker from it); once a
+// worker picked it up, passes wait again.
+func TestStatusOnlyPassesDoNotHoldWorkersFromChangedOnes(t *testing.T) {
+	g := &applyGate{window: time.Hour}
+	done := g.applying()
+	defer done()
+	key := types.NamespacedName{Namespace: "team-b", Name: "web"}
+	g.queuedAhead(key)
+	returnsSoon(t, yielded(t.Context(), g), "a changed Application waits for a worker")
+	g.picked(key)
+	stillWaiting(t, yielded(t.Context(), g), "it was picked up")
+
+	g.mu.Lock()
+	g.ahead[key] = time.Now().Add(-queuedAheadTTL) // never picked up: deleted meanwhile
+	g.mu.Unlock()
+	stillWaiting(t, yielded(t.Context(), g), "a long-forgotten entry")
 }
