@@ -18,15 +18,7 @@ import (
 // kept in the order given, so names may repeat or be anything.
 func fuzzTree(t *testing.T, st *memory.Storage, spec string) *object.Tree {
 	t.Helper()
-	blob := func(content string) plumbing.Hash {
-		o := st.NewEncodedObject()
-		o.SetType(plumbing.BlobObject)
-		w, _ := o.Writer()
-		_, _ = w.Write([]byte(content))
-		_ = w.Close()
-		h, _ := st.SetEncodedObject(o)
-		return h
-	}
+	blob := func(content string) plumbing.Hash { return storeBlob(st, content) }
 	encode := func(tr *object.Tree) plumbing.Hash {
 		o := st.NewEncodedObject()
 		if err := tr.Encode(o); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -24,7 +25,7 @@ func storeTree(t *testing.T, s storer.EncodedObjectStorer, files map[string]stri
 	root := &dir{files: map[string]string{}, dirs: map[string]*dir{}}
 	for p, content := range files {
 		d := root
-		parts := splitPath(p)
+		parts := strings.Split(p, "/")
 		for _, part := range parts[:len(parts)-1] {
 			if d.dirs[part] == nil {
 				d.dirs[part] = &dir{files: map[string]string{}, dirs: map[string]*dir{}}
@@ -40,16 +41,7 @@ func storeTree(t *testing.T, s storer.EncodedObjectStorer, files map[string]stri
 			if _, clash := d.dirs[name]; clash {
 				continue
 			}
-			o := s.NewEncodedObject()
-			o.SetType(plumbing.BlobObject)
-			w, _ := o.Writer()
-			_, _ = w.Write([]byte(content))
-			_ = w.Close()
-			h, err := s.SetEncodedObject(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			entries = append(entries, object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: h})
+			entries = append(entries, object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: storeBlob(s, content)})
 		}
 		for name, sub := range d.dirs {
 			entries = append(entries, object.TreeEntry{Name: name, Mode: filemode.Dir, Hash: write(sub)})
@@ -68,16 +60,15 @@ func storeTree(t *testing.T, s storer.EncodedObjectStorer, files map[string]stri
 	return write(root)
 }
 
-func splitPath(p string) []string {
-	var parts []string
-	start := 0
-	for i := range len(p) {
-		if p[i] == '/' {
-			parts = append(parts, p[start:i])
-			start = i + 1
-		}
-	}
-	return append(parts, p[start:])
+// storeBlob writes content as a blob into s.
+func storeBlob(s storer.EncodedObjectStorer, content string) plumbing.Hash {
+	o := s.NewEncodedObject()
+	o.SetType(plumbing.BlobObject)
+	w, _ := o.Writer()
+	_, _ = w.Write([]byte(content))
+	_ = w.Close()
+	h, _ := s.SetEncodedObject(o)
+	return h
 }
 
 func storeCommit(t *testing.T, s storer.EncodedObjectStorer, tree plumbing.Hash, parents ...plumbing.Hash) plumbing.Hash {
